@@ -1,0 +1,1 @@
+"""Adapters: the concrete implementations of the domain's ports, and the HTTP entry point."""

@@ -1,0 +1,1 @@
+"""The HTTP adapter: Litestar controllers and msgspec structs over the use cases."""

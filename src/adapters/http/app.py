@@ -1,0 +1,77 @@
+"""`create_app`: the Litestar application over a wired container."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from adapters.http.auth import ApiKeyGuard
+from adapters.http.controllers import FaceController, HealthController, run_inference
+from adapters.http.errors import handle_domain_error, handle_http_exception, handle_unexpected
+from app.settings import Settings
+from app.use_cases import FaceService, ServiceInfo
+from domain.errors import FaceServiceError
+
+if TYPE_CHECKING:
+    from app.container import Container
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(container: Container, settings: Settings, info: ServiceInfo) -> Litestar:
+    """Build the app. The models load here (not per request); lifespan warms them up before the
+    server accepts connections and shuts the inference executor down after the last request."""
+    service: FaceService = container.service()
+    executor: Executor = container.executor()
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await run_inference(executor, service.warm_up)
+        logger.info(
+            "ready: backend=%s model=%s providers=%s", info.backend, info.model_id, ",".join(info.execution_providers)
+        )
+        try:
+            yield
+        finally:
+            container.shutdown_resources()
+
+    protected = Router(
+        path="/",
+        route_handlers=[FaceController],
+        guards=[ApiKeyGuard(settings.api_keys)],
+        security=[{"BearerAuth": []}],
+    )
+    openapi = None
+    if settings.expose_docs:
+        openapi = OpenAPIConfig(
+            title="Face service",
+            version=info.version,
+            path="/docs",
+            components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer")}),
+        )
+    return Litestar(
+        route_handlers=[HealthController, protected],
+        dependencies={
+            "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
+            "executor": Provide(lambda: executor, use_cache=True, sync_to_thread=False),
+            "info": Provide(lambda: info, use_cache=True, sync_to_thread=False),
+        },
+        exception_handlers={
+            FaceServiceError: handle_domain_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        request_max_body_size=settings.max_request_bytes,
+        openapi_config=openapi,
+        lifespan=[lifespan],
+        debug=False,
+    )

@@ -1,0 +1,33 @@
+"""API-key authentication: `Authorization: Bearer <key>`, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from adapters.http.errors import UnauthorizedError
+
+
+class ApiKeyGuard:
+    """A Litestar guard accepting any of the configured keys (several allow rotation)."""
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        if not keys:
+            raise ValueError("at least one API key is required")
+        self._keys = tuple(key.encode() for key in keys)
+
+    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise UnauthorizedError()
+        presented = token.strip().encode()
+        # Compare against every key, without stopping early, so timing reveals nothing.
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(presented, key)
+        if not matched:
+            raise UnauthorizedError()

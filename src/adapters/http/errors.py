@@ -1,0 +1,112 @@
+"""The one place where errors become HTTP responses, all in the shape {"error", "code"}."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+
+from adapters.http.schemas import ErrorResponse
+from domain.errors import (
+    BatchTooLarge,
+    FaceServiceError,
+    ImageTooLarge,
+    InvalidEmbedding,
+    InvalidInput,
+    ModelMismatch,
+    UndecodableImage,
+    UnsupportedImageFormat,
+)
+
+logger = logging.getLogger(__name__)
+
+DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
+    InvalidInput: 400,
+    ImageTooLarge: 413,
+    BatchTooLarge: 413,
+    UnsupportedImageFormat: 415,
+    UndecodableImage: 422,
+    InvalidEmbedding: 422,
+    ModelMismatch: 422,
+}
+
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class UnauthorizedError(HTTPException):
+    status_code = 401
+    detail = "Missing or invalid API key: send 'Authorization: Bearer <key>'"
+
+
+def error_response(status: int, body: ErrorResponse, headers: dict[str, str] | None = None) -> Response[ErrorResponse]:
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def status_for(error: FaceServiceError) -> int:
+    for kind in type(error).__mro__:
+        if kind in DOMAIN_STATUS:
+            return DOMAIN_STATUS[kind]  # type: ignore[index]
+    return 400
+
+
+def body_for(error: FaceServiceError) -> ErrorResponse:
+    return ErrorResponse(error=error.message, code=error.code, field=getattr(error, "field", None))
+
+
+def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError) -> Response[ErrorResponse]:
+    return error_response(status_for(error), body_for(error))
+
+
+def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorResponse]:
+    status = error.status_code
+    if status >= 500:
+        return handle_unexpected(request, error)
+    code = HTTP_CODES.get(status, "invalid_request")
+    message = _client_message(status, error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, ErrorResponse(error=message, code=code), headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorResponse]:
+    """A bug or an environment failure: log it in full, tell the client only a request id."""
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    logger.error(
+        "unhandled error (request_id=%s) on %s %s", request_id, request.method, request.url.path, exc_info=error
+    )
+    return error_response(
+        500,
+        ErrorResponse(error="Internal server error", code="internal_error", request_id=request_id),
+        {"X-Request-ID": request_id},
+    )
+
+
+def _client_message(status: int, error: HTTPException) -> str:
+    if status == 413:
+        return "The request body is larger than the configured limit (MAX_REQUEST_BYTES)"
+    if status == 404:
+        return "No such endpoint"
+    if status == 405:
+        return "Method not allowed on this endpoint"
+    if status in (401, 415):
+        return str(error.detail)
+    # Litestar's validation messages name the parameter without echoing internals.
+    detail = str(error.detail) if error.detail else "Invalid request"
+    extra = getattr(error, "extra", None)
+    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
+        first = extra[0]
+        if first.get("key"):
+            detail = f"{detail}: {first.get('key')} - {first.get('message', 'invalid')}"
+    return detail

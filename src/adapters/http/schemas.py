@@ -1,0 +1,109 @@
+"""Request and response bodies. Field names follow the original service's contract;
+fields marked "addition" are new and optional for existing clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+Box = Annotated[list[int], msgspec.Meta(description="[x1, y1, x2, y2] in the sent image's pixels")]
+
+
+class ErrorResponse(msgspec.Struct, omit_defaults=True):
+    error: str
+    code: str
+    field: str | None = None
+    request_id: str | None = None
+
+
+class ImageRequest(msgspec.Struct):
+    image_base64: str
+
+
+class BatchRequest(msgspec.Struct):
+    images: list[str]
+
+
+class CompareRequest(msgspec.Struct):
+    embedding_a: list[float]
+    embedding_b: list[float] | None = None
+    candidates: list[list[float]] | None = None  # addition: one-to-many
+    model_a: str | None = None  # addition: the `model` that made embedding_a
+    model_b: str | None = None  # addition: the `model` that made embedding_b / the candidates
+
+
+class Face(msgspec.Struct, omit_defaults=True):
+    bbox: Box
+    confidence: float
+    landmarks: list[list[float]]
+    embedding: list[float] | None = None
+
+
+class HealthResponse(msgspec.Struct):
+    status: str
+    model: str
+    version: str
+    backend: str
+    model_pack: str
+    model_id: str
+    embedding_size: int
+    execution_providers: list[str]
+
+
+class VerifyFaceResponse(msgspec.Struct, omit_defaults=True):
+    face_detected: bool
+    faces_count: int
+    confidence: float | None = None
+    bbox: Box | None = None
+    message: str | None = None
+    error: str | None = None
+    faces: list[Face] | None = None
+
+
+class ExtractEmbeddingResponse(msgspec.Struct, omit_defaults=True):
+    face_detected: bool
+    faces_count: int
+    embedding: list[float] | None = None
+    bbox: Box | None = None
+    confidence: float | None = None
+    model: str | None = None
+    error: str | None = None
+    faces: list[Face] | None = None
+
+
+class BatchResult(msgspec.Struct, omit_defaults=True):
+    index: int
+    face_detected: bool
+    faces_count: int | None = None
+    embedding: list[float] | None = None
+    bbox: Box | None = None
+    confidence: float | None = None
+    model: str | None = None
+    error: str | None = None
+    code: str | None = None
+    faces: list[Face] | None = None
+
+
+class BatchExtractResponse(msgspec.Struct):
+    results: list[BatchResult]
+    total: int
+    successful: int
+    failed: int
+
+
+class CandidateResult(msgspec.Struct):
+    index: int
+    similarity: float
+    distance: float
+    match: bool
+
+
+class CompareFacesResponse(msgspec.Struct, omit_defaults=True):
+    similarity: float
+    distance: float
+    match: bool
+    threshold: float
+    model: str | None = None
+    best_index: int | None = None
+    results: list[CandidateResult] | None = None

@@ -1,0 +1,1 @@
+"""The application: use cases, settings, and the composition root that wires adapters to ports."""

@@ -1,0 +1,125 @@
+"""The `face-service` command: `serve` starts the HTTP API, `embed` prints faces and embeddings as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from app.container import Container, build_container
+from app.settings import Settings, SettingsError
+from app.use_cases import Extraction, ServiceInfo
+from domain.errors import FaceServiceError
+
+logger = logging.getLogger("face_service")
+
+
+def service_version() -> str:
+    try:
+        return version("face-service")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0+unknown"
+
+
+def service_info(container: Container, backend: str) -> ServiceInfo:
+    service = container.service()
+    detector, embedder = container.detector(), container.embedder()
+    providers = list(dict.fromkeys([*detector.providers, *embedder.providers])) or ["none (fake backend)"]
+    return ServiceInfo(
+        backend=backend,
+        model_pack=service.model.pack,
+        model_id=service.model.id,
+        embedding_size=service.model.dimension,
+        execution_providers=providers,
+        version=service_version(),
+    )
+
+
+def serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from adapters.http.app import create_app
+
+    container = build_container(settings)
+    if settings.api_key_generated:
+        # Printed once, to the console only: there is no other way to learn it.
+        print(
+            f"No API_KEY set: generated one for this run: {settings.api_keys[0]}\n"
+            "Set API_KEY (or API_KEYS) to keep a key across restarts.",
+            file=sys.stderr,
+            flush=True,
+        )
+    app = create_app(container, settings, service_info(container, settings.face_backend))
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=settings.debug,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def embed(settings: Settings, paths: list[Path], all_faces: bool) -> int:
+    service = build_container(settings).service()
+    status = 0
+    for path in paths:
+        record: dict[str, object] = {"file": str(path)}
+        try:
+            record.update(extraction_record(service.extract(path.read_bytes(), all_faces)))
+        except (OSError, FaceServiceError) as error:
+            status = 1
+            record["error"] = getattr(error, "message", None) or str(error)
+            record["code"] = getattr(error, "code", "unreadable_file")
+        print(json.dumps(record), flush=True)
+    return status
+
+
+def extraction_record(extraction: Extraction) -> dict[str, object]:
+    return {
+        "width": extraction.width,
+        "height": extraction.height,
+        "faces_count": extraction.faces_count,
+        "faces": [
+            {
+                "bbox": [round(v) for v in (f.face.box.x1, f.face.box.y1, f.face.box.x2, f.face.box.y2)],
+                "confidence": round(f.face.confidence, 4),
+                "landmarks": [[round(x, 1), round(y, 1)] for x, y in f.face.landmarks],
+                "model": f.model.id,
+                "embedding": [round(float(v), 6) for v in f.embedding],
+            }
+            for f in extraction.faces
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="face-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="start the HTTP API (settings from the environment)")
+    serve_cmd.add_argument("--host", help="interface to listen on (default: HOST or 0.0.0.0)")
+    serve_cmd.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")
+    embed_cmd = commands.add_parser("embed", help="print the faces and embeddings of images as JSON lines")
+    embed_cmd.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    embed_cmd.add_argument("--all-faces", action="store_true", help="every face, not only the largest")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"face-service: configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        if args.command == "serve":
+            return serve(settings, args.host, args.port)
+        return embed(settings, args.images, args.all_faces)
+    except FaceServiceError as error:  # start-up failures: missing model files and the like
+        print(f"face-service: {error.message}", file=sys.stderr)
+        return 3

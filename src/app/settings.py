@@ -1,0 +1,160 @@
+"""Settings, read once from the environment. A bad value stops start-up with a message naming it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+PLACEHOLDER_KEY = "change-me-in-production"  # the seed's default; refused outside DEBUG
+BACKENDS = ("insightface", "fake")
+# Default MATCH_THRESHOLD for the buffalo packs: see docs/api.md ("Choosing MATCH_THRESHOLD").
+DEFAULT_MATCH_THRESHOLD = 0.4
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the service cannot run with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    api_keys: tuple[str, ...]
+    api_key_generated: bool = False
+    host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on every interface
+    port: int = 8000
+    debug: bool = False
+    face_backend: str = "insightface"
+    model_dir: Path | None = None
+    execution_providers: tuple[str, ...] | None = None  # None: auto
+    det_size: int = 640
+    det_threshold: float = 0.5
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    inference_workers: int = 2
+    intra_op_threads: int = 1
+    max_request_bytes: int = 25_000_000
+    max_image_pixels: int = 40_000_000
+    max_batch_size: int = 32
+    log_level: str = "INFO"
+    expose_docs: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        debug = _parse(env, "DEBUG", _boolean, False)
+        keys, generated = _api_keys(env, debug)
+        cpus = os.cpu_count() or 1
+        return cls(
+            api_keys=keys,
+            api_key_generated=generated,
+            host=env.get("HOST", "0.0.0.0") or "0.0.0.0",  # noqa: S104
+            port=_parse(env, "PORT", _bounded_int(1, 65535), 8000),
+            debug=debug,
+            face_backend=_parse(env, "FACE_BACKEND", _choice(BACKENDS), "insightface"),
+            model_dir=_parse(env, "MODEL_DIR", _folder, None),
+            execution_providers=_parse(env, "EXECUTION_PROVIDERS", _providers, None),
+            det_size=_parse(env, "DET_SIZE", _det_size, 640),
+            det_threshold=_parse(env, "DET_THRESHOLD", _fraction(0.0, 1.0), 0.5),
+            match_threshold=_parse(env, "MATCH_THRESHOLD", _fraction(-1.0, 1.0), DEFAULT_MATCH_THRESHOLD),
+            inference_workers=_parse(env, "INFERENCE_WORKERS", _bounded_int(1, 64), min(cpus, 4)),
+            intra_op_threads=_parse(env, "INTRA_OP_THREADS", _bounded_int(0, 256), 1),
+            max_request_bytes=_parse(env, "MAX_REQUEST_BYTES", _bounded_int(1024, 1 << 31), 25_000_000),
+            max_image_pixels=_parse(env, "MAX_IMAGE_PIXELS", _bounded_int(1, 1 << 30), 40_000_000),
+            max_batch_size=_parse(env, "MAX_BATCH_SIZE", _bounded_int(1, 1000), 32),
+            log_level=_parse(env, "LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO"),
+            expose_docs=_parse(env, "EXPOSE_DOCS", _boolean, False),
+        )
+
+
+def _api_keys(env: Mapping[str, str], debug: bool) -> tuple[tuple[str, ...], bool]:
+    raw = [env.get("API_KEY", ""), *env.get("API_KEYS", "").split(",")]
+    keys = tuple(dict.fromkeys(key.strip() for key in raw if key.strip()))
+    if PLACEHOLDER_KEY in keys and not debug:
+        raise SettingsError(
+            f"API_KEY is the placeholder {PLACEHOLDER_KEY!r}; set a real key "
+            "(for example: openssl rand -base64 32), or DEBUG=true for local development"
+        )
+    if any(len(key) < 8 for key in keys) and not debug:
+        raise SettingsError("API_KEY / API_KEYS: every key must be at least 8 characters")
+    if keys:
+        return keys, False
+    return (secrets.token_urlsafe(32),), True
+
+
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return convert(raw)
+    except (ValueError, TypeError) as error:
+        raise SettingsError(f"{name}={raw!r} is invalid: {error}") from None
+
+
+def _boolean(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("use true or false")
+
+
+def _bounded_int(low: int, high: int) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+
+    return convert
+
+
+def _fraction(low: float, high: float) -> Callable[[str], float]:
+    def convert(raw: str) -> float:
+        value = float(raw)
+        if not low <= value <= high:  # also rejects NaN
+            raise ValueError(f"must be a number between {low} and {high}")
+        return value
+
+    return convert
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        value = raw.lower() if options[0].islower() else raw.upper()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return convert
+
+
+def _folder(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ValueError("no such folder")
+    return path
+
+
+def _providers(raw: str) -> tuple[str, ...] | None:
+    if raw.lower() == "auto":
+        return None
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    for name in names:
+        if not name.endswith("ExecutionProvider"):
+            raise ValueError(f"{name!r} is not an execution provider name (e.g. CUDAExecutionProvider)")
+    return names
+
+
+def _det_size(raw: str) -> int:
+    """The longest side of the detector input. '640' or the seed's '640,640' / '640x640' form."""
+    parts = [p for p in raw.replace("x", ",").split(",") if p.strip()]
+    values = [int(p) for p in parts]
+    if not values or len(values) > 2 or any(v < 32 or v > 4096 or v % 32 for v in values):
+        raise ValueError("must be a multiple of 32 between 32 and 4096, like 640")
+    return max(values)

@@ -1,0 +1,190 @@
+"""The use cases: what the service does, written against the domain's ports only.
+
+Every method is synchronous and CPU-bound; transports run them on a bounded executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from domain.embeddings import checked_embedding
+from domain.errors import BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
+from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image
+from domain.ports import Embedder, FaceDetector, ImageDecoder, Similarity
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Faces found in one image, largest first."""
+
+    width: int
+    height: int
+    faces: list[DetectedFace]
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """Faces found in one image with their embeddings, largest first.
+
+    `faces` holds only the primary (largest) face unless every face was asked for;
+    `faces_count` always counts every face detected.
+    """
+
+    width: int
+    height: int
+    faces: list[EmbeddedFace]
+    faces_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One image of a batch: an extraction, or the error that stopped it (never both)."""
+
+    index: int
+    extraction: Extraction | None = None
+    error: FaceServiceError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateScore:
+    index: int
+    similarity: float
+    match: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    scores: list[CandidateScore]
+    threshold: float
+    model: str | None
+
+    @property
+    def best(self) -> CandidateScore:
+        return max(self.scores, key=lambda score: score.similarity)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    """What /health reports: which backend, model and execution providers are serving."""
+
+    backend: str
+    model_pack: str
+    model_id: str
+    embedding_size: int
+    execution_providers: list[str]
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_batch_size: int = 32
+    max_candidates: int = 10_000
+    max_faces: int = 100
+
+
+class FaceService:
+    """Detect, embed and compare faces."""
+
+    def __init__(
+        self,
+        decoder: ImageDecoder,
+        detector: FaceDetector,
+        embedder: Embedder,
+        similarity: Similarity,
+        match_threshold: float,
+        limits: Limits | None = None,
+    ) -> None:
+        self._decoder = decoder
+        self._detector = detector
+        self._embedder = embedder
+        self._similarity = similarity
+        self.match_threshold = match_threshold
+        self.limits = limits or Limits()
+
+    @property
+    def model(self) -> EmbeddingModel:
+        return self._embedder.model
+
+    def warm_up(self) -> None:
+        """Run every model once so the first caller does not pay for lazy initialisation."""
+        pixels = np.random.default_rng(0).integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
+        image = Image(pixels)
+        self._detector.detect(image)
+        face = DetectedFace(
+            box=BoundingBox(64, 64, 192, 192),
+            confidence=1.0,
+            landmarks=((100, 110), (156, 110), (128, 140), (105, 170), (151, 170)),
+        )
+        self._embedder.embed(image, [face])
+
+    def decode(self, data: bytes) -> Image:
+        return self._decoder.decode(data)
+
+    def detect(self, data: bytes) -> Detection:
+        image = self._decoder.decode(data)
+        faces = self._detector.detect(image)[: self.limits.max_faces]
+        return Detection(image.width, image.height, faces)
+
+    def extract(self, data: bytes, all_faces: bool = False) -> Extraction:
+        return self.extract_image(self._decoder.decode(data), all_faces)
+
+    def extract_image(self, image: Image, all_faces: bool = False) -> Extraction:
+        found = self._detector.detect(image)[: self.limits.max_faces]
+        chosen = found if all_faces else found[:1]
+        vectors = self._embedder.embed(image, chosen)
+        model = self._embedder.model
+        faces = [EmbeddedFace(face, vector, model) for face, vector in zip(chosen, vectors, strict=True)]
+        return Extraction(image.width, image.height, faces, len(found))
+
+    def extract_batch(self, images: Sequence[bytes | FaceServiceError], all_faces: bool = False) -> list[BatchItem]:
+        """Each image on its own: one that cannot be used gets its error, the others go on.
+
+        An item may arrive as the error that already stopped it (undecodable base64, say)."""
+        if not images:
+            raise InvalidInput("The batch holds no images", code="empty_batch")
+        if len(images) > self.limits.max_batch_size:
+            raise BatchTooLarge(f"The batch holds {len(images)} images; the limit is {self.limits.max_batch_size}")
+        items = []
+        for index, data in enumerate(images):
+            if isinstance(data, FaceServiceError):
+                items.append(BatchItem(index, error=data))
+                continue
+            try:
+                items.append(BatchItem(index, extraction=self.extract(data, all_faces)))
+            except FaceServiceError as error:
+                items.append(BatchItem(index, error=error))
+        return items
+
+    def compare(
+        self,
+        probe: Sequence[float],
+        candidates: Sequence[Sequence[float]],
+        probe_model: str | None = None,
+        candidates_model: str | None = None,
+    ) -> Comparison:
+        """Cosine similarity of one probe embedding with one or more candidates."""
+        if probe_model and candidates_model and probe_model != candidates_model:
+            raise ModelMismatch(
+                f"The embeddings come from different models ({probe_model} and {candidates_model}); "
+                "compare only embeddings made by the same model"
+            )
+        if not candidates:
+            raise InvalidInput("Give at least one embedding to compare with", code="invalid_request")
+        if len(candidates) > self.limits.max_candidates:
+            raise InvalidInput(
+                f"{len(candidates)} candidates; the limit is {self.limits.max_candidates}",
+                code="too_many_candidates",
+            )
+        dimension = self._embedder.model.dimension
+        probe_vector = checked_embedding(probe, dimension, "embedding_a")
+        field = "embedding_b" if len(candidates) == 1 else "candidates[{}]"
+        matrix = np.stack([checked_embedding(c, dimension, field.format(i)) for i, c in enumerate(candidates)])
+        similarities = self._similarity.scores(probe_vector, matrix)
+        scores = [
+            CandidateScore(index, float(value), bool(value >= self.match_threshold))
+            for index, value in enumerate(similarities)
+        ]
+        return Comparison(scores, self.match_threshold, probe_model or candidates_model)

