@@ -272,3 +272,59 @@ def test_unknown_routes_and_methods_answer_in_the_same_shape(client: Client) -> 
 def test_invalid_query_parameter_is_a_400(client: Client) -> None:
     response = client.post("/verify-face?all_faces=maybe", headers=AUTH, json={"image_base64": b64(SELFIE)})
     assert (response.status_code, response.json()["code"]) == (400, "invalid_request")
+
+
+# --- unexpected failures ---------------------------------------------------------------------------
+
+
+class ExplodingDetector:
+    """A detector whose runtime fails once `broken` is set, as a GPU that falls over would."""
+
+    name = "exploding"
+    providers = ()
+    broken = False
+
+    def detect(self, image: object) -> list[object]:
+        if self.broken:
+            raise RuntimeError("/opt/secret/path/model.onnx: CUDA failure 999")
+        return []
+
+
+def test_an_unexpected_failure_is_a_generic_500_with_a_request_id(caplog: pytest.LogCaptureFixture) -> None:
+    from dependency_injector import providers
+
+    from app.container import build_container
+    from tests.conftest import make_client, settings_for
+
+    settings = settings_for("fake")
+    container = build_container(settings)
+    detector = ExplodingDetector()
+    with container.detector.override(providers.Object(detector)), make_client(settings, container) as broken:
+        detector.broken = True
+        response = broken.post(
+            "/extract-embedding", headers={**AUTH, "X-Request-ID": "req-123"}, json={"image_base64": b64(SELFIE)}
+        )
+        assert response.status_code == 500
+        assert response.json() == {"error": "Internal server error", "code": "internal_error", "request_id": "req-123"}
+        assert "secret" not in response.text and "CUDA" not in response.text
+        assert "req-123" in caplog.text and "CUDA failure" in caplog.text  # the operator sees it in the log
+        assert broken.get("/health").status_code == 200
+
+
+def test_a_model_that_fails_its_warm_up_stops_start_up() -> None:
+    from dependency_injector import providers
+
+    from app.container import build_container
+    from tests.conftest import make_client, settings_for
+
+    settings = settings_for("fake")
+    container = build_container(settings)
+    detector = ExplodingDetector()
+    detector.broken = True
+    with (
+        container.detector.override(providers.Object(detector)),
+        pytest.raises(Exception) as failure,
+        make_client(settings, container),
+    ):
+        pass
+    assert "CUDA failure" in repr(failure.value)  # the test client wraps it in an ExceptionGroup

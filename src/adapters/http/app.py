@@ -73,5 +73,7 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
         request_max_body_size=settings.max_request_bytes,
         openapi_config=openapi,
         lifespan=[lifespan],
+        # Logging is configured once by the entry point; Litestar's own config would add a second format.
+        logging_config=None,
         debug=False,
     )
