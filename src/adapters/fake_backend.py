@@ -48,6 +48,9 @@ class FakeEmbedder:
     def embed(self, image: Image, faces: Sequence[DetectedFace]) -> list[Vector]:
         return [self._vector(image, face) for face in faces]
 
+    def embed_many(self, items: Sequence[tuple[Image, Sequence[DetectedFace]]]) -> list[list[Vector]]:
+        return [self.embed(image, faces) for image, faces in items]
+
     def _vector(self, image: Image, face: DetectedFace) -> Vector:
         box = face.box
         crop = image.pixels[int(box.y1) : int(box.y2), int(box.x1) : int(box.x2)]

@@ -1,4 +1,11 @@
-"""The real backend: InsightFace's SCRFD detector and ArcFace recogniser on ONNX Runtime."""
+"""The real backend: InsightFace's SCRFD detector and ArcFace recogniser, run on ONNX Runtime.
+
+These classes run InsightFace's ONNX graphs with InsightFace's own pre- and post-processing
+(`insightface.model_zoo.scrfd.SCRFD` and `arcface_onnx.ArcFaceONNX`), written against ONNX Runtime
+directly: importing the insightface package costs about 1.7 s and 40 MB (it pulls in scipy,
+scikit-image and onnx), which would double the service's start time. Tests check boxes, landmarks
+and embeddings against insightface.model_zoo on the bundled photos.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +14,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 
 from adapters.alignment import align_face
+from adapters.graph_rewrite import fast_recogniser
 from adapters.model_pack import weights_digest
 from domain.errors import ModelUnavailable
 from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Point, Vector
 
 STRIDE = 32  # SCRFD's coarsest feature stride: input sides must be multiples of it
+NMS_THRESHOLD = 0.4  # insightface's default
+# Faces per recogniser run. On CPUs batching saves nothing (the bench measures it) while the
+# activations of a large batch grow ONNX Runtime's memory arena for good; small runs keep it flat.
+MAX_RECOGNISER_BATCH = 8
+Floats = npt.NDArray[np.float32]
 
 
 def detector_input_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -29,12 +44,13 @@ def detector_input_size(width: int, height: int, max_side: int) -> tuple[int, in
     )
 
 
-def _load(path: Path, providers: list[str], options: ort.SessionOptions, **kwargs: Any) -> Any:
-    # insightface is imported here, not at module level: the fake backend must not pay for it.
-    from insightface import model_zoo
-
+def open_session(
+    path: Path, providers: list[str], options: ort.SessionOptions, graph: Path | bytes | None = None
+) -> ort.InferenceSession:
+    """A session on `path`'s model, or on `graph`, an equivalent rewrite of it."""
+    source = str(graph) if isinstance(graph, Path) else graph if graph is not None else str(path)
     try:
-        return model_zoo.get_model(str(path), providers=providers, sess_options=options, **kwargs)
+        return ort.InferenceSession(source, sess_options=options, providers=providers)
     except Exception as error:  # onnxruntime raises its own, undocumented exception types
         raise ModelUnavailable(f"Model file {path} could not be loaded: {error}") from error
 
@@ -50,20 +66,31 @@ class InsightFaceDetector:
         max_side: int = 640,
         threshold: float = 0.5,
     ) -> None:
-        # One dynamic-shape session for every input size; insightface's default would build and keep
-        # a new session for every distinct resolution it sees.
-        self._model = _load(path, providers, options, static_shape_sessions=False)
-        if type(self._model).__name__ != "SCRFD":
+        self._session = open_session(path, providers, options)
+        outputs = self._session.get_outputs()
+        # SCRFD exports: 3 strides x (scores, boxes[, keypoints]) or 5 strides x (...).
+        layouts = {6: (3, 2, False), 9: (3, 2, True), 10: (5, 1, False), 15: (5, 1, True)}
+        if len(outputs) not in layouts:
             raise ModelUnavailable(f"Model file {path} is not an SCRFD face detector")
-        self._model.prepare(ctx_id=0, det_thresh=threshold, nms_thresh=0.4)
+        levels, self._anchors, has_keypoints = layouts[len(outputs)]
+        if not has_keypoints:
+            raise ModelUnavailable(f"Detector {path} has no facial landmarks; alignment needs them")
+        self._strides = (8, 16, 32, 64, 128)[:levels]
+        self._levels = levels
+        self._batched = len(outputs[0].shape) == 3
+        self._input_name = self._session.get_inputs()[0].name
+        self._output_names = [output.name for output in outputs]
         self._max_side = max_side
         self._threshold = threshold
+        self._centers: dict[tuple[int, int, int], Floats] = {}
         self.name = path.stem
-        self.providers: list[str] = list(self._model.session.get_providers())
+        self.providers: list[str] = list(self._session.get_providers())
+
+    def input_size(self, image: Image) -> tuple[int, int]:
+        return detector_input_size(image.width, image.height, self._max_side)
 
     def detect(self, image: Image) -> list[DetectedFace]:
-        size = detector_input_size(image.width, image.height, self._max_side)
-        boxes, keypoints = self._model.detect(image.pixels, input_size=size, det_thresh=self._threshold)
+        boxes, keypoints = self._detect(image.pixels, self.input_size(image))
         faces = []
         for index in range(boxes.shape[0]):
             x1, y1, x2, y2, score = (float(v) for v in boxes[index])
@@ -78,29 +105,130 @@ class InsightFaceDetector:
         faces.sort(key=lambda face: face.box.area, reverse=True)
         return faces
 
+    def _detect(self, pixels: npt.NDArray[np.uint8], size: tuple[int, int]) -> tuple[Floats, Floats]:
+        # Letterbox exactly as insightface's SCRFD: keep the aspect ratio, pad right and bottom.
+        height, width = pixels.shape[:2]
+        input_width, input_height = size
+        if height / width > input_height / input_width:
+            new_height, new_width = input_height, int(input_height / (height / width))
+        else:
+            new_width, new_height = input_width, int(input_width * (height / width))
+        scale = new_height / height
+        canvas = np.zeros((input_height, input_width, 3), dtype=np.uint8)
+        canvas[:new_height, :new_width] = cv2.resize(pixels, (new_width, new_height))
+        blob = cv2.dnn.blobFromImage(canvas, 1.0 / 128.0, size, (127.5, 127.5, 127.5), swapRB=True)
+        outputs = self._session.run(self._output_names, {self._input_name: blob})
+
+        scores_list, boxes_list, points_list = [], [], []
+        for level, stride in enumerate(self._strides):
+            scores = self._level(outputs, level)
+            keep = np.where(scores >= self._threshold)[0]
+            if keep.size == 0:
+                continue
+            centers = self._anchor_centers(input_height // stride, input_width // stride, stride)[keep]
+            distances = self._level(outputs, level + self._levels)[keep] * stride
+            offsets = self._level(outputs, level + 2 * self._levels)[keep] * stride
+            boxes = np.hstack([centers - distances[:, :2], centers + distances[:, 2:]])
+            points = np.tile(centers, 5) + offsets
+            scores_list.append(scores[keep])
+            boxes_list.append(boxes)
+            points_list.append(points.reshape(-1, 5, 2))
+        if not scores_list:
+            return np.empty((0, 5), np.float32), np.empty((0, 5, 2), np.float32)
+
+        detections = np.hstack([np.vstack(boxes_list) / scale, np.vstack(scores_list)]).astype(np.float32)
+        points = (np.vstack(points_list) / scale).astype(np.float32)
+        order = np.argsort(-detections[:, 4], kind="stable")
+        detections, points = detections[order], points[order]
+        kept = _nms(detections, NMS_THRESHOLD)
+        return detections[kept], points[kept]
+
+    def _level(self, outputs: list[Any], index: int) -> Floats:
+        """One output of one pyramid level; batched exports carry a leading batch axis."""
+        output: Floats = outputs[index][0] if self._batched else outputs[index]
+        return output
+
+    def _anchor_centers(self, rows: int, cols: int, stride: int) -> Floats:
+        key = (rows, cols, stride)
+        centers = self._centers.get(key)
+        if centers is None:
+            grid = np.stack(list(np.mgrid[:rows, :cols][::-1]), axis=-1).astype(np.float32)
+            centers = np.repeat((grid * stride).reshape(-1, 2), self._anchors, axis=0)
+            if len(self._centers) < 100:  # a bounded cache: sizes vary with the images sent
+                self._centers[key] = centers
+        return centers
+
 
 class InsightFaceEmbedder:
-    """ArcFace embeddings; all faces of a call go through the recogniser in one batch."""
+    """ArcFace embeddings; every face of a call goes through the recogniser in one batch."""
 
-    def __init__(self, path: Path, providers: list[str], options: ort.SessionOptions, pack_name: str) -> None:
-        self._model = _load(path, providers, options)
-        if type(self._model).__name__ != "ArcFaceONNX":
+    def __init__(
+        self,
+        path: Path,
+        providers: list[str],
+        options: ort.SessionOptions,
+        pack_name: str,
+        input_mean: float = 127.5,
+        input_std: float = 127.5,
+        rewrite_prelu: bool = True,
+        cache_dir: Path | None = None,
+    ) -> None:
+        digest = weights_digest(path)
+        graph = fast_recogniser(path, digest, cache_dir) if rewrite_prelu else None
+        self._session = open_session(path, providers, options, graph)
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        shape = inputs[0].shape
+        if len(outputs) != 1 or len(shape) != 4 or shape[2] != shape[3] or not isinstance(shape[2], int):
             raise ModelUnavailable(f"Model file {path} is not an ArcFace recogniser")
-        dimension = int(self._model.output_shape[-1])
-        self.model = EmbeddingModel(pack=pack_name, weights_digest=weights_digest(path), dimension=dimension)
-        self.providers: list[str] = list(self._model.session.get_providers())
-        self._crop_size = int(self._model.input_size[0])
+        self._input_name = inputs[0].name
+        self._crop_size = int(shape[2])
+        self._mean, self._std = input_mean, input_std
+        # The id names the original weights: the rewrite is exact, so embeddings stay comparable.
+        self.model = EmbeddingModel(pack=pack_name, weights_digest=digest, dimension=int(outputs[0].shape[-1]))
+        self.providers: list[str] = list(self._session.get_providers())
 
     def embed(self, image: Image, faces: Sequence[DetectedFace]) -> list[Vector]:
-        if not faces:
-            return []
+        return self.embed_many([(image, faces)])[0]
+
+    def embed_many(self, items: Sequence[tuple[Image, Sequence[DetectedFace]]]) -> list[list[Vector]]:
         crops = [
-            align_face(image.pixels, np.asarray(face.landmarks, dtype=np.float64), self._crop_size) for face in faces
+            align_face(image.pixels, np.asarray(face.landmarks, dtype=np.float64), self._crop_size)
+            for image, faces in items
+            for face in faces
         ]
-        features = np.asarray(self._model.get_feat(crops), dtype=np.float32).reshape(len(faces), -1)
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        features /= np.maximum(norms, 1e-12)
-        return list(features)
+        if not crops:
+            return [[] for _ in items]
+        size = (self._crop_size, self._crop_size)
+        chunks = []
+        for start in range(0, len(crops), MAX_RECOGNISER_BATCH):
+            blob = cv2.dnn.blobFromImages(
+                crops[start : start + MAX_RECOGNISER_BATCH], 1.0 / self._std, size, (self._mean,) * 3, swapRB=True
+            )
+            chunks.append(self._session.run(None, {self._input_name: blob})[0])
+        features = np.concatenate(chunks).astype(np.float32, copy=False)
+        features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        vectors: list[list[Vector]] = []
+        start = 0
+        for _, faces in items:
+            vectors.append(list(features[start : start + len(faces)]))
+            start += len(faces)
+        return vectors
+
+
+def _nms(detections: Floats, threshold: float) -> list[int]:
+    """Greedy non-maximum suppression, as insightface's (including its +1 pixel areas)."""
+    x1, y1, x2, y2 = detections[:, 0], detections[:, 1], detections[:, 2], detections[:, 3]
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(-detections[:, 4], kind="stable")
+    keep = []
+    while order.size > 0:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        width = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + 1)
+        height = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + 1)
+        overlap = width * height / (areas[best] + areas[rest] - width * height)
+        order = rest[overlap <= threshold]
+    return keep
 
 
 def _five(points: tuple[Point, ...]) -> tuple[Point, Point, Point, Point, Point]:

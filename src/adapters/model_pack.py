@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from domain.errors import ModelUnavailable
 
@@ -22,6 +23,10 @@ class ModelPack:
     name: str
     detector: Path
     recognizer: Path
+    # How the recogniser expects pixels: (value - mean) / std. InsightFace's rule: 127.5 / 127.5,
+    # except for MXNet exports that subtract and scale inside the graph (then 0 / 1).
+    recognizer_mean: float = 127.5
+    recognizer_std: float = 127.5
 
 
 def embedded_model_dir() -> Path:
@@ -63,7 +68,8 @@ def pack_from_dir(folder: Path) -> ModelPack:
             name for name, found in (("a detector", detector), ("a recogniser", recognizer)) if found is None
         )
         raise ModelUnavailable(f"MODEL_DIR {folder} has no ONNX file that is {missing}")
-    return ModelPack(folder.name, detector, recognizer)
+    mean, std = (0.0, 1.0) if _normalises_inside(recognizer) else (127.5, 127.5)
+    return ModelPack(folder.name, detector, recognizer, mean, std)
 
 
 def weights_digest(path: Path, length: int = 8) -> str:
@@ -85,15 +91,27 @@ def _check_readable(path: Path) -> None:
         raise ModelUnavailable(f"Model file {path} cannot be read: {error.strerror}") from error
 
 
-def _task_of(path: Path) -> str | None:
-    """Mirror insightface's ModelRouter rules on the graph alone, without opening a session."""
+def _graph(path: Path) -> Any:
     import onnx  # deferred: only MODEL_DIR packs need it
     from google.protobuf.message import DecodeError
 
     try:
-        graph = onnx.load_model(str(path), load_external_data=False).graph
+        return onnx.load_model(str(path), load_external_data=False).graph
     except (DecodeError, OSError, ValueError) as error:
         raise ModelUnavailable(f"Model file {path} is not a valid ONNX model: {error}") from error
+
+
+def _normalises_inside(path: Path) -> bool:
+    """insightface's ArcFaceONNX test: MXNet exports start with Sub and Mul nodes."""
+    names = [node.name for node in _graph(path).node[:8]]
+    has_sub = any(name.startswith(("Sub", "_minus")) for name in names)
+    has_mul = any(name.startswith(("Mul", "_mul")) for name in names)
+    return has_sub and has_mul
+
+
+def _task_of(path: Path) -> str | None:
+    """Mirror insightface's ModelRouter rules on the graph alone, without opening a session."""
+    graph = _graph(path)
     if len(graph.output) >= 5:
         return "detection"
     dims = graph.input[0].type.tensor_type.shape.dim if graph.input else []

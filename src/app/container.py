@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 from dependency_injector import containers, providers
 
+from adapters.executor import InferenceExecutor
 from adapters.fake_backend import FakeDetector, FakeEmbedder
+from adapters.graph_rewrite import default_cache_dir
 from adapters.images import OpenCVImageDecoder
 from adapters.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
 from adapters.model_pack import ModelPack, embedded_pack, pack_from_dir
@@ -34,11 +35,11 @@ def chosen_providers(requested: tuple[str, ...] | None) -> list[str]:
     return chosen
 
 
-def inference_executor(workers: int) -> Iterator[ThreadPoolExecutor]:
+def inference_executor(workers: int) -> Iterator[InferenceExecutor]:
     """Inference runs here, never on the event loop; its size bounds concurrent model runs."""
     # OpenCV's own thread pool would compete with the inference workers for the same cores.
     cv2.setNumThreads(1)
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inference")
+    executor = InferenceExecutor(workers)
     try:
         yield executor
     finally:
@@ -72,11 +73,20 @@ class Container(containers.DeclarativeContainer):
             providers=execution_providers,
             options=ort_options,
             pack_name=model_pack.provided.name,
+            input_mean=model_pack.provided.recognizer_mean,
+            input_std=model_pack.provided.recognizer_std,
+            cache_dir=config.model_cache_dir,
         ),
         fake=providers.Singleton(FakeEmbedder),
     )
 
-    decoder = providers.Singleton(OpenCVImageDecoder, max_pixels=config.max_image_pixels)
+    decoder = providers.Singleton(
+        OpenCVImageDecoder,
+        max_pixels=config.max_image_pixels,
+        max_side=config.max_image_side,
+        fast_jpeg_decode=config.fast_jpeg_decode,
+        det_size=config.det_size,
+    )
     service = providers.Singleton(
         FaceService,
         decoder=decoder,
@@ -101,6 +111,9 @@ def build_container(settings: Settings) -> Container:
             "det_threshold": settings.det_threshold,
             "match_threshold": settings.match_threshold,
             "max_image_pixels": settings.max_image_pixels,
+            "max_image_side": settings.max_image_side,
+            "fast_jpeg_decode": settings.fast_jpeg_decode,
+            "model_cache_dir": settings.model_cache_dir or default_cache_dir(),
             "max_batch_size": settings.max_batch_size,
             "inference_workers": settings.inference_workers,
         }

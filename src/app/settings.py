@@ -39,6 +39,9 @@ class Settings:
     max_request_bytes: int = 25_000_000
     max_image_pixels: int = 40_000_000
     max_batch_size: int = 32
+    max_image_side: int = 12_000
+    fast_jpeg_decode: bool = False
+    model_cache_dir: Path | None = None
     log_level: str = "INFO"
     expose_docs: bool = False
 
@@ -65,6 +68,9 @@ class Settings:
             max_request_bytes=_parse(env, "MAX_REQUEST_BYTES", _bounded_int(1024, 1 << 31), 25_000_000),
             max_image_pixels=_parse(env, "MAX_IMAGE_PIXELS", _bounded_int(1, 1 << 30), 40_000_000),
             max_batch_size=_parse(env, "MAX_BATCH_SIZE", _bounded_int(1, 1000), 32),
+            max_image_side=_parse(env, "MAX_IMAGE_SIDE", _bounded_int(32, 65_535), 12_000),
+            fast_jpeg_decode=_parse(env, "FAST_JPEG_DECODE", _boolean, False),
+            model_cache_dir=_parse(env, "MODEL_CACHE_DIR", Path, None),
             log_level=_parse(env, "LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO"),
             expose_docs=_parse(env, "EXPOSE_DOCS", _boolean, False),
         )

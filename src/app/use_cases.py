@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from domain.embeddings import checked_embedding
+from domain.embeddings import checked_embedding, checked_embeddings
 from domain.errors import BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
-from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image
+from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
 from domain.ports import Embedder, FaceDetector, ImageDecoder, Similarity
 
 
@@ -126,7 +126,7 @@ class FaceService:
     def detect(self, data: bytes) -> Detection:
         image = self._decoder.decode(data)
         faces = self._detector.detect(image)[: self.limits.max_faces]
-        return Detection(image.width, image.height, faces)
+        return Detection(image.source_width, image.source_height, [f.in_source_pixels(image) for f in faces])
 
     def extract(self, data: bytes, all_faces: bool = False) -> Extraction:
         return self.extract_image(self._decoder.decode(data), all_faces)
@@ -134,10 +134,17 @@ class FaceService:
     def extract_image(self, image: Image, all_faces: bool = False) -> Extraction:
         found = self._detector.detect(image)[: self.limits.max_faces]
         chosen = found if all_faces else found[:1]
-        vectors = self._embedder.embed(image, chosen)
+        return self._extraction(image, found, chosen, self._embedder.embed(image, chosen))
+
+    def _extraction(
+        self, image: Image, found: list[DetectedFace], chosen: list[DetectedFace], vectors: list[Vector]
+    ) -> Extraction:
         model = self._embedder.model
-        faces = [EmbeddedFace(face, vector, model) for face, vector in zip(chosen, vectors, strict=True)]
-        return Extraction(image.width, image.height, faces, len(found))
+        faces = [
+            EmbeddedFace(face.in_source_pixels(image), vector, model)
+            for face, vector in zip(chosen, vectors, strict=True)
+        ]
+        return Extraction(image.source_width, image.source_height, faces, len(found))
 
     def extract_batch(self, images: Sequence[bytes | FaceServiceError], all_faces: bool = False) -> list[BatchItem]:
         """Each image on its own: one that cannot be used gets its error, the others go on.
@@ -147,16 +154,24 @@ class FaceService:
             raise InvalidInput("The batch holds no images", code="empty_batch")
         if len(images) > self.limits.max_batch_size:
             raise BatchTooLarge(f"The batch holds {len(images)} images; the limit is {self.limits.max_batch_size}")
-        items = []
+        items: list[BatchItem] = []
+        detected: list[tuple[int, Image, list[DetectedFace], list[DetectedFace]]] = []
         for index, data in enumerate(images):
             if isinstance(data, FaceServiceError):
                 items.append(BatchItem(index, error=data))
                 continue
             try:
-                items.append(BatchItem(index, extraction=self.extract(data, all_faces)))
+                image = self._decoder.decode(data)
+                found = self._detector.detect(image)[: self.limits.max_faces]
             except FaceServiceError as error:
                 items.append(BatchItem(index, error=error))
-        return items
+                continue
+            detected.append((index, image, found, found if all_faces else found[:1]))
+        # Every face of every image through the recogniser together: one batched model run.
+        vectors = self._embedder.embed_many([(image, chosen) for _, image, _, chosen in detected])
+        for (index, image, found, chosen), image_vectors in zip(detected, vectors, strict=True):
+            items.append(BatchItem(index, extraction=self._extraction(image, found, chosen, image_vectors)))
+        return sorted(items, key=lambda item: item.index)
 
     def compare(
         self,
@@ -164,8 +179,11 @@ class FaceService:
         candidates: Sequence[Sequence[float]],
         probe_model: str | None = None,
         candidates_model: str | None = None,
+        one_to_one: bool = False,
     ) -> Comparison:
-        """Cosine similarity of one probe embedding with one or more candidates."""
+        """Cosine similarity of one probe embedding with one or more candidates.
+
+        `one_to_one`: the single candidate is `embedding_b`, as error messages will call it."""
         if probe_model and candidates_model and probe_model != candidates_model:
             raise ModelMismatch(
                 f"The embeddings come from different models ({probe_model} and {candidates_model}); "
@@ -180,8 +198,10 @@ class FaceService:
             )
         dimension = self._embedder.model.dimension
         probe_vector = checked_embedding(probe, dimension, "embedding_a")
-        field = "embedding_b" if len(candidates) == 1 else "candidates[{}]"
-        matrix = np.stack([checked_embedding(c, dimension, field.format(i)) for i, c in enumerate(candidates)])
+        if one_to_one:
+            matrix = checked_embedding(candidates[0], dimension, "embedding_b")[None, :]
+        else:
+            matrix = checked_embeddings(candidates, dimension, "candidates")
         similarities = self._similarity.scores(probe_vector, matrix)
         scores = [
             CandidateScore(index, float(value), bool(value >= self.match_threshold))

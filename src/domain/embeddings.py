@@ -27,3 +27,26 @@ def checked_embedding(values: Sequence[float], dimension: int, field: str) -> Ve
     if not np.isfinite(norm):
         raise InvalidEmbedding(f"{field} has values too large to compare", field)
     return (vector / norm).astype(np.float32)
+
+
+def checked_embeddings(rows: Sequence[Sequence[float]], dimension: int, field: str) -> Vector:
+    """Many embeddings at once, as an (n, dimension) float32 matrix of unit rows.
+
+    Checked in one vectorised pass; only when that finds a problem is the offending row located,
+    so the error names it as `field[index]`.
+    """
+    try:
+        matrix = np.asarray(rows, dtype=np.float64)
+    except ValueError:  # ragged: some row has another length
+        matrix = None
+    if matrix is None or matrix.ndim != 2 or matrix.shape[1] != dimension:
+        for index, row in enumerate(rows):
+            checked_embedding(row, dimension, f"{field}[{index}]")
+        raise InvalidEmbedding(f"{field} must be a list of embeddings", field)  # pragma: no cover
+    norms = np.linalg.norm(matrix, axis=1)
+    bad = ~np.isfinite(matrix).all(axis=1) | ~np.isfinite(norms) | (norms == 0)
+    if bad.any():
+        index = int(np.argmax(bad))
+        checked_embedding(rows[index], dimension, f"{field}[{index}]")
+    unit: Vector = (matrix / norms[:, None]).astype(np.float32)
+    return unit

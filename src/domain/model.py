@@ -13,9 +13,14 @@ Pixels = npt.NDArray[np.uint8]
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """A decoded image: BGR, 8 bits per channel, shape (height, width, 3)."""
+    """A decoded image: BGR, 8 bits per channel, shape (height, width, 3).
+
+    `source_size` is the (width, height) of the image the caller sent when it was decoded at a
+    reduced resolution; coordinates are reported in those pixels.
+    """
 
     pixels: Pixels
+    source_size: tuple[int, int] | None = None
 
     @property
     def width(self) -> int:
@@ -24,6 +29,14 @@ class Image:
     @property
     def height(self) -> int:
         return int(self.pixels.shape[0])
+
+    @property
+    def source_width(self) -> int:
+        return self.source_size[0] if self.source_size else self.width
+
+    @property
+    def source_height(self) -> int:
+        return self.source_size[1] if self.source_size else self.height
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,25 @@ class DetectedFace:
     box: BoundingBox
     confidence: float
     landmarks: tuple[Point, Point, Point, Point, Point]
+
+    def in_source_pixels(self, image: Image) -> DetectedFace:
+        """This face in the pixels of the image as sent, if it was decoded at a reduced size."""
+        if image.source_size is None:
+            return self
+        sx, sy = image.source_width / image.width, image.source_height / image.height
+        b = self.box
+        x1, y1, x2, y2, p = b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy, self.landmarks
+        return DetectedFace(
+            box=BoundingBox(x1, y1, x2, y2).clipped(image.source_width, image.source_height),
+            confidence=self.confidence,
+            landmarks=(
+                (p[0][0] * sx, p[0][1] * sy),
+                (p[1][0] * sx, p[1][1] * sy),
+                (p[2][0] * sx, p[2][1] * sy),
+                (p[3][0] * sx, p[3][1] * sy),
+                (p[4][0] * sx, p[4][1] * sy),
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

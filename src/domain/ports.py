@@ -38,6 +38,10 @@ class Embedder(Protocol):
         """One L2-normalised vector of `model.dimension` floats per face, in the order given."""
         ...
 
+    def embed_many(self, items: Sequence[tuple[Image, Sequence[DetectedFace]]]) -> list[list[Vector]]:
+        """`embed` for several images at once, so the model can run all their faces together."""
+        ...
+
 
 class Similarity(Protocol):
     """Scores how alike embeddings are: higher means more likely the same person."""

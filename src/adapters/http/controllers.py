@@ -164,37 +164,43 @@ class FaceController(Controller):
         )
 
     @post("/compare-faces", operation_id="compareFaces", summary="Cosine similarity of embeddings", status_code=200)
-    async def compare_faces(self, request: AnyRequest, service: NamedDependency[FaceService]) -> CompareFacesResponse:
+    async def compare_faces(
+        self, request: AnyRequest, service: NamedDependency[FaceService], executor: NamedDependency[Executor]
+    ) -> CompareFacesResponse:
         """One to one (`embedding_a`, `embedding_b`) or one to many (`embedding_a`, `candidates`)."""
-        try:
-            payload = await inputs.read_json(request, CompareRequest)
-        except InvalidInput as error:
-            # A value in an embedding that is no finite number ("nan", 1e999) is an unusable embedding.
-            if error.field and error.field.split("[")[0] in EMBEDDING_FIELDS:
-                raise InvalidEmbedding(error.message, error.field) from None
-            raise
-        if (payload.embedding_b is None) == (payload.candidates is None):
-            raise InvalidInput("Send embedding_a with either embedding_b or candidates", code="invalid_request")
-        candidates = payload.candidates if payload.candidates is not None else [payload.embedding_b or []]
-        comparison = service.compare(payload.embedding_a, candidates, payload.model_a, payload.model_b)
-        best = comparison.best
-        results = None
-        if payload.candidates is not None:
-            results = [
-                CandidateResult(
-                    index=s.index,
-                    similarity=round(s.similarity, 6),
-                    distance=round(1 - s.similarity, 6),
-                    match=s.match,
-                )
-                for s in comparison.scores
-            ]
-        return CompareFacesResponse(
-            similarity=round(best.similarity, 6),
-            distance=round(1 - best.similarity, 6),
-            match=best.match,
-            threshold=comparison.threshold,
-            model=comparison.model,
-            best_index=best.index if results is not None else None,
-            results=results,
-        )
+        body = await inputs.read_body(request)
+        # A thousand candidates is megabytes of JSON: decode and score off the event loop.
+        return await run_inference(executor, partial(compare, service, body))
+
+
+def compare(service: FaceService, body: bytes) -> CompareFacesResponse:
+    try:
+        payload = inputs.decode_json(body, CompareRequest)
+    except InvalidInput as error:
+        # A value in an embedding that is no finite number ("nan", 1e999) is an unusable embedding.
+        if error.field and error.field.split("[")[0] in EMBEDDING_FIELDS:
+            raise InvalidEmbedding(error.message, error.field) from None
+        raise
+    if (payload.embedding_b is None) == (payload.candidates is None):
+        raise InvalidInput("Send embedding_a with either embedding_b or candidates", code="invalid_request")
+    one_to_one = payload.candidates is None
+    candidates = [payload.embedding_b or []] if one_to_one else payload.candidates or []
+    comparison = service.compare(payload.embedding_a, candidates, payload.model_a, payload.model_b, one_to_one)
+    best = comparison.best
+    results = None
+    if not one_to_one:
+        results = [
+            CandidateResult(
+                index=s.index, similarity=round(s.similarity, 6), distance=round(1 - s.similarity, 6), match=s.match
+            )
+            for s in comparison.scores
+        ]
+    return CompareFacesResponse(
+        similarity=round(best.similarity, 6),
+        distance=round(1 - best.similarity, 6),
+        match=best.match,
+        threshold=comparison.threshold,
+        model=comparison.model,
+        best_index=best.index if results is not None else None,
+        results=results,
+    )

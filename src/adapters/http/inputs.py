@@ -37,8 +37,17 @@ def decode_base64(text: str, field: str) -> bytes:
     return data
 
 
+async def read_body(request: AnyRequest) -> bytes:
+    if not _is_json(_media_type(request)):
+        raise UnsupportedMediaTypeError(detail="Send application/json")
+    return await request.body()
+
+
 async def read_json(request: AnyRequest, kind: type[T]) -> T:
-    body = await request.body()
+    return decode_json(await request.body(), kind)
+
+
+def decode_json(body: bytes, kind: type[T]) -> T:
     if not body.strip():
         raise InvalidInput("The request body is empty; send JSON", code="invalid_json")
     try:

@@ -1,0 +1,71 @@
+"""A bounded HTTP load driver: a fixed list of requests, a fixed number in flight, loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class Request:
+    path: str
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class LoadResult:
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def multipart(images: list[bytes]) -> tuple[bytes, str]:
+    """Encode once, up front, so the client spends no CPU on it during the run."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for index, image in enumerate(images):
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{index}.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n".encode()
+        )
+        parts.append(image)
+        parts.append(b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+async def _drive(base: str, api_key: str, requests: list[Request], concurrency: int) -> LoadResult:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = iter(requests)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            for request in queue:
+                began = time.perf_counter()
+                response = await client.post(
+                    request.path, content=request.body, headers={"Content-Type": request.content_type}
+                )
+                await response.aread()
+                latencies.append(time.perf_counter() - began)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    return LoadResult(seconds, latencies, statuses)
+
+
+def drive(base: str, api_key: str, requests: list[Request], concurrency: int) -> LoadResult:
+    return asyncio.run(_drive(base, api_key, requests, concurrency))

@@ -1,0 +1,78 @@
+"""Our ONNX Runtime adapters against insightface.model_zoo itself: same graphs, same numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from adapters.insightface_backend import InsightFaceDetector, InsightFaceEmbedder, detector_input_size
+from adapters.model_pack import _normalises_inside, embedded_pack
+from domain.model import Image
+from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
+
+pytestmark = pytest.mark.real_model
+PHOTOS = [SELFIE, GROUP_PHOTO, TEAM_PHOTO, TRIO_PHOTO, TIGHT_CROP]
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[object, object]:
+    from insightface import model_zoo
+
+    pack = embedded_pack()
+    detector = model_zoo.get_model(str(pack.detector), providers=["CPUExecutionProvider"], static_shape_sessions=False)
+    detector.prepare(ctx_id=0, det_thresh=0.5, nms_thresh=0.4)
+    recogniser = model_zoo.get_model(str(pack.recognizer), providers=["CPUExecutionProvider"])
+    return detector, recogniser
+
+
+@pytest.fixture(scope="module")
+def ours() -> tuple[InsightFaceDetector, InsightFaceEmbedder]:
+    pack = embedded_pack()
+    options = ort.SessionOptions()
+    detector = InsightFaceDetector(pack.detector, ["CPUExecutionProvider"], options)
+    embedder = InsightFaceEmbedder(pack.recognizer, ["CPUExecutionProvider"], options, pack.name)
+    return detector, embedder
+
+
+@pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: Path(p).name)
+def test_detections_equal_insightface_scrfd(photo: Path, reference: tuple[object, object], ours: tuple) -> None:
+    pixels = cv2.imread(str(photo))
+    size = detector_input_size(pixels.shape[1], pixels.shape[0], 640)
+    boxes, points = reference[0].detect(pixels, input_size=size)  # type: ignore[attr-defined]
+    faces = ours[0].detect(Image(pixels))
+    assert len(faces) == len(boxes) > 0
+    ours_sorted = sorted(faces, key=lambda f: -f.confidence)
+    order = np.argsort(-boxes[:, 4], kind="stable")
+    for face, index in zip(ours_sorted, order, strict=True):
+        height, width = pixels.shape[:2]
+        expected = np.clip(boxes[index, :4], 0, [width, height, width, height])
+        assert [face.box.x1, face.box.y1, face.box.x2, face.box.y2] == pytest.approx(expected.tolist(), abs=1e-3)
+        assert face.confidence == pytest.approx(float(boxes[index, 4]), abs=1e-5)
+        assert np.asarray(face.landmarks) == pytest.approx(points[index], abs=1e-3)
+
+
+@pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: Path(p).name)
+def test_embeddings_equal_insightface_arcface(photo: Path, reference: tuple[object, object], ours: tuple) -> None:
+    pixels = cv2.imread(str(photo))
+    image = Image(pixels)
+    faces = ours[0].detect(image)
+    vectors = ours[1].embed(image, faces)
+
+    class InsightFaceFace:  # the attribute ArcFaceONNX.get reads
+        def __init__(self, kps: np.ndarray) -> None:
+            self.kps = kps
+
+    for face, vector in zip(faces, vectors, strict=True):
+        theirs = reference[1].get(pixels, InsightFaceFace(np.asarray(face.landmarks, dtype=np.float32)))  # type: ignore[attr-defined]
+        theirs = theirs / np.linalg.norm(theirs)
+        assert float(vector @ theirs) > 0.9999
+
+
+def test_the_embedded_recogniser_takes_insightfaces_default_normalisation() -> None:
+    pack = embedded_pack()
+    assert not _normalises_inside(pack.recognizer)
+    assert (pack.recognizer_mean, pack.recognizer_std) == (127.5, 127.5)
