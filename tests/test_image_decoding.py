@@ -1,0 +1,83 @@
+"""Image headers, size limits before decoding, formats, and reduced-resolution JPEG decoding."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from adapters.image_header import read_header
+from adapters.images import OpenCVImageDecoder, reduction_for
+from domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
+from tests.conftest import GROUP_PHOTO, SELFIE
+
+PIXELS = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".bmp"])
+def test_header_sizes_match_the_decoded_image(extension: str) -> None:
+    ok, data = cv2.imencode(extension, PIXELS)
+    assert ok
+    header = read_header(data.tobytes())
+    assert header is not None
+    assert (header.width, header.height) == (53, 37)
+    image = OpenCVImageDecoder().decode(data.tobytes())
+    assert (image.width, image.height) == (53, 37)
+
+
+def test_lossless_webp_and_grayscale_png_and_alpha() -> None:
+    ok, webp = cv2.imencode(".webp", PIXELS, [cv2.IMWRITE_WEBP_QUALITY, 101])  # 101: lossless (VP8L)
+    assert ok and read_header(webp.tobytes()) is not None
+    gray = cv2.cvtColor(PIXELS, cv2.COLOR_BGR2GRAY)
+    rgba = cv2.cvtColor(PIXELS, cv2.COLOR_BGR2BGRA)
+    sixteen = PIXELS.astype(np.uint16) * 257
+    for pixels in (gray, rgba, sixteen):
+        ok, png = cv2.imencode(".png", pixels)
+        image = OpenCVImageDecoder().decode(png.tobytes())
+        assert image.pixels.shape == (37, 53, 3) and image.pixels.dtype == np.uint8
+
+
+def test_size_is_refused_from_the_header_before_decoding() -> None:
+    _ok, data = cv2.imencode(".png", np.zeros((100, 100, 3), np.uint8))
+    forged = bytearray(data.tobytes())
+    forged[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")  # IHDR claims 30000x30000
+    with pytest.raises(ImageTooLarge):
+        OpenCVImageDecoder(max_pixels=40_000_000).decode(bytes(forged))
+    with pytest.raises(ImageTooLarge):
+        OpenCVImageDecoder(max_pixels=10**9, max_side=12_000).decode(bytes(forged))
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"", UndecodableImage),
+        (b"GIF89a" + b"\x00" * 20, UnsupportedImageFormat),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 10, UndecodableImage),  # JPEG start, no frame header
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, UndecodableImage),
+    ],
+)
+def test_broken_or_foreign_bytes(data: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        OpenCVImageDecoder().decode(data)
+
+
+def test_reduction_keeps_the_long_side_at_twice_the_detector_input() -> None:
+    assert reduction_for(4096, 2835, 640) == 2
+    assert reduction_for(6000, 4000, 640) == 4
+    assert reduction_for(1280, 886, 640) == 1
+    assert reduction_for(233, 287, 640) == 1
+
+
+def test_fast_jpeg_decode_reports_sizes_in_the_sent_pixels() -> None:
+    big = cv2.resize(cv2.imread(str(GROUP_PHOTO)), (4096, 2835))
+    _ok, data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    image = OpenCVImageDecoder(fast_jpeg_decode=True).decode(data.tobytes())
+    assert (image.width, image.height) == (2048, 1418)
+    assert (image.source_width, image.source_height) == (4096, 2835)
+    full = OpenCVImageDecoder().decode(data.tobytes())
+    assert full.source_size is None and (full.source_width, full.width) == (4096, 4096)
+
+
+def test_selfie_is_not_reduced_even_in_fast_mode() -> None:
+    image = OpenCVImageDecoder(fast_jpeg_decode=True).decode(SELFIE.read_bytes())
+    assert image.source_size is None
