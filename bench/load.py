@@ -22,6 +22,7 @@ class LoadResult:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
+    latency_statuses: list[int]  # the status of each entry of `latencies`
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -46,6 +47,7 @@ def multipart(images: list[bytes]) -> tuple[bytes, str]:
 async def _drive(base: str, api_key: str, requests: list[Request], concurrency: int) -> LoadResult:
     headers = {"Authorization": f"Bearer {api_key}"}
     latencies: list[float] = []
+    latency_statuses: list[int] = []
     statuses: dict[int, int] = {}
     queue = iter(requests)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -59,12 +61,13 @@ async def _drive(base: str, api_key: str, requests: list[Request], concurrency: 
                 )
                 await response.aread()
                 latencies.append(time.perf_counter() - began)
+                latency_statuses.append(response.status_code)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - start
-    return LoadResult(seconds, latencies, statuses)
+    return LoadResult(seconds, latencies, statuses, latency_statuses)
 
 
 def drive(base: str, api_key: str, requests: list[Request], concurrency: int) -> LoadResult:

@@ -78,7 +78,7 @@ def any_service(request: pytest.FixtureRequest) -> FaceService:
 
 def make_client(settings: Settings, container: Container | None = None) -> TestClient:  # type: ignore[type-arg]
     container = container or build_container(settings)
-    app = create_app(container, settings, service_info(container, settings.face_backend))
+    app = create_app(container, settings, service_info(container, settings))
     return TestClient(app=app)
 
 

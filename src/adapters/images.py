@@ -36,11 +36,13 @@ class OpenCVImageDecoder:
 
     def __init__(
         self,
+        max_bytes: int = 15_000_000,
         max_pixels: int = 40_000_000,
         max_side: int = 12_000,
         fast_jpeg_decode: bool = False,
         det_size: int = 640,
     ) -> None:
+        self._max_bytes = max_bytes
         self._max_pixels = max_pixels
         self._max_side = max_side
         self._fast_jpeg_decode = fast_jpeg_decode
@@ -49,6 +51,8 @@ class OpenCVImageDecoder:
     def decode(self, data: bytes) -> Image:
         if not data:
             raise UndecodableImage("The image is empty")
+        if len(data) > self._max_bytes:
+            raise ImageTooLarge(f"The image is {len(data)} bytes; the limit is {self._max_bytes} bytes")
         if sniff_format(data) is None:
             raise UnsupportedImageFormat(
                 "Unsupported image format; send " + ", ".join(f.upper() for f in SUPPORTED_FORMATS)

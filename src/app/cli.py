@@ -28,18 +28,19 @@ def service_version() -> str:
         return "0+unknown"
 
 
-def service_info(container: Container, backend: str) -> ServiceInfo:
+def service_info(container: Container, settings: Settings) -> ServiceInfo:
     from app.use_cases import ServiceInfo
 
     service = container.service()
     detector, embedder = container.detector(), container.embedder()
     providers = list(dict.fromkeys([*detector.providers, *embedder.providers])) or ["none (fake backend)"]
     return ServiceInfo(
-        backend=backend,
+        backend=settings.face_backend,
         model_pack=service.model.pack,
         model_id=service.model.id,
         embedding_size=service.model.dimension,
         execution_providers=providers,
+        requested_execution_providers=list(settings.execution_providers or ["auto"]),
         version=service_version(),
     )
 
@@ -71,7 +72,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    app = create_app(container, settings, service_info(container, settings.face_backend))
+    app = create_app(container, settings, service_info(container, settings))
     uvicorn.run(
         app,
         host=host or settings.host,
@@ -120,7 +121,7 @@ def prepare(settings: Settings) -> int:
     """Load the models, fill the model cache, run one inference, and say what is in use."""
     container = load(settings)
     container.service().warm_up()
-    info = service_info(container, settings.face_backend)
+    info = service_info(container, settings)
     print(
         json.dumps(
             {

@@ -82,6 +82,7 @@ class Container(containers.DeclarativeContainer):
 
     decoder = providers.Singleton(
         OpenCVImageDecoder,
+        max_bytes=config.max_image_bytes,
         max_pixels=config.max_image_pixels,
         max_side=config.max_image_side,
         fast_jpeg_decode=config.fast_jpeg_decode,
@@ -94,7 +95,12 @@ class Container(containers.DeclarativeContainer):
         embedder=embedder,
         similarity=providers.Singleton(CosineSimilarity),
         match_threshold=config.match_threshold,
-        limits=providers.Singleton(Limits, max_batch_size=config.max_batch_size),
+        limits=providers.Singleton(
+            Limits,
+            max_batch_size=config.max_batch_size,
+            max_candidates=config.max_candidates,
+            max_faces=config.max_faces,
+        ),
     )
     executor = providers.Resource(inference_executor, config.inference_workers)
 
@@ -115,6 +121,9 @@ def build_container(settings: Settings) -> Container:
             "fast_jpeg_decode": settings.fast_jpeg_decode,
             "model_cache_dir": settings.model_cache_dir or default_cache_dir(),
             "max_batch_size": settings.max_batch_size,
+            "max_image_bytes": settings.max_image_bytes,
+            "max_candidates": settings.max_candidates,
+            "max_faces": settings.max_faces,
             "inference_workers": settings.inference_workers,
         }
     )

@@ -39,7 +39,13 @@ class Settings:
     max_request_bytes: int = 25_000_000
     max_image_pixels: int = 40_000_000
     max_batch_size: int = 32
+    max_image_bytes: int = 15_000_000
     max_image_side: int = 12_000
+    max_faces: int = 100
+    max_candidates: int = 10_000
+    max_queue: int = 8
+    rate_limit_per_minute: int = 0
+    cors_origins: tuple[str, ...] = ()
     fast_jpeg_decode: bool = False
     model_cache_dir: Path | None = None
     log_level: str = "INFO"
@@ -68,7 +74,13 @@ class Settings:
             max_request_bytes=_parse(env, "MAX_REQUEST_BYTES", _bounded_int(1024, 1 << 31), 25_000_000),
             max_image_pixels=_parse(env, "MAX_IMAGE_PIXELS", _bounded_int(1, 1 << 30), 40_000_000),
             max_batch_size=_parse(env, "MAX_BATCH_SIZE", _bounded_int(1, 1000), 32),
+            max_image_bytes=_parse(env, "MAX_IMAGE_BYTES", _bounded_int(1024, 1 << 31), 15_000_000),
             max_image_side=_parse(env, "MAX_IMAGE_SIDE", _bounded_int(32, 65_535), 12_000),
+            max_faces=_parse(env, "MAX_FACES", _bounded_int(1, 1000), 100),
+            max_candidates=_parse(env, "MAX_CANDIDATES", _bounded_int(1, 1_000_000), 10_000),
+            max_queue=_parse(env, "MAX_QUEUE", _bounded_int(0, 10_000), 8),
+            rate_limit_per_minute=_parse(env, "RATE_LIMIT_PER_MINUTE", _bounded_int(0, 1_000_000), 0),
+            cors_origins=_parse(env, "CORS_ORIGINS", _origins, ()),
             fast_jpeg_decode=_parse(env, "FAST_JPEG_DECODE", _boolean, False),
             model_cache_dir=_parse(env, "MODEL_CACHE_DIR", Path, None),
             log_level=_parse(env, "LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO"),
@@ -155,6 +167,14 @@ def _providers(raw: str) -> tuple[str, ...] | None:
         if not name.endswith("ExecutionProvider"):
             raise ValueError(f"{name!r} is not an execution provider name (e.g. CUDAExecutionProvider)")
     return names
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+    return origins
 
 
 def _det_size(raw: str) -> int:

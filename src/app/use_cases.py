@@ -75,6 +75,7 @@ class ServiceInfo:
     model_id: str
     embedding_size: int
     execution_providers: list[str]
+    requested_execution_providers: list[str]
     version: str
 
 

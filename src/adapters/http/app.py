@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from adapters.http.admission import AdmissionQueue, RateLimiter
 from adapters.http.auth import ApiKeyGuard
 from adapters.http.controllers import FaceController, HealthController, run_inference
 from adapters.http.errors import handle_domain_error, handle_http_exception, handle_unexpected
@@ -44,10 +46,12 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
         finally:
             container.shutdown_resources()
 
+    admission = AdmissionQueue(capacity=settings.inference_workers + settings.max_queue)
+    limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     protected = Router(
         path="/",
         route_handlers=[FaceController],
-        guards=[ApiKeyGuard(settings.api_keys)],
+        guards=[ApiKeyGuard(settings.api_keys, limiter)],
         security=[{"BearerAuth": []}],
     )
     openapi = None
@@ -64,6 +68,7 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "executor": Provide(lambda: executor, use_cache=True, sync_to_thread=False),
             "info": Provide(lambda: info, use_cache=True, sync_to_thread=False),
+            "admission": Provide(lambda: admission, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={
             FaceServiceError: handle_domain_error,
@@ -72,6 +77,12 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
         },
         request_max_body_size=settings.max_request_bytes,
         openapi_config=openapi,
+        # Server-to-server by default: browsers get no CORS headers unless origins are configured.
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins), allow_headers=["Authorization", "Content-Type"]
+        )
+        if settings.cors_origins
+        else None,
         lifespan=[lifespan],
         # Logging is configured once by the entry point; Litestar's own config would add a second format.
         logging_config=None,

@@ -8,16 +8,19 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from adapters.http.admission import RateLimiter
 from adapters.http.errors import UnauthorizedError
 
 
 class ApiKeyGuard:
-    """A Litestar guard accepting any of the configured keys (several allow rotation)."""
+    """A Litestar guard accepting any of the configured keys (several allow rotation), then
+    applying the per-key rate limit, if there is one. Keys are never logged or echoed."""
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
+    def __init__(self, keys: tuple[str, ...], rate_limiter: RateLimiter | None = None) -> None:
         if not keys:
             raise ValueError("at least one API key is required")
         self._keys = tuple(key.encode() for key in keys)
+        self._rate_limiter = rate_limiter
 
     def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
         header = connection.headers.get("authorization", "")
@@ -26,8 +29,11 @@ class ApiKeyGuard:
             raise UnauthorizedError()
         presented = token.strip().encode()
         # Compare against every key, without stopping early, so timing reveals nothing.
-        matched = False
-        for key in self._keys:
-            matched |= hmac.compare_digest(presented, key)
-        if not matched:
+        matched = -1
+        for index, key in enumerate(self._keys):
+            if hmac.compare_digest(presented, key):
+                matched = index
+        if matched < 0:
             raise UnauthorizedError()
+        if self._rate_limiter is not None:
+            self._rate_limiter.check(matched)

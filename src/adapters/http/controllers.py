@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from adapters.http import inputs
+from adapters.http.admission import AdmissionQueue
 from adapters.http.schemas import (
     BatchExtractResponse,
     BatchResult,
@@ -90,6 +91,7 @@ class HealthController(Controller):
             model_id=info.model_id,
             embedding_size=info.embedding_size,
             execution_providers=info.execution_providers,
+            requested_execution_providers=info.requested_execution_providers,
         )
 
 
@@ -103,11 +105,13 @@ class FaceController(Controller):
         request: AnyRequest,
         service: NamedDependency[FaceService],
         executor: NamedDependency[Executor],
+        admission: NamedDependency[AdmissionQueue],
         all_faces: AllFaces = False,
     ) -> VerifyFaceResponse:
         """Detect faces without computing embeddings. The top-level fields describe the largest face."""
-        data = await inputs.read_image(request)
-        detection: Detection = await run_inference(executor, partial(service.detect, data))
+        with admission.slot():
+            data = await inputs.read_image(request)
+            detection: Detection = await run_inference(executor, partial(service.detect, data))
         faces = [face_out(face) for face in detection.faces] if all_faces else None
         if not detection.faces:
             return VerifyFaceResponse(face_detected=False, faces_count=0, error=NO_FACE, faces=faces)
@@ -127,11 +131,13 @@ class FaceController(Controller):
         request: AnyRequest,
         service: NamedDependency[FaceService],
         executor: NamedDependency[Executor],
+        admission: NamedDependency[AdmissionQueue],
         all_faces: AllFaces = False,
     ) -> ExtractEmbeddingResponse:
         """The 512-D, L2-normalised embedding of the largest face, and the model that made it."""
-        data = await inputs.read_image(request)
-        extraction = await run_inference(executor, partial(service.extract, data, all_faces))
+        with admission.slot():
+            data = await inputs.read_image(request)
+            extraction = await run_inference(executor, partial(service.extract, data, all_faces))
         return ExtractEmbeddingResponse(**extraction_fields(extraction, all_faces))  # type: ignore[arg-type]
 
     @post("/batch-extract", operation_id="batchExtract", summary="Embed the faces of many images", status_code=200)
@@ -140,12 +146,14 @@ class FaceController(Controller):
         request: AnyRequest,
         service: NamedDependency[FaceService],
         executor: NamedDependency[Executor],
+        admission: NamedDependency[AdmissionQueue],
         all_faces: AllFaces = False,
     ) -> BatchExtractResponse:
         """JSON `images` (base64) or several multipart `file` parts. One unusable image gets its own
         error in `results`; it never fails the others."""
-        images = await inputs.read_images(request)
-        items = await run_inference(executor, partial(service.extract_batch, images, all_faces))
+        with admission.slot():
+            images = await inputs.read_images(request)
+            items = await run_inference(executor, partial(service.extract_batch, images, all_faces))
         results = []
         for item in items:
             if item.error is not None:
@@ -165,12 +173,17 @@ class FaceController(Controller):
 
     @post("/compare-faces", operation_id="compareFaces", summary="Cosine similarity of embeddings", status_code=200)
     async def compare_faces(
-        self, request: AnyRequest, service: NamedDependency[FaceService], executor: NamedDependency[Executor]
+        self,
+        request: AnyRequest,
+        service: NamedDependency[FaceService],
+        executor: NamedDependency[Executor],
+        admission: NamedDependency[AdmissionQueue],
     ) -> CompareFacesResponse:
         """One to one (`embedding_a`, `embedding_b`) or one to many (`embedding_a`, `candidates`)."""
-        body = await inputs.read_body(request)
-        # A thousand candidates is megabytes of JSON: decode and score off the event loop.
-        return await run_inference(executor, partial(compare, service, body))
+        with admission.slot():
+            body = await inputs.read_body(request)
+            # A thousand candidates is megabytes of JSON: decode and score off the event loop.
+            return await run_inference(executor, partial(compare, service, body))
 
 
 def compare(service: FaceService, body: bytes) -> CompareFacesResponse:

@@ -42,7 +42,7 @@ HTTP_CODES = {
     413: "request_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
-    503: "unavailable",
+    503: "overloaded",
 }
 
 
@@ -72,12 +72,18 @@ def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError
 
 def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorResponse]:
     status = error.status_code
-    if status >= 500:
+    if status == 500 and "disconnected" in str(error.detail):
+        # The caller went away mid-upload: nobody will read this answer, and it is no bug.
+        logger.info("client disconnected during %s %s", request.method, request.url.path)
+        return error_response(400, ErrorResponse(error="Client disconnected", code="client_disconnected"))
+    if status >= 500 and status != 503:
         return handle_unexpected(request, error)
     code = HTTP_CODES.get(status, "invalid_request")
     message = _client_message(status, error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return error_response(status, ErrorResponse(error=message, code=code), headers)
+    headers = dict(error.headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return error_response(status, ErrorResponse(error=message, code=code), headers or None)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorResponse]:
@@ -100,7 +106,7 @@ def _client_message(status: int, error: HTTPException) -> str:
         return "No such endpoint"
     if status == 405:
         return "Method not allowed on this endpoint"
-    if status in (401, 415):
+    if status in (401, 415, 429, 503):
         return str(error.detail)
     # Litestar's validation messages name the parameter without echoing internals.
     detail = str(error.detail) if error.detail else "Invalid request"

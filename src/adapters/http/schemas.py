@@ -49,6 +49,7 @@ class HealthResponse(msgspec.Struct):
     model_id: str
     embedding_size: int
     execution_providers: list[str]
+    requested_execution_providers: list[str]
 
 
 class VerifyFaceResponse(msgspec.Struct, omit_defaults=True):
