@@ -14,6 +14,17 @@ SUPPORTED_FORMATS = ("jpeg", "png", "webp", "bmp")
 REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
+def configure_opencv() -> None:
+    """Process-wide OpenCV settings for a server.
+
+    One thread per call: OpenCV's own pool would compete with the inference workers for the cores.
+    Fatal messages only: a hostile upload would otherwise print a decoder error line per request,
+    and every refusal already gets its own clear answer.
+    """
+    cv2.setNumThreads(1)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_FATAL)
+
+
 def reduction_for(width: int, height: int, det_size: int) -> int:
     """The JPEG decoding reduction (1, 2, 4 or 8) that keeps the long side at least twice the
     detector input, so faces the detector finds stay large enough to embed."""

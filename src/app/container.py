@@ -6,13 +6,12 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 from dependency_injector import containers, providers
 
 from adapters.executor import InferenceExecutor
 from adapters.fake_backend import FakeDetector, FakeEmbedder
 from adapters.graph_rewrite import default_cache_dir
-from adapters.images import OpenCVImageDecoder
+from adapters.images import OpenCVImageDecoder, configure_opencv
 from adapters.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
 from adapters.model_pack import ModelPack, embedded_pack, pack_from_dir
 from adapters.onnx_runtime import resolve_providers, session_options
@@ -37,8 +36,7 @@ def chosen_providers(requested: tuple[str, ...] | None) -> list[str]:
 
 def inference_executor(workers: int) -> Iterator[InferenceExecutor]:
     """Inference runs here, never on the event loop; its size bounds concurrent model runs."""
-    # OpenCV's own thread pool would compete with the inference workers for the same cores.
-    cv2.setNumThreads(1)
+    configure_opencv()
     executor = InferenceExecutor(workers)
     try:
         yield executor

@@ -33,11 +33,14 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
     """Build the app. The models load here (not per request); lifespan warms them up before the
     server accepts connections and shuts the inference executor down after the last request."""
     service: FaceService = container.service()
-    executor: Executor = container.executor()
+
+    def executor() -> Executor:
+        # A Resource: started by the lifespan below, shut down at its end, started again by the next.
+        return container.executor()  # type: ignore[no-any-return]
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await run_inference(executor, service.warm_up)
+        await run_inference(executor(), service.warm_up)
         logger.info(
             "ready: backend=%s model=%s providers=%s", info.backend, info.model_id, ",".join(info.execution_providers)
         )
@@ -66,7 +69,7 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
         route_handlers=[HealthController, protected],
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
-            "executor": Provide(lambda: executor, use_cache=True, sync_to_thread=False),
+            "executor": Provide(executor, use_cache=False, sync_to_thread=False),
             "info": Provide(lambda: info, use_cache=True, sync_to_thread=False),
             "admission": Provide(lambda: admission, use_cache=True, sync_to_thread=False),
         },

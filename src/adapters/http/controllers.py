@@ -15,6 +15,7 @@ from litestar.params import QueryParameter
 
 from adapters.http import inputs
 from adapters.http.admission import AdmissionQueue
+from adapters.http.openapi import BATCH_BODY, COMPARE_BODY, IMAGE_BODY, IMAGE_ERRORS, errors, with_body
 from adapters.http.schemas import (
     BatchExtractResponse,
     BatchResult,
@@ -99,7 +100,14 @@ class FaceController(Controller):
     path = "/"
     tags = ("faces",)
 
-    @post("/verify-face", operation_id="verifyFace", summary="Is there a face, and where", status_code=200)
+    @post(
+        "/verify-face",
+        operation_id="verifyFace",
+        summary="Is there a face, and where",
+        status_code=200,
+        operation_class=with_body(IMAGE_BODY),
+        responses=IMAGE_ERRORS,
+    )
     async def verify_face(
         self,
         request: AnyRequest,
@@ -125,7 +133,14 @@ class FaceController(Controller):
             faces=faces,
         )
 
-    @post("/extract-embedding", operation_id="extractEmbedding", summary="Embed the face in an image", status_code=200)
+    @post(
+        "/extract-embedding",
+        operation_id="extractEmbedding",
+        summary="Embed the face in an image",
+        status_code=200,
+        operation_class=with_body(IMAGE_BODY),
+        responses=IMAGE_ERRORS,
+    )
     async def extract_embedding(
         self,
         request: AnyRequest,
@@ -140,7 +155,14 @@ class FaceController(Controller):
             extraction = await run_inference(executor, partial(service.extract, data, all_faces))
         return ExtractEmbeddingResponse(**extraction_fields(extraction, all_faces))  # type: ignore[arg-type]
 
-    @post("/batch-extract", operation_id="batchExtract", summary="Embed the faces of many images", status_code=200)
+    @post(
+        "/batch-extract",
+        operation_id="batchExtract",
+        summary="Embed the faces of many images",
+        status_code=200,
+        operation_class=with_body(BATCH_BODY),
+        responses=IMAGE_ERRORS,
+    )
     async def batch_extract(
         self,
         request: AnyRequest,
@@ -171,7 +193,14 @@ class FaceController(Controller):
             results=results, total=len(results), successful=successful, failed=len(results) - successful
         )
 
-    @post("/compare-faces", operation_id="compareFaces", summary="Cosine similarity of embeddings", status_code=200)
+    @post(
+        "/compare-faces",
+        operation_id="compareFaces",
+        summary="Cosine similarity of embeddings",
+        status_code=200,
+        operation_class=with_body(COMPARE_BODY),
+        responses=errors(400, 401, 413, 415, 422, 429, 503),
+    )
     async def compare_faces(
         self,
         request: AnyRequest,

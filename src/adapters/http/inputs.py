@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any, TypeVar
 
@@ -12,6 +10,7 @@ from litestar import Request
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException
 
+from adapters.encoding import decode_base64
 from adapters.http.schemas import BatchRequest, ImageRequest
 from domain.errors import InvalidInput
 
@@ -20,21 +19,6 @@ T = TypeVar("T")
 AnyRequest = Request[Any, Any, Any]
 ERROR_PATH = re.compile(r"at `\$\.?([^`]*)`")
 FILE_FIELDS = ("file", "files")
-
-
-def decode_base64(text: str, field: str) -> bytes:
-    """Standard or URL-safe base64, with or without padding, line breaks or a `data:` URL prefix."""
-    if text.startswith("data:") and "," in text[:200]:
-        text = text.split(",", 1)[1]
-    cleaned = "".join(text.split()).replace("-", "+").replace("_", "/")
-    cleaned += "=" * (-len(cleaned) % 4)
-    try:
-        data = base64.b64decode(cleaned, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidInput(f"{field} is not valid base64", code="invalid_base64") from None
-    if not data:
-        raise InvalidInput(f"{field} is empty", code="invalid_base64")
-    return data
 
 
 async def read_body(request: AnyRequest) -> bytes:

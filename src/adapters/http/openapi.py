@@ -1,0 +1,92 @@
+"""What the OpenAPI document says about the routes' bodies and error responses.
+
+The image routes read their body themselves (multipart *or* JSON, which one handler parameter cannot
+express), so their request bodies are declared here; responses come from the handlers' return types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+
+from adapters.http.schemas import ErrorResponse
+
+STRING = Schema(type=OpenAPIType.STRING)
+BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+BASE64 = Schema(type=OpenAPIType.STRING, description="The image file, base64 (standard or URL-safe, or a data: URL)")
+VECTOR = Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.NUMBER), description="An embedding")
+
+
+def _object(required: list[str], **properties: Schema | Reference) -> Schema:
+    return Schema(type=OpenAPIType.OBJECT, required=required, properties=properties)
+
+
+IMAGE_BODY = RequestBody(
+    required=True,
+    description="One image: a multipart `file` part, or JSON with `image_base64`. JPEG, PNG, WebP or BMP.",
+    content={
+        "multipart/form-data": OpenAPIMediaType(schema=_object(["file"], file=BINARY)),
+        "application/json": OpenAPIMediaType(schema=_object(["image_base64"], image_base64=BASE64)),
+    },
+)
+BATCH_BODY = RequestBody(
+    required=True,
+    description="Several images: multipart `file` parts, or JSON `images` (base64 strings).",
+    content={
+        "multipart/form-data": OpenAPIMediaType(
+            schema=_object(["file"], file=Schema(type=OpenAPIType.ARRAY, items=BINARY))
+        ),
+        "application/json": OpenAPIMediaType(
+            schema=_object(["images"], images=Schema(type=OpenAPIType.ARRAY, items=BASE64))
+        ),
+    },
+)
+COMPARE_BODY = RequestBody(
+    required=True,
+    description="`embedding_a` with either `embedding_b` (one to one) or `candidates` (one to many).",
+    content={
+        "application/json": OpenAPIMediaType(
+            schema=_object(
+                ["embedding_a"],
+                embedding_a=VECTOR,
+                embedding_b=VECTOR,
+                candidates=Schema(type=OpenAPIType.ARRAY, items=VECTOR),
+                model_a=STRING,
+                model_b=STRING,
+            )
+        )
+    },
+)
+
+
+def with_body(body: RequestBody) -> type[Operation]:
+    """An Operation class that carries this request body."""
+
+    @dataclass
+    class OperationWithBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+
+    return OperationWithBody
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    descriptions = {
+        400: "Malformed request: JSON, base64, fields or parameters",
+        401: "Missing or wrong API key",
+        413: "Body, image, or batch over its limit",
+        415: "Not a supported content type or image format",
+        422: "An image that cannot be decoded, or unusable embeddings",
+        429: "Rate limit of this API key reached (Retry-After)",
+        503: "At capacity (Retry-After)",
+    }
+    return {
+        status: ResponseSpec(data_container=ErrorResponse, description=descriptions[status], generate_examples=False)
+        for status in statuses
+    }
+
+
+IMAGE_ERRORS = errors(400, 401, 413, 415, 422, 429, 503)
