@@ -76,3 +76,16 @@ def test_values_are_parsed(tmp_path: Path) -> None:
     assert settings.execution_providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
     assert settings.det_size == 640
     assert settings.match_threshold == 0.35
+
+
+def test_every_setting_is_documented() -> None:
+    """.env.example and the README list every variable the service reads."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "src" / "app" / "settings.py").read_text()
+    read = set(re.findall(r'_parse\(env, "([A-Z_]+)"', source)) | {"API_KEY", "API_KEYS", "HOST"}
+    example = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
+    readme = (root / "README.md").read_text()
+    assert read <= example, read - example
+    assert all(f"`{name}`" in readme for name in read), [n for n in read if f"`{n}`" not in readme]
