@@ -81,3 +81,27 @@ def test_fast_jpeg_decode_reports_sizes_in_the_sent_pixels() -> None:
 def test_selfie_is_not_reduced_even_in_fast_mode() -> None:
     image = OpenCVImageDecoder(fast_jpeg_decode=True).decode(SELFIE.read_bytes())
     assert image.source_size is None
+
+
+@pytest.mark.parametrize("image_format", ["WEBP", "PNG"])
+def test_animated_images_are_read_as_their_first_frame(image_format: str) -> None:
+    import io
+
+    from PIL import Image as PILImage
+
+    frames = [PILImage.fromarray(np.full((40, 60, 3), level, np.uint8)) for level in (10, 200)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=image_format, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    image = OpenCVImageDecoder().decode(buffer.getvalue())
+    assert image.pixels.shape == (40, 60, 3)
+    assert image.pixels.mean() == pytest.approx(10, abs=1)
+
+
+def test_palette_png_is_decoded() -> None:
+    import io
+
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.fromarray(PIXELS[:, :, ::-1]).convert("P").save(buffer, format="PNG")
+    assert OpenCVImageDecoder().decode(buffer.getvalue()).pixels.shape == (37, 53, 3)
