@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.logging_setup import configure_logging
 from app.settings import Settings, SettingsError
 from domain.errors import FaceServiceError
 
@@ -78,7 +79,8 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
-        access_log=settings.debug,
+        log_config=None,  # configure_logging already set the format
+        access_log=False,  # each request is logged once, with its id, by the HTTP adapter
         timeout_graceful_shutdown=30,
     )
     return 0
@@ -152,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"face-service: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    configure_logging(settings.log_level, settings.debug)
     try:
         if args.command == "serve":
             return serve(settings, args.host, args.port)

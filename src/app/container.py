@@ -13,6 +13,7 @@ from adapters.fake_backend import FakeDetector, FakeEmbedder
 from adapters.graph_rewrite import default_cache_dir
 from adapters.images import OpenCVImageDecoder, configure_opencv
 from adapters.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
+from adapters.metrics import Metrics
 from adapters.model_pack import ModelPack, embedded_pack, pack_from_dir
 from adapters.onnx_runtime import resolve_providers, session_options
 from app.settings import Settings
@@ -78,6 +79,7 @@ class Container(containers.DeclarativeContainer):
         fake=providers.Singleton(FakeEmbedder),
     )
 
+    metrics = providers.Singleton(Metrics)
     decoder = providers.Singleton(
         OpenCVImageDecoder,
         max_bytes=config.max_image_bytes,
@@ -93,6 +95,7 @@ class Container(containers.DeclarativeContainer):
         embedder=embedder,
         similarity=providers.Singleton(CosineSimilarity),
         match_threshold=config.match_threshold,
+        observer=metrics,
         limits=providers.Singleton(
             Limits,
             max_batch_size=config.max_batch_size,

@@ -46,6 +46,7 @@ class Settings:
     max_queue: int = 8
     rate_limit_per_minute: int = 0
     cors_origins: tuple[str, ...] = ()
+    metrics: str = "protected"
     fast_jpeg_decode: bool = False
     model_cache_dir: Path | None = None
     log_level: str = "INFO"
@@ -81,6 +82,7 @@ class Settings:
             max_queue=_parse(env, "MAX_QUEUE", _bounded_int(0, 10_000), 8),
             rate_limit_per_minute=_parse(env, "RATE_LIMIT_PER_MINUTE", _bounded_int(0, 1_000_000), 0),
             cors_origins=_parse(env, "CORS_ORIGINS", _origins, ()),
+            metrics=_parse(env, "METRICS", _choice(("protected", "public", "off")), "protected"),
             fast_jpeg_decode=_parse(env, "FAST_JPEG_DECODE", _boolean, False),
             model_cache_dir=_parse(env, "MODEL_CACHE_DIR", Path, None),
             log_level=_parse(env, "LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO"),

@@ -5,8 +5,10 @@ Every method is synchronous and CPU-bound; transports run them on a bounded exec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -14,6 +16,24 @@ from domain.embeddings import checked_embedding, checked_embeddings
 from domain.errors import BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
 from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
 from domain.ports import Embedder, FaceDetector, ImageDecoder, Similarity
+
+T = TypeVar("T")
+
+
+class ServiceObserver(Protocol):
+    """What the use cases report for monitoring: how long each stage took, how many faces an image held."""
+
+    def stage(self, name: str, seconds: float) -> None: ...
+
+    def faces(self, count: int) -> None: ...
+
+
+class NoObserver:
+    def stage(self, name: str, seconds: float) -> None:
+        pass
+
+    def faces(self, count: int) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +117,7 @@ class FaceService:
         similarity: Similarity,
         match_threshold: float,
         limits: Limits | None = None,
+        observer: ServiceObserver | None = None,
     ) -> None:
         self._decoder = decoder
         self._detector = detector
@@ -104,6 +125,22 @@ class FaceService:
         self._similarity = similarity
         self.match_threshold = match_threshold
         self.limits = limits or Limits()
+        self._observer: ServiceObserver = observer or NoObserver()
+
+    def _timed(self, stage: str, work: Callable[[], T]) -> T:
+        began = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self._observer.stage(stage, time.perf_counter() - began)
+
+    def _decode(self, data: bytes) -> Image:
+        return self._timed("decode", lambda: self._decoder.decode(data))
+
+    def _detect(self, image: Image) -> list[DetectedFace]:
+        faces = self._timed("detect", lambda: self._detector.detect(image))[: self.limits.max_faces]
+        self._observer.faces(len(faces))
+        return faces
 
     @property
     def model(self) -> EmbeddingModel:
@@ -125,17 +162,18 @@ class FaceService:
         return self._decoder.decode(data)
 
     def detect(self, data: bytes) -> Detection:
-        image = self._decoder.decode(data)
-        faces = self._detector.detect(image)[: self.limits.max_faces]
+        image = self._decode(data)
+        faces = self._detect(image)
         return Detection(image.source_width, image.source_height, [f.in_source_pixels(image) for f in faces])
 
     def extract(self, data: bytes, all_faces: bool = False) -> Extraction:
-        return self.extract_image(self._decoder.decode(data), all_faces)
+        return self.extract_image(self._decode(data), all_faces)
 
     def extract_image(self, image: Image, all_faces: bool = False) -> Extraction:
-        found = self._detector.detect(image)[: self.limits.max_faces]
+        found = self._detect(image)
         chosen = found if all_faces else found[:1]
-        return self._extraction(image, found, chosen, self._embedder.embed(image, chosen))
+        vectors = self._timed("embed", lambda: self._embedder.embed(image, chosen))
+        return self._extraction(image, found, chosen, vectors)
 
     def _extraction(
         self, image: Image, found: list[DetectedFace], chosen: list[DetectedFace], vectors: list[Vector]
@@ -162,14 +200,16 @@ class FaceService:
                 items.append(BatchItem(index, error=data))
                 continue
             try:
-                image = self._decoder.decode(data)
-                found = self._detector.detect(image)[: self.limits.max_faces]
+                image = self._decode(data)
+                found = self._detect(image)
             except FaceServiceError as error:
                 items.append(BatchItem(index, error=error))
                 continue
             detected.append((index, image, found, found if all_faces else found[:1]))
         # Every face of every image through the recogniser together: one batched model run.
-        vectors = self._embedder.embed_many([(image, chosen) for _, image, _, chosen in detected])
+        vectors = self._timed(
+            "embed", lambda: self._embedder.embed_many([(image, chosen) for _, image, _, chosen in detected])
+        )
         for (index, image, found, chosen), image_vectors in zip(detected, vectors, strict=True):
             items.append(BatchItem(index, extraction=self._extraction(image, found, chosen, image_vectors)))
         return sorted(items, key=lambda item: item.index)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
@@ -19,6 +19,8 @@ from adapters.http.admission import AdmissionQueue, RateLimiter
 from adapters.http.auth import ApiKeyGuard
 from adapters.http.controllers import FaceController, HealthController, run_inference
 from adapters.http.errors import handle_domain_error, handle_http_exception, handle_unexpected
+from adapters.http.observability import MetricsController, observe_requests
+from adapters.metrics import Metrics
 from app.settings import Settings
 from app.use_cases import FaceService, ServiceInfo
 from domain.errors import FaceServiceError
@@ -51,9 +53,16 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
 
     admission = AdmissionQueue(capacity=settings.inference_workers + settings.max_queue)
     limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    metrics: Metrics = container.metrics()
+    metrics.describe_model(info.backend, info.model_id, info.execution_providers)
+    metrics.watch_queue(lambda: admission.in_flight)
+    protected_handlers: list[Any] = [FaceController]
+    public_handlers: list[Any] = [HealthController]
+    if settings.metrics != "off":
+        (public_handlers if settings.metrics == "public" else protected_handlers).append(MetricsController)
     protected = Router(
         path="/",
-        route_handlers=[FaceController],
+        route_handlers=protected_handlers,
         guards=[ApiKeyGuard(settings.api_keys, limiter)],
         security=[{"BearerAuth": []}],
     )
@@ -66,13 +75,15 @@ def create_app(container: Container, settings: Settings, info: ServiceInfo) -> L
             components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer")}),
         )
     return Litestar(
-        route_handlers=[HealthController, protected],
+        route_handlers=[*public_handlers, protected],
         dependencies={
             "service": Provide(lambda: service, use_cache=True, sync_to_thread=False),
             "executor": Provide(executor, use_cache=False, sync_to_thread=False),
             "info": Provide(lambda: info, use_cache=True, sync_to_thread=False),
             "admission": Provide(lambda: admission, use_cache=True, sync_to_thread=False),
+            "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
         },
+        middleware=[observe_requests(metrics)],
         exception_handlers={
             FaceServiceError: handle_domain_error,
             HTTPException: handle_http_exception,

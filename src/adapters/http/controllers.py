@@ -120,6 +120,7 @@ class FaceController(Controller):
         with admission.slot():
             data = await inputs.read_image(request)
             detection: Detection = await run_inference(executor, partial(service.detect, data))
+        request.state.faces = len(detection.faces)
         faces = [face_out(face) for face in detection.faces] if all_faces else None
         if not detection.faces:
             return VerifyFaceResponse(face_detected=False, faces_count=0, error=NO_FACE, faces=faces)
@@ -153,6 +154,7 @@ class FaceController(Controller):
         with admission.slot():
             data = await inputs.read_image(request)
             extraction = await run_inference(executor, partial(service.extract, data, all_faces))
+        request.state.faces = extraction.faces_count
         return ExtractEmbeddingResponse(**extraction_fields(extraction, all_faces))  # type: ignore[arg-type]
 
     @post(
@@ -176,6 +178,7 @@ class FaceController(Controller):
         with admission.slot():
             images = await inputs.read_images(request)
             items = await run_inference(executor, partial(service.extract_batch, images, all_faces))
+        request.state.faces = sum(item.extraction.faces_count for item in items if item.extraction)
         results = []
         for item in items:
             if item.error is not None:

@@ -88,7 +88,7 @@ def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException)
 
 def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorResponse]:
     """A bug or an environment failure: log it in full, tell the client only a request id."""
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
     logger.error(
         "unhandled error (request_id=%s) on %s %s", request_id, request.method, request.url.path, exc_info=error
     )

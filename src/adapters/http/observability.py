@@ -1,0 +1,94 @@
+"""Every request gets an id (the caller's X-Request-ID, or a new one), returned in the response,
+counted and timed in the metrics, and logged once as a structured line: never its body, image,
+embeddings or key."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from litestar import Controller, Response, get
+from litestar.datastructures import MutableScopeHeaders
+from litestar.di import NamedDependency
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.metrics import Metrics
+
+access_log = logging.getLogger("face_service.access")
+SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REJECTION_REASONS = {429: "rate_limited", 503: "overloaded"}
+
+
+def request_id_of(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if SAFE_REQUEST_ID.match(candidate):  # never echo arbitrary bytes into logs and headers
+                return candidate
+    return uuid.uuid4().hex
+
+
+def observe_requests(metrics: Metrics) -> Any:
+    """A Litestar middleware factory."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def observed(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            request_id = request_id_of(scope)
+            state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+            state["request_id"] = request_id
+            status = 500
+            began = time.perf_counter()
+
+            async def send_with_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    MutableScopeHeaders.from_message(message)["X-Request-ID"] = request_id
+                await send(message)
+
+            try:
+                await app(scope, receive, send_with_id)
+            finally:
+                seconds = time.perf_counter() - began
+                route = scope.get("path_template") or "unmatched"
+                method = str(scope.get("method", ""))
+                metrics.requests.labels(route=route, method=method, status=str(status)).inc()
+                metrics.latency.labels(route=route, method=method).observe(seconds)
+                if status in REJECTION_REASONS:
+                    metrics.rejections.labels(reason=REJECTION_REASONS[status]).inc()
+                access_log.info(
+                    "%s %s %d",
+                    method,
+                    route,
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(seconds * 1000, 1),
+                        "faces": state.get("faces"),
+                    },
+                )
+
+        return observed
+
+    return middleware
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ("operations",)
+    include_in_schema = False
+
+    @get(operation_id="metrics", summary="Prometheus metrics", media_type="text/plain; version=0.0.4")
+    async def metrics(self, metrics: NamedDependency[Metrics]) -> Response[bytes]:
+        """Prometheus text exposition: requests, latencies, stage timings, faces, queue, model."""
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
