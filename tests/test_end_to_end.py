@@ -156,3 +156,47 @@ def test_embed_prints_json_lines() -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["faces_count"] for line in lines] == [1, 6]
     assert len(lines[1]["faces"]) == 6 and len(lines[1]["faces"][0]["embedding"]) == 512
+
+
+def test_embed_takes_folders_and_writes_json_lines(tmp_path: Path) -> None:
+    import json
+
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    shutil.copy(SELFIE, folder / "a.jpg")
+    shutil.copy(GROUP_PHOTO, folder / "nested" / "b.jpg")
+    (folder / "nested" / "broken.png").write_bytes(b"not an image")
+    (folder / "notes.txt").write_text("skipped: not an image suffix")
+    output = tmp_path / "faces.jsonl"
+    result = subprocess.run(
+        [COMMAND, "embed", str(folder), "--all-faces", "-o", str(output)],
+        env={**os.environ, "API_KEY": API_KEY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1  # one image could not be used; the others are still written
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [Path(line["file"]).name for line in lines] == ["a.jpg", "b.jpg", "broken.png"]
+    assert [line.get("faces_count") for line in lines] == [1, 6, None]
+    assert lines[2]["code"] == "unsupported_image_format"
+
+
+def test_compare_prints_similarity_and_match() -> None:
+    import json
+
+    def compare(a: Path, b: Path) -> dict[str, object]:
+        result = subprocess.run(
+            [COMMAND, "compare", str(a), str(b)],
+            env={**os.environ, "API_KEY": API_KEY},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return dict(json.loads(result.stdout))
+
+    same = compare(SELFIE, SELFIE)
+    assert same["match"] is True and same["similarity"] == pytest.approx(1.0, abs=1e-5)
+    different = compare(SELFIE, GROUP_PHOTO)
+    assert different["match"] is False and float(different["similarity"]) < 0.4  # type: ignore[arg-type]

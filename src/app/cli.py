@@ -86,19 +86,69 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     return 0
 
 
-def embed(settings: Settings, paths: list[Path], all_faces: bool) -> int:
-    service = load(settings).service()
-    status = 0
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+def image_files(paths: list[Path]) -> list[Path]:
+    """The files named, and the images inside the folders named (recursively, in name order)."""
+    found: list[Path] = []
     for path in paths:
-        record: dict[str, object] = {"file": str(path)}
-        try:
-            record.update(extraction_record(service.extract(path.read_bytes(), all_faces)))
-        except (OSError, FaceServiceError) as error:
-            status = 1
-            record["error"] = getattr(error, "message", None) or str(error)
-            record["code"] = getattr(error, "code", "unreadable_file")
-        print(json.dumps(record), flush=True)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def embed(settings: Settings, paths: list[Path], all_faces: bool, output: Path | None) -> int:
+    from tqdm import tqdm
+
+    service = load(settings).service()
+    files = image_files(paths)
+    status = 0
+    sink = output.open("w", encoding="utf-8") if output else sys.stdout
+    try:
+        # The bar goes to stderr, and only on a terminal: the JSON lines stay clean for pipes.
+        for path in tqdm(files, unit="image", disable=None, file=sys.stderr, leave=False):
+            record: dict[str, object] = {"file": str(path)}
+            try:
+                record.update(extraction_record(service.extract(path.read_bytes(), all_faces)))
+            except (OSError, FaceServiceError) as error:
+                status = 1
+                record["error"] = getattr(error, "message", None) or str(error)
+                record["code"] = getattr(error, "code", "unreadable_file")
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+    finally:
+        if output:
+            sink.close()
     return status
+
+
+def compare(settings: Settings, first: Path, second: Path) -> int:
+    """The similarity of the largest face in each of two images, and the match decision."""
+    service = load(settings).service()
+    embeddings = []
+    for path in (first, second):
+        extraction = service.extract(path.read_bytes())
+        if not extraction.faces:
+            print(json.dumps({"file": str(path), "error": "No face detected in image", "code": "no_face"}))
+            return 1
+        embeddings.append(extraction.faces[0])
+    comparison = service.compare(embeddings[0].embedding.tolist(), [embeddings[1].embedding.tolist()], one_to_one=True)
+    best = comparison.best
+    print(
+        json.dumps(
+            {
+                "similarity": round(best.similarity, 6),
+                "distance": round(1 - best.similarity, 6),
+                "match": best.match,
+                "threshold": comparison.threshold,
+                "model": embeddings[0].model.id,
+            }
+        )
+    )
+    return 0
 
 
 def extraction_record(extraction: Extraction) -> dict[str, object]:
@@ -143,9 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="start the HTTP API (settings from the environment)")
     serve_cmd.add_argument("--host", help="interface to listen on (default: HOST or 0.0.0.0)")
     serve_cmd.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")
-    embed_cmd = commands.add_parser("embed", help="print the faces and embeddings of images as JSON lines")
-    embed_cmd.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    embed_cmd = commands.add_parser(
+        "embed", help="the faces and embeddings of images (files or folders), as JSON lines"
+    )
+    embed_cmd.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER")
     embed_cmd.add_argument("--all-faces", action="store_true", help="every face, not only the largest")
+    embed_cmd.add_argument("-o", "--output", type=Path, help="write the JSON lines to this file (default: stdout)")
+    compare_cmd = commands.add_parser("compare", help="similarity of the largest faces of two images, and the match")
+    compare_cmd.add_argument("first", type=Path, metavar="A")
+    compare_cmd.add_argument("second", type=Path, metavar="B")
     commands.add_parser("prepare", help="load and check the models, fill the model cache (MODEL_CACHE_DIR), then exit")
     args = parser.parse_args(argv)
 
@@ -160,7 +216,12 @@ def main(argv: list[str] | None = None) -> int:
             return serve(settings, args.host, args.port)
         if args.command == "prepare":
             return prepare(settings)
-        return embed(settings, args.images, args.all_faces)
-    except FaceServiceError as error:  # start-up failures: missing model files and the like
+        if args.command == "compare":
+            return compare(settings, args.first, args.second)
+        return embed(settings, args.images, args.all_faces, args.output)
+    except FaceServiceError as error:  # start-up failures, or an image `compare` cannot use
         print(f"face-service: {error.message}", file=sys.stderr)
         return 3
+    except OSError as error:
+        print(f"face-service: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
