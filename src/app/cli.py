@@ -187,6 +187,19 @@ def prepare(settings: Settings) -> int:
     return 0
 
 
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document, as the service serves it at /docs/openapi.json (built on the fake backend:
+    the document does not depend on the models)."""
+    from adapters.http.app import create_app
+    from app.container import build_container
+
+    settings = Settings.from_env({"API_KEY": "openapi-export-only", "FACE_BACKEND": "fake", "EXPOSE_DOCS": "true"})
+    container = build_container(settings)
+    app = create_app(container, settings, service_info(container, settings))
+    document: dict[str, object] = app.openapi_schema.to_schema()
+    return document
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="face-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -203,7 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     compare_cmd.add_argument("first", type=Path, metavar="A")
     compare_cmd.add_argument("second", type=Path, metavar="B")
     commands.add_parser("prepare", help="load and check the models, fill the model cache (MODEL_CACHE_DIR), then exit")
+    commands.add_parser("openapi", help="print the OpenAPI document (the typed contract clients are generated from)")
     args = parser.parse_args(argv)
+    if args.command == "openapi":
+        print(json.dumps(openapi_document(), indent=2, sort_keys=True))
+        return 0
 
     try:
         settings = Settings.from_env()

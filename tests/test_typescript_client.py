@@ -1,0 +1,88 @@
+"""The TypeScript client (clients/typescript): its types match the server's OpenAPI document, and its
+Node test suite passes against live servers, one on the fake backend and one on the real models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bench.__main__ import API_KEY, start_service
+
+from app.cli import openapi_document
+from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO
+
+pytestmark = pytest.mark.real_model
+CLIENT = Path(__file__).resolve().parents[1] / "clients" / "typescript"
+NPM = shutil.which("npm") or "npm"
+
+
+def npm(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [NPM, *args], cwd=CLIENT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture(scope="module")
+def installed() -> None:
+    """The client's locked dev dependencies (typescript, openapi-typescript), from package-lock.json."""
+    if not (CLIENT / "node_modules" / ".bin" / "tsc").exists():
+        result = npm("ci", "--no-audit", "--no-fund")
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_checked_in_openapi_document_matches_the_server() -> None:
+    checked_in = json.loads((CLIENT / "openapi.json").read_text())
+    assert checked_in == json.loads(json.dumps(openapi_document())), (
+        "the API changed: run `uv run face-service openapi > clients/typescript/openapi.json` "
+        "and `npm run generate` in clients/typescript"
+    )
+
+
+def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> None:
+    output = tmp_path / "schema.d.ts"
+    result = subprocess.run(
+        [str(CLIENT / "node_modules" / ".bin" / "openapi-typescript"), "openapi.json", "-o", str(output)],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert output.read_text() == (CLIENT / "src" / "schema.d.ts").read_text(), "run `npm run generate`"
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[str, str]]:
+    fake, fake_url, _ = start_service({"API_KEY": API_KEY, "FACE_BACKEND": "fake"})
+    real, real_url, _ = start_service({"API_KEY": API_KEY})
+    try:
+        yield fake_url, real_url
+    finally:
+        for process in (fake, real):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+def test_node_suite_passes_against_live_servers(installed: None, servers: tuple[str, str], tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in (SELFIE, GROUP_PHOTO, TEAM_PHOTO):
+        shutil.copy(path, photos / path.name)
+    fake_url, real_url = servers
+    env = {
+        "FACE_SERVICE_URL": fake_url,
+        "FACE_SERVICE_REAL_URL": real_url,
+        "FACE_SERVICE_KEY": API_KEY,
+        "FACE_SERVICE_PHOTOS": str(photos),
+    }
+    result = npm("test", env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "# fail 0" in output and "# skipped 0" in output
+    assert "# pass 10" in output
