@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 from adapters.http.schemas import ErrorResponse
@@ -24,12 +24,30 @@ def _object(required: list[str], **properties: Schema | Reference) -> Schema:
     return Schema(type=OpenAPIType.OBJECT, required=required, properties=properties)
 
 
+# An 8x8 white JPEG: a valid image without a face.
+TINY_JPEG = (
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19i"
+    "Z2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2Nj"
+    "Y2NjY2NjY2P/wAARCAAIAAgDASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUF"
+    "BAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVW"
+    "V1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi"
+    "4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAEC"
+    "AxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVm"
+    "Z2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq"
+    "8vP09fb3+Pn6/9oADAMBAAIRAxEAPwD0CiiigD//2Q=="
+)
+EMBEDDING_EXAMPLE = [0.0225, -0.0516, -0.0222, 0.0305]  # shortened: real embeddings have 512 numbers
+
+
 IMAGE_BODY = RequestBody(
     required=True,
     description="One image: a multipart `file` part, or JSON with `image_base64`. JPEG, PNG, WebP or BMP.",
     content={
         "multipart/form-data": OpenAPIMediaType(schema=_object(["file"], file=BINARY)),
-        "application/json": OpenAPIMediaType(schema=_object(["image_base64"], image_base64=BASE64)),
+        "application/json": OpenAPIMediaType(
+            schema=_object(["image_base64"], image_base64=BASE64),
+            examples={"image": Example(summary="A base64 JPEG", value={"image_base64": TINY_JPEG})},
+        ),
     },
 )
 BATCH_BODY = RequestBody(
@@ -40,7 +58,8 @@ BATCH_BODY = RequestBody(
             schema=_object(["file"], file=Schema(type=OpenAPIType.ARRAY, items=BINARY))
         ),
         "application/json": OpenAPIMediaType(
-            schema=_object(["images"], images=Schema(type=OpenAPIType.ARRAY, items=BASE64))
+            schema=_object(["images"], images=Schema(type=OpenAPIType.ARRAY, items=BASE64)),
+            examples={"two": Example(summary="Two base64 JPEGs", value={"images": [TINY_JPEG, TINY_JPEG]})},
         ),
     },
 )
@@ -56,7 +75,21 @@ COMPARE_BODY = RequestBody(
                 candidates=Schema(type=OpenAPIType.ARRAY, items=VECTOR),
                 model_a=STRING,
                 model_b=STRING,
-            )
+            ),
+            examples={
+                "one_to_one": Example(
+                    summary="Two embeddings (shortened here; send all 512 numbers)",
+                    value={
+                        "embedding_a": EMBEDDING_EXAMPLE,
+                        "embedding_b": EMBEDDING_EXAMPLE,
+                        "model_a": "buffalo_s:9cc6e4a7",
+                    },
+                ),
+                "one_to_many": Example(
+                    summary="A probe against candidates",
+                    value={"embedding_a": EMBEDDING_EXAMPLE, "candidates": [EMBEDDING_EXAMPLE, EMBEDDING_EXAMPLE]},
+                ),
+            },
         )
     },
 )
