@@ -67,3 +67,24 @@ def test_one_structured_log_line_per_request_without_secrets(caplog: pytest.LogC
     assert line["duration_ms"] > 0
     text = json.dumps(line)
     assert AUTH["Authorization"].split()[1] not in text and b64(SELFIE)[:40] not in text
+
+
+def test_openapi_docs_are_off_by_default_and_typed_when_on() -> None:
+    with make_client(settings_for("fake")) as client:
+        assert client.get("/docs/openapi.json").status_code == 404
+    with make_client(settings_for("fake", EXPOSE_DOCS="true")) as client:
+        assert client.get("/docs").status_code == 200  # the interactive page
+        document = client.get("/docs/openapi.json").json()
+    assert document["components"]["securitySchemes"]["BearerAuth"] == {"type": "http", "scheme": "bearer"}
+    operations = {path: next(iter(item.values())) for path, item in document["paths"].items()}
+    assert {op["operationId"] for op in operations.values()} == {
+        "health",
+        "verifyFace",
+        "extractEmbedding",
+        "batchExtract",
+        "compareFaces",
+    }
+    assert "security" not in operations["/health"]
+    for path in ("/verify-face", "/extract-embedding", "/batch-extract"):
+        assert set(operations[path]["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
+        assert {"400", "401", "413", "415", "422", "429", "503"} <= set(operations[path]["responses"])
