@@ -7,7 +7,6 @@ import json
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,8 @@ logger = logging.getLogger("face_service")
 
 
 def service_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # deferred: 50 ms of start-up
+
     try:
         return version("face-service")
     except PackageNotFoundError:  # running from a source tree without an install

@@ -68,12 +68,6 @@ class BatchTooLarge(FaceServiceError):
     code = "batch_too_large"
 
 
-class Unauthorized(FaceServiceError):
-    """Missing or wrong API key."""
-
-    code = "unauthorized"
-
-
 class ModelUnavailable(FaceServiceError):
     """A model file is missing or unreadable. Raised at start-up, never per request."""
 

@@ -33,13 +33,11 @@ class AdmissionQueue:
     def __init__(self, capacity: int, retry_after_seconds: int = 1) -> None:
         self.capacity = capacity
         self.in_flight = 0
-        self.rejected = 0
         self._retry_after = str(retry_after_seconds)
 
     @contextmanager
     def slot(self) -> Iterator[None]:
         if self.in_flight >= self.capacity:
-            self.rejected += 1
             raise OverloadedError(headers={"Retry-After": self._retry_after})
         self.in_flight += 1
         try:
