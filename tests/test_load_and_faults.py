@@ -109,8 +109,11 @@ def test_sigterm_finishes_the_request_in_flight() -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(0.15)  # the upload is in, inference is running
-    began = time.monotonic()
+    deadline = time.monotonic() + 30
+    while "face_service_queue_depth 1.0" not in httpx.get(f"{base}/metrics", headers=HEADERS).text:
+        assert time.monotonic() < deadline, "the request never started"
+        time.sleep(0.01)
+    began = time.monotonic()  # the request is inside the service: now stop it
     process.send_signal(signal.SIGTERM)
     caller.join(timeout=60)
     process.wait(timeout=60)
