@@ -11,11 +11,12 @@ from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import RequestBody
 from litestar.params import QueryParameter
 
 from adapters.http import inputs
 from adapters.http.admission import AdmissionQueue
-from adapters.http.openapi import BATCH_BODY, COMPARE_BODY, IMAGE_BODY, IMAGE_ERRORS, errors, with_body
+from adapters.http.openapi import BATCH_BODY, COMPARE_BODY, ERROR_RESPONSES, IMAGE_BODY, with_body
 from adapters.http.schemas import (
     BatchExtractResponse,
     BatchResult,
@@ -40,6 +41,18 @@ AllFaces = Annotated[bool, QueryParameter(description="Addition: list every face
 
 async def run_inference(executor: Executor, work: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(executor, work)
+
+
+def face_route(path: str, operation_id: str, summary: str, body: RequestBody) -> post:
+    """A POST route of the face API: 200 on success (no face is a success), the documented errors."""
+    return post(
+        path,
+        operation_id=operation_id,
+        summary=summary,
+        status_code=200,
+        operation_class=with_body(body),
+        responses=ERROR_RESPONSES,
+    )
 
 
 def box(face: DetectedFace) -> list[int]:
@@ -100,14 +113,7 @@ class FaceController(Controller):
     path = "/"
     tags = ("faces",)
 
-    @post(
-        "/verify-face",
-        operation_id="verifyFace",
-        summary="Is there a face, and where",
-        status_code=200,
-        operation_class=with_body(IMAGE_BODY),
-        responses=IMAGE_ERRORS,
-    )
+    @face_route("/verify-face", "verifyFace", "Is there a face, and where", IMAGE_BODY)
     async def verify_face(
         self,
         request: AnyRequest,
@@ -134,14 +140,7 @@ class FaceController(Controller):
             faces=faces,
         )
 
-    @post(
-        "/extract-embedding",
-        operation_id="extractEmbedding",
-        summary="Embed the face in an image",
-        status_code=200,
-        operation_class=with_body(IMAGE_BODY),
-        responses=IMAGE_ERRORS,
-    )
+    @face_route("/extract-embedding", "extractEmbedding", "Embed the face in an image", IMAGE_BODY)
     async def extract_embedding(
         self,
         request: AnyRequest,
@@ -157,14 +156,7 @@ class FaceController(Controller):
         request.state.faces = extraction.faces_count
         return ExtractEmbeddingResponse(**extraction_fields(extraction, all_faces))  # type: ignore[arg-type]
 
-    @post(
-        "/batch-extract",
-        operation_id="batchExtract",
-        summary="Embed the faces of many images",
-        status_code=200,
-        operation_class=with_body(BATCH_BODY),
-        responses=IMAGE_ERRORS,
-    )
+    @face_route("/batch-extract", "batchExtract", "Embed the faces of many images", BATCH_BODY)
     async def batch_extract(
         self,
         request: AnyRequest,
@@ -196,14 +188,7 @@ class FaceController(Controller):
             results=results, total=len(results), successful=successful, failed=len(results) - successful
         )
 
-    @post(
-        "/compare-faces",
-        operation_id="compareFaces",
-        summary="Cosine similarity of embeddings",
-        status_code=200,
-        operation_class=with_body(COMPARE_BODY),
-        responses=errors(400, 401, 413, 415, 422, 429, 503),
-    )
+    @face_route("/compare-faces", "compareFaces", "Cosine similarity of embeddings", COMPARE_BODY)
     async def compare_faces(
         self,
         request: AnyRequest,

@@ -122,4 +122,4 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-IMAGE_ERRORS = errors(400, 401, 413, 415, 422, 429, 503)
+ERROR_RESPONSES = errors(400, 401, 413, 415, 422, 429, 503)
