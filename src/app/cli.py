@@ -142,7 +142,7 @@ def compare(settings: Settings, first: Path, second: Path) -> int:
         json.dumps(
             {
                 "similarity": round(best.similarity, 6),
-                "distance": round(1 - best.similarity, 6),
+                "distance": round(best.distance, 6),
                 "match": best.match,
                 "threshold": comparison.threshold,
                 "model": embeddings[0].model.id,

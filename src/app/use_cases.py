@@ -74,6 +74,10 @@ class CandidateScore:
     similarity: float
     match: bool
 
+    @property
+    def distance(self) -> float:
+        return 1.0 - self.similarity
+
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
@@ -134,7 +138,7 @@ class FaceService:
         finally:
             self._observer.stage(stage, time.perf_counter() - began)
 
-    def _decode(self, data: bytes) -> Image:
+    def decode(self, data: bytes) -> Image:
         return self._timed("decode", lambda: self._decoder.decode(data))
 
     def _detect(self, image: Image) -> list[DetectedFace]:
@@ -158,16 +162,13 @@ class FaceService:
         )
         self._embedder.embed(image, [face])
 
-    def decode(self, data: bytes) -> Image:
-        return self._decoder.decode(data)
-
     def detect(self, data: bytes) -> Detection:
-        image = self._decode(data)
+        image = self.decode(data)
         faces = self._detect(image)
         return Detection(image.source_width, image.source_height, [f.in_source_pixels(image) for f in faces])
 
     def extract(self, data: bytes, all_faces: bool = False) -> Extraction:
-        return self.extract_image(self._decode(data), all_faces)
+        return self.extract_image(self.decode(data), all_faces)
 
     def extract_image(self, image: Image, all_faces: bool = False) -> Extraction:
         found = self._detect(image)
@@ -200,7 +201,7 @@ class FaceService:
                 items.append(BatchItem(index, error=data))
                 continue
             try:
-                image = self._decode(data)
+                image = self.decode(data)
                 found = self._detect(image)
             except FaceServiceError as error:
                 items.append(BatchItem(index, error=error))

@@ -221,13 +221,13 @@ def compare(service: FaceService, body: bytes) -> CompareFacesResponse:
     if not one_to_one:
         results = [
             CandidateResult(
-                index=s.index, similarity=round(s.similarity, 6), distance=round(1 - s.similarity, 6), match=s.match
+                index=s.index, similarity=round(s.similarity, 6), distance=round(s.distance, 6), match=s.match
             )
             for s in comparison.scores
         ]
     return CompareFacesResponse(
         similarity=round(best.similarity, 6),
-        distance=round(1 - best.similarity, 6),
+        distance=round(best.distance, 6),
         match=best.match,
         threshold=comparison.threshold,
         model=comparison.model,
