@@ -20,7 +20,8 @@ RUN if [ "$ONNXRUNTIME" != "onnxruntime" ]; then \
         uv pip install --python /app/.venv/bin/python "$ONNXRUNTIME"; \
     fi
 # Fill the model cache (the recogniser's rewritten graph) so that start-up skips that work.
-RUN API_KEY=build-time-only-key MODEL_CACHE_DIR=/app/model-cache /app/.venv/bin/face-service prepare
+RUN API_KEY=build-time-only-key MODEL_CACHE_DIR=/app/model-cache /app/.venv/bin/face-service prepare \
+    && chmod -R a+rX,go-w /app/model-cache
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent face

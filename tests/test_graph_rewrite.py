@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import onnx
@@ -61,6 +64,27 @@ def test_the_cache_is_written_once_and_reused(tmp_path: Path) -> None:
     stamp = first.stat().st_mtime_ns
     assert fast_recogniser(recogniser, digest, tmp_path / "cache") == first
     assert first.stat().st_mtime_ns == stamp
+
+
+def test_the_cache_file_is_readable_by_other_users(tmp_path: Path) -> None:
+    # The Docker build fills the cache as root; the service runs as another user and must read it.
+    recogniser = embedded_pack().recognizer
+    previous = os.umask(0o022)
+    try:
+        cached = fast_recogniser(recogniser, weights_digest(recogniser), tmp_path / "cache")
+    finally:
+        os.umask(previous)
+    assert isinstance(cached, Path)
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o644
+
+
+def test_an_unreadable_cache_file_is_rewritten_in_memory(tmp_path: Path) -> None:
+    recogniser = embedded_pack().recognizer
+    digest = weights_digest(recogniser)
+    cached = fast_recogniser(recogniser, digest, tmp_path / "cache")
+    assert isinstance(cached, Path)
+    with patch("os.access", return_value=False):  # root reads everything; pretend to be another user
+        assert isinstance(fast_recogniser(recogniser, digest, tmp_path / "cache"), bytes)
 
 
 def test_without_a_cache_the_graph_stays_in_memory() -> None:

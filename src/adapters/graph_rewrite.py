@@ -63,7 +63,11 @@ def fast_recogniser(model_path: Path, digest: str, cache_dir: Path | None) -> Pa
     """The rewritten recogniser: a cached file if there is one (or one can be written), else bytes."""
     cached = cache_dir / f"{model_path.stem}-{digest}-prelu-v2.onnx" if cache_dir else None
     if cached is not None and cached.is_file():
-        return cached
+        if os.access(cached, os.R_OK):
+            return cached
+        # Written by another user (a build step as root, say) and not readable by this one.
+        logger.warning("model cache %s is not readable by this user; rewriting in memory", cached)
+        return rewrite_prelu(model_path)[0]
     data, rewritten = rewrite_prelu(model_path)
     logger.info("recogniser %s: %d PReLU layers rewritten for the CPU's blocked layout", model_path.name, rewritten)
     if cached is None:
@@ -72,11 +76,20 @@ def fast_recogniser(model_path: Path, digest: str, cache_dir: Path | None) -> Pa
         cached.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False, suffix=".tmp") as handle:
             handle.write(data)
+        # NamedTemporaryFile creates 0600; a cache filled at build time (as root) must stay readable
+        # by the user the service runs as, so give it the mode open() would: 0666 less the umask.
+        os.chmod(handle.name, 0o666 & ~current_umask())
         os.replace(handle.name, cached)  # atomic: concurrent starts never read half a file
         return cached
     except OSError as error:
         logger.info("model cache %s is not writable (%s); rewriting at every start", cache_dir, error.strerror)
         return data
+
+
+def current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it; set it straight back
+    os.umask(mask)
+    return mask
 
 
 def default_cache_dir() -> Path:
