@@ -8,7 +8,6 @@ import math
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -19,21 +18,15 @@ import cv2
 import httpx
 import numpy as np
 
-from adapters.images import reduction_for
-from adapters.insightface_backend import detector_input_size
 from bench.baseline import Baseline
-from bench.load import LoadResult, Request, drive, multipart
+from bench.load import LoadResult, Request, drive, free_port, multipart
 from bench.model_cost import ModelCost
 from bench.workloads import GROUP, PHONE_SIDE, SELFIE, Workload, build, variants
+from face_service.adapters.images.decoder import reduction_for
+from face_service.adapters.models.insightface_backend import detector_input_size
 
 API_KEY = "bench-key-0123456789"
 HEADLINE = ("selfie", "group", "phone", "batch8")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from dataclasses import dataclass
 
 import httpx
+
+
+def free_port() -> int:
+    """A port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass

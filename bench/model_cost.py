@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from adapters.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
-from adapters.model_pack import embedded_pack
-from adapters.onnx_runtime import session_options
+from face_service.adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
+from face_service.adapters.models.model_pack import embedded_pack
+from face_service.adapters.models.onnx_runtime import session_options
 
 
 def _median_ms(work: Callable[[], object], repeat: int) -> float:
@@ -28,7 +28,9 @@ class ModelCost:
     def __init__(self, intra_op_threads: int) -> None:
         pack = embedded_pack()
         options = session_options(intra_op_threads)
-        self.detector = InsightFaceDetector(pack.detector, ["CPUExecutionProvider"], options)
+        self.detector = InsightFaceDetector(
+            pack.detector, ["CPUExecutionProvider"], options, max_side=640, threshold=0.5
+        )
         self.embedder = InsightFaceEmbedder(pack.recognizer, ["CPUExecutionProvider"], options, pack.name)
 
     def detector_ms(self, width: int, height: int, repeat: int = 15) -> float:

@@ -18,13 +18,15 @@ import cv2  # noqa: F401 - imported before instrumentation: only the service's o
 import numpy  # noqa: F401
 
 with atheris.instrument_imports():
-    from adapters.encoding import decode_base64
-    from adapters.image_header import read_header
-    from adapters.images import OpenCVImageDecoder
-    from domain.errors import FaceServiceError
+    from face_service.adapters.http.base64_images import decode_base64
+    from face_service.adapters.images.decoder import OpenCVImageDecoder
+    from face_service.adapters.images.header import read_header
+    from face_service.domain.errors import FaceServiceError
 
 # Small limits: the fuzzer must not spend its time decoding (legitimately) huge images.
-DECODER = OpenCVImageDecoder(max_bytes=2_000_000, max_pixels=4_000_000, max_side=4096)
+DECODER = OpenCVImageDecoder(
+    max_bytes=2_000_000, max_pixels=4_000_000, max_side=4096, fast_jpeg_decode=False, det_size=640
+)
 
 
 def test_one_input(data: bytes) -> None:

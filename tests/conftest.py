@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from adapters.http.app import create_app
-from app.cli import service_info
-from app.container import Container, build_container
-from app.settings import Settings
-from app.use_cases import FaceService
+from face_service.adapters.images.decoder import OpenCVImageDecoder
+from face_service.app.bootstrap import Container, bootstrap
+from face_service.app.settings import Settings
+from face_service.domain.use_cases.faces import FaceService
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -43,6 +42,19 @@ def settings_for(backend: str, **overrides: str) -> Settings:
     return Settings.from_env(env)
 
 
+def decoder(**limits: object) -> OpenCVImageDecoder:
+    """The decoder with the settings' default limits, or these."""
+    defaults = settings_for("fake")
+    options: dict[str, object] = {
+        "max_bytes": defaults.max_image_bytes,
+        "max_pixels": defaults.max_image_pixels,
+        "max_side": defaults.max_image_side,
+        "fast_jpeg_decode": defaults.fast_jpeg_decode,
+        "det_size": defaults.det_size,
+    }
+    return OpenCVImageDecoder(**{**options, **limits})  # type: ignore[arg-type]
+
+
 def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
@@ -55,7 +67,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="session")
 def real_container() -> Container:
-    return build_container(settings_for("insightface"))
+    return bootstrap(settings_for("insightface"))
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +77,7 @@ def real_service(real_container: Container) -> FaceService:
 
 @pytest.fixture(scope="session")
 def fake_service() -> FaceService:
-    return build_container(settings_for("fake")).service()
+    return bootstrap(settings_for("fake")).service()
 
 
 @pytest.fixture(params=["fake", "insightface"])
@@ -77,9 +89,8 @@ def any_service(request: pytest.FixtureRequest) -> FaceService:
 
 
 def make_client(settings: Settings, container: Container | None = None) -> TestClient:  # type: ignore[type-arg]
-    container = container or build_container(settings)
-    app = create_app(container, settings, service_info(container, settings))
-    return TestClient(app=app)
+    container = container or bootstrap(settings)
+    return TestClient(app=container.http_app())
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.load import free_port
 from tests.conftest import API_KEY, GROUP_PHOTO, SELFIE, b64
 
 pytestmark = pytest.mark.real_model
 COMMAND = shutil.which("face-service", path=str(Path(sys.executable).parent)) or "face-service"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(env: dict[str, str], port: int) -> subprocess.Popen[str]:

@@ -293,11 +293,11 @@ class ExplodingDetector:
 def test_an_unexpected_failure_is_a_generic_500_with_a_request_id(caplog: pytest.LogCaptureFixture) -> None:
     from dependency_injector import providers
 
-    from app.container import build_container
+    from face_service.app.bootstrap import bootstrap
     from tests.conftest import make_client, settings_for
 
     settings = settings_for("fake")
-    container = build_container(settings)
+    container = bootstrap(settings)
     detector = ExplodingDetector()
     with container.detector.override(providers.Object(detector)), make_client(settings, container) as broken:
         detector.broken = True
@@ -314,11 +314,11 @@ def test_an_unexpected_failure_is_a_generic_500_with_a_request_id(caplog: pytest
 def test_a_model_that_fails_its_warm_up_stops_start_up() -> None:
     from dependency_injector import providers
 
-    from app.container import build_container
+    from face_service.app.bootstrap import bootstrap
     from tests.conftest import make_client, settings_for
 
     settings = settings_for("fake")
-    container = build_container(settings)
+    container = bootstrap(settings)
     detector = ExplodingDetector()
     detector.broken = True
     with (

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from adapters.image_header import read_header
-from adapters.images import OpenCVImageDecoder, reduction_for
-from domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
-from tests.conftest import GROUP_PHOTO, SELFIE
+from face_service.adapters.images.decoder import reduction_for
+from face_service.adapters.images.header import read_header
+from face_service.domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
+from tests.conftest import GROUP_PHOTO, SELFIE, decoder
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
 
@@ -21,7 +21,7 @@ def test_header_sizes_match_the_decoded_image(extension: str) -> None:
     header = read_header(data.tobytes())
     assert header is not None
     assert (header.width, header.height) == (53, 37)
-    image = OpenCVImageDecoder().decode(data.tobytes())
+    image = decoder().decode(data.tobytes())
     assert (image.width, image.height) == (53, 37)
 
 
@@ -33,7 +33,7 @@ def test_lossless_webp_and_grayscale_png_and_alpha() -> None:
     sixteen = PIXELS.astype(np.uint16) * 257
     for pixels in (gray, rgba, sixteen):
         ok, png = cv2.imencode(".png", pixels)
-        image = OpenCVImageDecoder().decode(png.tobytes())
+        image = decoder().decode(png.tobytes())
         assert image.pixels.shape == (37, 53, 3) and image.pixels.dtype == np.uint8
 
 
@@ -42,9 +42,9 @@ def test_size_is_refused_from_the_header_before_decoding() -> None:
     forged = bytearray(data.tobytes())
     forged[16:24] = (30000).to_bytes(4, "big") + (30000).to_bytes(4, "big")  # IHDR claims 30000x30000
     with pytest.raises(ImageTooLarge):
-        OpenCVImageDecoder(max_pixels=40_000_000).decode(bytes(forged))
+        decoder(max_pixels=40_000_000).decode(bytes(forged))
     with pytest.raises(ImageTooLarge):
-        OpenCVImageDecoder(max_pixels=10**9, max_side=12_000).decode(bytes(forged))
+        decoder(max_pixels=10**9, max_side=12_000).decode(bytes(forged))
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_size_is_refused_from_the_header_before_decoding() -> None:
 )
 def test_broken_or_foreign_bytes(data: bytes, error: type[Exception]) -> None:
     with pytest.raises(error):
-        OpenCVImageDecoder().decode(data)
+        decoder().decode(data)
 
 
 def test_reduction_keeps_the_long_side_at_twice_the_detector_input() -> None:
@@ -71,15 +71,15 @@ def test_reduction_keeps_the_long_side_at_twice_the_detector_input() -> None:
 def test_fast_jpeg_decode_reports_sizes_in_the_sent_pixels() -> None:
     big = cv2.resize(cv2.imread(str(GROUP_PHOTO)), (4096, 2835))
     _ok, data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    image = OpenCVImageDecoder(fast_jpeg_decode=True).decode(data.tobytes())
+    image = decoder(fast_jpeg_decode=True).decode(data.tobytes())
     assert (image.width, image.height) == (2048, 1418)
     assert (image.source_width, image.source_height) == (4096, 2835)
-    full = OpenCVImageDecoder().decode(data.tobytes())
+    full = decoder().decode(data.tobytes())
     assert full.source_size is None and (full.source_width, full.width) == (4096, 4096)
 
 
 def test_selfie_is_not_reduced_even_in_fast_mode() -> None:
-    image = OpenCVImageDecoder(fast_jpeg_decode=True).decode(SELFIE.read_bytes())
+    image = decoder(fast_jpeg_decode=True).decode(SELFIE.read_bytes())
     assert image.source_size is None
 
 
@@ -92,7 +92,7 @@ def test_animated_images_are_read_as_their_first_frame(image_format: str) -> Non
     frames = [PILImage.fromarray(np.full((40, 60, 3), level, np.uint8)) for level in (10, 200)]
     buffer = io.BytesIO()
     frames[0].save(buffer, format=image_format, save_all=True, append_images=frames[1:], duration=100, loop=0)
-    image = OpenCVImageDecoder().decode(buffer.getvalue())
+    image = decoder().decode(buffer.getvalue())
     assert image.pixels.shape == (40, 60, 3)
     assert image.pixels.mean() == pytest.approx(10, abs=1)
 
@@ -104,4 +104,4 @@ def test_palette_png_is_decoded() -> None:
 
     buffer = io.BytesIO()
     PILImage.fromarray(PIXELS[:, :, ::-1]).convert("P").save(buffer, format="PNG")
-    assert OpenCVImageDecoder().decode(buffer.getvalue()).pixels.shape == (37, 53, 3)
+    assert decoder().decode(buffer.getvalue()).pixels.shape == (37, 53, 3)

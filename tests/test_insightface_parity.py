@@ -9,9 +9,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from adapters.insightface_backend import InsightFaceDetector, InsightFaceEmbedder, detector_input_size
-from adapters.model_pack import _normalises_inside, embedded_pack
-from domain.model import Image
+from face_service.adapters.models.insightface_backend import (
+    InsightFaceDetector,
+    InsightFaceEmbedder,
+    detector_input_size,
+)
+from face_service.adapters.models.model_pack import _normalises_inside, embedded_pack
+from face_service.domain.model import Image
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
 
 pytestmark = pytest.mark.real_model
@@ -33,7 +37,7 @@ def reference() -> tuple[object, object]:
 def ours() -> tuple[InsightFaceDetector, InsightFaceEmbedder]:
     pack = embedded_pack()
     options = ort.SessionOptions()
-    detector = InsightFaceDetector(pack.detector, ["CPUExecutionProvider"], options)
+    detector = InsightFaceDetector(pack.detector, ["CPUExecutionProvider"], options, max_side=640, threshold=0.5)
     embedder = InsightFaceEmbedder(pack.recognizer, ["CPUExecutionProvider"], options, pack.name)
     return detector, embedder
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.model_pack import embedded_pack, pack_from_dir, weights_digest
-from adapters.onnx_runtime import resolve_providers
-from app.container import build_container
-from domain.errors import ModelUnavailable
+from face_service.adapters.models.model_pack import embedded_pack, pack_from_dir, weights_digest
+from face_service.adapters.models.onnx_runtime import resolve_providers
+from face_service.app.bootstrap import bootstrap
+from face_service.domain.errors import ModelUnavailable
 from tests.conftest import SELFIE, VECTRON_MODEL_DIR, settings_for
 
 pytestmark = pytest.mark.real_model
@@ -39,7 +39,7 @@ def test_model_dir_serves_with_its_own_model_id(tmp_path: Path) -> None:
     folder.mkdir()
     for name in ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"):
         shutil.copy(VECTRON_MODEL_DIR / name, folder / name)
-    service = build_container(settings_for("insightface", MODEL_DIR=str(folder))).service()
+    service = bootstrap(settings_for("insightface", MODEL_DIR=str(folder))).service()
     assert service.model.id == f"copy_of_s:{weights_digest(folder / 'w600k_mbf.onnx')}"
     assert service.extract(SELFIE.read_bytes()).faces_count == 1
 

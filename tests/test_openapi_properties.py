@@ -15,14 +15,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from adapters.http.app import create_app
-from app.cli import service_info
-from app.container import build_container
+from face_service.app.bootstrap import bootstrap
 from tests.conftest import API_KEY, settings_for
 
 SETTINGS = settings_for("fake", EXPOSE_DOCS="true")
-CONTAINER = build_container(SETTINGS)
-APP = create_app(CONTAINER, SETTINGS, service_info(CONTAINER, SETTINGS))
+CONTAINER = bootstrap(SETTINGS)
+APP = CONTAINER.http_app()
 schema = schemathesis.openapi.from_asgi("/docs/openapi.json", APP)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

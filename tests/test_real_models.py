@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from adapters.alignment import align_face
-from adapters.insightface_backend import detector_input_size
-from app.use_cases import FaceService
+from face_service.adapters.models.alignment import align_face
+from face_service.adapters.models.insightface_backend import detector_input_size
+from face_service.domain.use_cases.faces import FaceService
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO, encode_png
 
 pytestmark = pytest.mark.real_model
@@ -103,14 +103,14 @@ def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
 
 
 def test_fast_jpeg_decode_finds_the_same_faces_in_original_pixels() -> None:
-    from app.container import build_container
+    from face_service.app.bootstrap import bootstrap
     from tests.conftest import settings_for
 
     big = cv2.resize(cv2.imread(str(GROUP_PHOTO)), (4096, 2835), interpolation=cv2.INTER_CUBIC)
     ok, data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 92])
     assert ok
-    exact = build_container(settings_for("insightface")).service().extract(data.tobytes(), all_faces=True)
-    fast = build_container(settings_for("insightface", FAST_JPEG_DECODE="true")).service()
+    exact = bootstrap(settings_for("insightface")).service().extract(data.tobytes(), all_faces=True)
+    fast = bootstrap(settings_for("insightface", FAST_JPEG_DECODE="true")).service()
     quick = fast.extract(data.tobytes(), all_faces=True)
     assert (quick.width, quick.height) == (4096, 2835)
     assert quick.faces_count == exact.faces_count == 6

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench.__main__ import API_KEY, start_service
 
-from app.cli import openapi_document
+from bench.__main__ import API_KEY, start_service
+from face_service.app.bootstrap import openapi_document
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO
 
 pytestmark = pytest.mark.real_model

@@ -1,1 +1,1 @@
-"""Adapters: the concrete implementations of the domain's ports, and the HTTP entry point."""
+"""Adapters: the ports implemented (models, images, fake backend), wire format, HTTP API, metrics, executor."""

@@ -44,3 +44,23 @@ class InferenceExecutor(ThreadPoolExecutor):
         finally:
             if self._trim is not None:
                 self._trim(0)
+
+
+class InferencePool:
+    """The inference executor across an application's lifespans: started on first use, shut down
+    by `close`, started afresh by the next use (test clients open one app several times)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: InferenceExecutor | None = None
+
+    @property
+    def executor(self) -> InferenceExecutor:
+        if self._executor is None:
+            self._executor = InferenceExecutor(self.workers)
+        return self._executor
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Vector
+from face_service.domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Vector
 
 FAKE_MODEL = EmbeddingModel(pack="fake", weights_digest="00000000", dimension=512)
 
 
 class FakeDetector:
-    name = "fake"
     providers: tuple[str, ...] = ()
 
     def detect(self, image: Image) -> list[DetectedFace]:

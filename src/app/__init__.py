@@ -1,1 +1,1 @@
-"""The application: use cases, settings, and the composition root that wires adapters to ports."""
+"""The top layer: settings, the composition root (`bootstrap`) and the entry points (the `face-service` command)."""

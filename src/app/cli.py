@@ -10,48 +10,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.logging_setup import configure_logging
-from app.settings import Settings, SettingsError
-from domain.errors import FaceServiceError
+from face_service.app.logging_setup import configure_logging
+from face_service.app.settings import Settings, SettingsError
+from face_service.domain.errors import FaceServiceError
 
 if TYPE_CHECKING:
-    from app.container import Container
-    from app.use_cases import Extraction, ServiceInfo
+    from face_service.app.bootstrap import Container
 
 logger = logging.getLogger("face_service")
 
 
-def service_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # deferred: 50 ms of start-up
-
-    try:
-        return version("face-service")
-    except PackageNotFoundError:  # running from a source tree without an install
-        return "0+unknown"
-
-
-def service_info(container: Container, settings: Settings) -> ServiceInfo:
-    from app.use_cases import ServiceInfo
-
-    service = container.service()
-    detector, embedder = container.detector(), container.embedder()
-    providers = list(dict.fromkeys([*detector.providers, *embedder.providers])) or ["none (fake backend)"]
-    return ServiceInfo(
-        backend=settings.face_backend,
-        model_pack=service.model.pack,
-        model_id=service.model.id,
-        embedding_size=service.model.dimension,
-        execution_providers=providers,
-        requested_execution_providers=list(settings.execution_providers or ["auto"]),
-        version=service_version(),
-    )
-
-
 def load(settings: Settings) -> Container:
-    """Import the model stack and open the model sessions."""
-    from app.container import build_container
+    """The composition root for these settings, with the models loaded (sessions open)."""
+    from face_service.app.bootstrap import bootstrap
 
-    container = build_container(settings)
+    container = bootstrap(settings)
     container.service()
     return container
 
@@ -63,7 +36,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         loading = loader.submit(load, settings)
         import uvicorn
 
-        from adapters.http.app import create_app
+        import face_service.adapters.http.app  # noqa: F401 - the web stack, imported while the models load
 
         container = loading.result()
     if settings.api_key_generated:
@@ -74,7 +47,7 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    app = create_app(container, settings, service_info(container, settings))
+    app = container.http_app()
     uvicorn.run(
         app,
         host=host or settings.host,
@@ -102,7 +75,11 @@ def image_files(paths: list[Path]) -> list[Path]:
 
 
 def embed(settings: Settings, paths: list[Path], all_faces: bool, output: Path | None) -> int:
+    import msgspec
     from tqdm import tqdm
+
+    from face_service.adapters.wire import presenters
+    from face_service.adapters.wire.schemas import FileError
 
     service = load(settings).service()
     files = image_files(paths)
@@ -111,14 +88,16 @@ def embed(settings: Settings, paths: list[Path], all_faces: bool, output: Path |
     try:
         # The bar goes to stderr, and only on a terminal: the JSON lines stay clean for pipes.
         for path in tqdm(files, unit="image", disable=None, file=sys.stderr, leave=False):
-            record: dict[str, object] = {"file": str(path)}
+            record: msgspec.Struct
             try:
-                record.update(extraction_record(service.extract(path.read_bytes(), all_faces)))
-            except (OSError, FaceServiceError) as error:
+                record = presenters.file_extraction(str(path), service.extract(path.read_bytes(), all_faces))
+            except FaceServiceError as error:
                 status = 1
-                record["error"] = getattr(error, "message", None) or str(error)
-                record["code"] = getattr(error, "code", "unreadable_file")
-            sink.write(json.dumps(record) + "\n")
+                record = FileError(file=str(path), error=error.message, code=error.code)
+            except OSError as error:
+                status = 1
+                record = FileError(file=str(path), error=str(error), code="unreadable_file")
+            sink.write(msgspec.json.encode(record).decode() + "\n")
             sink.flush()
     finally:
         if output:
@@ -128,53 +107,33 @@ def embed(settings: Settings, paths: list[Path], all_faces: bool, output: Path |
 
 def compare(settings: Settings, first: Path, second: Path) -> int:
     """The similarity of the largest face in each of two images, and the match decision."""
+    import msgspec
+
+    from face_service.adapters.wire import presenters
+    from face_service.adapters.wire.presenters import NO_FACE
+    from face_service.adapters.wire.schemas import FileError
+
     service = load(settings).service()
     embeddings = []
     for path in (first, second):
         extraction = service.extract(path.read_bytes())
         if not extraction.faces:
-            print(json.dumps({"file": str(path), "error": "No face detected in image", "code": "no_face"}))
+            print(msgspec.json.encode(FileError(file=str(path), error=NO_FACE, code="no_face")).decode())
             return 1
         embeddings.append(extraction.faces[0])
-    comparison = service.compare(embeddings[0].embedding.tolist(), [embeddings[1].embedding.tolist()], one_to_one=True)
-    best = comparison.best
-    print(
-        json.dumps(
-            {
-                "similarity": round(best.similarity, 6),
-                "distance": round(best.distance, 6),
-                "match": best.match,
-                "threshold": comparison.threshold,
-                "model": embeddings[0].model.id,
-            }
-        )
+    probe, candidate = embeddings
+    comparison = service.compare(
+        probe.embedding.tolist(), [candidate.embedding.tolist()], probe.model.id, candidate.model.id, one_to_one=True
     )
+    print(msgspec.json.encode(presenters.comparison(comparison, one_to_one=True)).decode())
     return 0
-
-
-def extraction_record(extraction: Extraction) -> dict[str, object]:
-    return {
-        "width": extraction.width,
-        "height": extraction.height,
-        "faces_count": extraction.faces_count,
-        "faces": [
-            {
-                "bbox": [round(v) for v in (f.face.box.x1, f.face.box.y1, f.face.box.x2, f.face.box.y2)],
-                "confidence": round(f.face.confidence, 4),
-                "landmarks": [[round(x, 1), round(y, 1)] for x, y in f.face.landmarks],
-                "model": f.model.id,
-                "embedding": [round(float(v), 6) for v in f.embedding],
-            }
-            for f in extraction.faces
-        ],
-    }
 
 
 def prepare(settings: Settings) -> int:
     """Load the models, fill the model cache, run one inference, and say what is in use."""
     container = load(settings)
     container.service().warm_up()
-    info = service_info(container, settings)
+    info = container.info()
     print(
         json.dumps(
             {
@@ -186,19 +145,6 @@ def prepare(settings: Settings) -> int:
         )
     )
     return 0
-
-
-def openapi_document() -> dict[str, object]:
-    """The OpenAPI document, as the service serves it at /docs/openapi.json (built on the fake backend:
-    the document does not depend on the models)."""
-    from adapters.http.app import create_app
-    from app.container import build_container
-
-    settings = Settings.from_env({"API_KEY": "openapi-export-only", "FACE_BACKEND": "fake", "EXPOSE_DOCS": "true"})
-    container = build_container(settings)
-    app = create_app(container, settings, service_info(container, settings))
-    document: dict[str, object] = app.openapi_schema.to_schema()
-    return document
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("openapi", help="print the OpenAPI document (the typed contract clients are generated from)")
     args = parser.parse_args(argv)
     if args.command == "openapi":
+        from face_service.app.bootstrap import openapi_document
+
         print(json.dumps(openapi_document(), indent=2, sort_keys=True))
         return 0
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 PLACEHOLDER_KEY = "change-me-in-production"  # the seed's default; refused outside DEBUG
 BACKENDS = ("insightface", "fake")
@@ -19,75 +17,6 @@ DEFAULT_MATCH_THRESHOLD = 0.4
 
 class SettingsError(ValueError):
     """An environment variable has a value the service cannot run with."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    api_keys: tuple[str, ...]
-    api_key_generated: bool = False
-    host: str = "0.0.0.0"  # noqa: S104 - a service in a container listens on every interface
-    port: int = 8000
-    debug: bool = False
-    face_backend: str = "insightface"
-    model_dir: Path | None = None
-    execution_providers: tuple[str, ...] | None = None  # None: auto
-    det_size: int = 640
-    det_threshold: float = 0.5
-    match_threshold: float = DEFAULT_MATCH_THRESHOLD
-    inference_workers: int = 2
-    intra_op_threads: int = 1
-    max_request_bytes: int = 25_000_000
-    max_image_pixels: int = 40_000_000
-    max_batch_size: int = 32
-    max_image_bytes: int = 15_000_000
-    max_image_side: int = 12_000
-    max_faces: int = 100
-    max_candidates: int = 10_000
-    max_queue: int = 8
-    rate_limit_per_minute: int = 0
-    cors_origins: tuple[str, ...] = ()
-    metrics: str = "protected"
-    fast_jpeg_decode: bool = False
-    model_cache_dir: Path | None = None
-    log_level: str = "INFO"
-    expose_docs: bool = False
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
-        debug = _parse(env, "DEBUG", _boolean, False)
-        keys, generated = _api_keys(env, debug)
-        cpus = os.cpu_count() or 1
-        return cls(
-            api_keys=keys,
-            api_key_generated=generated,
-            host=env.get("HOST", "0.0.0.0") or "0.0.0.0",  # noqa: S104
-            port=_parse(env, "PORT", _bounded_int(1, 65535), 8000),
-            debug=debug,
-            face_backend=_parse(env, "FACE_BACKEND", _choice(BACKENDS), "insightface"),
-            model_dir=_parse(env, "MODEL_DIR", _folder, None),
-            execution_providers=_parse(env, "EXECUTION_PROVIDERS", _providers, None),
-            det_size=_parse(env, "DET_SIZE", _det_size, 640),
-            det_threshold=_parse(env, "DET_THRESHOLD", _fraction(0.0, 1.0), 0.5),
-            match_threshold=_parse(env, "MATCH_THRESHOLD", _fraction(-1.0, 1.0), DEFAULT_MATCH_THRESHOLD),
-            inference_workers=_parse(env, "INFERENCE_WORKERS", _bounded_int(1, 64), min(cpus, 4)),
-            intra_op_threads=_parse(env, "INTRA_OP_THREADS", _bounded_int(0, 256), 1),
-            max_request_bytes=_parse(env, "MAX_REQUEST_BYTES", _bounded_int(1024, 1 << 31), 25_000_000),
-            max_image_pixels=_parse(env, "MAX_IMAGE_PIXELS", _bounded_int(1, 1 << 30), 40_000_000),
-            max_batch_size=_parse(env, "MAX_BATCH_SIZE", _bounded_int(1, 1000), 32),
-            max_image_bytes=_parse(env, "MAX_IMAGE_BYTES", _bounded_int(1024, 1 << 31), 15_000_000),
-            max_image_side=_parse(env, "MAX_IMAGE_SIDE", _bounded_int(32, 65_535), 12_000),
-            max_faces=_parse(env, "MAX_FACES", _bounded_int(1, 1000), 100),
-            max_candidates=_parse(env, "MAX_CANDIDATES", _bounded_int(1, 1_000_000), 10_000),
-            max_queue=_parse(env, "MAX_QUEUE", _bounded_int(0, 10_000), 8),
-            rate_limit_per_minute=_parse(env, "RATE_LIMIT_PER_MINUTE", _bounded_int(0, 1_000_000), 0),
-            cors_origins=_parse(env, "CORS_ORIGINS", _origins, ()),
-            metrics=_parse(env, "METRICS", _choice(("protected", "public", "off")), "protected"),
-            fast_jpeg_decode=_parse(env, "FAST_JPEG_DECODE", _boolean, False),
-            model_cache_dir=_parse(env, "MODEL_CACHE_DIR", Path, None),
-            log_level=_parse(env, "LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO"),
-            expose_docs=_parse(env, "EXPOSE_DOCS", _boolean, False),
-        )
 
 
 def _api_keys(env: Mapping[str, str], debug: bool) -> tuple[tuple[str, ...], bool]:
@@ -103,16 +32,6 @@ def _api_keys(env: Mapping[str, str], debug: bool) -> tuple[tuple[str, ...], boo
     if keys:
         return keys, False
     return (secrets.token_urlsafe(32),), True
-
-
-def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return convert(raw)
-    except (ValueError, TypeError) as error:
-        raise SettingsError(f"{name}={raw!r} is invalid: {error}") from None
 
 
 def _boolean(raw: str) -> bool:
@@ -186,3 +105,71 @@ def _det_size(raw: str) -> int:
     if not values or len(values) > 2 or any(v < 32 or v > 4096 or v % 32 for v in values):
         raise ValueError("must be a multiple of 32 between 32 and 4096, like 640")
     return max(values)
+
+
+def setting(env: str, parse: Callable[[str], Any], default: Any = MISSING, **options: Any) -> Any:
+    """A field read from the environment variable `env` through `parse`; its default is written here only."""
+    return field(default=default, metadata={"env": env, "parse": parse}, **options)
+
+
+def _default_workers() -> int:
+    return min(os.cpu_count() or 1, 4)
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "face-service"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, its environment variable, parser and default, each written once (here)."""
+
+    api_keys: tuple[str, ...]
+    api_key_generated: bool = False
+    host: str = setting("HOST", str, "0.0.0.0")  # noqa: S104 - a service in a container listens on every interface
+    port: int = setting("PORT", _bounded_int(1, 65535), 8000)
+    debug: bool = setting("DEBUG", _boolean, False)
+    face_backend: str = setting("FACE_BACKEND", _choice(BACKENDS), "insightface")
+    model_dir: Path | None = setting("MODEL_DIR", _folder, None)
+    execution_providers: tuple[str, ...] | None = setting("EXECUTION_PROVIDERS", _providers, None)  # None: auto
+    det_size: int = setting("DET_SIZE", _det_size, 640)
+    det_threshold: float = setting("DET_THRESHOLD", _fraction(0.0, 1.0), 0.5)
+    match_threshold: float = setting("MATCH_THRESHOLD", _fraction(-1.0, 1.0), DEFAULT_MATCH_THRESHOLD)
+    inference_workers: int = setting("INFERENCE_WORKERS", _bounded_int(1, 64), default_factory=_default_workers)
+    intra_op_threads: int = setting("INTRA_OP_THREADS", _bounded_int(0, 256), 1)
+    max_request_bytes: int = setting("MAX_REQUEST_BYTES", _bounded_int(1024, 1 << 31), 25_000_000)
+    max_image_pixels: int = setting("MAX_IMAGE_PIXELS", _bounded_int(1, 1 << 30), 40_000_000)
+    max_batch_size: int = setting("MAX_BATCH_SIZE", _bounded_int(1, 1000), 32)
+    max_image_bytes: int = setting("MAX_IMAGE_BYTES", _bounded_int(1024, 1 << 31), 15_000_000)
+    max_image_side: int = setting("MAX_IMAGE_SIDE", _bounded_int(32, 65_535), 12_000)
+    max_faces: int = setting("MAX_FACES", _bounded_int(1, 1000), 100)
+    max_candidates: int = setting("MAX_CANDIDATES", _bounded_int(1, 1_000_000), 10_000)
+    max_queue: int = setting("MAX_QUEUE", _bounded_int(0, 10_000), 8)
+    rate_limit_per_minute: int = setting("RATE_LIMIT_PER_MINUTE", _bounded_int(0, 1_000_000), 0)
+    cors_origins: tuple[str, ...] = setting("CORS_ORIGINS", _origins, ())
+    metrics: str = setting("METRICS", _choice(("protected", "public", "off")), "protected")
+    fast_jpeg_decode: bool = setting("FAST_JPEG_DECODE", _boolean, False)
+    model_cache_dir: Path = setting("MODEL_CACHE_DIR", Path, default_factory=_default_cache_dir)
+    log_level: str = setting("LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO")
+    expose_docs: bool = setting("EXPOSE_DOCS", _boolean, False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = item.metadata.get("env")
+            raw = env.get(name, "").strip() if name else ""
+            if raw:
+                try:
+                    values[item.name] = item.metadata["parse"](raw)
+                except (ValueError, TypeError) as error:
+                    raise SettingsError(f"{name}={raw!r} is invalid: {error}") from None
+        keys, generated = _api_keys(env, values.get("debug", False))
+        return cls(api_keys=keys, api_key_generated=generated, **values)
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """Every environment variable the service reads."""
+        return ["API_KEY", "API_KEYS", *(item.metadata["env"] for item in fields(cls) if "env" in item.metadata)]

@@ -1,5 +1,5 @@
-"""The face domain: value types, the ports the application needs, and the errors it can raise.
+"""The application core: value types, the ports the use cases need, the use cases and their errors.
 
-Nothing here imports a web framework or a model runtime; numpy is the only third-party import,
-used as the array type for pixels and embedding vectors.
+Nothing here imports a web framework, a model runtime or a database driver; numpy is the only
+third-party import, used as the array type for pixels and embedding vectors.
 """

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from domain.errors import InvalidEmbedding
-from domain.model import Vector
+from face_service.domain.errors import InvalidEmbedding
+from face_service.domain.model import Vector
 
 
 def checked_embedding(values: Sequence[float], dimension: int, field: str) -> Vector:

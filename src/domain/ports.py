@@ -1,4 +1,4 @@
-"""The ports: what the application needs from the outside world, and nothing about how it is done."""
+"""The ports: what the use cases need from the outside world, and nothing about how it is done."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from domain.model import DetectedFace, EmbeddingModel, Image, Vector
+from face_service.domain.model import DetectedFace, EmbeddingModel, Image, Vector
 
 
 class ImageDecoder(Protocol):
@@ -19,9 +19,6 @@ class ImageDecoder(Protocol):
 
 class FaceDetector(Protocol):
     """Finds faces in an image."""
-
-    @property
-    def name(self) -> str: ...
 
     def detect(self, image: Image) -> list[DetectedFace]:
         """Every face found, largest first, boxes and landmarks in the image's own pixels."""
@@ -49,3 +46,11 @@ class Similarity(Protocol):
     def scores(self, probe: Vector, candidates: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """`candidates` has shape (n, d); returns n scores."""
         ...
+
+
+class ServiceObserver(Protocol):
+    """Where the use cases report for monitoring: how long each stage took, how many faces an image held."""
+
+    def stage(self, name: str, seconds: float) -> None: ...
+
+    def faces(self, count: int) -> None: ...

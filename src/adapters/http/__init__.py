@@ -1,1 +1,1 @@
-"""The HTTP adapter: Litestar controllers and msgspec structs over the use cases."""
+"""The HTTP adapter: the Litestar application, its controllers, authentication, admission and error mapping."""

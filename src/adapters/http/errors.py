@@ -9,8 +9,9 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from adapters.http.schemas import ErrorResponse
-from domain.errors import (
+from face_service.adapters.http.inputs import ClientDisconnectedError
+from face_service.adapters.wire.schemas import ErrorResponse
+from face_service.domain.errors import (
     BatchTooLarge,
     FaceServiceError,
     ImageTooLarge,
@@ -72,10 +73,9 @@ def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError
 
 def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorResponse]:
     status = error.status_code
-    if status == 500 and "disconnected" in str(error.detail):
-        # The caller went away mid-upload: nobody will read this answer, and it is no bug.
+    if isinstance(error, ClientDisconnectedError):
         logger.info("client disconnected during %s %s", request.method, request.url.path)
-        return error_response(400, ErrorResponse(error="Client disconnected", code="client_disconnected"))
+        return error_response(400, ErrorResponse(error=error.detail, code="client_disconnected"))
     if status >= 500 and status != 503:
         return handle_unexpected(request, error)
     code = HTTP_CODES.get(status, "invalid_request")

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
-from adapters.http.schemas import ErrorResponse
+from face_service.adapters.wire.schemas import ErrorResponse
 
 STRING = Schema(type=OpenAPIType.STRING)
 BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)

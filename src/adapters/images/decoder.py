@@ -6,9 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from adapters.image_header import read_header, sniff_format
-from domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
-from domain.model import Image
+from face_service.adapters.images.header import read_header, sniff_format
+from face_service.domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
+from face_service.domain.model import Image
 
 SUPPORTED_FORMATS = ("jpeg", "png", "webp", "bmp")
 REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
@@ -47,11 +47,12 @@ class OpenCVImageDecoder:
 
     def __init__(
         self,
-        max_bytes: int = 15_000_000,
-        max_pixels: int = 40_000_000,
-        max_side: int = 12_000,
-        fast_jpeg_decode: bool = False,
-        det_size: int = 640,
+        *,
+        max_bytes: int,
+        max_pixels: int,
+        max_side: int,
+        fast_jpeg_decode: bool,
+        det_size: int,
     ) -> None:
         self._max_bytes = max_bytes
         self._max_pixels = max_pixels

@@ -1,4 +1,4 @@
-"""The use cases: what the service does, written against the domain's ports only.
+"""Detect, embed and compare faces: the use cases of the stateless face API.
 
 Every method is synchronous and CPU-bound; transports run them on a bounded executor.
 """
@@ -8,24 +8,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from domain.embeddings import checked_embedding, checked_embeddings
-from domain.errors import BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
-from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
-from domain.ports import Embedder, FaceDetector, ImageDecoder, Similarity
+from face_service.domain.embeddings import checked_embedding, checked_embeddings
+from face_service.domain.errors import BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
+from face_service.domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
+from face_service.domain.ports import Embedder, FaceDetector, ImageDecoder, ServiceObserver, Similarity
 
 T = TypeVar("T")
-
-
-class ServiceObserver(Protocol):
-    """What the use cases report for monitoring: how long each stage took, how many faces an image held."""
-
-    def stage(self, name: str, seconds: float) -> None: ...
-
-    def faces(self, count: int) -> None: ...
 
 
 class NoObserver:
@@ -91,23 +83,21 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    """What /health reports: which backend, model and execution providers are serving."""
+class Limits:
+    """Per-request limits (the defaults live in the settings)."""
 
-    backend: str
-    model_pack: str
-    model_id: str
-    embedding_size: int
-    execution_providers: list[str]
-    requested_execution_providers: list[str]
-    version: str
+    max_batch_size: int
+    max_candidates: int
+    max_faces: int
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    max_batch_size: int = 32
-    max_candidates: int = 10_000
-    max_faces: int = 100
+class InputNames:
+    """What the caller calls the embeddings it sends, so that errors name them its way."""
+
+    probe: str = "probe"
+    candidates: str = "candidates"
+    single_candidate: str = "candidate"
 
 
 class FaceService:
@@ -120,7 +110,7 @@ class FaceService:
         embedder: Embedder,
         similarity: Similarity,
         match_threshold: float,
-        limits: Limits | None = None,
+        limits: Limits,
         observer: ServiceObserver | None = None,
     ) -> None:
         self._decoder = decoder
@@ -128,7 +118,7 @@ class FaceService:
         self._embedder = embedder
         self._similarity = similarity
         self.match_threshold = match_threshold
-        self.limits = limits or Limits()
+        self.limits = limits
         self._observer: ServiceObserver = observer or NoObserver()
 
     def _timed(self, stage: str, work: Callable[[], T]) -> T:
@@ -222,10 +212,11 @@ class FaceService:
         probe_model: str | None = None,
         candidates_model: str | None = None,
         one_to_one: bool = False,
+        names: InputNames = InputNames(),
     ) -> Comparison:
         """Cosine similarity of one probe embedding with one or more candidates.
 
-        `one_to_one`: the single candidate is `embedding_b`, as error messages will call it."""
+        `one_to_one`: there is exactly one candidate, which errors call `names.single_candidate`."""
         if probe_model and candidates_model and probe_model != candidates_model:
             raise ModelMismatch(
                 f"The embeddings come from different models ({probe_model} and {candidates_model}); "
@@ -239,11 +230,11 @@ class FaceService:
                 code="too_many_candidates",
             )
         dimension = self._embedder.model.dimension
-        probe_vector = checked_embedding(probe, dimension, "embedding_a")
+        probe_vector = checked_embedding(probe, dimension, names.probe)
         if one_to_one:
-            matrix = checked_embedding(candidates[0], dimension, "embedding_b")[None, :]
+            matrix = checked_embedding(candidates[0], dimension, names.single_candidate)[None, :]
         else:
-            matrix = checked_embeddings(candidates, dimension, "candidates")
+            matrix = checked_embeddings(candidates, dimension, names.candidates)
         similarities = self._similarity.scores(probe_vector, matrix)
         scores = [
             CandidateScore(index, float(value), bool(value >= self.match_threshold))

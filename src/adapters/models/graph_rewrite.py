@@ -90,8 +90,3 @@ def current_umask() -> int:
     mask = os.umask(0)  # the only way to read it is to set it; set it straight back
     os.umask(mask)
     return mask
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "face-service"

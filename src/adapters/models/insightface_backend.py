@@ -19,16 +19,16 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from adapters.alignment import align_face
-from adapters.graph_rewrite import fast_recogniser
-from adapters.model_pack import weights_digest
-from domain.errors import ModelUnavailable
-from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Point, Vector
+from face_service.adapters.models.alignment import align_face
+from face_service.adapters.models.graph_rewrite import fast_recogniser
+from face_service.adapters.models.model_pack import weights_digest
+from face_service.domain.errors import ModelUnavailable
+from face_service.domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Point, Vector
 
 STRIDE = 32  # SCRFD's coarsest feature stride: input sides must be multiples of it
 NMS_THRESHOLD = 0.4  # insightface's default
-# Faces per recogniser run. On CPUs batching saves nothing (the bench measures it) while the
-# activations of a large batch grow ONNX Runtime's memory arena for good; small runs keep it flat.
+# Faces per recogniser run. On CPUs batching saves nothing (the bench measures it), and the
+# activations of one run grow with its size: runs of 8 keep each job's peak memory small.
 MAX_RECOGNISER_BATCH = 8
 Floats = npt.NDArray[np.float32]
 
@@ -63,8 +63,9 @@ class InsightFaceDetector:
         path: Path,
         providers: list[str],
         options: ort.SessionOptions,
-        max_side: int = 640,
-        threshold: float = 0.5,
+        *,
+        max_side: int,
+        threshold: float,
     ) -> None:
         self._session = open_session(path, providers, options)
         outputs = self._session.get_outputs()
@@ -83,7 +84,6 @@ class InsightFaceDetector:
         self._max_side = max_side
         self._threshold = threshold
         self._centers: dict[tuple[int, int, int], Floats] = {}
-        self.name = path.stem
         self.providers: list[str] = list(self._session.get_providers())
 
     def input_size(self, image: Image) -> tuple[int, int]:
@@ -160,7 +160,7 @@ class InsightFaceDetector:
 
 
 class InsightFaceEmbedder:
-    """ArcFace embeddings; every face of a call goes through the recogniser in one batch."""
+    """ArcFace embeddings; the faces of a call go through the recogniser together, in runs of at most 8."""
 
     def __init__(
         self,

@@ -26,9 +26,12 @@ class BatchRequest(msgspec.Struct):
 
 
 class CompareRequest(msgspec.Struct):
-    embedding_a: list[float]
-    embedding_b: list[float] | None = None
-    candidates: list[list[float]] | None = None  # addition: one-to-many
+    # Read as raw JSON first: a value in an embedding that is no number is an unusable embedding
+    # (invalid_embedding), not a malformed request; `inputs.read_comparison` decodes each on its own.
+    # An absent field reads as an empty Raw (msgspec has no Raw | None).
+    embedding_a: msgspec.Raw  # list[float]
+    embedding_b: msgspec.Raw = msgspec.Raw()  # list[float]
+    candidates: msgspec.Raw = msgspec.Raw()  # addition: one-to-many, list[list[float]]
     model_a: str | None = None  # addition: the `model` that made embedding_a
     model_b: str | None = None  # addition: the `model` that made embedding_b / the candidates
 
@@ -108,3 +111,31 @@ class CompareFacesResponse(msgspec.Struct, omit_defaults=True):
     model: str | None = None
     best_index: int | None = None
     results: list[CandidateResult] | None = None
+
+
+class FileFace(msgspec.Struct):
+    """One face of a file, as `face-service embed` writes it."""
+
+    bbox: Box
+    confidence: float
+    landmarks: list[list[float]]
+    model: str
+    embedding: list[float]
+
+
+class FileExtraction(msgspec.Struct):
+    """One line of `face-service embed`'s output."""
+
+    file: str
+    width: int
+    height: int
+    faces_count: int
+    faces: list[FileFace]
+
+
+class FileError(msgspec.Struct):
+    """A line of `face-service embed`'s output for a file it could not use."""
+
+    file: str
+    error: str
+    code: str

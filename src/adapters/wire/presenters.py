@@ -1,0 +1,171 @@
+"""Use-case results to the wire format, in one place, so the HTTP API and the CLI name and round
+every field alike: boxes to whole pixels, confidences to 4 places, landmarks to 0.1 pixel,
+similarities to 6 places, embeddings as the float32 values the model produced."""
+
+from __future__ import annotations
+
+from face_service.adapters.wire.schemas import (
+    BatchExtractResponse,
+    BatchResult,
+    CandidateResult,
+    CompareFacesResponse,
+    ExtractEmbeddingResponse,
+    Face,
+    FileExtraction,
+    FileFace,
+    HealthResponse,
+    VerifyFaceResponse,
+)
+from face_service.domain.model import DetectedFace, EmbeddedFace, Vector
+from face_service.domain.use_cases.faces import BatchItem, Comparison, Detection, Extraction
+from face_service.domain.use_cases.service_info import ServiceInfo
+
+NO_FACE = "No face detected in image"
+
+
+def box(face: DetectedFace) -> list[int]:
+    b = face.box
+    return [round(b.x1), round(b.y1), round(b.x2), round(b.y2)]
+
+
+def confidence(face: DetectedFace) -> float:
+    return round(face.confidence, 4)
+
+
+def landmarks(face: DetectedFace) -> list[list[float]]:
+    return [[round(x, 1), round(y, 1)] for x, y in face.landmarks]
+
+
+def embedding(vector: Vector) -> list[float]:
+    values: list[float] = vector.tolist()
+    return values
+
+
+def similarity(value: float) -> float:
+    return round(value, 6)
+
+
+def face(detected: DetectedFace, embedded: EmbeddedFace | None = None) -> Face:
+    return Face(
+        bbox=box(detected),
+        confidence=confidence(detected),
+        landmarks=landmarks(detected),
+        embedding=embedding(embedded.embedding) if embedded is not None else None,
+    )
+
+
+def detection(result: Detection, all_faces: bool) -> VerifyFaceResponse:
+    faces = [face(detected) for detected in result.faces] if all_faces else None
+    if not result.faces:
+        return VerifyFaceResponse(face_detected=False, faces_count=0, error=NO_FACE, faces=faces)
+    primary = result.faces[0]
+    return VerifyFaceResponse(
+        face_detected=True,
+        faces_count=len(result.faces),
+        confidence=confidence(primary),
+        bbox=box(primary),
+        message="Face detected successfully",
+        faces=faces,
+    )
+
+
+def _every_face(result: Extraction, all_faces: bool) -> list[Face] | None:
+    return [face(f.face, f) for f in result.faces] if all_faces else None
+
+
+def extraction(result: Extraction, all_faces: bool) -> ExtractEmbeddingResponse:
+    if not result.faces:
+        return ExtractEmbeddingResponse(
+            face_detected=False, faces_count=0, error=NO_FACE, faces=[] if all_faces else None
+        )
+    primary = result.faces[0]
+    return ExtractEmbeddingResponse(
+        face_detected=True,
+        faces_count=result.faces_count,
+        embedding=embedding(primary.embedding),
+        bbox=box(primary.face),
+        confidence=confidence(primary.face),
+        model=primary.model.id,
+        faces=_every_face(result, all_faces),
+    )
+
+
+def batch_result(item: BatchItem, all_faces: bool) -> BatchResult:
+    if item.error is not None:
+        return BatchResult(index=item.index, face_detected=False, error=item.error.message, code=item.error.code)
+    assert item.extraction is not None  # a BatchItem holds an extraction or an error
+    one = extraction(item.extraction, all_faces)
+    return BatchResult(
+        index=item.index,
+        face_detected=one.face_detected,
+        faces_count=one.faces_count,
+        embedding=one.embedding,
+        bbox=one.bbox,
+        confidence=one.confidence,
+        model=one.model,
+        error=one.error,
+        code=None if one.face_detected else "no_face",
+        faces=one.faces,
+    )
+
+
+def batch(items: list[BatchItem], all_faces: bool) -> BatchExtractResponse:
+    results = [batch_result(item, all_faces) for item in items]
+    successful = sum(1 for result in results if result.face_detected)
+    return BatchExtractResponse(
+        results=results, total=len(results), successful=successful, failed=len(results) - successful
+    )
+
+
+def comparison(result: Comparison, one_to_one: bool) -> CompareFacesResponse:
+    best = result.best
+    results = None
+    if not one_to_one:
+        results = [
+            CandidateResult(
+                index=s.index, similarity=similarity(s.similarity), distance=similarity(s.distance), match=s.match
+            )
+            for s in result.scores
+        ]
+    return CompareFacesResponse(
+        similarity=similarity(best.similarity),
+        distance=similarity(best.distance),
+        match=best.match,
+        threshold=result.threshold,
+        model=result.model,
+        best_index=best.index if results is not None else None,
+        results=results,
+    )
+
+
+def health(info: ServiceInfo) -> HealthResponse:
+    return HealthResponse(
+        status="healthy",
+        model=info.backend,
+        version=info.version,
+        backend=info.backend,
+        model_pack=info.model_pack,
+        model_id=info.model_id,
+        embedding_size=info.embedding_size,
+        execution_providers=info.execution_providers,
+        requested_execution_providers=info.requested_execution_providers,
+    )
+
+
+def file_extraction(path: str, result: Extraction) -> FileExtraction:
+    return FileExtraction(
+        file=path,
+        width=result.width,
+        height=result.height,
+        faces_count=result.faces_count,
+        faces=[
+            FileFace(
+                bbox=box(f.face),
+                confidence=confidence(f.face),
+                landmarks=landmarks(f.face),
+                model=f.model.id,
+                embedding=embedding(f.embedding),
+            )
+            for f in result.faces
+        ],
+    )

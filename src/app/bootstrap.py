@@ -1,0 +1,185 @@
+"""The composition root: the one place that builds the service from the settings.
+
+`bootstrap(settings)` returns the wired container; every entry point (`serve`, each CLI command,
+the OpenAPI export) and the tests start here. Adapters are picked by configuration
+(`providers.Selector` on FACE_BACKEND) and receive plain values, never the settings object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from dependency_injector import containers, providers
+
+from face_service.adapters.executor import InferencePool
+from face_service.adapters.fake_backend import FakeDetector, FakeEmbedder
+from face_service.adapters.images.decoder import OpenCVImageDecoder, configure_opencv
+from face_service.adapters.metrics import Metrics
+from face_service.adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
+from face_service.adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
+from face_service.adapters.models.onnx_runtime import resolve_providers, session_options
+from face_service.app.settings import Settings
+from face_service.domain.similarity import CosineSimilarity
+from face_service.domain.use_cases.faces import FaceService, Limits
+from face_service.domain.use_cases.service_info import ServiceInfo
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+logger = logging.getLogger(__name__)
+
+
+def locate_pack(model_dir: Any) -> ModelPack:
+    pack = embedded_pack() if model_dir is None else pack_from_dir(model_dir)
+    logger.info("model pack %s: detector %s, recogniser %s", pack.name, pack.detector.name, pack.recognizer.name)
+    return pack
+
+
+def chosen_providers(requested: tuple[str, ...] | None) -> list[str]:
+    chosen = resolve_providers(requested)
+    logger.info("execution providers: %s", ", ".join(chosen))
+    return chosen
+
+
+def service_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # deferred: 50 ms of start-up
+
+    try:
+        return version("face-service")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0+unknown"
+
+
+def describe_service(
+    service: FaceService,
+    detector: Any,
+    embedder: Any,
+    backend: str,
+    requested_providers: tuple[str, ...] | None,
+) -> ServiceInfo:
+    providers_in_use = list(dict.fromkeys([*detector.providers, *embedder.providers])) or ["none (fake backend)"]
+    return ServiceInfo(
+        backend=backend,
+        model_pack=service.model.pack,
+        model_id=service.model.id,
+        embedding_size=service.model.dimension,
+        execution_providers=providers_in_use,
+        requested_execution_providers=list(requested_providers or ["auto"]),
+        version=service_version(),
+    )
+
+
+def http_application(**collaborators: Any) -> Litestar:
+    # Deferred: `serve` imports the web stack on one thread while the models load on another.
+    from face_service.adapters.http.app import create_app
+
+    return create_app(**collaborators)
+
+
+def http_settings(**values: Any) -> Any:
+    from face_service.adapters.http.app import HttpConfig
+
+    return HttpConfig(**values)
+
+
+def opencv_decoder(**limits: Any) -> OpenCVImageDecoder:
+    configure_opencv()
+    return OpenCVImageDecoder(**limits)
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration(strict=True)
+
+    execution_providers = providers.Singleton(chosen_providers, config.execution_providers)
+    ort_options = providers.Factory(session_options, config.intra_op_threads)
+    model_pack = providers.Singleton(locate_pack, config.model_dir)
+
+    detector = providers.Selector(
+        config.face_backend,
+        insightface=providers.Singleton(
+            InsightFaceDetector,
+            path=model_pack.provided.detector,
+            providers=execution_providers,
+            options=ort_options,
+            max_side=config.det_size,
+            threshold=config.det_threshold,
+        ),
+        fake=providers.Singleton(FakeDetector),
+    )
+    embedder = providers.Selector(
+        config.face_backend,
+        insightface=providers.Singleton(
+            InsightFaceEmbedder,
+            path=model_pack.provided.recognizer,
+            providers=execution_providers,
+            options=ort_options,
+            pack_name=model_pack.provided.name,
+            input_mean=model_pack.provided.recognizer_mean,
+            input_std=model_pack.provided.recognizer_std,
+            cache_dir=config.model_cache_dir,
+        ),
+        fake=providers.Singleton(FakeEmbedder),
+    )
+
+    metrics = providers.Singleton(Metrics)
+    decoder = providers.Singleton(
+        opencv_decoder,
+        max_bytes=config.max_image_bytes,
+        max_pixels=config.max_image_pixels,
+        max_side=config.max_image_side,
+        fast_jpeg_decode=config.fast_jpeg_decode,
+        det_size=config.det_size,
+    )
+    service = providers.Singleton(
+        FaceService,
+        decoder=decoder,
+        detector=detector,
+        embedder=embedder,
+        similarity=providers.Singleton(CosineSimilarity),
+        match_threshold=config.match_threshold,
+        observer=metrics,
+        limits=providers.Singleton(
+            Limits,
+            max_batch_size=config.max_batch_size,
+            max_candidates=config.max_candidates,
+            max_faces=config.max_faces,
+        ),
+    )
+    info = providers.Singleton(
+        describe_service, service, detector, embedder, config.face_backend, config.execution_providers
+    )
+    # Inference runs here, never on the event loop; its size bounds concurrent model runs.
+    inference = providers.Singleton(InferencePool, config.inference_workers)
+
+    http_config = providers.Singleton(
+        http_settings,
+        api_keys=config.api_keys,
+        inference_workers=config.inference_workers,
+        max_queue=config.max_queue,
+        rate_limit_per_minute=config.rate_limit_per_minute,
+        metrics=config.metrics,
+        expose_docs=config.expose_docs,
+        cors_origins=config.cors_origins,
+        max_request_bytes=config.max_request_bytes,
+    )
+    http_app = providers.Factory(
+        http_application, service=service, info=info, metrics=metrics, inference=inference, config=http_config
+    )
+
+
+def bootstrap(settings: Settings) -> Container:
+    """The container for these settings (nothing is loaded until a provider is called)."""
+    container = Container()
+    container.config.from_dict(dataclasses.asdict(settings))
+    return container
+
+
+def openapi_document() -> dict[str, object]:
+    """The OpenAPI document, as the service serves it at /docs/openapi.json (built on the fake backend:
+    the document does not depend on the models)."""
+    settings = Settings.from_env({"API_KEY": "openapi-export-only", "FACE_BACKEND": "fake", "EXPOSE_DOCS": "true"})
+    app: Litestar = bootstrap(settings).http_app()
+    document: dict[str, object] = app.openapi_schema.to_schema()
+    return document
