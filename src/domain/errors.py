@@ -72,3 +72,39 @@ class ModelUnavailable(FaceServiceError):
     """A model file is missing or unreadable. Raised at start-up, never per request."""
 
     code = "model_unavailable"
+
+
+class CollectionNotFound(FaceServiceError):
+    code = "collection_not_found"
+
+
+class SubjectNotFound(FaceServiceError):
+    code = "subject_not_found"
+
+
+class FaceNotFound(FaceServiceError):
+    code = "face_not_found"
+
+
+class CollectionExists(FaceServiceError):
+    code = "collection_exists"
+
+
+class CollectionModelMismatch(FaceServiceError):
+    """A vector from another model than the collection's: never stored in it or searched against it."""
+
+    code = "model_mismatch"
+
+
+class GalleryLimitExceeded(FaceServiceError):
+    """A configured gallery limit (collections, subjects, faces) would be exceeded."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StoreUnavailable(FaceServiceError):
+    """The gallery's database cannot be reached or is failing; the stateless face routes still work."""
+
+    code = "store_unavailable"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from face_service.domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, StoreHealth, SubjectInfo
 from face_service.domain.model import DetectedFace, EmbeddingModel, Image, Vector
 
 
@@ -54,3 +55,71 @@ class ServiceObserver(Protocol):
     def stage(self, name: str, seconds: float) -> None: ...
 
     def faces(self, count: int) -> None: ...
+
+
+class FaceGallery(Protocol):
+    """Where enrolled faces are kept and searched (SQLite, PostgreSQL + pgvector, memory).
+
+    Every method is synchronous, thread-safe and durable when it returns: a face `add_face` returned
+    survives a crash; one `delete_*` removed is gone from disk and memory. Unknown names raise
+    CollectionNotFound / SubjectNotFound / FaceNotFound; a database that fails raises
+    StoreUnavailable. Limits are the store's `GalleryLimits`, enforced atomically with the write
+    (GalleryLimitExceeded with code `collection_limit`, `subject_limit`, `subject_face_limit` or
+    `collection_face_limit`).
+    """
+
+    @property
+    def kind(self) -> str:
+        """ "sqlite", "postgresql" or "memory"."""
+        ...
+
+    def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        """Raises CollectionExists, or GalleryLimitExceeded (`collection_limit`)."""
+        ...
+
+    def collection(self, name: str) -> CollectionInfo: ...
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection, by name."""
+        ...
+
+    def delete_collection(self, name: str) -> None:
+        """The collection with every subject and face in it."""
+        ...
+
+    def add_face(self, collection: str, face: FaceRecord) -> tuple[FaceRecord, bool]:
+        """Store `face` (creating its subject on its first face) and return it with False; or, when
+        the subject already has a face with the same `source_digest`, store nothing and return that
+        face with True. Concurrent calls for one subject neither lose nor duplicate faces."""
+        ...
+
+    def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
+        """Subjects ordered by external_id, those strictly after `after` (a cursor), at most `limit`."""
+        ...
+
+    def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
+        """The subject and its faces, oldest first."""
+        ...
+
+    def delete_subject(self, collection: str, external_id: str) -> int:
+        """Remove the subject and all its faces; how many faces were removed."""
+        ...
+
+    def delete_face(self, collection: str, face_id: str) -> FaceRecord:
+        """Remove one face (and its subject, when that was its last face); the face removed."""
+        ...
+
+    def search(
+        self, collection: str, probes: npt.NDArray[np.float32], top_k: int, external_id: str | None = None
+    ) -> SearchOutcome:
+        """For each unit row of `probes` (shape (q, dimension)), the `top_k` subjects most similar to
+        it by cosine, each with its best face. `external_id` restricts the search to one subject."""
+        ...
+
+    def faces(self, collection: str) -> Iterator[FaceRecord]:
+        """Every face of the collection, in a stable order, streamed in bounded memory (export)."""
+        ...
+
+    def health(self) -> StoreHealth: ...
+
+    def close(self) -> None: ...
