@@ -38,7 +38,10 @@ TRIO_PHOTO = VECTRON_MODEL_DIR / "gdp.jpg"  # three other players
 
 
 def settings_for(backend: str, **overrides: str) -> Settings:
-    env = {"API_KEY": API_KEY, "FACE_BACKEND": backend, **overrides}
+    """Settings for in-process tests. Their jobs run on threads (INFERENCE_ISOLATION=thread): the
+    same job code as worker processes, without a process start per test client. The process mode,
+    the default, is tested by tests/test_workers.py and every test that starts `face-service serve`."""
+    env = {"API_KEY": API_KEY, "FACE_BACKEND": backend, "INFERENCE_ISOLATION": "thread", **overrides}
     return Settings.from_env(env)
 
 

@@ -46,7 +46,8 @@ def test_deployment_matches_the_service() -> None:
     env = {item["name"]: item for item in container["env"]}
     assert env["API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "face-service"  # the key comes from a Secret
     limits = container["resources"]["limits"]
-    assert limits["memory"].endswith("Mi") and int(limits["memory"][:-2]) >= 300  # measured RSS: ~175 MB
+    # The worst case the default limits allow, measured by bench.memory_test: 852 MB (docs/reliability.md).
+    assert limits["memory"].endswith("Mi") and int(limits["memory"][:-2]) >= 900
     grace = resource("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > 30  # longer than the server's own graceful-shutdown timeout
     assert resource("HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["name"] == "cpu"

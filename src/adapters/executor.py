@@ -24,6 +24,15 @@ def _load_malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def trim_memory() -> None:
+    """Give freed heap pages back to the system (glibc), after a job that decoded a large image."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 class InferenceExecutor(ThreadPoolExecutor):
     """A thread pool whose jobs end by returning freed heap memory to the system.
 
@@ -33,7 +42,6 @@ class InferenceExecutor(ThreadPoolExecutor):
 
     def __init__(self, workers: int) -> None:
         super().__init__(max_workers=workers, thread_name_prefix="inference")
-        self._trim = _load_malloc_trim()
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         return super().submit(self._run_and_trim, fn, *args, **kwargs)  # type: ignore[arg-type]
@@ -42,25 +50,4 @@ class InferenceExecutor(ThreadPoolExecutor):
         try:
             return fn(*args, **kwargs)
         finally:
-            if self._trim is not None:
-                self._trim(0)
-
-
-class InferencePool:
-    """The inference executor across an application's lifespans: started on first use, shut down
-    by `close`, started afresh by the next use (test clients open one app several times)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._executor: InferenceExecutor | None = None
-
-    @property
-    def executor(self) -> InferenceExecutor:
-        if self._executor is None:
-            self._executor = InferenceExecutor(self.workers)
-        return self._executor
-
-    def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            trim_memory()

@@ -21,7 +21,9 @@ class FakeDetector:
     providers: tuple[str, ...] = ()
 
     def detect(self, image: Image) -> list[DetectedFace]:
-        if float(image.pixels.std()) < 1.0:  # a flat image holds no face
+        # A flat image holds no face. Sampled: the std of a 40 MP image would need 1 GB of float64.
+        step = max(1, int((image.width * image.height / 1_000_000) ** 0.5))
+        if float(image.pixels[::step, ::step].std()) < 1.0:
             return []
         w, h = image.width, image.height
         box = BoundingBox(w * 0.25, h * 0.2, w * 0.75, h * 0.8)

@@ -8,18 +8,20 @@ the OpenAPI export) and the tests start here. Adapters are picked by configurati
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
-from face_service.adapters.executor import InferencePool
 from face_service.adapters.fake_backend import FakeDetector, FakeEmbedder
 from face_service.adapters.images.decoder import OpenCVImageDecoder, configure_opencv
 from face_service.adapters.metrics import Metrics
 from face_service.adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
 from face_service.adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
 from face_service.adapters.models.onnx_runtime import resolve_providers, session_options
+from face_service.adapters.stage_recorder import RECORDER
+from face_service.adapters.workers import ProcessRunner, ThreadRunner
 from face_service.app.settings import Settings
 from face_service.domain.similarity import CosineSimilarity
 from face_service.domain.use_cases.faces import FaceService, Limits
@@ -78,6 +80,13 @@ def http_application(**collaborators: Any) -> Litestar:
     return create_app(**collaborators)
 
 
+def connection_protocol(header_timeout: float, max_connections: int, metrics: Metrics) -> Any:
+    from face_service.adapters.http.observability import observe_server_answers
+    from face_service.adapters.http.server import guarded_protocol
+
+    return guarded_protocol(header_timeout, max_connections, observe_server_answers(metrics))
+
+
 def http_settings(**values: Any) -> Any:
     from face_service.adapters.http.app import HttpConfig
 
@@ -89,8 +98,21 @@ def opencv_decoder(**limits: Any) -> OpenCVImageDecoder:
     return OpenCVImageDecoder(**limits)
 
 
+def inference_job(service: FaceService) -> Any:
+    from face_service.adapters.http import jobs  # deferred with the web stack (see http_application)
+
+    return functools.partial(jobs.perform, service)
+
+
+def worker_initializer() -> Any:
+    from face_service.app import worker
+
+    return worker.initialize
+
+
 class Container(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
+    settings = providers.Dependency(instance_of=Settings)
 
     execution_providers = providers.Singleton(chosen_providers, config.execution_providers)
     ort_options = providers.Factory(session_options, config.intra_op_threads)
@@ -139,39 +161,65 @@ class Container(containers.DeclarativeContainer):
         embedder=embedder,
         similarity=providers.Singleton(CosineSimilarity),
         match_threshold=config.match_threshold,
-        observer=metrics,
+        observer=providers.Object(RECORDER),  # jobs carry the records to `metrics`
         limits=providers.Singleton(
             Limits,
             max_batch_size=config.max_batch_size,
             max_candidates=config.max_candidates,
             max_faces=config.max_faces,
+            max_batch_faces=config.max_batch_faces,
         ),
     )
     info = providers.Singleton(
         describe_service, service, detector, embedder, config.face_backend, config.execution_providers
     )
-    # Inference runs here, never on the event loop; its size bounds concurrent model runs.
-    inference = providers.Singleton(InferencePool, config.inference_workers)
+    # Inference runs here, never on the event loop; its size bounds concurrent model runs. In worker
+    # processes (the default) this process loads no model: each worker builds its own service.
+    runner = providers.Selector(
+        config.inference_isolation,
+        process=providers.Singleton(
+            ProcessRunner,
+            initializer=providers.Callable(worker_initializer),
+            args=providers.Callable(lambda settings: (settings,), settings),
+            workers=config.inference_workers,
+            timeout=config.job_timeout_seconds,
+        ),
+        thread=providers.Singleton(
+            ThreadRunner,
+            perform=providers.Callable(inference_job, service),
+            warm_up=service.provided.warm_up,
+            info=info,
+            workers=config.inference_workers,
+            timeout=config.job_timeout_seconds,
+        ),
+    )
 
     http_config = providers.Singleton(
         http_settings,
         api_keys=config.api_keys,
         inference_workers=config.inference_workers,
         max_queue=config.max_queue,
+        max_request_bytes=config.max_request_bytes,
+        body_budget_bytes=config.body_budget_bytes,
+        body_timeout_seconds=config.body_timeout_seconds,
         rate_limit_per_minute=config.rate_limit_per_minute,
         metrics=config.metrics,
         expose_docs=config.expose_docs,
         cors_origins=config.cors_origins,
-        max_request_bytes=config.max_request_bytes,
+        version=providers.Callable(service_version),
     )
-    http_app = providers.Factory(
-        http_application, service=service, info=info, metrics=metrics, inference=inference, config=http_config
+    http_app = providers.Factory(http_application, runner=runner, metrics=metrics, config=http_config)
+    server_protocol = providers.Singleton(
+        lambda header_timeout, max_connections, metrics: connection_protocol(header_timeout, max_connections, metrics),
+        config.header_timeout_seconds,
+        config.max_connections,
+        metrics,
     )
 
 
 def bootstrap(settings: Settings) -> Container:
     """The container for these settings (nothing is loaded until a provider is called)."""
-    container = Container()
+    container = Container(settings=settings)
     container.config.from_dict(dataclasses.asdict(settings))
     return container
 

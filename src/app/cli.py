@@ -30,10 +30,13 @@ def load(settings: Settings) -> Container:
 
 
 def serve(settings: Settings, host: str | None, port: int | None) -> int:
-    # Models load on a second thread while this one imports the web stack: session creation and
-    # extension loading release the GIL, which takes a few hundred ms off start-up.
+    # In worker processes (the default) this process loads no model: the workers do, at start-up.
+    # In threads, the models load on a second thread while this one imports the web stack: session
+    # creation and extension loading release the GIL, which takes a few hundred ms off start-up.
+    from face_service.app.bootstrap import bootstrap
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader") as loader:
-        loading = loader.submit(load, settings)
+        loading = loader.submit(load if settings.inference_isolation == "thread" else bootstrap, settings)
         import uvicorn
 
         import face_service.adapters.http.app  # noqa: F401 - the web stack, imported while the models load
@@ -52,6 +55,8 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         app,
         host=host or settings.host,
         port=port or settings.port,
+        http=container.server_protocol(),  # header deadline, connection cap, JSON answers
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level=settings.log_level.lower(),
         log_config=None,  # configure_logging already set the format
         access_log=False,  # each request is logged once, with its id, by the HTTP adapter

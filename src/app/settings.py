@@ -53,6 +53,13 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     return convert
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0.1 <= value <= 3600:  # also rejects NaN
+        raise ValueError("must be a number of seconds between 0.1 and 3600")
+    return value
+
+
 def _fraction(low: float, high: float) -> Callable[[str], float]:
     def convert(raw: str) -> float:
         value = float(raw)
@@ -146,6 +153,14 @@ class Settings:
     max_faces: int = setting("MAX_FACES", _bounded_int(1, 1000), 100)
     max_candidates: int = setting("MAX_CANDIDATES", _bounded_int(1, 1_000_000), 10_000)
     max_queue: int = setting("MAX_QUEUE", _bounded_int(0, 10_000), 8)
+    max_batch_faces: int = setting("MAX_BATCH_FACES", _bounded_int(1, 100_000), 256)
+    inference_isolation: str = setting("INFERENCE_ISOLATION", _choice(("process", "thread")), "process")
+    job_timeout_seconds: float = setting("JOB_TIMEOUT_SECONDS", _seconds, 60.0)
+    header_timeout_seconds: float = setting("HEADER_TIMEOUT_SECONDS", _seconds, 10.0)
+    body_timeout_seconds: float = setting("BODY_TIMEOUT_SECONDS", _seconds, 60.0)
+    keep_alive_seconds: int = setting("KEEP_ALIVE_SECONDS", _bounded_int(1, 3600), 5)
+    max_connections: int = setting("MAX_CONNECTIONS", _bounded_int(1, 100_000), 256)
+    body_budget_bytes: int = setting("BODY_BUDGET_BYTES", _bounded_int(1024, 1 << 40), 100_000_000)
     rate_limit_per_minute: int = setting("RATE_LIMIT_PER_MINUTE", _bounded_int(0, 1_000_000), 0)
     cors_origins: tuple[str, ...] = setting("CORS_ORIGINS", _origins, ())
     metrics: str = setting("METRICS", _choice(("protected", "public", "off")), "protected")

@@ -9,12 +9,16 @@ import numpy as np
 from face_service.domain.errors import InvalidEmbedding
 from face_service.domain.model import Vector
 
+# The smallest norm whose unit vector float32 can hold: a shorter vector (all 1e-200, say) squares
+# to zero or to sub-normal numbers, and its cosine with anything is undefined.
+SMALLEST_NORM = 1e-30
+
 
 def checked_embedding(values: Sequence[float], dimension: int, field: str) -> Vector:
-    """Return `values` as a float32 vector, or raise `InvalidEmbedding` naming `field`.
+    """Return `values` as a float32 unit vector, or raise `InvalidEmbedding` naming `field`.
 
-    A usable embedding has exactly `dimension` finite numbers and is not the zero vector
-    (cosine similarity is undefined for it).
+    A usable embedding has exactly `dimension` finite numbers, a norm that is neither zero, nor too
+    small or too large to compute, so its cosine similarity with any other is defined.
     """
     if len(values) != dimension:
         raise InvalidEmbedding(f"{field} must have {dimension} numbers, got {len(values)}", field)
@@ -26,7 +30,12 @@ def checked_embedding(values: Sequence[float], dimension: int, field: str) -> Ve
     norm = float(np.linalg.norm(vector))
     if not np.isfinite(norm):
         raise InvalidEmbedding(f"{field} has values too large to compare", field)
-    return (vector / norm).astype(np.float32)
+    if norm < SMALLEST_NORM:
+        raise InvalidEmbedding(f"{field} has values too small to compare (norm {norm:.3g})", field)
+    unit = (vector / norm).astype(np.float32)
+    if not np.isfinite(unit).all():  # pragma: no cover - guarded by the checks above
+        raise InvalidEmbedding(f"{field} cannot be normalised", field)
+    return unit
 
 
 def checked_embeddings(rows: Sequence[Sequence[float]], dimension: int, field: str) -> Vector:
@@ -44,7 +53,7 @@ def checked_embeddings(rows: Sequence[Sequence[float]], dimension: int, field: s
             checked_embedding(row, dimension, f"{field}[{index}]")
         raise InvalidEmbedding(f"{field} must be a list of embeddings", field)  # pragma: no cover
     norms = np.linalg.norm(matrix, axis=1)
-    bad = ~np.isfinite(matrix).all(axis=1) | ~np.isfinite(norms) | (norms == 0)
+    bad = ~np.isfinite(matrix).all(axis=1) | ~np.isfinite(norms) | (norms < SMALLEST_NORM)
     if bad.any():
         index = int(np.argmax(bad))
         checked_embedding(rows[index], dimension, f"{field}[{index}]")

@@ -68,6 +68,15 @@ class BatchTooLarge(FaceServiceError):
     code = "batch_too_large"
 
 
+class BatchFaceLimit(FaceServiceError):
+    """A batch item whose faces would take the request past MAX_BATCH_FACES embedded faces."""
+
+    code = "batch_face_limit"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The batch reached its limit of {limit} embedded faces before this image")
+
+
 class ModelUnavailable(FaceServiceError):
     """A model file is missing or unreadable. Raised at start-up, never per request."""
 

@@ -81,7 +81,7 @@ def service(
         embedder=embedder or StubEmbedder(),
         similarity=CosineSimilarity(),
         match_threshold=0.5,
-        limits=Limits(**{"max_batch_size": 3, "max_candidates": 5, "max_faces": 10, **limits}),
+        limits=Limits(**{"max_batch_size": 3, "max_candidates": 5, "max_faces": 10, "max_batch_faces": 50, **limits}),
         observer=observer,
     )
 

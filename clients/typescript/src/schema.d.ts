@@ -163,12 +163,20 @@ export interface components {
             backend: string;
             embedding_size: number;
             execution_providers: string[];
+            inference: components["schemas"]["InferenceHealth"];
             model: string;
             model_id: string;
             model_pack: string;
             requested_execution_providers: string[];
             status: string;
             version: string;
+        };
+        /** InferenceHealth */
+        InferenceHealth: {
+            alive: number;
+            isolation: string;
+            restarts: number;
+            workers: number;
         };
         /** VerifyFaceResponse */
         VerifyFaceResponse: {

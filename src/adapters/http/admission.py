@@ -46,6 +46,29 @@ class AdmissionQueue:
             self.in_flight -= 1
 
 
+class BodyBudget:
+    """Bytes of request bodies held at once, over all requests (BODY_BUDGET_BYTES): from the first
+    byte read to the answer. A request whose declared size (or, undeclared, the largest allowed)
+    does not fit is refused at once with 503, before its body is read."""
+
+    def __init__(self, total: int, largest: int, retry_after_seconds: int = 1) -> None:
+        self.total = total
+        self.largest = largest
+        self.in_use = 0
+        self._retry_after = str(retry_after_seconds)
+
+    @contextmanager
+    def reserve(self, declared: int | None) -> Iterator[None]:
+        need = self.largest if declared is None else min(declared, self.largest)
+        if self.in_use + need > self.total:
+            raise OverloadedError(headers={"Retry-After": self._retry_after})
+        self.in_use += need
+        try:
+            yield
+        finally:
+            self.in_use -= need
+
+
 class RateLimiter:
     """A token bucket per API key: `per_minute` requests a minute, bursts up to `burst`."""
 

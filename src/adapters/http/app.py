@@ -1,10 +1,9 @@
-"""`create_app`: the Litestar application over the use cases, from plain collaborators."""
+"""`create_app`: the Litestar application over the inference workers, from plain collaborators."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +15,20 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from face_service.adapters.executor import InferencePool
-from face_service.adapters.http.admission import AdmissionQueue, RateLimiter
+from face_service.adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
 from face_service.adapters.http.auth import ApiKeyGuard
-from face_service.adapters.http.controllers import FaceController, FaceWork, HealthController, run_inference
-from face_service.adapters.http.errors import handle_domain_error, handle_http_exception, handle_unexpected
+from face_service.adapters.http.controllers import FaceController, FaceWork, HealthController, JobError
+from face_service.adapters.http.errors import (
+    handle_domain_error,
+    handle_http_exception,
+    handle_job_error,
+    handle_unexpected,
+    handle_worker_failure,
+)
 from face_service.adapters.http.observability import MetricsController, observe_requests
 from face_service.adapters.metrics import Metrics
+from face_service.adapters.workers import InferenceRunner, WorkerFailed
 from face_service.domain.errors import FaceServiceError
-from face_service.domain.use_cases.faces import FaceService
-from face_service.domain.use_cases.service_info import ServiceInfo
 
 logger = logging.getLogger(__name__)
 
@@ -37,37 +40,37 @@ class HttpConfig:
     api_keys: tuple[str, ...]
     inference_workers: int
     max_queue: int
+    max_request_bytes: int
+    body_budget_bytes: int
+    body_timeout_seconds: float
     rate_limit_per_minute: int
     metrics: str  # "protected", "public" or "off"
     expose_docs: bool
     cors_origins: tuple[str, ...]
-    max_request_bytes: int
+    version: str
 
 
-def create_app(
-    service: FaceService, info: ServiceInfo, metrics: Metrics, inference: InferencePool, config: HttpConfig
-) -> Litestar:
-    """The Litestar application over the use cases. Lifespan warms the models up before the server
-    accepts connections and shuts the inference executor down after the last request."""
-
-    def executor() -> Executor:
-        return inference.executor
+def create_app(runner: InferenceRunner, metrics: Metrics, config: HttpConfig) -> Litestar:
+    """The Litestar application. Its lifespan starts the inference workers (models loaded and warmed
+    up) before the server accepts connections, and stops them after the last request."""
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await run_inference(executor(), service.warm_up)
+        await runner.start()
+        info = runner.info
+        metrics.describe_model(info.backend, info.model_id, info.execution_providers)
         logger.info(
             "ready: backend=%s model=%s providers=%s", info.backend, info.model_id, ",".join(info.execution_providers)
         )
         try:
             yield
         finally:
-            inference.close()
+            runner.close()
 
     admission = AdmissionQueue(capacity=config.inference_workers + config.max_queue)
+    bodies = BodyBudget(total=config.body_budget_bytes, largest=config.max_request_bytes)
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
-    faces = FaceWork(service, executor, admission)
-    metrics.describe_model(info.backend, info.model_id, info.execution_providers)
+    faces = FaceWork(runner, admission, bodies, metrics, config.body_timeout_seconds)
     metrics.watch_queue(lambda: admission.in_flight)
     protected_handlers: list[Any] = [FaceController]
     public_handlers: list[Any] = [HealthController]
@@ -83,19 +86,20 @@ def create_app(
     if config.expose_docs:
         openapi = OpenAPIConfig(
             title="Face service",
-            version=info.version,
+            version=config.version,
             path="/docs",
             components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer")}),
         )
-    return Litestar(
+    app = Litestar(
         route_handlers=[*public_handlers, protected],
         dependencies={
             "faces": Provide(lambda: faces, use_cache=True, sync_to_thread=False),
-            "info": Provide(lambda: info, use_cache=True, sync_to_thread=False),
+            "runner": Provide(lambda: runner, use_cache=True, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
         },
-        middleware=[observe_requests(metrics)],
         exception_handlers={
+            JobError: handle_job_error,
+            WorkerFailed: handle_worker_failure,
             FaceServiceError: handle_domain_error,
             HTTPException: handle_http_exception,
             Exception: handle_unexpected,
@@ -111,3 +115,7 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # Around everything Litestar does, routing included, so that 404s, 405s, HEAD and requests cut
+    # short at shutdown get a request id, a log line, metrics and the JSON error shape too.
+    app.asgi_handler = observe_requests(metrics)(app.asgi_handler)
+    return app

@@ -19,7 +19,7 @@ class ApiKeyGuard:
     def __init__(self, keys: tuple[str, ...], rate_limiter: RateLimiter | None = None) -> None:
         if not keys:
             raise ValueError("at least one API key is required")
-        self._keys = tuple(key.encode() for key in keys)
+        self._keys = tuple(key.encode("utf-8") for key in keys)
         self._rate_limiter = rate_limiter
 
     def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
@@ -27,7 +27,9 @@ class ApiKeyGuard:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthorizedError()
-        presented = token.strip().encode()
+        # Header values arrive as bytes that Litestar decodes as latin-1: re-encoding restores the
+        # bytes the caller sent, which are compared with the UTF-8 of each configured key.
+        presented = token.strip().encode("latin-1", errors="replace")
         # Compare against every key, without stopping early, so timing reveals nothing.
         matched = -1
         for index, key in enumerate(self._keys):
@@ -35,5 +37,6 @@ class ApiKeyGuard:
                 matched = index
         if matched < 0:
             raise UnauthorizedError()
-        if self._rate_limiter is not None:
+        # Metrics scrapes come every few seconds from Prometheus; they never spend the key's budget.
+        if self._rate_limiter is not None and connection.scope.get("path") != "/metrics":
             self._rate_limiter.check(matched)

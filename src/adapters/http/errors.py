@@ -9,7 +9,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from face_service.adapters.http.inputs import ClientDisconnectedError
+from face_service.adapters.http.inputs import ClientDisconnectedError, RequestTooLarge, UnsupportedMediaType
 from face_service.adapters.wire.schemas import ErrorResponse
 from face_service.domain.errors import (
     BatchTooLarge,
@@ -32,6 +32,8 @@ DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     UndecodableImage: 422,
     InvalidEmbedding: 422,
     ModelMismatch: 422,
+    UnsupportedMediaType: 415,
+    RequestTooLarge: 413,
 }
 
 HTTP_CODES = {
@@ -40,6 +42,7 @@ HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "request_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -86,11 +89,29 @@ def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException)
     return error_response(status, ErrorResponse(error=message, code=code), headers or None)
 
 
+def handle_job_error(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    """An error answer a worker already rendered as JSON."""
+    status, body = getattr(error, "status", 500), getattr(error, "body", b"")
+    return Response(body, status_code=status, media_type=MediaType.JSON)
+
+
+def handle_worker_failure(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorResponse]:
+    """The worker crashed or overran its time and was replaced: safe to retry."""
+    code, reason = getattr(error, "code", "worker_crashed"), getattr(error, "reason", str(error))
+    return error_response(503, ErrorResponse(error=reason, code=code), {"Retry-After": "1"})
+
+
 def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[ErrorResponse]:
     """A bug or an environment failure: log it in full, tell the client only a request id."""
     request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+    worker_traceback = getattr(error, "worker_traceback", None)
     logger.error(
-        "unhandled error (request_id=%s) on %s %s", request_id, request.method, request.url.path, exc_info=error
+        "unhandled error (request_id=%s) on %s %s%s",
+        request_id,
+        request.method,
+        request.url.path,
+        f" in the inference worker:\n{worker_traceback}" if worker_traceback else "",
+        exc_info=None if worker_traceback else error,
     )
     return error_response(
         500,
@@ -106,7 +127,7 @@ def _client_message(status: int, error: HTTPException) -> str:
         return "No such endpoint"
     if status == 405:
         return "Method not allowed on this endpoint"
-    if status in (401, 415, 429, 503):
+    if status in (401, 408, 415, 429, 503):
         return str(error.detail)
     # Litestar's validation messages name the parameter without echoing internals.
     detail = str(error.detail) if error.detail else "Invalid request"

@@ -4,17 +4,19 @@ embeddings or key."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, Response, get
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import NamedDependency
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from face_service.adapters.metrics import Metrics
 
@@ -32,8 +34,13 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+SHUTTING_DOWN = b'{"error":"The service is shutting down; retry","code":"shutting_down"}'
+
+
 def observe_requests(metrics: Metrics) -> Any:
-    """A Litestar middleware factory."""
+    """Wraps the whole application (routing included): every HTTP request gets its id, metrics and
+    one log line, HEAD is answered wherever GET is (the GET answer's headers, no body), and a request
+    cut short by shutdown still gets a JSON 503."""
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def observed(scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,19 +50,41 @@ def observe_requests(metrics: Metrics) -> Any:
             request_id = request_id_of(scope)
             state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
             state["request_id"] = request_id
-            status = 500
+            head = scope.get("method") == "HEAD"
+            if head:
+                scope["method"] = "GET"
+            status, started = 500, False
             began = time.perf_counter()
 
             async def send_with_id(message: Message) -> None:
-                nonlocal status
+                nonlocal status, started
                 if message["type"] == "http.response.start":
-                    status = message["status"]
+                    status, started = message["status"], True
                     MutableScopeHeaders.from_message(message)["X-Request-ID"] = request_id
+                elif head and message["type"] == "http.response.body":
+                    message = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
                 await send(message)
 
             try:
                 await app(scope, receive, send_with_id)
+            except asyncio.CancelledError:
+                if not started:  # the server is stopping and gave up on this request
+                    start: HTTPResponseStartEvent = {
+                        "type": "http.response.start",
+                        "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+                    }
+                    await send_with_id(start)
+                    body: HTTPResponseBodyEvent = {
+                        "type": "http.response.body",
+                        "body": SHUTTING_DOWN,
+                        "more_body": False,
+                    }
+                    await send_with_id(body)
+                raise
             finally:
+                if head:
+                    scope["method"] = "HEAD"
                 seconds = time.perf_counter() - began
                 route = scope.get("path_template") or "unmatched"
                 method = str(scope.get("method", ""))
@@ -92,3 +121,20 @@ class MetricsController(Controller):
     async def metrics(self, metrics: NamedDependency[Metrics]) -> Response[bytes]:
         """Prometheus text exposition: requests, latencies, stage timings, faces, queue, model."""
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def observe_server_answers(metrics: Metrics) -> Callable[[int, str, str], None]:
+    """Count and log the answers the connection layer sends itself (adapters/http/server.py)."""
+
+    def observed(status: int, code: str, request_id: str) -> None:
+        metrics.requests.labels(route="(connection)", method="", status=str(status)).inc()
+        if status in REJECTION_REASONS:
+            metrics.rejections.labels(reason=REJECTION_REASONS[status]).inc()
+        access_log.info(
+            "connection answered %d %s",
+            status,
+            code,
+            extra={"request_id": request_id, "route": "(connection)", "status": status, "code": code},
+        )
+
+    return observed

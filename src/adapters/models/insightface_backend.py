@@ -113,6 +113,8 @@ class InsightFaceDetector:
             new_height, new_width = input_height, int(input_height / (height / width))
         else:
             new_width, new_height = input_width, int(input_width * (height / width))
+        # A very thin image (1x641, 10x12000) scales to under a pixel on its short side: keep one.
+        new_width, new_height = max(1, new_width), max(1, new_height)
         scale = new_height / height
         canvas = np.zeros((input_height, input_width, 3), dtype=np.uint8)
         canvas[:new_height, :new_width] = cv2.resize(pixels, (new_width, new_height))

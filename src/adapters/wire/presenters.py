@@ -14,6 +14,7 @@ from face_service.adapters.wire.schemas import (
     FileExtraction,
     FileFace,
     HealthResponse,
+    InferenceHealth,
     VerifyFaceResponse,
 )
 from face_service.domain.model import DetectedFace, EmbeddedFace, Vector
@@ -138,9 +139,9 @@ def comparison(result: Comparison, one_to_one: bool) -> CompareFacesResponse:
     )
 
 
-def health(info: ServiceInfo) -> HealthResponse:
+def health(info: ServiceInfo, isolation: str, workers: int, alive: int, restarts: int) -> HealthResponse:
     return HealthResponse(
-        status="healthy",
+        status="healthy" if alive == workers else "degraded" if alive else "unavailable",
         model=info.backend,
         version=info.version,
         backend=info.backend,
@@ -149,6 +150,7 @@ def health(info: ServiceInfo) -> HealthResponse:
         embedding_size=info.embedding_size,
         execution_providers=info.execution_providers,
         requested_execution_providers=info.requested_execution_providers,
+        inference=InferenceHealth(isolation=isolation, workers=workers, alive=alive, restarts=restarts),
     )
 
 

@@ -43,6 +43,13 @@ class Face(msgspec.Struct, omit_defaults=True):
     embedding: list[float] | None = None
 
 
+class InferenceHealth(msgspec.Struct):
+    isolation: str  # "process" or "thread" (INFERENCE_ISOLATION)
+    workers: int
+    alive: int
+    restarts: int  # workers replaced since start (crashed or overran JOB_TIMEOUT_SECONDS)
+
+
 class HealthResponse(msgspec.Struct):
     status: str
     model: str
@@ -53,6 +60,7 @@ class HealthResponse(msgspec.Struct):
     embedding_size: int
     execution_providers: list[str]
     requested_execution_providers: list[str]
+    inference: InferenceHealth  # addition
 
 
 class VerifyFaceResponse(msgspec.Struct, omit_defaults=True):

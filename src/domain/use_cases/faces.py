@@ -13,7 +13,7 @@ from typing import TypeVar
 import numpy as np
 
 from face_service.domain.embeddings import checked_embedding, checked_embeddings
-from face_service.domain.errors import BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
+from face_service.domain.errors import BatchFaceLimit, BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
 from face_service.domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
 from face_service.domain.ports import Embedder, FaceDetector, ImageDecoder, ServiceObserver, Similarity
 
@@ -89,6 +89,14 @@ class Limits:
     max_batch_size: int
     max_candidates: int
     max_faces: int
+    max_batch_faces: int  # faces embedded in one batch request, over all its images
+
+
+# A batch's images are decoded, detected and embedded a group at a time: a group is embedded (and
+# its pixels freed) once it holds this many pixels (72 MB as 8-bit BGR) or images, so a batch of 32
+# large images costs the memory of one or two, not of 32.
+BATCH_GROUP_PIXELS = 24_000_000
+BATCH_GROUP_IMAGES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +187,17 @@ class FaceService:
     def extract_batch(self, images: Sequence[bytes | FaceServiceError], all_faces: bool = False) -> list[BatchItem]:
         """Each image on its own: one that cannot be used gets its error, the others go on.
 
-        An item may arrive as the error that already stopped it (undecodable base64, say)."""
+        An item may arrive as the error that already stopped it (undecodable base64, say). Images go
+        through in groups bounded by decoded pixels (`BATCH_GROUP_PIXELS`), and at most
+        `max_batch_faces` faces are embedded in all: the images past that get a `batch_face_limit` error.
+        """
         if not images:
             raise InvalidInput("The batch holds no images", code="empty_batch")
         if len(images) > self.limits.max_batch_size:
             raise BatchTooLarge(f"The batch holds {len(images)} images; the limit is {self.limits.max_batch_size}")
         items: list[BatchItem] = []
-        detected: list[tuple[int, Image, list[DetectedFace], list[DetectedFace]]] = []
+        group: list[tuple[int, Image, list[DetectedFace], list[DetectedFace]]] = []
+        group_pixels, faces_left = 0, self.limits.max_batch_faces
         for index, data in enumerate(images):
             if isinstance(data, FaceServiceError):
                 items.append(BatchItem(index, error=data))
@@ -196,14 +208,31 @@ class FaceService:
             except FaceServiceError as error:
                 items.append(BatchItem(index, error=error))
                 continue
-            detected.append((index, image, found, found if all_faces else found[:1]))
-        # Every face of every image through the recogniser together: one batched model run.
-        vectors = self._timed(
-            "embed", lambda: self._embedder.embed_many([(image, chosen) for _, image, _, chosen in detected])
-        )
-        for (index, image, found, chosen), image_vectors in zip(detected, vectors, strict=True):
-            items.append(BatchItem(index, extraction=self._extraction(image, found, chosen, image_vectors)))
+            chosen = found if all_faces else found[:1]
+            if len(chosen) > faces_left:
+                items.append(BatchItem(index, error=BatchFaceLimit(self.limits.max_batch_faces)))
+                continue
+            faces_left -= len(chosen)
+            group.append((index, image, found, chosen))
+            group_pixels += image.width * image.height
+            del image  # only the group holds the pixels now: freed with it, before the next decode
+            if group_pixels >= BATCH_GROUP_PIXELS or len(group) == BATCH_GROUP_IMAGES:
+                items += self._embed_group(group)  # the group's pixels are freed before the next decode
+                group, group_pixels = [], 0
+        items += self._embed_group(group)
         return sorted(items, key=lambda item: item.index)
+
+    def _embed_group(self, group: list[tuple[int, Image, list[DetectedFace], list[DetectedFace]]]) -> list[BatchItem]:
+        """Every face of a group of images through the recogniser together."""
+        if not group:
+            return []
+        vectors = self._timed(
+            "embed", lambda: self._embedder.embed_many([(image, chosen) for _, image, _, chosen in group])
+        )
+        return [
+            BatchItem(index, extraction=self._extraction(image, found, chosen, image_vectors))
+            for (index, image, found, chosen), image_vectors in zip(group, vectors, strict=True)
+        ]
 
     def compare(
         self,

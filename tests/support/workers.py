@@ -1,0 +1,27 @@
+"""A worker initializer for the worker-process tests: jobs whose body says what to do, so a test can
+make a worker crash, hang or fail on purpose. Imported by the forkserver's children by name."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+from face_service.adapters.http.jobs import Job, JobResult
+from face_service.domain.use_cases.service_info import ServiceInfo
+
+INFO = ServiceInfo("test", "test", "test:00000000", 512, ["none"], ["auto"], "0")
+
+
+def perform(job: Job) -> JobResult:
+    if job.body == b"crash":
+        os._exit(3)
+    if job.body == b"hang":
+        time.sleep(3600)
+    return JobResult(status=200, body=b'{"pid": %d}' % os.getpid())
+
+
+def initialize(fail: bool = False) -> tuple[Callable[[Job], JobResult], ServiceInfo]:
+    if fail:
+        raise ValueError("model file /models/missing.onnx could not be loaded")
+    return perform, INFO
