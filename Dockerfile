@@ -19,6 +19,8 @@ RUN if [ "$ONNXRUNTIME" != "onnxruntime" ]; then \
         uv pip uninstall --python /app/.venv/bin/python onnxruntime && \
         uv pip install --python /app/.venv/bin/python "$ONNXRUNTIME"; \
     fi
+# uv's lock file inside the venv is world-writable (0666) and of use only to uv: it stays behind.
+RUN rm -f /app/.venv/.lock
 # Fill the model cache (the recogniser's rewritten graph) so that start-up skips that work.
 RUN API_KEY=build-time-only-key MODEL_CACHE_DIR=/app/model-cache /app/.venv/bin/face-service prepare \
     && chmod -R a+rX,go-w /app/model-cache
