@@ -148,7 +148,7 @@ def standin(directory: Path, base: str) -> None:
         "ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         # python:3.11-slim has python and pip in /usr/local/bin and lets pip install into the system.
         "RUN ln -sf /usr/bin/python3 /usr/local/bin/python && ln -sf /usr/bin/pip3 /usr/local/bin/pip"
-        " && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin",
+        " && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED",
         "LABEL face-service.standin=bookworm-minbase",
     ]
     cert = os.environ.get("SSL_CERT_FILE")

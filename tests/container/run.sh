@@ -87,6 +87,11 @@ if ! podman_ image exists "$ROOTFS_IMAGE"; then
     debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
         bookworm "$WORK/rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
         { tail -n 40 "$WORK/debootstrap.log" >&2; die "debootstrap"; }
+    # Slimmed as Debian's -slim images are (python:3.11-slim is built on debian:bookworm-slim): no
+    # downloaded packages or package lists, no documentation but copyrights, no man pages or translations.
+    (cd "$WORK/rootfs" && rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* \
+        usr/share/man/* usr/share/locale/* usr/share/info/* usr/share/groff/* usr/share/lintian/* &&
+        find usr/share/doc -type f ! -name copyright -delete)
     tar -C "$WORK/rootfs" -c . | podman_ import - "$ROOTFS_IMAGE" >/dev/null
     rm -rf "$WORK/rootfs"
     ok "debootstrap bookworm minbase from this machine's Debian mirror: $((SECONDS - began)) s"
