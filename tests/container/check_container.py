@@ -6,6 +6,7 @@ does not care how the service's code is laid out. Not a test module: pytest does
     check_container.py wait-healthy BASE TIMEOUT_S CONTAINER   seconds until /health answers 200
     check_container.py api BASE KEY SELFIE GROUP                the endpoints, on real photos
     check_container.py stop-in-flight BASE KEY GROUP CONTAINER  podman stop with a batch in flight
+    check_container.py json-lines < LOGS                        every log line is a JSON object
 
 PODMAN_CMD (environment) is the podman command line with its global flags.
 """
@@ -200,6 +201,21 @@ def stop_in_flight(base: str, key: str, group: Path, container: str, copies: int
     ok(f"the container stopped {stop_s:.1f} s after SIGTERM, within the 40 s grace period")
 
 
+def json_lines(lines: list[str]) -> None:
+    """The service logs JSON lines (docs/observability.md): nothing else may slip into its output."""
+    count = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            if not isinstance(json.loads(line), dict):
+                raise ValueError
+        except ValueError:
+            fail(f"a log line that is not a JSON object: {line.strip()[:300]!r}")
+        count += 1
+    ok(f"all {count} log lines are JSON objects")
+
+
 def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "wait-healthy" and len(args) == 3:
@@ -208,6 +224,8 @@ def main(argv: list[str]) -> int:
         api(args[0], args[1], Path(args[2]), Path(args[3]))
     elif command == "stop-in-flight" and len(args) == 4:
         stop_in_flight(args[0], args[1], Path(args[2]), args[3])
+    elif command == "json-lines" and not args:
+        json_lines(sys.stdin.readlines())
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -182,6 +182,9 @@ ok "the logs say nothing of a rewrite or an unusable model cache"
     die "/app/model-cache changed (names, modes, owners, sizes or mtimes) after start"
 ok "/app/model-cache: same files, modes, sizes and mtimes after start and requests"
 
+log "logs"
+podman_ logs "$NAME" 2>&1 | "${CHECK[@]}" json-lines
+
 log "collections: SQLite volume"
 # >>> FUTURE (collections are not implemented yet): run the container with a volume for the SQLite
 # >>> file (e.g. -v "$WORK/data:/data" -e DATABASE_URL=sqlite:////data/faces.db, owned by uid 10001),
