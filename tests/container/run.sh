@@ -172,7 +172,7 @@ log "API, real photos"
 
 log "HEALTHCHECK"
 health=$(podman_ healthcheck run "$NAME" 2>&1) || die "podman healthcheck run: $health"
-ok "podman healthcheck run (the image's HEALTHCHECK command): exit 0 ${health}"
+ok "podman healthcheck run (the image's HEALTHCHECK command): exit 0${health:+, $health}"
 
 log "no write to the model cache at start"
 rewrites=$(podman_ logs "$NAME" 2>&1 | grep -E 'PReLU layers rewritten|model cache' || true)
@@ -181,9 +181,6 @@ ok "the logs say nothing of a rewrite or an unusable model cache"
 [ "$(podman_ exec "$NAME" sh -c 'find /app/model-cache -printf "%p %m %U %s %T@\n" | sort')" = "$cache_before" ] ||
     die "/app/model-cache changed (names, modes, owners, sizes or mtimes) after start"
 ok "/app/model-cache: same files, modes, sizes and mtimes after start and requests"
-
-log "logs"
-podman_ logs "$NAME" 2>&1 | "${CHECK[@]}" json-lines
 
 log "collections: SQLite volume"
 # >>> FUTURE (collections are not implemented yet): run the container with a volume for the SQLite
@@ -197,5 +194,8 @@ log "graceful stop (SIGTERM) with a request in flight"
 exit_code=$(podman_ inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$exit_code" = 0 ] || die "the container exited with $exit_code, not 0"
 ok "exit code 0"
+
+log "logs, from start to exit"
+podman_ logs "$NAME" 2>&1 | "${CHECK[@]}" json-lines
 
 log "container test passed in $((SECONDS - STARTED)) s (start to healthy: ${start_s} s)"
