@@ -21,6 +21,8 @@ RUN if [ "$ONNXRUNTIME" != "onnxruntime" ]; then \
         uv pip uninstall --python /app/.venv/bin/python onnxruntime && \
         uv pip install --python /app/.venv/bin/python "$ONNXRUNTIME"; \
     fi
+# uv's lock file inside the venv is world-writable (0666) and of use only to uv: it stays behind.
+RUN rm -f /app/.venv/.lock
 # Fill the model cache (the recogniser's rewritten graph) so that start-up skips that work.
 RUN API_KEY=build-time-only-key MODEL_CACHE_DIR=/app/model-cache /app/.venv/bin/face-service prepare \
     && chmod -R a+rX,go-w /app/model-cache
@@ -29,11 +31,15 @@ FROM python:3.11-slim
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent face
 COPY --from=build /app/.venv /app/.venv
 COPY --from=build /app/model-cache /app/model-cache
+# ORT_DISABLE_TELEMETRY: ONNX Runtime's telemetry off. The service works offline, and on a read-only
+# root with no home ONNX Runtime cannot keep its telemetry device id and says so at every start in a
+# plain-text line among the JSON log lines.
 ENV PATH=/app/.venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8000 \
     MODEL_CACHE_DIR=/app/model-cache \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    ORT_DISABLE_TELEMETRY=1
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
