@@ -48,29 +48,27 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def pss_mb(pid: int) -> float:
-    """Proportional memory of a process tree, in MB: pages shared between processes (the workers are
-    forked from one forkserver) counted once in all, as a container's memory limit counts them."""
+def process_tree_memory_mb(pid: int, source: str, field: str) -> float:
+    """A memory figure of `field` (kB) in /proc/<pid>/<source>, summed over the process tree, in MB."""
     total = 0
     for one in descendants(pid):
         try:
-            lines = Path(f"/proc/{one}/smaps_rollup").read_text().splitlines()
-        except OSError:
+            lines = Path(f"/proc/{one}/{source}").read_text().splitlines()
+        except OSError:  # it ended meanwhile
             continue
-        total += sum(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
+        total += sum(int(line.split()[1]) for line in lines if line.startswith(field))
     return total / 1024
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional memory of a process tree: pages shared between processes (the workers are forked
+    from one forkserver) counted once in all, as a container's memory limit counts them."""
+    return process_tree_memory_mb(pid, "smaps_rollup", "Pss:")
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB."""
-    total = 0
-    for one in descendants(pid):
-        try:
-            lines = Path(f"/proc/{one}/status").read_text().splitlines()
-        except OSError:
-            continue
-        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
-    return total / 1024
+    """Resident memory of a process and all its descendants (shared pages counted in each)."""
+    return process_tree_memory_mb(pid, "status", "VmRSS:")
 
 
 def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:

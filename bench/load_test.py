@@ -13,15 +13,13 @@ import os
 import signal
 import statistics
 import tempfile
-import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 
 from bench.__main__ import API_KEY, http_requests, rss_mb, start_service
-from bench.load import drive
+from bench.load import HealthPoller, drive
 from bench.workloads import build
 
 
@@ -71,24 +69,8 @@ def overload(base: str, pid: int, concurrency: int, requests: int) -> OverloadRe
     batch = (http_requests(workload) * (requests // len(workload.requests) + 1))[:requests]
     drive(base, API_KEY, batch[:2], 1)
     before = rss_mb(pid)
-    health: list[float] = []
-    polling = threading.Event()
-
-    def poll_health() -> None:
-        with httpx.Client(timeout=30) as client:
-            while not polling.is_set():
-                began = time.perf_counter()
-                client.get(f"{base}/health")
-                health.append(time.perf_counter() - began)
-                time.sleep(0.02)
-
-    poller = threading.Thread(target=poll_health)
-    poller.start()
-    try:
+    with HealthPoller(base) as health:
         result = drive(base, API_KEY, batch, concurrency)
-    finally:
-        polling.set()
-        poller.join()
     after = rss_mb(pid)
     accepted = [lat for lat, status in zip(result.latencies, result.latency_statuses, strict=True) if status == 200]
     shed = [lat for lat, status in zip(result.latencies, result.latency_statuses, strict=True) if status != 200]
@@ -107,9 +89,9 @@ def overload(base: str, pid: int, concurrency: int, requests: int) -> OverloadRe
         accepted_max_s=max(accepted, default=0.0),
         shed_max_s=max(shed, default=0.0),
         shed_p99_s=percentile(shed, 99),
-        health_p50_s=percentile(health, 50),
-        health_p99_s=percentile(health, 99),
-        health_max_s=max(health, default=0.0),
+        health_p50_s=percentile(health.latencies, 50),
+        health_p99_s=percentile(health.latencies, 99),
+        health_max_s=max(health.latencies, default=0.0),
         rss_mb_before=before,
         rss_mb_after=after,
         serves_after=check.status_code == 200 and check.json()["faces_count"] == 6,
