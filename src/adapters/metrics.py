@@ -60,6 +60,33 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.gallery_search_seconds = Histogram(
+            "face_service_gallery_search_seconds",
+            "Collection search time in the gallery, by store and method (exact or approximate).",
+            ["store", "method"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.gallery_searched_faces = Histogram(
+            "face_service_gallery_searched_faces",
+            "Faces a collection search ran over, by store.",
+            ["store"],
+            buckets=(100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000),
+            registry=self.registry,
+        )
+        self.gallery_enrollments = Counter(
+            "face_service_gallery_enrollments_total",
+            "Faces enrolled, by store and outcome (new or duplicate).",
+            ["store", "outcome"],
+            registry=self.registry,
+        )
+        self.gallery_deletions = Counter(
+            "face_service_gallery_deletions_total",
+            "Deletions, by store and kind (collection, subject, face).",
+            ["store", "kind"],
+            registry=self.registry,
+        )
+
     # ServiceObserver
     def stage(self, name: str, seconds: float) -> None:
         self.stages.labels(stage=name).observe(seconds)

@@ -105,6 +105,12 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a PostgreSQL URL: postgresql://user:password@host:5432/database")
+    return raw
+
+
 def _det_size(raw: str) -> int:
     """The longest side of the detector input. '640' or the seed's '640,640' / '640x640' form."""
     parts = [p for p in raw.replace("x", ",").split(",") if p.strip()]
@@ -114,9 +120,12 @@ def _det_size(raw: str) -> int:
     return max(values)
 
 
-def setting(env: str, parse: Callable[[str], Any], default: Any = MISSING, **options: Any) -> Any:
-    """A field read from the environment variable `env` through `parse`; its default is written here only."""
-    return field(default=default, metadata={"env": env, "parse": parse}, **options)
+def setting(
+    env: str, parse: Callable[[str], Any], default: Any = MISSING, secret: bool = False, **options: Any
+) -> Any:
+    """A field read from the environment variable `env` through `parse`; its default is written here
+    only. A `secret` one's value is never repeated in an error message."""
+    return field(default=default, metadata={"env": env, "parse": parse, "secret": secret}, **options)
 
 
 def _default_workers() -> int:
@@ -166,6 +175,16 @@ class Settings:
     metrics: str = setting("METRICS", _choice(("protected", "public", "off")), "protected")
     fast_jpeg_decode: bool = setting("FAST_JPEG_DECODE", _boolean, False)
     model_cache_dir: Path = setting("MODEL_CACHE_DIR", Path, default_factory=_default_cache_dir)
+    data_dir: Path = setting("DATA_DIR", Path, default_factory=lambda: Path("data"))
+    database_url: str | None = setting("DATABASE_URL", _database_url, None, secret=True)
+    gallery_store: str = setting("GALLERY_STORE", _choice(("auto", "sqlite", "postgresql", "memory")), "auto")
+    max_collections: int = setting("MAX_COLLECTIONS", _bounded_int(1, 100_000), 100)
+    max_subjects_per_collection: int = setting("MAX_SUBJECTS_PER_COLLECTION", _bounded_int(1, 100_000_000), 1_000_000)
+    max_faces_per_subject: int = setting("MAX_FACES_PER_SUBJECT", _bounded_int(1, 10_000), 20)
+    max_faces_per_collection: int = setting("MAX_FACES_PER_COLLECTION", _bounded_int(1, 100_000_000), 2_000_000)
+    max_top_k: int = setting("MAX_TOP_K", _bounded_int(1, 1000), 100)
+    max_import_bytes: int = setting("MAX_IMPORT_BYTES", _bounded_int(1024, 1 << 40), 10_000_000_000)
+    exact_search_below: int = setting("EXACT_SEARCH_BELOW", _bounded_int(0, 100_000_000), 10_000)
     log_level: str = setting("LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO")
     expose_docs: bool = setting("EXPOSE_DOCS", _boolean, False)
 
@@ -180,9 +199,19 @@ class Settings:
                 try:
                     values[item.name] = item.metadata["parse"](raw)
                 except (ValueError, TypeError) as error:
-                    raise SettingsError(f"{name}={raw!r} is invalid: {error}") from None
+                    shown = name if item.metadata["secret"] else f"{name}={raw!r}"
+                    raise SettingsError(f"{shown} is invalid: {error}") from None
         keys, generated = _api_keys(env, values.get("debug", False))
         return cls(api_keys=keys, api_key_generated=generated, **values)
+
+    def gallery(self) -> str:
+        """The store collections live in: GALLERY_STORE, or with `auto`, PostgreSQL when DATABASE_URL
+        is set, memory for the fake backend, SQLite in DATA_DIR otherwise."""
+        if self.gallery_store != "auto":
+            return self.gallery_store
+        if self.database_url:
+            return "postgresql"
+        return "memory" if self.face_backend == "fake" else "sqlite"
 
     @classmethod
     def variables(cls) -> list[str]:

@@ -93,6 +93,10 @@ class FaceGallery(Protocol):
         face with True. Concurrent calls for one subject neither lose nor duplicate faces."""
         ...
 
+    def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
+        """`add_face` for many faces in one transaction (imports), each answered as `add_face` would."""
+        ...
+
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         """Subjects ordered by external_id, those strictly after `after` (a cursor), at most `limit`."""
         ...

@@ -14,7 +14,7 @@ from litestar.params import QueryParameter
 from face_service.adapters.http import inputs
 from face_service.adapters.http.admission import AdmissionQueue, BodyBudget
 from face_service.adapters.http.inputs import AnyRequest
-from face_service.adapters.http.jobs import Job
+from face_service.adapters.http.jobs import Job, JobResult
 from face_service.adapters.http.openapi import BATCH_BODY, COMPARE_BODY, ERROR_RESPONSES, IMAGE_BODY, with_body
 from face_service.adapters.metrics import Metrics
 from face_service.adapters.wire import presenters
@@ -78,7 +78,8 @@ class FaceWork:
         self._metrics = metrics
         self._body_timeout = body_timeout_seconds
 
-    async def answer(self, request: AnyRequest, operation: str, all_faces: bool = False) -> Any:
+    async def job(self, request: AnyRequest, operation: str, all_faces: bool = False) -> JobResult:
+        """Run `operation` on the request's body in a worker; a failed job raises its error."""
         content_type = request.headers.get("content-type", "")
         inputs.check_media_type(content_type, multipart_allowed=operation != "compare")
         with self._bodies.reserve(inputs.declared_length(request)):
@@ -95,8 +96,12 @@ class FaceWork:
             raise JobCrashed(result.failure)
         if result.status != 200:
             raise JobError(result.status, result.body)
-        # Already encoded by the worker: Litestar's msgspec encoder writes a Raw as it is.
-        return msgspec.Raw(result.body)
+        return result
+
+    async def answer(self, request: AnyRequest, operation: str, all_faces: bool = False) -> Any:
+        """A face route's answer, already encoded by the worker: Litestar's msgspec encoder writes a
+        Raw as it is."""
+        return msgspec.Raw((await self.job(request, operation, all_faces)).body)
 
 
 class HealthController(Controller):

@@ -11,7 +11,15 @@ from litestar.exceptions import HTTPException
 
 from face_service.adapters.http.inputs import ClientDisconnectedError, RequestTooLarge, UnsupportedMediaType
 from face_service.adapters.wire.schemas import ErrorResponse
+from face_service.domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
 from face_service.domain.errors import (
+    CollectionExists,
+    CollectionModelMismatch,
+    CollectionNotFound,
+    FaceNotFound,
+    GalleryLimitExceeded,
+    StoreUnavailable,
+    SubjectNotFound,
     BatchTooLarge,
     FaceServiceError,
     ImageTooLarge,
@@ -34,6 +42,16 @@ DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     ModelMismatch: 422,
     UnsupportedMediaType: 415,
     RequestTooLarge: 413,
+    CollectionNotFound: 404,
+    SubjectNotFound: 404,
+    FaceNotFound: 404,
+    CollectionExists: 409,
+    CollectionModelMismatch: 409,
+    GalleryLimitExceeded: 409,
+    NoFace: 422,
+    MultipleFaces: 422,
+    PoorFace: 422,
+    StoreUnavailable: 503,
 }
 
 HTTP_CODES = {
@@ -71,7 +89,8 @@ def body_for(error: FaceServiceError) -> ErrorResponse:
 
 
 def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError) -> Response[ErrorResponse]:
-    return error_response(status_for(error), body_for(error))
+    status = status_for(error)
+    return error_response(status, body_for(error), {"Retry-After": "5"} if status == 503 else None)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorResponse]:

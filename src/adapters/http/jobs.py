@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 import msgspec
 
 from face_service.adapters.http import inputs
+from face_service.adapters.http.base64_images import decode_base64
 from face_service.adapters.http.errors import body_for, status_for
 from face_service.adapters.stage_recorder import RECORDER
 from face_service.adapters.wire import presenters
-from face_service.domain.errors import FaceServiceError
-from face_service.domain.use_cases.faces import FaceService, InputNames
+from face_service.adapters.wire.schemas import GalleryRequest
+from face_service.domain.errors import FaceServiceError, InvalidInput
+from face_service.domain.use_cases.collections import image_digest
+from face_service.domain.use_cases.faces import Extraction, FaceService, InputNames
 
 ONE_TO_ONE = InputNames(probe="embedding_a", single_candidate="embedding_b")
 ONE_TO_MANY = InputNames(probe="embedding_a", candidates="candidates")
@@ -35,11 +38,24 @@ class Job:
     request_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class GalleryInput:
+    """What a collection route's body holds, parsed in the worker: the faces of an image (embedded),
+    or an embedding the caller sent with its model."""
+
+    extraction: Extraction | None = None
+    source_digest: str = ""
+    embedding: list[float] | None = None
+    model: str | None = None
+    top_k: int | None = None
+
+
 @dataclass(slots=True)
 class JobResult:
     status: int
     body: bytes  # JSON: the answer, or the error {"error", "code", "field"?}
     faces: int | None = None
+    gallery_input: GalleryInput | None = None  # for the collection routes, instead of `body`
     stages: list[tuple[str, float]] = field(default_factory=list)
     face_counts: list[int] = field(default_factory=list)
     failure: str | None = None  # an unexpected error's traceback, for the log; the caller gets a generic 500
@@ -78,6 +94,24 @@ def _compare(service: FaceService, job: Job) -> tuple[bytes, int]:
     return ENCODER.encode(presenters.comparison(comparison, one_to_one)), 0
 
 
+def gallery_input(service: FaceService, job: Job) -> GalleryInput:
+    """A collection route's body: multipart `file`, JSON `image_base64`, or JSON `embedding` + `model`.
+    Images are embedded here: every face (`all_faces`) or the largest."""
+    if inputs.media_type_of(job.content_type) != inputs.MULTIPART:
+        inputs.check_media_type(job.content_type, multipart_allowed=True)
+        payload = inputs.decode_json(job.body, GalleryRequest)
+        if payload.embedding is not None:
+            return GalleryInput(embedding=payload.embedding, model=payload.model, top_k=payload.top_k)
+        if payload.image_base64 is None:
+            raise InvalidInput("Send a 'file' part, 'image_base64', or 'embedding' with 'model'", code="missing_image")
+        data = decode_base64(payload.image_base64, "image_base64")
+        top_k = payload.top_k
+    else:
+        data, top_k = inputs.image_from(job.content_type, job.body, max_parts=16), None
+    extraction = service.extract(data, job.all_faces)
+    return GalleryInput(extraction=extraction, source_digest=image_digest(data), top_k=top_k)
+
+
 OPERATIONS: dict[str, Callable[[FaceService, Job], tuple[bytes, int]]] = {
     "detect": _detect,
     "extract": _extract,
@@ -91,7 +125,12 @@ def perform(service: FaceService, job: Job) -> JobResult:
     result = JobResult(status=200, body=b"")
     with RECORDER.recording(result.stages, result.face_counts):
         try:
-            result.body, result.faces = OPERATIONS[job.operation](service, job)
+            if job.operation == "gallery_input":
+                result.gallery_input = gallery_input(service, job)
+                extraction = result.gallery_input.extraction
+                result.faces = extraction.faces_count if extraction else None
+            else:
+                result.body, result.faces = OPERATIONS[job.operation](service, job)
         except FaceServiceError as error:
             result.status, result.body = status_for(error), ENCODER.encode(body_for(error))
         except Exception:  # a bug or an environment failure: logged by the caller with the request id

@@ -95,6 +95,31 @@ COMPARE_BODY = RequestBody(
 )
 
 
+GALLERY_BODY = RequestBody(
+    required=True,
+    description="An image (a multipart `file` part, or JSON `image_base64`), or JSON `embedding` with its `model`.",
+    content={
+        "multipart/form-data": OpenAPIMediaType(schema=_object(["file"], file=BINARY)),
+        "application/json": OpenAPIMediaType(
+            schema=_object(
+                [],
+                image_base64=BASE64,
+                embedding=VECTOR,
+                model=Schema(type=OpenAPIType.STRING, description="The `model` id that made `embedding`"),
+                top_k=Schema(type=OpenAPIType.INTEGER, description="search only: subjects per face"),
+            ),
+            examples={
+                "image": Example(summary="A base64 JPEG", value={"image_base64": TINY_JPEG}),
+                "embedding": Example(
+                    summary="An embedding (shortened here; send all 512 numbers) and its model",
+                    value={"embedding": EMBEDDING_EXAMPLE, "model": "buffalo_s:9cc6e4a7"},
+                ),
+            },
+        ),
+    },
+)
+
+
 def with_body(body: RequestBody) -> type[Operation]:
     """An Operation class that carries this request body."""
 
@@ -112,9 +137,11 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
         401: "Missing or wrong API key",
         413: "Body, image, or batch over its limit",
         415: "Not a supported content type or image format",
-        422: "An image that cannot be decoded, or unusable embeddings",
+        404: "No such collection, subject or face",
+        409: "The collection exists, holds another model's vectors, or is at a limit",
+        422: "An image that cannot be decoded, unusable embeddings, or no usable face",
         429: "Rate limit of this API key reached (Retry-After)",
-        503: "At capacity (Retry-After)",
+        503: "At capacity, or the gallery's store is unavailable (Retry-After)",
     }
     return {
         status: ResponseSpec(data_container=ErrorResponse, description=descriptions[status], generate_examples=False)
@@ -123,3 +150,4 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 ERROR_RESPONSES = errors(400, 401, 413, 415, 422, 429, 503)
+COLLECTION_ERRORS = errors(400, 401, 404, 409, 413, 415, 422, 429, 503)

@@ -25,6 +25,15 @@ class BatchRequest(msgspec.Struct):
     images: list[str]
 
 
+class GalleryRequest(msgspec.Struct):
+    """The JSON body of enroll, search and verify: an image, or an embedding with its model."""
+
+    image_base64: str | None = None
+    embedding: list[float] | None = None
+    model: str | None = None
+    top_k: int | None = None
+
+
 class CompareRequest(msgspec.Struct):
     # Read as raw JSON first: a value in an embedding that is no number is an unusable embedding
     # (invalid_embedding), not a malformed request; `inputs.read_comparison` decodes each on its own.

@@ -1,0 +1,313 @@
+"""The collection routes. A body that holds an image or an embedding goes to an inference worker
+(parsed and embedded there); the gallery's work runs on its own small thread pool, off the event
+loop; the loop only reads bytes and writes answers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from face_service.adapters.http.controllers import FaceWork
+from face_service.adapters.http.inputs import AnyRequest, RequestTooLarge, decode_json
+from face_service.adapters.http.jobs import GalleryInput
+from face_service.adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, with_body
+from face_service.adapters.metrics import Metrics
+from face_service.adapters.wire import collections as wire
+from face_service.domain.errors import InvalidInput
+from face_service.domain.use_cases.collections import Collections, EnrollOptions
+
+T = TypeVar("T")
+SMALL_BODY = 64 * 1024  # names and thresholds: no reason to read more on the event loop
+EXPORT_CHUNK = 256  # faces per chunk of an export stream
+NDJSON = "application/x-ndjson"
+
+
+class GalleryWork:
+    """The gallery's side of a collection route: the use cases, run on the gallery's thread pool."""
+
+    def __init__(
+        self, collections: Callable[[], Collections], pool: ThreadPoolExecutor, metrics: Metrics, import_limit: int
+    ) -> None:
+        self._collections = collections  # a provider: retried after a store that could not open
+        self._pool = pool
+        self.metrics = metrics
+        self.import_limit = import_limit
+
+    async def run(self, work: Callable[[Collections], T]) -> T:
+        def call() -> T:
+            return work(self._collections())
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def store(self) -> str:
+        return self._collections().store
+
+
+Name = Annotated[str, Parameter(description="The collection's name: 1 to 64 letters, digits, '.', '_' or '-'")]
+ExternalId = Annotated[str, Parameter(description="The subject: the caller's own id for the person")]
+
+
+def enroll_options(face: str, min_face_size: int, min_confidence: float) -> EnrollOptions:
+    return EnrollOptions(largest=face == "largest", min_face_size=min_face_size, min_confidence=min_confidence)
+
+
+async def gallery_input(request: AnyRequest, faces: FaceWork, all_faces: bool) -> GalleryInput:
+    result = await faces.job(request, "gallery_input", all_faces)
+    assert result.gallery_input is not None
+    return result.gallery_input
+
+
+class CollectionController(Controller):
+    path = "/collections"
+    tags = ("collections",)
+    responses = COLLECTION_ERRORS
+
+    @post("/", operation_id="createCollection", summary="Create a collection", request_max_body_size=SMALL_BODY)
+    async def create(self, data: wire.CreateCollectionRequest, gallery: NamedDependency[GalleryWork]) -> wire.CollectionResponse:
+        """A named gallery pinned to the service's embedding model (its `model` id and dimension)."""
+        info = await gallery.run(lambda c: c.create(data.name, data.threshold))
+        return wire.collection(info)
+
+    @get("/", operation_id="listCollections", summary="Every collection")
+    async def list_collections(self, gallery: NamedDependency[GalleryWork]) -> wire.CollectionsResponse:
+        """Every collection with its counts and model."""
+        return wire.CollectionsResponse([wire.collection(c) for c in await gallery.run(lambda c: c.all())])
+
+    @get("/{name:str}", operation_id="getCollection", summary="A collection")
+    async def get_collection(self, name: Name, gallery: NamedDependency[GalleryWork]) -> wire.CollectionResponse:
+        """Counts of subjects and faces, the model every vector must come from, threshold, created_at."""
+        return wire.collection(await gallery.run(lambda c: c.get(name)))
+
+    @delete("/{name:str}", operation_id="deleteCollection", summary="Delete a collection and every face in it")
+    async def delete_collection(self, name: Name, gallery: NamedDependency[GalleryWork]) -> None:
+        """Every subject and face of the collection is removed from the store, durably, before the answer."""
+        await gallery.run(lambda c: c.delete(name))
+        gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="collection").inc()
+
+    @post(
+        "/{name:str}/subjects/{external_id:str}/faces",
+        operation_id="enrollFace",
+        summary="Enroll a face of a subject",
+        status_code=201,
+        operation_class=with_body(GALLERY_BODY),
+    )
+    async def enroll(
+        self,
+        request: AnyRequest,
+        name: Name,
+        external_id: ExternalId,
+        faces: NamedDependency[FaceWork],
+        gallery: NamedDependency[GalleryWork],
+        face: Annotated[
+            Literal["one", "largest"], Parameter(description="`largest`: take the largest of several faces")
+        ] = "one",
+        min_face_size: Annotated[int, Parameter(ge=0, le=10_000, description="pixels, the face box's shorter side")] = 0,
+        min_confidence: Annotated[float, Parameter(ge=0, le=1)] = 0.0,
+    ) -> Response[wire.EnrollResponse]:
+        """From an image (multipart `file` or `image_base64`: exactly one face unless `face=largest`) or
+        from `{embedding, model}`. The same image again for the same subject returns the face already
+        enrolled (`duplicate: true`, 200), never a copy. Creates the subject on its first face."""
+        given = await gallery_input(request, faces, all_faces=False)
+        options = enroll_options(face, min_face_size, min_confidence)
+
+        def enroll(c: Collections) -> tuple[Any, str]:
+            if given.extraction is not None:
+                enrolled = c.enroll_extraction(name, external_id, given.extraction, given.source_digest, options)
+            else:
+                enrolled = c.enroll_embedding(name, external_id, given.embedding or [], given.model or "")
+            return enrolled, c.get(name).model_id
+
+        enrolled, model = await gallery.run(enroll)
+        gallery.metrics.gallery_enrollments.labels(
+            store=gallery.store(), outcome="duplicate" if enrolled.duplicate else "new"
+        ).inc()
+        body = wire.enrollment(enrolled, model)
+        return Response(body, status_code=200 if enrolled.duplicate else 201)
+
+    @get("/{name:str}/subjects", operation_id="listSubjects", summary="Subjects, a page at a time")
+    async def list_subjects(
+        self,
+        name: Name,
+        gallery: NamedDependency[GalleryWork],
+        after: Annotated[str | None, Parameter(description="the `next` cursor of the previous page")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> wire.SubjectsResponse:
+        """Ordered by external id; pass `next` as `after` for the next page (null on the last)."""
+        return wire.subjects(await gallery.run(lambda c: c.subjects(name, after, limit)), limit)
+
+    @get("/{name:str}/subjects/{external_id:str}", operation_id="getSubject", summary="A subject and its faces")
+    async def get_subject(
+        self,
+        name: Name,
+        external_id: ExternalId,
+        gallery: NamedDependency[GalleryWork],
+        include: Annotated[Literal["embeddings"] | None, Parameter(description="`embeddings` adds the vectors")] = None,
+    ) -> wire.SubjectResponse:
+        """Its faces, oldest first, without their vectors unless `include=embeddings`."""
+        info, enrolled = await gallery.run(lambda c: c.subject(name, external_id))
+        return wire.subject(info, enrolled, include == "embeddings")
+
+    @delete(
+        "/{name:str}/subjects/{external_id:str}",
+        operation_id="deleteSubject",
+        summary="Forget a subject",
+        status_code=200,
+    )
+    async def delete_subject(
+        self, name: Name, external_id: ExternalId, gallery: NamedDependency[GalleryWork]
+    ) -> wire.DeletedSubjectResponse:
+        """The subject and all its faces are removed from the store and the index, durably, before the answer."""
+        removed = await gallery.run(lambda c: c.delete_subject(name, external_id))
+        gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="subject").inc()
+        return wire.DeletedSubjectResponse(external_id, removed)
+
+    @delete("/{name:str}/faces/{face_id:str}", operation_id="deleteFace", summary="Forget one face", status_code=200)
+    async def delete_face(
+        self, name: Name, face_id: str, gallery: NamedDependency[GalleryWork]
+    ) -> wire.DeletedFaceResponse:
+        """One face, by id (a subject left without faces goes with it)."""
+        removed = await gallery.run(lambda c: c.delete_face(name, face_id))
+        gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="face").inc()
+        return wire.DeletedFaceResponse(removed.face_id, removed.external_id)
+
+    @post(
+        "/{name:str}/search",
+        operation_id="searchCollection",
+        summary="Who is this: the best subjects for each face",
+        status_code=200,
+        operation_class=with_body(GALLERY_BODY),
+    )
+    async def search(
+        self,
+        request: AnyRequest,
+        name: Name,
+        faces: NamedDependency[FaceWork],
+        gallery: NamedDependency[GalleryWork],
+        which: Annotated[
+            Literal["all", "largest"], Parameter(query="faces", description="every face of the image, or the largest")
+        ] = "all",
+        top_k: Annotated[int | None, Parameter(ge=1, le=100, description="subjects per face (default 5)")] = None,
+    ) -> wire.SearchResponse:
+        """By image (every face, or the largest with `faces=largest`) or by `{embedding, model}`: for
+        each query face the `top_k` best subjects with their best face, and the match decision against
+        the collection's threshold."""
+        given = await gallery_input(request, faces, all_faces=which == "all")
+        k = top_k if top_k is not None else given.top_k
+
+        def search(c: Collections) -> Any:
+            if given.extraction is not None:
+                return c.search_extraction(name, given.extraction, k)
+            return c.search_embedding(name, given.embedding or [], given.model or "", k)
+
+        began = time.perf_counter()
+        result = await gallery.run(search)
+        store = gallery.store()
+        gallery.metrics.gallery_search_seconds.labels(store=store, method=result.method).observe(
+            time.perf_counter() - began
+        )
+        gallery.metrics.gallery_searched_faces.labels(store=store).observe(result.searched)
+        return wire.search(result)
+
+    @post(
+        "/{name:str}/subjects/{external_id:str}/verify",
+        operation_id="verifySubject",
+        summary="Is this that subject",
+        status_code=200,
+        operation_class=with_body(GALLERY_BODY),
+    )
+    async def verify(
+        self,
+        request: AnyRequest,
+        name: Name,
+        external_id: ExternalId,
+        faces: NamedDependency[FaceWork],
+        gallery: NamedDependency[GalleryWork],
+    ) -> wire.VerifyResponse:
+        """The similarity of the image's largest face (or the embedding) to the subject's best face,
+        and the match decision against the collection's threshold."""
+        given = await gallery_input(request, faces, all_faces=False)
+
+        def verify(c: Collections) -> Any:
+            if given.extraction is not None:
+                return c.verify_extraction(name, external_id, given.extraction)
+            return c.verify_embedding(name, external_id, given.embedding or [], given.model or "")
+
+        return wire.verification(await gallery.run(verify))
+
+    @get("/{name:str}/export", operation_id="exportCollection", summary="Export a collection", media_type=NDJSON)
+    async def export(self, name: Name, gallery: NamedDependency[GalleryWork]) -> Stream:
+        """JSON lines: the collection (with its model id), then one line per face (the vector as base64
+        of little-endian float32, the subject, where it came from), streamed."""
+        header, records = await gallery.run(lambda c: c.export(name))
+        encoder = msgspec.json.Encoder()
+
+        def chunks() -> Iterator[bytes]:
+            yield encoder.encode(wire.export_header(header)) + b"\n"
+            chunk: list[bytes] = []
+            for record in records:
+                chunk.append(encoder.encode(wire.exported_face(record)))
+                if len(chunk) == EXPORT_CHUNK:
+                    yield b"\n".join(chunk) + b"\n"
+                    chunk = []
+            if chunk:
+                yield b"\n".join(chunk) + b"\n"
+
+        return Stream(chunks(), media_type=NDJSON, headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'})
+
+    @post(
+        "/{name:str}/import",
+        operation_id="importCollection",
+        summary="Import an export into a collection",
+        status_code=200,
+        request_max_body_size=None,  # bounded below by MAX_IMPORT_BYTES, read as a stream
+    )
+    async def import_collection(
+        self, request: Request[Any, Any, Any], name: Name, gallery: NamedDependency[GalleryWork]
+    ) -> wire.ImportResponse:
+        """Body: an export (JSON lines). The collection is created, pinned to the export's model, when it
+        does not exist; importing into a collection of another model is refused (409 `model_mismatch`).
+        Faces get new ids; a face already there for the same subject and source is kept once."""
+        lines = ndjson_lines(request, gallery.import_limit)
+        first = await anext(lines, None)
+        if first is None:
+            raise InvalidInput("The import is empty; send an export's JSON lines", code="invalid_import")
+        header = wire.imported_header(decode_json(first, wire.ExportHeader))
+        imported = 0
+        batch: list[bytes] = []
+        async for line in lines:
+            batch.append(line)
+            if len(batch) == EXPORT_CHUNK:
+                imported += await gallery.run(lambda c, b=batch: c.import_faces(name, header, decoded(b)))
+                batch = []
+        imported += await gallery.run(lambda c: c.import_faces(name, header, decoded(batch)))
+        return wire.ImportResponse(name, imported)
+
+
+def decoded(lines: list[bytes]) -> Iterator[Any]:
+    for line in lines:
+        yield wire.imported_face(decode_json(line, wire.ExportedFace))
+
+
+async def ndjson_lines(request: AnyRequest, limit: int) -> AsyncIterator[bytes]:
+    """The non-empty lines of a streamed body, at most `limit` bytes in all."""
+    pending, total = b"", 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise RequestTooLarge(f"The import is larger than MAX_IMPORT_BYTES ({limit} bytes)")
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending

@@ -1,0 +1,253 @@
+"""The JSON of the collection routes: request and response structs, and their presenters (shared by
+the HTTP API and the CLI, rounded as the face routes round)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+import msgspec
+import numpy as np
+
+from face_service.adapters.wire.presenters import similarity
+from face_service.domain.gallery import CollectionInfo, FaceRecord, SubjectHit, SubjectInfo
+from face_service.domain.use_cases.collections import CollectionHeader, Enrollment, SearchResult, Verification
+
+Box = list[int]
+
+
+class CreateCollectionRequest(msgspec.Struct):
+    name: str
+    threshold: float | None = None
+
+
+class CollectionResponse(msgspec.Struct):
+    name: str
+    model: str  # the `model` id every vector in it comes from
+    dimension: int
+    threshold: float
+    subjects: int
+    faces: int
+    created_at: datetime
+
+
+class CollectionsResponse(msgspec.Struct):
+    collections: list[CollectionResponse]
+
+
+class EnrollResponse(msgspec.Struct, omit_defaults=True):
+    face_id: str
+    external_id: str
+    duplicate: bool
+    model: str
+    created_at: datetime
+    bbox: Box | None = None
+    confidence: float | None = None
+
+
+class SubjectSummary(msgspec.Struct):
+    external_id: str
+    faces: int
+    created_at: datetime
+
+
+class SubjectsResponse(msgspec.Struct):
+    subjects: list[SubjectSummary]
+    next: str | None  # the cursor for the next page (`after=`), or null on the last
+
+
+class EnrolledFace(msgspec.Struct, omit_defaults=True):
+    face_id: str
+    created_at: datetime
+    bbox: Box | None = None
+    confidence: float | None = None
+    embedding: list[float] | None = None
+
+
+class SubjectResponse(msgspec.Struct):
+    external_id: str
+    faces_count: int
+    created_at: datetime
+    faces: list[EnrolledFace]
+
+
+class DeletedSubjectResponse(msgspec.Struct):
+    external_id: str
+    deleted_faces: int
+
+
+class DeletedFaceResponse(msgspec.Struct):
+    face_id: str
+    external_id: str
+
+
+class QueryFace(msgspec.Struct):
+    bbox: Box
+    confidence: float
+
+
+class SubjectMatch(msgspec.Struct):
+    external_id: str
+    face_id: str
+    similarity: float
+
+
+class MatchDecision(msgspec.Struct):
+    match: bool
+    external_id: str | None
+    similarity: float | None
+    threshold: float
+
+
+class ProbeResponse(msgspec.Struct):
+    face: QueryFace | None  # null when the query was an embedding
+    matches: list[SubjectMatch]
+    decision: MatchDecision
+
+
+class SearchResponse(msgspec.Struct):
+    collection: str
+    model: str
+    method: str  # "exact" or "approximate"
+    searched_faces: int
+    results: list[ProbeResponse]
+
+
+class VerifyResponse(msgspec.Struct):
+    external_id: str
+    face_id: str | None
+    similarity: float
+    match: bool
+    threshold: float
+
+
+class ImportResponse(msgspec.Struct):
+    collection: str
+    imported: int
+
+
+class ExportHeader(msgspec.Struct, tag="collection"):
+    """The first line of an export: the collection and the model of every vector in it."""
+
+    name: str
+    model: str
+    dimension: int
+    threshold: float
+    format: int = 1
+
+
+class ExportedFace(msgspec.Struct, tag="face"):
+    """One line per face: the vector as base64 of little-endian float32 (exact, and 3x smaller than JSON numbers)."""
+
+    external_id: str
+    embedding: str
+    source_digest: str
+    created_at: datetime
+    bbox: list[float] | None = None
+    confidence: float | None = None
+
+
+def box(values: tuple[float, float, float, float] | None) -> Box | None:
+    return [round(v) for v in values] if values is not None else None
+
+
+def collection(info: CollectionInfo) -> CollectionResponse:
+    return CollectionResponse(
+        info.name, info.model_id, info.dimension, info.threshold, info.subjects, info.faces, info.created_at
+    )
+
+
+def enrollment(result: Enrollment, model: str) -> EnrollResponse:
+    face = result.face
+    return EnrollResponse(
+        face_id=face.face_id,
+        external_id=face.external_id,
+        duplicate=result.duplicate,
+        model=model,
+        created_at=face.created_at,
+        bbox=box(face.bbox),
+        confidence=round(face.confidence, 4) if face.confidence is not None else None,
+    )
+
+
+def subjects(page: list[SubjectInfo], limit: int) -> SubjectsResponse:
+    next_cursor = page[-1].external_id if len(page) == limit else None
+    return SubjectsResponse([SubjectSummary(s.external_id, s.faces, s.created_at) for s in page], next_cursor)
+
+
+def subject(info: SubjectInfo, faces: list[FaceRecord], include_embeddings: bool) -> SubjectResponse:
+    return SubjectResponse(
+        info.external_id,
+        info.faces,
+        info.created_at,
+        [
+            EnrolledFace(
+                face_id=f.face_id,
+                created_at=f.created_at,
+                bbox=box(f.bbox),
+                confidence=round(f.confidence, 4) if f.confidence is not None else None,
+                embedding=f.embedding.tolist() if include_embeddings else None,
+            )
+            for f in faces
+        ],
+    )
+
+
+def hit(match: SubjectHit) -> SubjectMatch:
+    return SubjectMatch(match.external_id, match.face_id, similarity(match.similarity))
+
+
+def search(result: SearchResult) -> SearchResponse:
+    probes = []
+    for probe in result.probes:
+        face = probe.face
+        decision = probe.decision
+        probes.append(
+            ProbeResponse(
+                face=QueryFace(
+                    [round(face.box.x1), round(face.box.y1), round(face.box.x2), round(face.box.y2)],
+                    round(face.confidence, 4),
+                )
+                if face is not None
+                else None,
+                matches=[hit(m) for m in probe.hits],
+                decision=MatchDecision(
+                    decision.match,
+                    decision.external_id,
+                    similarity(decision.similarity) if decision.similarity is not None else None,
+                    decision.threshold,
+                ),
+            )
+        )
+    return SearchResponse(result.collection.name, result.collection.model_id, result.method, result.searched, probes)
+
+
+def verification(result: Verification) -> VerifyResponse:
+    return VerifyResponse(
+        result.external_id, result.face_id, similarity(result.similarity), result.match, result.threshold
+    )
+
+
+def export_header(header: CollectionHeader) -> ExportHeader:
+    return ExportHeader(header.name, header.model_id, header.dimension, header.threshold)
+
+
+def exported_face(face: FaceRecord) -> ExportedFace:
+    return ExportedFace(
+        external_id=face.external_id,
+        embedding=base64.b64encode(np.ascontiguousarray(face.embedding, dtype="<f4").tobytes()).decode(),
+        source_digest=face.source_digest,
+        created_at=face.created_at,
+        bbox=list(face.bbox) if face.bbox is not None else None,
+        confidence=face.confidence,
+    )
+
+
+def imported_face(line: ExportedFace) -> FaceRecord:
+    vector = np.frombuffer(base64.b64decode(line.embedding, validate=True), dtype="<f4").astype(np.float32)
+    bbox = (line.bbox[0], line.bbox[1], line.bbox[2], line.bbox[3]) if line.bbox and len(line.bbox) == 4 else None
+    return FaceRecord("", line.external_id, vector, bbox, line.confidence, line.source_digest, line.created_at)
+
+
+def imported_header(line: ExportHeader) -> CollectionHeader:
+    return CollectionHeader(line.name, line.model, line.dimension, line.threshold)

@@ -1,0 +1,357 @@
+"""Face collections: enroll people's faces under the caller's ids, identify and verify them against
+a gallery, forget them on request, and move a gallery between stores.
+
+The faces arrive already detected and embedded (an `Extraction` from the face use cases, made
+wherever inference runs) or as embeddings the caller sends; these use cases own the rules that keep
+a gallery trustworthy: names, model pinning, one face per source image, quality floors, limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from face_service.domain.embeddings import checked_embedding
+from face_service.domain.errors import CollectionModelMismatch, FaceServiceError, InvalidInput
+from face_service.domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, SubjectHit, SubjectInfo
+from face_service.domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
+from face_service.domain.ports import FaceGallery
+from face_service.domain.use_cases.faces import Extraction
+
+# Collection names go in URLs and, for PostgreSQL, in table names: letters, digits, ".", "_", "-".
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The caller's ids: user ids, UUIDs, e-mail addresses; one URL path segment, so no "/".
+EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,128}$")
+
+
+class NoFace(FaceServiceError):
+    code = "no_face"
+
+
+class MultipleFaces(FaceServiceError):
+    code = "multiple_faces"
+
+
+class PoorFace(FaceServiceError):
+    """The face is below a quality floor the caller asked for (`code` says which)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionRules:
+    """Limits of the collection use cases (the defaults live in the settings)."""
+
+    default_threshold: float
+    default_top_k: int
+    max_top_k: int
+    max_page: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollOptions:
+    largest: bool = False  # several faces: take the largest instead of refusing with multiple_faces
+    min_face_size: int = 0  # pixels, the box's shorter side
+    min_confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    face: FaceRecord
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    match: bool
+    external_id: str | None
+    similarity: float | None
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    face: DetectedFace | None  # None when the probe was an embedding
+    hits: list[SubjectHit]
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    collection: CollectionInfo
+    probes: list[ProbeResult]
+    method: str
+    searched: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    collection: CollectionInfo
+    external_id: str
+    face_id: str | None
+    similarity: float
+    match: bool
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionHeader:
+    """The first record of an export: what every face in it belongs to."""
+
+    name: str
+    model_id: str
+    dimension: int
+    threshold: float
+
+
+def image_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def vector_digest(vector: Vector) -> str:
+    return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()
+
+
+def checked_name(name: str) -> str:
+    if not COLLECTION_NAME.match(name):
+        raise InvalidInput(
+            "A collection name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            code="invalid_collection_name",
+            field="name",
+        )
+    return name
+
+
+def checked_external_id(external_id: str) -> str:
+    if not EXTERNAL_ID.match(external_id):
+        raise InvalidInput(
+            "An external id is 1 to 128 letters, digits or . _ : @ + = -",
+            code="invalid_external_id",
+            field="external_id",
+        )
+    return external_id
+
+
+class Collections:
+    """The collection use cases over a `FaceGallery`. `model` says which embedding model serves now:
+    every vector stored in or searched against a collection must come from the collection's."""
+
+    def __init__(
+        self,
+        gallery: FaceGallery,
+        model: Callable[[], EmbeddingModel],
+        rules: CollectionRules,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._gallery = gallery
+        self._model = model
+        self.rules = rules
+        self._clock = clock
+
+    @property
+    def store(self) -> str:
+        return self._gallery.kind
+
+    # Collections
+    def create(self, name: str, threshold: float | None = None) -> CollectionInfo:
+        if threshold is not None and not -1.0 <= threshold <= 1.0:
+            raise InvalidInput("threshold must be between -1 and 1", field="threshold")
+        model = self._model()
+        chosen = self.rules.default_threshold if threshold is None else threshold
+        return self._gallery.create_collection(checked_name(name), model.id, model.dimension, chosen)
+
+    def get(self, name: str) -> CollectionInfo:
+        return self._gallery.collection(checked_name(name))
+
+    def all(self) -> list[CollectionInfo]:
+        return self._gallery.collections()
+
+    def delete(self, name: str) -> None:
+        self._gallery.delete_collection(checked_name(name))
+
+    # Subjects and faces
+    def subjects(self, name: str, after: str | None, limit: int) -> list[SubjectInfo]:
+        if not 1 <= limit <= self.rules.max_page:
+            raise InvalidInput(f"limit must be between 1 and {self.rules.max_page}", field="limit")
+        return self._gallery.subjects(checked_name(name), after, limit)
+
+    def subject(self, name: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
+        return self._gallery.subject(checked_name(name), checked_external_id(external_id))
+
+    def delete_subject(self, name: str, external_id: str) -> int:
+        return self._gallery.delete_subject(checked_name(name), checked_external_id(external_id))
+
+    def delete_face(self, name: str, face_id: str) -> FaceRecord:
+        return self._gallery.delete_face(checked_name(name), face_id)
+
+    def enroll_extraction(
+        self, name: str, external_id: str, extraction: Extraction, source_digest: str, options: EnrollOptions
+    ) -> Enrollment:
+        """Enroll the one face of an image (`extraction` holds its largest face, embedded;
+        `source_digest` is `image_digest` of the image's bytes)."""
+        collection = self._pinned(name, self._model().id)
+        checked_external_id(external_id)
+        face = self._usable_face(extraction, options)
+        record = self._record(external_id, face.embedding, face.face, source_digest)
+        return self._add(collection, record)
+
+    def enroll_embedding(self, name: str, external_id: str, values: Sequence[float], model_id: str) -> Enrollment:
+        collection = self._pinned(name, model_id)
+        checked_external_id(external_id)
+        vector = checked_embedding(values, collection.dimension, "embedding")
+        return self._add(collection, self._record(external_id, vector, None, vector_digest(vector)))
+
+    # Identification and verification
+    def search_extraction(self, name: str, extraction: Extraction, top_k: int | None = None) -> SearchResult:
+        collection = self._pinned(name, self._model().id)
+        faces = extraction.faces
+        if not faces:
+            return SearchResult(collection, [], "exact", collection.faces)
+        probes = np.stack([face.embedding for face in faces]).astype(np.float32)
+        return self._search(collection, probes, [face.face for face in faces], top_k)
+
+    def search_embedding(
+        self, name: str, values: Sequence[float], model_id: str, top_k: int | None = None
+    ) -> SearchResult:
+        collection = self._pinned(name, model_id)
+        probe = checked_embedding(values, collection.dimension, "embedding")
+        return self._search(collection, probe[None, :], [None], top_k)
+
+    def verify_extraction(self, name: str, external_id: str, extraction: Extraction) -> Verification:
+        collection = self._pinned(name, self._model().id)
+        if not extraction.faces:
+            raise NoFace("No face detected in image")
+        return self._verify(collection, external_id, extraction.faces[0].embedding)
+
+    def verify_embedding(self, name: str, external_id: str, values: Sequence[float], model_id: str) -> Verification:
+        collection = self._pinned(name, model_id)
+        return self._verify(collection, external_id, checked_embedding(values, collection.dimension, "embedding"))
+
+    # Export and import
+    def export(self, name: str) -> tuple[CollectionHeader, Iterator[FaceRecord]]:
+        collection = self._gallery.collection(checked_name(name))
+        header = CollectionHeader(collection.name, collection.model_id, collection.dimension, collection.threshold)
+        return header, self._gallery.faces(collection.name)
+
+    def import_faces(self, name: str, header: CollectionHeader, faces: Iterable[FaceRecord], chunk: int = 500) -> int:
+        """Add exported faces to collection `name` (created, pinned to the export's model, when it
+        does not exist). Faces get new ids; a face already there (same subject and source) is kept
+        once. Returns how many faces were added."""
+        checked_name(name)
+        try:
+            collection = self._gallery.collection(name)
+        except FaceServiceError as error:
+            if error.code != "collection_not_found":
+                raise
+            collection = self._gallery.create_collection(name, header.model_id, header.dimension, header.threshold)
+        if collection.model_id != header.model_id:
+            raise CollectionModelMismatch(
+                f"The export holds vectors of model {header.model_id}; collection {name} holds {collection.model_id}"
+            )
+        added, batch = 0, []
+        for face in faces:
+            checked_external_id(face.external_id)
+            vector = checked_embedding(face.embedding.tolist(), collection.dimension, "embedding")
+            batch.append(self._record(face.external_id, vector, None, face.source_digest, face.bbox, face.confidence))
+            if len(batch) == chunk:
+                added += self._add_many(name, batch)
+                batch = []
+        return added + (self._add_many(name, batch) if batch else 0)
+
+    # Rules
+    def _pinned(self, name: str, model_id: str) -> CollectionInfo:
+        collection = self._gallery.collection(checked_name(name))
+        if collection.model_id != model_id:
+            raise CollectionModelMismatch(
+                f"Collection {name} holds vectors of model {collection.model_id}; this one is from {model_id}"
+            )
+        return collection
+
+    def _usable_face(self, extraction: Extraction, options: EnrollOptions) -> EmbeddedFace:
+        if not extraction.faces:
+            raise NoFace("No usable face in the image")
+        if extraction.faces_count > 1 and not options.largest:
+            raise MultipleFaces(
+                f"The image holds {extraction.faces_count} faces; send one face, or ask for face=largest"
+            )
+        face = extraction.faces[0]
+        box = face.face.box
+        side = min(box.x2 - box.x1, box.y2 - box.y1)
+        if side < options.min_face_size:
+            raise PoorFace(f"The face is {side:.0f} pixels; min_face_size is {options.min_face_size}", "face_too_small")
+        if face.face.confidence < options.min_confidence:
+            raise PoorFace(
+                f"The face's detection confidence is {face.face.confidence:.3f}; "
+                f"min_confidence is {options.min_confidence}",
+                "low_confidence",
+            )
+        return face
+
+    def _record(
+        self,
+        external_id: str,
+        vector: Vector,
+        face: DetectedFace | None,
+        digest: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        confidence: float | None = None,
+    ) -> FaceRecord:
+        if face is not None:
+            bbox = (face.box.x1, face.box.y1, face.box.x2, face.box.y2)
+            confidence = face.confidence
+        return FaceRecord(uuid.uuid4().hex, external_id, vector, bbox, confidence, digest, self._clock())
+
+    def _add(self, collection: CollectionInfo, record: FaceRecord) -> Enrollment:
+        stored, duplicate = self._gallery.add_face(collection.name, record)
+        return Enrollment(stored, duplicate)
+
+    def _add_many(self, name: str, records: list[FaceRecord]) -> int:
+        return sum(1 for _, duplicate in self._gallery.add_faces(name, records) if not duplicate)
+
+    def _top_k(self, top_k: int | None) -> int:
+        chosen = self.rules.default_top_k if top_k is None else top_k
+        if not 1 <= chosen <= self.rules.max_top_k:
+            raise InvalidInput(f"top_k must be between 1 and {self.rules.max_top_k}", field="top_k")
+        return chosen
+
+    def _search(
+        self,
+        collection: CollectionInfo,
+        probes: np.ndarray,  # type: ignore[type-arg]
+        faces: list[DetectedFace | None],
+        top_k: int | None,
+    ) -> SearchResult:
+        outcome: SearchOutcome = self._gallery.search(collection.name, probes, self._top_k(top_k))
+        results = []
+        for face, hits in zip(faces, outcome.hits, strict=True):
+            best = hits[0] if hits else None
+            match = best is not None and best.similarity >= collection.threshold
+            decision = Decision(
+                match=match,
+                external_id=best.external_id if match and best else None,
+                similarity=best.similarity if best else None,
+                threshold=collection.threshold,
+            )
+            results.append(ProbeResult(face, hits, decision))
+        return SearchResult(collection, results, outcome.method, outcome.searched)
+
+    def _verify(self, collection: CollectionInfo, external_id: str, vector: Vector) -> Verification:
+        checked_external_id(external_id)
+        outcome = self._gallery.search(collection.name, vector[None, :], 1, external_id=external_id)
+        best = outcome.hits[0][0]
+        return Verification(
+            collection,
+            external_id,
+            best.face_id,
+            best.similarity,
+            best.similarity >= collection.threshold,
+            collection.threshold,
+        )
