@@ -6,7 +6,7 @@ Nothing survives the process. For the fake backend, tests, and trying the servic
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -56,6 +56,18 @@ class _Collection:
         )
 
 
+def _stored(face: FaceRecord, vector: npt.NDArray[np.float32]) -> FaceRecord:
+    return FaceRecord(
+        face_id=face.face_id,
+        external_id=face.external_id,
+        embedding=vector.copy(),
+        bbox=face.bbox,
+        confidence=face.confidence,
+        source_digest=face.source_digest,
+        created_at=face.created_at,
+    )
+
+
 def _subject_info(external_id: str, subject: _Subject) -> SubjectInfo:
     return SubjectInfo(external_id=external_id, faces=len(subject.faces), created_at=subject.created_at)
 
@@ -96,36 +108,55 @@ class MemoryGallery:
             collection.matrix.clear()
 
     def add_face(self, collection: str, face: FaceRecord) -> tuple[FaceRecord, bool]:
+        return self.add_faces(collection, [face])[0]
+
+    def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
+        """`add_face` for many faces at once: all are stored, or, when a limit would be exceeded, none."""
         with self._lock:
             target = self._get(collection)
-            vector = checks.vector(face, target.dimension)
-            subject = target.subjects.get(face.external_id)
-            if subject is not None and face.source_digest in subject.digests:
-                return subject.faces[subject.digests[face.source_digest]], True
-            checks.new_face(
-                self._limits,
-                collection,
-                new_subject=subject is None,
-                subjects=len(target.subjects),
-                subject_faces=0 if subject is None else len(subject.faces),
-                collection_faces=len(target.owner),
-            )
-            stored = FaceRecord(
-                face_id=face.face_id,
-                external_id=face.external_id,
-                embedding=vector.copy(),
-                bbox=face.bbox,
-                confidence=face.confidence,
-                source_digest=face.source_digest,
-                created_at=face.created_at,
-            )
-            if subject is None:
-                subject = target.subjects[face.external_id] = _Subject(created_at=face.created_at)
-            subject.faces[face.face_id] = stored
-            subject.digests[face.source_digest] = face.face_id
-            target.owner[face.face_id] = face.external_id
-            target.matrix.append([face.face_id], [face.external_id], vector[np.newaxis])
-            return stored, False
+            vectors = [checks.vector(face, target.dimension) for face in faces]
+            # First decide every face (raising before anything is stored), then store.
+            results: list[tuple[FaceRecord, bool]] = []
+            batch: dict[tuple[str, str], FaceRecord] = {}
+            counts: dict[str, int] = {}
+            subjects = len(target.subjects)
+            for face, vector in zip(faces, vectors, strict=True):
+                subject = target.subjects.get(face.external_id)
+                key = (face.external_id, face.source_digest)
+                if subject is not None and face.source_digest in subject.digests:
+                    results.append((subject.faces[subject.digests[face.source_digest]], True))
+                    continue
+                if key in batch:
+                    results.append((batch[key], True))
+                    continue
+                new_subject = subject is None and face.external_id not in counts
+                checks.new_face(
+                    self._limits,
+                    collection,
+                    new_subject=new_subject,
+                    subjects=subjects,
+                    subject_faces=(0 if subject is None else len(subject.faces)) + counts.get(face.external_id, 0),
+                    collection_faces=len(target.owner) + len(batch),
+                )
+                subjects += new_subject
+                counts[face.external_id] = counts.get(face.external_id, 0) + 1
+                batch[key] = _stored(face, vector)
+                results.append((batch[key], False))
+            for stored in batch.values():
+                subject = target.subjects.get(stored.external_id)
+                if subject is None:
+                    subject = target.subjects[stored.external_id] = _Subject(created_at=stored.created_at)
+                subject.faces[stored.face_id] = stored
+                subject.digests[stored.source_digest] = stored.face_id
+                target.owner[stored.face_id] = stored.external_id
+            if batch:
+                added = list(batch.values())
+                target.matrix.append(
+                    [face.face_id for face in added],
+                    [face.external_id for face in added],
+                    np.stack([face.embedding for face in added]),
+                )
+            return results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._lock:

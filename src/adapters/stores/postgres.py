@@ -428,6 +428,8 @@ class PostgresGallery:
             wanted = min(target.faces, top_k * self._limits.max_faces_per_subject)
             ef_search = min(1000, max(self._ef_search, wanted))  # pgvector's most; iterative scans go on past it
             conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
+            # "approximate" means the index: not a scan the planner may prefer on stale statistics.
+            conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
             if self._iterative_scan:
                 conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
             hits = [self._approximate(conn, target, probe, top_k, wanted) for probe in matrix]
@@ -454,6 +456,26 @@ class PostgresGallery:
             after = rows[-1][0]
             for row in rows:
                 yield _record(row[1:])
+
+    # --- bulk imports (not in the port)
+
+    def drop_index(self, collection: str) -> None:
+        """Drop the collection's HNSW index before a large import (each face added then skips the graph
+        update); searches meanwhile scan exactly. `build_index` puts it back, much faster than the
+        inserts would have: pgvector builds a graph in memory, in parallel workers."""
+        with self._transaction() as conn:
+            target = self._locked(conn, collection)
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(_index_name(target)))
+
+    def build_index(self, collection: str, maintenance_work_mem: str | None = None) -> None:
+        """Build the collection's HNSW index if it has none. Writes to the collection wait meanwhile;
+        searches go on. `maintenance_work_mem` (for example "4GB") should hold the whole graph."""
+        with self._transaction() as conn:
+            target = self._locked(conn, collection)
+            if maintenance_work_mem is not None:
+                conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (maintenance_work_mem,))
+            if target.dimension <= HNSW_MAX_DIMENSION:
+                conn.execute(self._index_ddl(target))
 
     # --- the store
 
@@ -499,10 +521,10 @@ class PostgresGallery:
     def _index_ddl(self, target: _Collection) -> sql.Composed:
         m, ef_construction = self._hnsw
         return sql.SQL(
-            "CREATE INDEX {} ON {} USING hnsw ((embedding::vector({})) vector_cosine_ops)"
+            "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ((embedding::vector({})) vector_cosine_ops)"
             " WITH (m = {}, ef_construction = {})"
         ).format(
-            sql.Identifier(f"gallery_faces_{target.id}_hnsw"),
+            _index_name(target),
             target.table,
             sql.Literal(target.dimension),
             sql.Literal(m),
@@ -642,6 +664,10 @@ class PostgresGallery:
                 if len(best) == top_k:
                     break
         return list(best.values())
+
+
+def _index_name(target: _Collection) -> sql.Identifier:
+    return sql.Identifier(f"gallery_faces_{target.id}_hnsw")
 
 
 def _version(text: str) -> tuple[int, ...]:
