@@ -27,10 +27,16 @@ PostgresServer = pgserver.PostgresServer
 
 
 @contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    """A running server in a new temporary directory; stopped and deleted afterwards."""
+def postgres_server(settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
+    """A running server in a new temporary directory, with these settings (postgresql.conf names);
+    stopped and deleted afterwards."""
     root = Path(tempfile.mkdtemp(prefix="face-gallery-pg-"))
-    server = pgserver.get_server(root / "data", cleanup_mode="delete")
+    server = pgserver.get_server(root / "data", cleanup_mode="delete", start=False)
+    server.ensure_pgdata_inited()
+    with (root / "data" / "postgresql.auto.conf").open("a") as conf:
+        for name, value in (settings or {}).items():
+            conf.write(f"{name} = '{value}'\n")
+    server.start()
     try:
         yield server
     finally:

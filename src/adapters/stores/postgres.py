@@ -60,6 +60,7 @@ MIGRATION_LOCK = 0x6661636567616C31  # pg_advisory_lock key: schema changes, one
 COLLECTIONS_LOCK = 0x6661636567616C32  # pg_advisory_xact_lock key: creating collections (their limit)
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 EXPORT_PAGE = 512
+COPY_FROM = 64  # faces added at once from which COPY beats INSERT
 
 # Each entry takes the schema from version i to i + 1 (table gallery_schema).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -72,7 +73,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             threshold double precision NOT NULL,
             created_at timestamptz NOT NULL,
             subjects integer NOT NULL DEFAULT 0,
-            faces bigint NOT NULL DEFAULT 0
+            faces bigint NOT NULL DEFAULT 0,
+            -- the most faces a subject has had: how many nearest faces an approximate search groups
+            most_subject_faces integer NOT NULL DEFAULT 0
         )""",
         """CREATE TABLE gallery_subjects (
             collection_id bigint NOT NULL REFERENCES gallery_collections (id) ON DELETE CASCADE,
@@ -102,6 +105,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 _COPY_TYPES = ("int8", "text", "text", "text", "float8", "float8", "float8", "float8", "float8", "timestamptz")
+_INSERT_COLUMNS = (
+    "collection_id, face_id, external_id, source_digest, x1, y1, x2, y2, confidence, created_at, embedding"
+)
 _FACE_COLUMNS = "face_id, external_id, embedding, x1, y1, x2, y2, confidence, source_digest, created_at"
 
 
@@ -146,6 +152,7 @@ class _Collection:
     dimension: int
     subjects: int
     faces: int
+    most_subject_faces: int
 
     @property
     def table(self) -> sql.Identifier:
@@ -242,7 +249,7 @@ class PostgresGallery:
                 (name, model_id, dimension, threshold, checks.now()),
             ).fetchone()
             assert row is not None
-            target = _Collection(int(row[0]), dimension, 0, 0)
+            target = _Collection(int(row[0]), dimension, 0, 0, 0)
             conn.execute(
                 sql.SQL("CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({})").format(
                     target.table, sql.Literal(target.id)
@@ -425,8 +432,11 @@ class PostgresGallery:
             if target.faces < self._exact_below or target.dimension > HNSW_MAX_DIMENSION:
                 hits = [self._exact(conn, target, probe, top_k, None) for probe in matrix]
                 return SearchOutcome(hits=hits, method="exact", searched=target.faces)
-            wanted = min(target.faces, top_k * self._limits.max_faces_per_subject)
-            ef_search = min(1000, max(self._ef_search, wanted))  # pgvector's most; iterative scans go on past it
+            # The k-th best subject's best face is among the top_k * (most faces of a subject) nearest.
+            wanted = min(target.faces, top_k * max(1, target.most_subject_faces))
+            # An iterative scan goes on past ef_search until it has `wanted` rows; without one (pgvector
+            # before 0.8) ef_search bounds the rows, so it must cover them (1000 at most).
+            ef_search = self._ef_search if self._iterative_scan else min(1000, max(self._ef_search, wanted))
             conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
             # "approximate" means the index: not a scan the planner may prefer on stale statistics.
             conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
@@ -534,39 +544,43 @@ class PostgresGallery:
     @staticmethod
     def _find(conn: psycopg.Connection[TupleRow], name: str) -> _Collection:
         row = conn.execute(
-            "SELECT id, dimension, subjects, faces FROM gallery_collections WHERE name = %s", (name,)
+            "SELECT id, dimension, subjects, faces, most_subject_faces FROM gallery_collections WHERE name = %s",
+            (name,),
         ).fetchone()
         if row is None:
             raise CollectionNotFound(f"collection {name!r} does not exist")
-        return _Collection(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+        return _Collection(*(int(value) for value in row))
 
     @staticmethod
     def _locked(conn: psycopg.Connection[TupleRow], name: str) -> _Collection:
         """The collection, its row locked until the transaction ends: one writer per collection at a time."""
         row = conn.execute(
-            "SELECT id, dimension, subjects, faces FROM gallery_collections WHERE name = %s FOR UPDATE", (name,)
+            "SELECT id, dimension, subjects, faces, most_subject_faces FROM gallery_collections"
+            " WHERE name = %s FOR UPDATE",
+            (name,),
         ).fetchone()
         if row is None:
             raise CollectionNotFound(f"collection {name!r} does not exist")
-        return _Collection(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+        return _Collection(*(int(value) for value in row))
 
     @staticmethod
     def _faces_by_digest(
         conn: psycopg.Connection[TupleRow], target: _Collection, faces: Sequence[FaceRecord]
     ) -> dict[tuple[str, str], FaceRecord]:
-        """The stored faces with the (external id, source digest) of any of `faces`."""
-        rows = (
-            conn.cursor(binary=True)
-            .execute(
-                sql.SQL(
-                    "SELECT {} FROM {} WHERE (external_id, source_digest) IN"
-                    " (SELECT * FROM unnest(%s::text[], %s::text[]))"
-                ).format(sql.SQL(_FACE_COLUMNS), target.table),
-                ([face.external_id for face in faces], [face.source_digest for face in faces]),
+        """The stored faces with the (external id, source digest) of any of `faces` (the unique index)."""
+        cursor = conn.cursor(binary=True)
+        if len(faces) == 1:
+            query = sql.SQL("SELECT {} FROM {} WHERE external_id = %s AND source_digest = %s").format(
+                sql.SQL(_FACE_COLUMNS), target.table
             )
-            .fetchall()
-        )
-        found = [_record(row) for row in rows]
+            cursor.execute(query, (faces[0].external_id, faces[0].source_digest))
+        else:
+            query = sql.SQL(
+                "SELECT {} FROM {} AS f JOIN unnest(%s::text[], %s::text[]) AS wanted (external_id, source_digest)"
+                " ON f.external_id = wanted.external_id AND f.source_digest = wanted.source_digest"
+            ).format(sql.SQL(", ".join(f"f.{column}" for column in _FACE_COLUMNS.split(", "))), target.table)
+            cursor.execute(query, ([face.external_id for face in faces], [face.source_digest for face in faces]))
+        found = [_record(row) for row in cursor.fetchall()]
         return {(face.external_id, face.source_digest): face for face in found}
 
     def _write(
@@ -582,40 +596,49 @@ class PostgresGallery:
             first: dict[str, datetime] = {}
             for face, _ in added:
                 first.setdefault(face.external_id, face.created_at)
-            with conn.cursor().copy(
-                "COPY gallery_subjects (collection_id, external_id, created_at, faces) FROM STDIN"
-            ) as copy:
-                for name in fresh:
-                    copy.write_row((target.id, name, first[name], new_faces[name]))
+            conn.cursor().executemany(
+                "INSERT INTO gallery_subjects (collection_id, external_id, created_at, faces) VALUES (%s, %s, %s, %s)",
+                [(target.id, name, first[name], new_faces[name]) for name in fresh],
+            )
         for name in new_faces:
             if name in known:
                 conn.execute(
                     "UPDATE gallery_subjects SET faces = faces + %s WHERE collection_id = %s AND external_id = %s",
                     (new_faces[name], target.id, name),
                 )
-        columns = sql.SQL(
-            "COPY {} (collection_id, face_id, external_id, source_digest, x1, y1, x2, y2, confidence, created_at,"
-            " embedding) FROM STDIN (FORMAT BINARY)"
-        ).format(target.table)
-        with conn.cursor().copy(columns) as copy:
-            copy.set_types([*_COPY_TYPES, self._vector_oid])
-            for face, vector in added:
-                box = face.bbox or (None, None, None, None)
-                copy.write_row(
-                    (
-                        target.id,
-                        face.face_id,
-                        face.external_id,
-                        face.source_digest,
-                        *box,
-                        face.confidence,
-                        face.created_at,
-                        PgVector(vector),
-                    )
-                )
+        rows = [
+            (
+                target.id,
+                face.face_id,
+                face.external_id,
+                face.source_digest,
+                *(face.bbox or (None, None, None, None)),
+                face.confidence,
+                face.created_at,
+                PgVector(vector),
+            )
+            for face, vector in added
+        ]
+        if len(rows) < COPY_FROM:
+            conn.cursor().executemany(
+                sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                    target.table, sql.SQL(_INSERT_COLUMNS), sql.SQL(", ").join([sql.Placeholder()] * 11)
+                ),
+                rows,
+            )
+        else:
+            copy_faces = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                target.table, sql.SQL(_INSERT_COLUMNS)
+            )
+            with conn.cursor().copy(copy_faces) as copy:
+                copy.set_types([*_COPY_TYPES, self._vector_oid])
+                for row in rows:
+                    copy.write_row(row)
+        most = max(known.get(name, 0) + count for name, count in new_faces.items())
         conn.execute(
-            "UPDATE gallery_collections SET subjects = subjects + %s, faces = faces + %s WHERE id = %s",
-            (len(fresh), len(added), target.id),
+            "UPDATE gallery_collections SET subjects = subjects + %s, faces = faces + %s,"
+            " most_subject_faces = greatest(most_subject_faces, %s) WHERE id = %s",
+            (len(fresh), len(added), most, target.id),
         )
 
     @staticmethod

@@ -44,7 +44,7 @@ from face_service.domain.gallery import (
 
 SCHEMA_VERSION = 1
 PAGE_SIZE = 16384
-LOAD_CHUNK = 16384  # rows per fetch when the matrices are loaded at open
+LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
 EXPORT_PAGE = 512  # rows per page of `faces`
 
 # Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
