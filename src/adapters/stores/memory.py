@@ -1,0 +1,232 @@
+"""A gallery in the process's memory: dictionaries and one matrix per collection, searched exactly.
+
+Nothing survives the process. For the fake backend, tests, and trying the service out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from face_service.adapters.stores import checks
+from face_service.adapters.stores.matrix import FaceMatrix
+from face_service.domain.errors import CollectionExists, CollectionNotFound, FaceNotFound, SubjectNotFound
+from face_service.domain.gallery import (
+    CollectionInfo,
+    FaceRecord,
+    GalleryLimits,
+    SearchOutcome,
+    StoreHealth,
+    SubjectInfo,
+)
+
+
+@dataclass
+class _Subject:
+    created_at: datetime
+    faces: dict[str, FaceRecord] = field(default_factory=dict)  # by face id, in enrolment order
+    digests: dict[str, str] = field(default_factory=dict)  # source digest -> face id
+
+
+@dataclass
+class _Collection:
+    name: str
+    model_id: str
+    dimension: int
+    threshold: float
+    created_at: datetime
+    matrix: FaceMatrix
+    subjects: dict[str, _Subject] = field(default_factory=dict)
+    owner: dict[str, str] = field(default_factory=dict)  # face id -> external id, in enrolment order
+
+    def info(self) -> CollectionInfo:
+        return CollectionInfo(
+            name=self.name,
+            model_id=self.model_id,
+            dimension=self.dimension,
+            threshold=self.threshold,
+            created_at=self.created_at,
+            subjects=len(self.subjects),
+            faces=len(self.owner),
+        )
+
+
+def _stored(face: FaceRecord, vector: npt.NDArray[np.float32]) -> FaceRecord:
+    return FaceRecord(
+        face_id=face.face_id,
+        external_id=face.external_id,
+        embedding=vector.copy(),
+        bbox=face.bbox,
+        confidence=face.confidence,
+        source_digest=face.source_digest,
+        created_at=face.created_at,
+    )
+
+
+def _subject_info(external_id: str, subject: _Subject) -> SubjectInfo:
+    return SubjectInfo(external_id=external_id, faces=len(subject.faces), created_at=subject.created_at)
+
+
+class MemoryGallery:
+    """The FaceGallery port in memory; one lock for writes, searches on the matrix's read lock."""
+
+    def __init__(self, limits: GalleryLimits) -> None:
+        self._limits = limits
+        self._lock = threading.RLock()
+        self._collections: dict[str, _Collection] = {}
+
+    @property
+    def kind(self) -> str:
+        return "memory"
+
+    def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        with self._lock:
+            if name in self._collections:
+                raise CollectionExists(f"collection {name!r} already exists")
+            checks.new_collection(self._limits, len(self._collections))
+            collection = _Collection(name, model_id, dimension, threshold, checks.now(), FaceMatrix(dimension))
+            self._collections[name] = collection
+            return collection.info()
+
+    def collection(self, name: str) -> CollectionInfo:
+        with self._lock:
+            return self._get(name).info()
+
+    def collections(self) -> list[CollectionInfo]:
+        with self._lock:
+            return [self._collections[name].info() for name in sorted(self._collections)]
+
+    def delete_collection(self, name: str) -> None:
+        with self._lock:
+            collection = self._get(name)
+            del self._collections[name]
+            collection.matrix.clear()
+
+    def add_face(self, collection: str, face: FaceRecord) -> tuple[FaceRecord, bool]:
+        return self.add_faces(collection, [face])[0]
+
+    def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
+        """`add_face` for many faces at once: all are stored, or, when a limit would be exceeded, none."""
+        with self._lock:
+            target = self._get(collection)
+            vectors = [checks.vector(face, target.dimension) for face in faces]
+            # First decide every face (raising before anything is stored), then store.
+            results: list[tuple[FaceRecord, bool]] = []
+            batch: dict[tuple[str, str], FaceRecord] = {}
+            counts: dict[str, int] = {}
+            subjects = len(target.subjects)
+            for face, vector in zip(faces, vectors, strict=True):
+                subject = target.subjects.get(face.external_id)
+                key = (face.external_id, face.source_digest)
+                if subject is not None and face.source_digest in subject.digests:
+                    results.append((subject.faces[subject.digests[face.source_digest]], True))
+                    continue
+                if key in batch:
+                    results.append((batch[key], True))
+                    continue
+                new_subject = subject is None and face.external_id not in counts
+                checks.new_face(
+                    self._limits,
+                    collection,
+                    new_subject=new_subject,
+                    subjects=subjects,
+                    subject_faces=(0 if subject is None else len(subject.faces)) + counts.get(face.external_id, 0),
+                    collection_faces=len(target.owner) + len(batch),
+                )
+                subjects += new_subject
+                counts[face.external_id] = counts.get(face.external_id, 0) + 1
+                batch[key] = _stored(face, vector)
+                results.append((batch[key], False))
+            for stored in batch.values():
+                subject = target.subjects.get(stored.external_id)
+                if subject is None:
+                    subject = target.subjects[stored.external_id] = _Subject(created_at=stored.created_at)
+                subject.faces[stored.face_id] = stored
+                subject.digests[stored.source_digest] = stored.face_id
+                target.owner[stored.face_id] = stored.external_id
+            if batch:
+                added = list(batch.values())
+                target.matrix.append(
+                    [face.face_id for face in added],
+                    [face.external_id for face in added],
+                    np.stack([face.embedding for face in added]),
+                )
+            return results
+
+    def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
+        with self._lock:
+            target = self._get(collection)
+            names = sorted(name for name in target.subjects if after is None or name > after)[: max(0, limit)]
+            return [_subject_info(name, target.subjects[name]) for name in names]
+
+    def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
+        with self._lock:
+            subject = self._subject(self._get(collection), external_id)
+            faces = sorted(subject.faces.values(), key=lambda face: face.created_at)  # stable: ties keep order
+            return _subject_info(external_id, subject), faces
+
+    def delete_subject(self, collection: str, external_id: str) -> int:
+        with self._lock:
+            target = self._get(collection)
+            subject = self._subject(target, external_id)
+            del target.subjects[external_id]
+            for face_id in subject.faces:
+                del target.owner[face_id]
+            target.matrix.remove_subject(external_id)
+            return len(subject.faces)
+
+    def delete_face(self, collection: str, face_id: str) -> FaceRecord:
+        with self._lock:
+            target = self._get(collection)
+            external_id = target.owner.pop(face_id, None)
+            if external_id is None:
+                raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
+            subject = target.subjects[external_id]
+            face = subject.faces.pop(face_id)
+            del subject.digests[face.source_digest]
+            if not subject.faces:
+                del target.subjects[external_id]
+            target.matrix.remove_face(face_id)
+            return face
+
+    def search(
+        self, collection: str, probes: npt.NDArray[np.float32], top_k: int, external_id: str | None = None
+    ) -> SearchOutcome:
+        with self._lock:
+            target = self._get(collection)
+            if external_id is not None:
+                self._subject(target, external_id)
+        hits, searched = target.matrix.search(checks.probes(probes, target.dimension, top_k), top_k, external_id)
+        return SearchOutcome(hits=hits, method="exact", searched=searched)
+
+    def faces(self, collection: str) -> Iterator[FaceRecord]:
+        with self._lock:
+            target = self._get(collection)
+            records = [target.subjects[owner].faces[face_id] for face_id, owner in target.owner.items()]
+        return iter(records)
+
+    def health(self) -> StoreHealth:
+        with self._lock:
+            faces = sum(len(collection.owner) for collection in self._collections.values())
+        return StoreHealth(store="memory", ok=True, detail=f"{len(self._collections)} collections, {faces} faces")
+
+    def close(self) -> None:
+        """Nothing to release; the data stays until the process ends."""
+
+    def _get(self, name: str) -> _Collection:
+        collection = self._collections.get(name)
+        if collection is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        return collection
+
+    @staticmethod
+    def _subject(collection: _Collection, external_id: str) -> _Subject:
+        subject = collection.subjects.get(external_id)
+        if subject is None:
+            raise SubjectNotFound(f"collection {collection.name!r} has no subject {external_id!r}")
+        return subject

@@ -1,0 +1,523 @@
+"""A gallery in one SQLite file, searched exactly on an in-memory matrix per collection.
+
+- Durable: WAL journal, `synchronous=FULL`; a face `add_face` returned has been fsynced.
+- Deleted means gone: `secure_delete=ON` zeroes freed content, and every delete ends with a
+  `wal_checkpoint(TRUNCATE)`, so neither the database file nor its -wal file keeps the vector.
+- One process per file: an exclusive lock on `<file>.lock` (other processes get StoreUnavailable),
+  since each process keeps its own matrix of the vectors. Threads share one connection and one lock;
+  writes commit to SQLite first and only then change the matrix.
+- Vectors are float32 BLOBs, 16 KiB pages (a 512-D vector is 2 KiB; 4 KiB pages would hold one each).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from face_service.adapters.stores import checks
+from face_service.adapters.stores.matrix import FaceMatrix
+from face_service.domain.errors import (
+    CollectionExists,
+    CollectionNotFound,
+    FaceNotFound,
+    StoreUnavailable,
+    SubjectNotFound,
+)
+from face_service.domain.gallery import (
+    CollectionInfo,
+    FaceRecord,
+    GalleryLimits,
+    SearchOutcome,
+    StoreHealth,
+    SubjectInfo,
+)
+
+SCHEMA_VERSION = 1
+PAGE_SIZE = 16384
+LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
+EXPORT_PAGE = 512  # rows per page of `faces`
+
+# Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE collections (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            model_id TEXT NOT NULL,
+            dimension INTEGER NOT NULL,
+            threshold REAL NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+        """CREATE TABLE subjects (
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+            external_id TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            UNIQUE (collection_id, external_id)
+        )""",
+        """CREATE TABLE faces (
+            seq INTEGER PRIMARY KEY,
+            face_id TEXT NOT NULL UNIQUE,
+            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+            subject_id INTEGER NOT NULL REFERENCES subjects (id) ON DELETE CASCADE,
+            source_digest TEXT NOT NULL,
+            x1 REAL, y1 REAL, x2 REAL, y2 REAL,
+            confidence REAL,
+            created_at INTEGER NOT NULL,
+            embedding BLOB NOT NULL,
+            UNIQUE (subject_id, source_digest)
+        )""",
+        "CREATE INDEX faces_by_collection ON faces (collection_id, seq)",
+    ),
+)
+
+# A face's columns in `_record`'s order, after any leading columns a query names first.
+_FACES = (
+    " f.face_id, s.external_id, f.embedding, f.x1, f.y1, f.x2, f.y2, f.confidence, f.source_digest, f.created_at"
+    " FROM faces f JOIN subjects s ON s.id = f.subject_id"
+)
+_SUBJECT_FACES = "SELECT" + _FACES + " WHERE f.subject_id = ? ORDER BY f.created_at, f.seq"
+_FACE_TO_DELETE = "SELECT f.seq, f.subject_id," + _FACES + " WHERE f.face_id = ? AND f.collection_id = ?"
+_EXPORT_PAGE = "SELECT f.seq," + _FACES + " WHERE f.collection_id = ? AND f.seq > ? ORDER BY f.seq LIMIT ?"
+_FACE_BY_DIGEST = "SELECT length(f.embedding) / 4," + _FACES + " WHERE f.subject_id = ? AND f.source_digest = ?"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass
+class _Collection:
+    id: int
+    name: str
+    model_id: str
+    dimension: int
+    threshold: float
+    created_at: datetime
+    matrix: FaceMatrix
+
+    def info(self) -> CollectionInfo:
+        return CollectionInfo(
+            name=self.name,
+            model_id=self.model_id,
+            dimension=self.dimension,
+            threshold=self.threshold,
+            created_at=self.created_at,
+            subjects=self.matrix.subjects,
+            faces=len(self.matrix),
+        )
+
+
+class SqliteGallery:
+    """The FaceGallery port on SQLite (standard library), with exact search in memory."""
+
+    def __init__(self, path: Path, limits: GalleryLimits) -> None:
+        self._path = Path(path)
+        self._limits = limits
+        self._lock = threading.Lock()  # every use of the connection, and every write
+        self._collections: dict[str, _Collection] = {}
+        self._closed = False
+        self._lock_file = self._claim()
+        try:
+            self._db = self._connect()
+            self._migrate()
+            self._load()
+        except sqlite3.Error as exc:
+            self._release()
+            raise StoreUnavailable(f"the SQLite gallery {self._path} cannot be opened: {exc}") from exc
+        except BaseException:
+            self._release()
+            raise
+
+    @property
+    def kind(self) -> str:
+        return "sqlite"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    # --- collections
+
+    def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        with self._writing() as db:
+            if name in self._collections:
+                raise CollectionExists(f"collection {name!r} already exists")
+            checks.new_collection(self._limits, len(self._collections))
+            created_at = checks.now()
+            with _transaction(db):
+                cursor = db.execute(
+                    "INSERT INTO collections (name, model_id, dimension, threshold, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (name, model_id, dimension, threshold, _micros(created_at)),
+                )
+            assert cursor.lastrowid is not None
+            collection = _Collection(
+                cursor.lastrowid, name, model_id, dimension, threshold, created_at, FaceMatrix(dimension)
+            )
+            self._collections[name] = collection
+            return collection.info()
+
+    def collection(self, name: str) -> CollectionInfo:
+        self._check_open()
+        return self._get(name).info()
+
+    def collections(self) -> list[CollectionInfo]:
+        self._check_open()
+        found = list(self._collections.values())
+        return sorted((collection.info() for collection in found), key=lambda info: info.name)
+
+    def delete_collection(self, name: str) -> None:
+        with self._writing() as db:
+            collection = self._get(name)
+            with _transaction(db):
+                db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
+            del self._collections[name]
+            collection.matrix.clear()
+            self._forget_deleted(db)
+
+    # --- faces
+
+    def add_face(self, collection: str, face: FaceRecord) -> tuple[FaceRecord, bool]:
+        return self.add_faces(collection, [face])[0]
+
+    def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
+        """`add_face` for many faces in one transaction (imports, the benchmark): all are stored, or,
+        when a limit would be exceeded, none. Each result as `add_face` gives it."""
+        with self._writing() as db:
+            target = self._get(collection)
+            vectors = [checks.vector(face, target.dimension) for face in faces]
+            results: list[tuple[FaceRecord, bool]] = []
+            added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
+            subject_ids: dict[str, int | None] = {}
+            pending: dict[tuple[str, str], FaceRecord] = {}  # (external id, digest) stored in this batch
+            subjects = target.matrix.subjects
+            new_faces: dict[str, int] = {}
+            with _transaction(db):
+                for face, vector in zip(faces, vectors, strict=True):
+                    if face.external_id not in subject_ids:
+                        row = db.execute(
+                            "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?",
+                            (target.id, face.external_id),
+                        ).fetchone()
+                        subject_ids[face.external_id] = None if row is None else int(row[0])
+                    subject_id = subject_ids[face.external_id]
+                    key = (face.external_id, face.source_digest)
+                    existing = pending.get(key) or (
+                        None if subject_id is None else self._face_by_digest(db, subject_id, face.source_digest)
+                    )
+                    if existing is not None:
+                        results.append((existing, True))
+                        continue
+                    checks.new_face(
+                        self._limits,
+                        collection,
+                        new_subject=subject_id is None,
+                        subjects=subjects,
+                        subject_faces=target.matrix.faces_of(face.external_id) + new_faces.get(face.external_id, 0),
+                        collection_faces=len(target.matrix) + len(added),
+                    )
+                    if subject_id is None:
+                        cursor = db.execute(
+                            "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?)",
+                            (target.id, face.external_id, _micros(face.created_at)),
+                        )
+                        subject_id = subject_ids[face.external_id] = cursor.lastrowid
+                        subjects += 1
+                    box = face.bbox or (None, None, None, None)
+                    db.execute(
+                        "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
+                        " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            face.face_id,
+                            target.id,
+                            subject_id,
+                            face.source_digest,
+                            *box,
+                            face.confidence,
+                            _micros(face.created_at),
+                            vector.tobytes(),
+                        ),
+                    )
+                    stored = _stored(face, vector)
+                    pending[key] = stored
+                    new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
+                    added.append((stored, vector))
+                    results.append((stored, False))
+            # Committed: only now does the matrix see the new faces.
+            if added:
+                target.matrix.append(
+                    [stored.face_id for stored, _ in added],
+                    [stored.external_id for stored, _ in added],
+                    np.stack([vector for _, vector in added]),
+                )
+            return results
+
+    def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
+        with self._reading() as db:
+            target = self._get(collection)
+            rows = db.execute(
+                "SELECT s.external_id, s.created_at, (SELECT COUNT(*) FROM faces f WHERE f.subject_id = s.id)"
+                " FROM subjects s WHERE s.collection_id = ? AND (? IS NULL OR s.external_id > ?)"
+                " ORDER BY s.external_id LIMIT ?",
+                (target.id, after, after, max(0, limit)),
+            ).fetchall()
+        return [SubjectInfo(external_id=row[0], faces=row[2], created_at=_moment(row[1])) for row in rows]
+
+    def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
+        with self._reading() as db:
+            target = self._get(collection)
+            row = db.execute(
+                "SELECT id, created_at FROM subjects WHERE collection_id = ? AND external_id = ?",
+                (target.id, external_id),
+            ).fetchone()
+            if row is None:
+                raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
+            faces = [_record(face, target.dimension) for face in db.execute(_SUBJECT_FACES, (row[0],))]
+        return SubjectInfo(external_id=external_id, faces=len(faces), created_at=_moment(row[1])), faces
+
+    def delete_subject(self, collection: str, external_id: str) -> int:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?", (target.id, external_id)
+                ).fetchone()
+                if row is None:
+                    raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
+                removed = db.execute("DELETE FROM faces WHERE subject_id = ?", (row[0],)).rowcount
+                db.execute("DELETE FROM subjects WHERE id = ?", (row[0],))
+            target.matrix.remove_subject(external_id)
+            self._forget_deleted(db)
+            return removed
+
+    def delete_face(self, collection: str, face_id: str) -> FaceRecord:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                row = db.execute(_FACE_TO_DELETE, (face_id, target.id)).fetchone()
+                if row is None:
+                    raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
+                face = _record(row[2:], target.dimension)
+                db.execute("DELETE FROM faces WHERE seq = ?", (row[0],))
+                db.execute(
+                    "DELETE FROM subjects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM faces WHERE subject_id = ?)",
+                    (row[1], row[1]),
+                )
+            target.matrix.remove_face(face_id)
+            self._forget_deleted(db)
+            return face
+
+    # --- search and export
+
+    def search(
+        self, collection: str, probes: npt.NDArray[np.float32], top_k: int, external_id: str | None = None
+    ) -> SearchOutcome:
+        self._check_open()
+        target = self._get(collection)
+        matrix = checks.probes(probes, target.dimension, top_k)
+        if external_id is not None and not target.matrix.has_subject(external_id):
+            raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
+        hits, searched = target.matrix.search(matrix, top_k, external_id)
+        return SearchOutcome(hits=hits, method="exact", searched=searched)
+
+    def faces(self, collection: str) -> Iterator[FaceRecord]:
+        self._check_open()
+        target = self._get(collection)
+        return self._export(target)
+
+    def _export(self, target: _Collection) -> Iterator[FaceRecord]:
+        after = 0
+        while True:
+            with self._reading() as db:
+                rows = db.execute(_EXPORT_PAGE, (target.id, after, EXPORT_PAGE)).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            for row in rows:
+                yield _record(row[1:], target.dimension)
+
+    # --- the store
+
+    def health(self) -> StoreHealth:
+        try:
+            with self._reading() as db:
+                db.execute("SELECT 1").fetchone()
+        except StoreUnavailable as exc:
+            return StoreHealth(store="sqlite", ok=False, detail=exc.message)
+        faces = sum(len(collection.matrix) for collection in list(self._collections.values()))
+        detail = f"{self._path}: {len(self._collections)} collections, {faces} faces"
+        return StoreHealth(store="sqlite", ok=True, detail=detail)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._db.close()
+            self._release()
+
+    # --- inside
+
+    def _claim(self) -> IO[bytes]:
+        """Create the directory if missing, then hold `<file>.lock` for as long as the gallery is open."""
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = open(self._path.with_name(self._path.name + ".lock"), "ab")  # noqa: SIM115 (held while open)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"the SQLite gallery's directory {self._path.parent} is not writable: {exc.strerror or exc}"
+            ) from exc
+        try:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            lock_file.close()
+            raise StoreUnavailable(f"the SQLite gallery {self._path} is open in another process") from exc
+        return lock_file
+
+    def _release(self) -> None:
+        fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+        self._lock_file.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        fresh = not self._path.exists() or self._path.stat().st_size == 0
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=10)
+        if fresh:
+            db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # before the first table and WAL, or never
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            db.close()
+            raise StoreUnavailable(f"the SQLite gallery {self._path} cannot use a write-ahead log (got {mode})")
+        for pragma in (
+            "synchronous = FULL",  # each commit fsyncs the WAL: what add_face returned survives power loss
+            "foreign_keys = ON",
+            "secure_delete = ON",  # freed content is overwritten with zeros
+            "journal_size_limit = 67108864",
+        ):
+            db.execute(f"PRAGMA {pragma}")
+        return db
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"the SQLite gallery {self._path} has schema version {version}; this release knows {SCHEMA_VERSION}"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            with _transaction(self._db):
+                for statement in MIGRATIONS[step]:
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {step + 1}")
+
+    def _load(self) -> None:
+        """Every collection's vectors into its matrix: one query per collection, read in chunks."""
+        db = self._db
+        for cid, name, model_id, dimension, threshold, created_at in db.execute(
+            "SELECT id, name, model_id, dimension, threshold, created_at FROM collections"
+        ).fetchall():
+            count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
+            names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
+            matrix = FaceMatrix(dimension, capacity=count)
+            cursor = db.execute(
+                "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
+            )
+            while rows := cursor.fetchmany(LOAD_CHUNK):
+                blob = b"".join(row[2] for row in rows)
+                if len(blob) != len(rows) * dimension * 4:
+                    raise StoreUnavailable(f"the SQLite gallery {self._path} holds a vector of the wrong size")
+                vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
+                matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
+            self._collections[name] = _Collection(
+                cid, name, model_id, dimension, threshold, _moment(created_at), matrix
+            )
+
+    def _forget_deleted(self, db: sqlite3.Connection) -> None:
+        """After a delete: copy the WAL's pages (with the zeroed content) into the file and empty the WAL."""
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise StoreUnavailable(f"the SQLite gallery {self._path} could not checkpoint its write-ahead log")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"the SQLite gallery {self._path} is closed")
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._check_open()
+            try:
+                yield self._db
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                raise  # a bug, not a failing database
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"the SQLite gallery {self._path} failed: {exc}") from exc
+
+    _writing = _reading  # one connection, one lock: reads and writes take the same path
+
+    def _get(self, name: str) -> _Collection:
+        collection = self._collections.get(name)
+        if collection is None:
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        return collection
+
+    @staticmethod
+    def _face_by_digest(db: sqlite3.Connection, subject_id: int, digest: str) -> FaceRecord | None:
+        row = db.execute(_FACE_BY_DIGEST, (subject_id, digest)).fetchone()
+        return None if row is None else _record(row[1:], int(row[0]))
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _stored(face: FaceRecord, vector: npt.NDArray[np.float32]) -> FaceRecord:
+    return FaceRecord(
+        face_id=face.face_id,
+        external_id=face.external_id,
+        embedding=vector,
+        bbox=face.bbox,
+        confidence=face.confidence,
+        source_digest=face.source_digest,
+        created_at=_moment(_micros(face.created_at)),
+    )
+
+
+def _record(row: Sequence[Any], dimension: int) -> FaceRecord:
+    face_id, external_id, blob, x1, y1, x2, y2, confidence, digest, created_at = row
+    embedding = np.frombuffer(blob, dtype=np.float32).copy()
+    if embedding.shape[0] != dimension:
+        raise StoreUnavailable("the SQLite gallery holds a vector of the wrong size")
+    return FaceRecord(
+        face_id=face_id,
+        external_id=external_id,
+        embedding=embedding,
+        bbox=None if x1 is None else (x1, y1, x2, y2),
+        confidence=confidence,
+        source_digest=digest,
+        created_at=_moment(created_at),
+    )
