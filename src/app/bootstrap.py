@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
@@ -21,9 +23,14 @@ from face_service.adapters.models.insightface_backend import InsightFaceDetector
 from face_service.adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
 from face_service.adapters.models.onnx_runtime import resolve_providers, session_options
 from face_service.adapters.stage_recorder import RECORDER
+from face_service.adapters.stores.memory import MemoryGallery
 from face_service.adapters.workers import ProcessRunner, ThreadRunner
 from face_service.app.settings import Settings
+from face_service.domain.gallery import GalleryLimits
+from face_service.domain.model import EmbeddingModel
+from face_service.domain.ports import FaceGallery
 from face_service.domain.similarity import CosineSimilarity
+from face_service.domain.use_cases.collections import CollectionRules, Collections
 from face_service.domain.use_cases.faces import FaceService, Limits
 from face_service.domain.use_cases.service_info import ServiceInfo
 
@@ -108,6 +115,29 @@ def worker_initializer() -> Any:
     from face_service.app import worker
 
     return worker.initialize
+
+
+def sqlite_gallery(data_dir: Path, limits: GalleryLimits) -> FaceGallery:
+    from face_service.adapters.stores.sqlite import SqliteGallery
+
+    return SqliteGallery(data_dir / "gallery.sqlite3", limits)
+
+
+def postgres_gallery(url: str, limits: GalleryLimits, exact_below: int) -> FaceGallery:
+    from face_service.adapters.stores.postgres import PostgresGallery  # deferred: psycopg only when used
+
+    return PostgresGallery(url, limits, exact_below=exact_below)
+
+
+def serving_model(runner: Any) -> Callable[[], EmbeddingModel]:
+    """The model the inference workers serve, as the collection use cases pin it (known once started)."""
+
+    def model() -> EmbeddingModel:
+        info = runner.info
+        pack, _, digest = info.model_id.rpartition(":")
+        return EmbeddingModel(pack=pack, weights_digest=digest, dimension=info.embedding_size)
+
+    return model
 
 
 class Container(containers.DeclarativeContainer):
@@ -207,8 +237,45 @@ class Container(containers.DeclarativeContainer):
         expose_docs=config.expose_docs,
         cors_origins=config.cors_origins,
         version=providers.Callable(service_version),
+        max_import_bytes=config.max_import_bytes,
     )
-    http_app = providers.Factory(http_application, runner=runner, metrics=metrics, config=http_config)
+    gallery_limits = providers.Singleton(
+        GalleryLimits,
+        max_collections=config.max_collections,
+        max_subjects_per_collection=config.max_subjects_per_collection,
+        max_faces_per_subject=config.max_faces_per_subject,
+        max_faces_per_collection=config.max_faces_per_collection,
+    )
+    # Opened on first use; a store that cannot open is tried again at the next request (503 until then).
+    gallery = providers.Selector(
+        config.gallery,
+        sqlite=providers.Singleton(sqlite_gallery, config.data_dir, gallery_limits),
+        postgresql=providers.Singleton(
+            postgres_gallery, config.database_url, gallery_limits, config.exact_search_below
+        ),
+        memory=providers.Singleton(MemoryGallery, gallery_limits),
+    )
+    collections = providers.Singleton(
+        Collections,
+        gallery=gallery,
+        model=providers.Callable(serving_model, runner),
+        rules=providers.Singleton(
+            CollectionRules,
+            default_threshold=config.match_threshold,
+            default_top_k=5,
+            max_top_k=config.max_top_k,
+            max_page=1000,
+        ),
+    )
+
+    http_app = providers.Factory(
+        http_application,
+        runner=runner,
+        metrics=metrics,
+        config=http_config,
+        collections=collections.provider,
+        gallery=gallery.provider,
+    )
     server_protocol = providers.Singleton(
         lambda header_timeout, max_connections, metrics: connection_protocol(header_timeout, max_connections, metrics),
         config.header_timeout_seconds,
@@ -220,7 +287,7 @@ class Container(containers.DeclarativeContainer):
 def bootstrap(settings: Settings) -> Container:
     """The container for these settings (nothing is loaded until a provider is called)."""
     container = Container(settings=settings)
-    container.config.from_dict(dataclasses.asdict(settings))
+    container.config.from_dict({**dataclasses.asdict(settings), "gallery": settings.gallery()})
     return container
 
 

@@ -120,9 +120,7 @@ def _det_size(raw: str) -> int:
     return max(values)
 
 
-def setting(
-    env: str, parse: Callable[[str], Any], default: Any = MISSING, secret: bool = False, **options: Any
-) -> Any:
+def setting(env: str, parse: Callable[[str], Any], default: Any = MISSING, secret: bool = False, **options: Any) -> Any:
     """A field read from the environment variable `env` through `parse`; its default is written here
     only. A `secret` one's value is never repeated in an error message."""
     return field(default=default, metadata={"env": env, "parse": parse, "secret": secret}, **options)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +17,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from face_service.adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
 from face_service.adapters.http.auth import ApiKeyGuard
+from face_service.adapters.http.collections import CollectionController, GalleryPool, GalleryWork
 from face_service.adapters.http.controllers import FaceController, FaceWork, HealthController, JobError
 from face_service.adapters.http.errors import (
     handle_domain_error,
@@ -29,6 +30,8 @@ from face_service.adapters.http.observability import MetricsController, observe_
 from face_service.adapters.metrics import Metrics
 from face_service.adapters.workers import InferenceRunner, WorkerFailed
 from face_service.domain.errors import FaceServiceError
+from face_service.domain.ports import FaceGallery
+from face_service.domain.use_cases.collections import Collections
 
 logger = logging.getLogger(__name__)
 
@@ -48,31 +51,49 @@ class HttpConfig:
     expose_docs: bool
     cors_origins: tuple[str, ...]
     version: str
+    max_import_bytes: int
 
 
-def create_app(runner: InferenceRunner, metrics: Metrics, config: HttpConfig) -> Litestar:
+def create_app(
+    runner: InferenceRunner,
+    metrics: Metrics,
+    config: HttpConfig,
+    collections: Callable[[], Collections],
+    gallery: Callable[[], FaceGallery],
+) -> Litestar:
     """The Litestar application. Its lifespan starts the inference workers (models loaded and warmed
-    up) before the server accepts connections, and stops them after the last request."""
+    up) and opens the gallery before the server accepts connections, and closes both after the last
+    request. `collections` and `gallery` are providers: a store that cannot open yet is tried again
+    at the next request."""
+    gallery_pool = GalleryPool(gallery)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await runner.start()
         info = runner.info
         metrics.describe_model(info.backend, info.model_id, info.execution_providers)
+        store = await gallery_pool.check()
         logger.info(
-            "ready: backend=%s model=%s providers=%s", info.backend, info.model_id, ",".join(info.execution_providers)
+            "ready: backend=%s model=%s providers=%s gallery=%s (%s)",
+            info.backend,
+            info.model_id,
+            ",".join(info.execution_providers),
+            store.store,
+            "ok" if store.ok else store.detail,
         )
         try:
             yield
         finally:
             runner.close()
+            gallery_pool.close()
 
     admission = AdmissionQueue(capacity=config.inference_workers + config.max_queue)
     bodies = BodyBudget(total=config.body_budget_bytes, largest=config.max_request_bytes)
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
     faces = FaceWork(runner, admission, bodies, metrics, config.body_timeout_seconds)
+    galleries = GalleryWork(collections, gallery_pool, metrics, config.max_import_bytes)
     metrics.watch_queue(lambda: admission.in_flight)
-    protected_handlers: list[Any] = [FaceController]
+    protected_handlers: list[Any] = [FaceController, CollectionController]
     public_handlers: list[Any] = [HealthController]
     if config.metrics != "off":
         (public_handlers if config.metrics == "public" else protected_handlers).append(MetricsController)
@@ -95,6 +116,8 @@ def create_app(runner: InferenceRunner, metrics: Metrics, config: HttpConfig) ->
         dependencies={
             "faces": Provide(lambda: faces, use_cache=True, sync_to_thread=False),
             "runner": Provide(lambda: runner, use_cache=True, sync_to_thread=False),
+            "gallery": Provide(lambda: galleries, use_cache=True, sync_to_thread=False),
+            "store_health": Provide(lambda: gallery_pool, use_cache=True, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={

@@ -5,9 +5,11 @@ loop; the loop only reads bytes and writes answers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -22,8 +24,10 @@ from face_service.adapters.http.jobs import GalleryInput
 from face_service.adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, with_body
 from face_service.adapters.metrics import Metrics
 from face_service.adapters.wire import collections as wire
-from face_service.domain.errors import InvalidInput
-from face_service.domain.use_cases.collections import Collections, EnrollOptions
+from face_service.domain.errors import FaceServiceError, InvalidInput
+from face_service.domain.gallery import StoreHealth
+from face_service.domain.ports import FaceGallery
+from face_service.domain.use_cases.collections import CollectionHeader, Collections, EnrollOptions
 
 T = TypeVar("T")
 SMALL_BODY = 64 * 1024  # names and thresholds: no reason to read more on the event loop
@@ -31,11 +35,61 @@ EXPORT_CHUNK = 256  # faces per chunk of an export stream
 NDJSON = "application/x-ndjson"
 
 
+class GalleryPool:
+    """The gallery's threads (its calls block on disk and network) and its last known health, which
+    /health reports without waiting on a store that hangs."""
+
+    CHECK_SECONDS = 2.0
+
+    def __init__(self, gallery: Callable[[], FaceGallery], threads: int = 4) -> None:
+        self._gallery = gallery
+        self._threads = threads
+        self._executor: ThreadPoolExecutor | None = None
+        self.last = StoreHealth("unknown", False, "not checked yet")
+        self.pinned: list[tuple[str, str]] = []  # (collection, model id), as of the last check
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:  # started again after close: test clients open one app several times
+            self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="gallery")
+        return self._executor
+
+    async def run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+    async def check(self) -> StoreHealth:
+        """The store's health (opening it if it is not open yet) and each collection's model, within
+        CHECK_SECONDS."""
+
+        def probe() -> StoreHealth:
+            try:
+                store = self._gallery()
+                health = store.health()
+                if health.ok:
+                    self.pinned = [(c.name, c.model_id) for c in store.collections()]
+                return health
+            except FaceServiceError as error:
+                return StoreHealth(self.last.store, False, error.message)
+
+        try:
+            self.last = await asyncio.wait_for(self.run(probe), self.CHECK_SECONDS)
+        except TimeoutError:
+            self.last = StoreHealth(self.last.store, False, f"no answer within {self.CHECK_SECONDS:.0f} s")
+        return self.last
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(FaceServiceError):
+            self._gallery().close()
+
+
 class GalleryWork:
-    """The gallery's side of a collection route: the use cases, run on the gallery's thread pool."""
+    """The gallery's side of a collection route: the use cases, run on the gallery's threads."""
 
     def __init__(
-        self, collections: Callable[[], Collections], pool: ThreadPoolExecutor, metrics: Metrics, import_limit: int
+        self, collections: Callable[[], Collections], pool: GalleryPool, metrics: Metrics, import_limit: int
     ) -> None:
         self._collections = collections  # a provider: retried after a store that could not open
         self._pool = pool
@@ -43,10 +97,7 @@ class GalleryWork:
         self.import_limit = import_limit
 
     async def run(self, work: Callable[[Collections], T]) -> T:
-        def call() -> T:
-            return work(self._collections())
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return await self._pool.run(lambda: work(self._collections()))
 
     def store(self) -> str:
         return self._collections().store
@@ -72,7 +123,9 @@ class CollectionController(Controller):
     responses = COLLECTION_ERRORS
 
     @post("/", operation_id="createCollection", summary="Create a collection", request_max_body_size=SMALL_BODY)
-    async def create(self, data: wire.CreateCollectionRequest, gallery: NamedDependency[GalleryWork]) -> wire.CollectionResponse:
+    async def create(
+        self, data: wire.CreateCollectionRequest, gallery: NamedDependency[GalleryWork]
+    ) -> wire.CollectionResponse:
         """A named gallery pinned to the service's embedding model (its `model` id and dimension)."""
         info = await gallery.run(lambda c: c.create(data.name, data.threshold))
         return wire.collection(info)
@@ -110,7 +163,9 @@ class CollectionController(Controller):
         face: Annotated[
             Literal["one", "largest"], Parameter(description="`largest`: take the largest of several faces")
         ] = "one",
-        min_face_size: Annotated[int, Parameter(ge=0, le=10_000, description="pixels, the face box's shorter side")] = 0,
+        min_face_size: Annotated[
+            int, Parameter(ge=0, le=10_000, description="pixels, the face box's shorter side")
+        ] = 0,
         min_confidence: Annotated[float, Parameter(ge=0, le=1)] = 0.0,
     ) -> Response[wire.EnrollResponse]:
         """From an image (multipart `file` or `image_base64`: exactly one face unless `face=largest`) or
@@ -261,7 +316,9 @@ class CollectionController(Controller):
             if chunk:
                 yield b"\n".join(chunk) + b"\n"
 
-        return Stream(chunks(), media_type=NDJSON, headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'})
+        return Stream(
+            chunks(), media_type=NDJSON, headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'}
+        )
 
     @post(
         "/{name:str}/import",
@@ -286,15 +343,15 @@ class CollectionController(Controller):
         async for line in lines:
             batch.append(line)
             if len(batch) == EXPORT_CHUNK:
-                imported += await gallery.run(lambda c, b=batch: c.import_faces(name, header, decoded(b)))
+                imported += await gallery.run(partial(import_lines, name=name, header=header, lines=batch))
                 batch = []
-        imported += await gallery.run(lambda c: c.import_faces(name, header, decoded(batch)))
+        imported += await gallery.run(partial(import_lines, name=name, header=header, lines=batch))
         return wire.ImportResponse(name, imported)
 
 
-def decoded(lines: list[bytes]) -> Iterator[Any]:
-    for line in lines:
-        yield wire.imported_face(decode_json(line, wire.ExportedFace))
+def import_lines(collections: Collections, name: str, header: CollectionHeader, lines: list[bytes]) -> int:
+    faces = (wire.imported_face(decode_json(line, wire.ExportedFace)) for line in lines)
+    return collections.import_faces(name, header, faces)
 
 
 async def ndjson_lines(request: AnyRequest, limit: int) -> AsyncIterator[bytes]:

@@ -109,12 +109,17 @@ class HealthController(Controller):
     tags = ("health",)
 
     @get(operation_id="health", summary="Liveness and readiness")
-    async def health(self, runner: NamedDependency[InferenceRunner]) -> Response[HealthResponse]:
-        """Unauthenticated. Reports the model, the execution providers and the inference workers;
-        models are loaded and warmed up before the server accepts connections, so a response means
-        ready. 503 when no inference worker is alive."""
+    async def health(
+        self, runner: NamedDependency[InferenceRunner], store_health: NamedDependency[Any]
+    ) -> Response[HealthResponse]:
+        """Unauthenticated. Reports the model, the execution providers, the inference workers and the
+        gallery's store (with the model each collection needs). Models are loaded and warmed up before
+        the server accepts connections, so a response means ready. 503 when no inference worker is
+        alive; a store that is down leaves the face routes working (`gallery.ok` false)."""
         state = runner.state()
+        store = await store_health.check()
         health = presenters.health(runner.info, state.isolation, state.workers, state.alive, state.restarts)
+        health.gallery = presenters.gallery_health(store, store_health.pinned)
         return Response(health, status_code=200 if state.alive else 503)
 
 

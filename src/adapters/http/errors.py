@@ -11,24 +11,24 @@ from litestar.exceptions import HTTPException
 
 from face_service.adapters.http.inputs import ClientDisconnectedError, RequestTooLarge, UnsupportedMediaType
 from face_service.adapters.wire.schemas import ErrorResponse
-from face_service.domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
 from face_service.domain.errors import (
+    BatchTooLarge,
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
     FaceNotFound,
-    GalleryLimitExceeded,
-    StoreUnavailable,
-    SubjectNotFound,
-    BatchTooLarge,
     FaceServiceError,
+    GalleryLimitExceeded,
     ImageTooLarge,
     InvalidEmbedding,
     InvalidInput,
     ModelMismatch,
+    StoreUnavailable,
+    SubjectNotFound,
     UndecodableImage,
     UnsupportedImageFormat,
 )
+from face_service.domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
 
 logger = logging.getLogger(__name__)
 

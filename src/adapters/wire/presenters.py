@@ -13,10 +13,13 @@ from face_service.adapters.wire.schemas import (
     Face,
     FileExtraction,
     FileFace,
+    GalleryHealth,
     HealthResponse,
     InferenceHealth,
+    PinnedCollection,
     VerifyFaceResponse,
 )
+from face_service.domain.gallery import StoreHealth
 from face_service.domain.model import DetectedFace, EmbeddedFace, Vector
 from face_service.domain.use_cases.faces import BatchItem, Comparison, Detection, Extraction
 from face_service.domain.use_cases.service_info import ServiceInfo
@@ -152,6 +155,10 @@ def health(info: ServiceInfo, isolation: str, workers: int, alive: int, restarts
         requested_execution_providers=info.requested_execution_providers,
         inference=InferenceHealth(isolation=isolation, workers=workers, alive=alive, restarts=restarts),
     )
+
+
+def gallery_health(store: StoreHealth, pinned: list[tuple[str, str]]) -> GalleryHealth:
+    return GalleryHealth(store.store, store.ok, store.detail, [PinnedCollection(name, model) for name, model in pinned])
 
 
 def file_extraction(path: str, result: Extraction) -> FileExtraction:

@@ -59,6 +59,18 @@ class InferenceHealth(msgspec.Struct):
     restarts: int  # workers replaced since start (crashed or overran JOB_TIMEOUT_SECONDS)
 
 
+class PinnedCollection(msgspec.Struct):
+    name: str
+    model: str  # the model id every vector in it must come from
+
+
+class GalleryHealth(msgspec.Struct):
+    store: str  # "sqlite", "postgresql" or "memory"
+    ok: bool
+    detail: str
+    collections: list[PinnedCollection]
+
+
 class HealthResponse(msgspec.Struct):
     status: str
     model: str
@@ -70,6 +82,7 @@ class HealthResponse(msgspec.Struct):
     execution_providers: list[str]
     requested_execution_providers: list[str]
     inference: InferenceHealth  # addition
+    gallery: GalleryHealth | None = None  # addition
 
 
 class VerifyFaceResponse(msgspec.Struct, omit_defaults=True):
