@@ -28,7 +28,9 @@ RUN API_KEY=build-time-only-key MODEL_CACHE_DIR=/app/model-cache /app/.venv/bin/
     && chmod -R a+rX,go-w /app/model-cache
 
 FROM python:3.11-slim
-RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent face
+# /data: the SQLite gallery (the default store), the only place the service writes besides /tmp.
+RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent face \
+    && mkdir /data && chown 10001:10001 /data && chmod 700 /data
 COPY --from=build /app/.venv /app/.venv
 COPY --from=build /app/model-cache /app/model-cache
 # ORT_DISABLE_TELEMETRY: ONNX Runtime's telemetry off. The service works offline, and on a read-only
@@ -38,9 +40,11 @@ ENV PATH=/app/.venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8000 \
     MODEL_CACHE_DIR=/app/model-cache \
+    DATA_DIR=/data \
     PYTHONUNBUFFERED=1 \
     ORT_DISABLE_TELEMETRY=1
 USER 10001
+VOLUME /data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
