@@ -129,11 +129,12 @@ def postgres_gallery(url: str, limits: GalleryLimits, exact_below: int) -> FaceG
     return PostgresGallery(url, limits, exact_below=exact_below)
 
 
-def serving_model(runner: Any) -> Callable[[], EmbeddingModel]:
-    """The model the inference workers serve, as the collection use cases pin it (known once started)."""
+def serving_model(runner: Callable[[], Any]) -> Callable[[], EmbeddingModel]:
+    """The model the inference workers serve, as the collection use cases pin it: asked for only when
+    a use case needs it (the workers know it once started; listing collections loads no model)."""
 
     def model() -> EmbeddingModel:
-        info = runner.info
+        info = runner().info
         pack, _, digest = info.model_id.rpartition(":")
         return EmbeddingModel(pack=pack, weights_digest=digest, dimension=info.embedding_size)
 
@@ -258,7 +259,7 @@ class Container(containers.DeclarativeContainer):
     collections = providers.Singleton(
         Collections,
         gallery=gallery,
-        model=providers.Callable(serving_model, runner),
+        model=providers.Callable(serving_model, runner.provider),
         rules=providers.Singleton(
             CollectionRules,
             default_threshold=config.match_threshold,

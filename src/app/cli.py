@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from face_service.app import cli_collections
 from face_service.app.logging_setup import configure_logging
 from face_service.app.settings import Settings, SettingsError
 from face_service.domain.errors import FaceServiceError
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     compare_cmd.add_argument("second", type=Path, metavar="B")
     commands.add_parser("prepare", help="load and check the models, fill the model cache (MODEL_CACHE_DIR), then exit")
     commands.add_parser("openapi", help="print the OpenAPI document (the typed contract clients are generated from)")
+    cli_collections.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "openapi":
         from face_service.app.bootstrap import openapi_document
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             return prepare(settings)
         if args.command == "compare":
             return compare(settings, args.first, args.second)
+        if args.command in cli_collections.COMMANDS:
+            return cli_collections.run(settings, args)
         return embed(settings, args.images, args.all_faces, args.output)
     except FaceServiceError as error:  # start-up failures, or an image `compare` cannot use
         print(f"face-service: {error.message}", file=sys.stderr)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from face_service.adapters.http.controllers import FaceWork
@@ -103,8 +103,9 @@ class GalleryWork:
         return self._collections().store
 
 
-Name = Annotated[str, Parameter(description="The collection's name: 1 to 64 letters, digits, '.', '_' or '-'")]
-ExternalId = Annotated[str, Parameter(description="The subject: the caller's own id for the person")]
+Name = Annotated[str, PathParameter(description="The collection's name: 1 to 64 letters, digits, '.', '_' or '-'")]
+ExternalId = Annotated[str, PathParameter(description="The subject: the caller's own id for the person")]
+FaceId = Annotated[str, PathParameter(description="A face's id, as enrollment answered it")]
 
 
 def enroll_options(face: str, min_face_size: int, min_confidence: float) -> EnrollOptions:
@@ -124,7 +125,7 @@ class CollectionController(Controller):
 
     @post("/", operation_id="createCollection", summary="Create a collection", request_max_body_size=SMALL_BODY)
     async def create(
-        self, data: wire.CreateCollectionRequest, gallery: NamedDependency[GalleryWork]
+        self, data: JSONBody[wire.CreateCollectionRequest], gallery: NamedDependency[GalleryWork]
     ) -> wire.CollectionResponse:
         """A named gallery pinned to the service's embedding model (its `model` id and dimension)."""
         info = await gallery.run(lambda c: c.create(data.name, data.threshold))
@@ -161,12 +162,12 @@ class CollectionController(Controller):
         faces: NamedDependency[FaceWork],
         gallery: NamedDependency[GalleryWork],
         face: Annotated[
-            Literal["one", "largest"], Parameter(description="`largest`: take the largest of several faces")
+            Literal["one", "largest"], QueryParameter(description="`largest`: take the largest of several faces")
         ] = "one",
         min_face_size: Annotated[
-            int, Parameter(ge=0, le=10_000, description="pixels, the face box's shorter side")
+            int, QueryParameter(ge=0, le=10_000, description="pixels, the face box's shorter side")
         ] = 0,
-        min_confidence: Annotated[float, Parameter(ge=0, le=1)] = 0.0,
+        min_confidence: Annotated[float, QueryParameter(ge=0, le=1)] = 0.0,
     ) -> Response[wire.EnrollResponse]:
         """From an image (multipart `file` or `image_base64`: exactly one face unless `face=largest`) or
         from `{embedding, model}`. The same image again for the same subject returns the face already
@@ -193,8 +194,8 @@ class CollectionController(Controller):
         self,
         name: Name,
         gallery: NamedDependency[GalleryWork],
-        after: Annotated[str | None, Parameter(description="the `next` cursor of the previous page")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        after: Annotated[str | None, QueryParameter(description="the `next` cursor of the previous page")] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> wire.SubjectsResponse:
         """Ordered by external id; pass `next` as `after` for the next page (null on the last)."""
         return wire.subjects(await gallery.run(lambda c: c.subjects(name, after, limit)), limit)
@@ -205,7 +206,9 @@ class CollectionController(Controller):
         name: Name,
         external_id: ExternalId,
         gallery: NamedDependency[GalleryWork],
-        include: Annotated[Literal["embeddings"] | None, Parameter(description="`embeddings` adds the vectors")] = None,
+        include: Annotated[
+            Literal["embeddings"] | None, QueryParameter(description="`embeddings` adds the vectors")
+        ] = None,
     ) -> wire.SubjectResponse:
         """Its faces, oldest first, without their vectors unless `include=embeddings`."""
         info, enrolled = await gallery.run(lambda c: c.subject(name, external_id))
@@ -227,7 +230,7 @@ class CollectionController(Controller):
 
     @delete("/{name:str}/faces/{face_id:str}", operation_id="deleteFace", summary="Forget one face", status_code=200)
     async def delete_face(
-        self, name: Name, face_id: str, gallery: NamedDependency[GalleryWork]
+        self, name: Name, face_id: FaceId, gallery: NamedDependency[GalleryWork]
     ) -> wire.DeletedFaceResponse:
         """One face, by id (a subject left without faces goes with it)."""
         removed = await gallery.run(lambda c: c.delete_face(name, face_id))
@@ -248,9 +251,10 @@ class CollectionController(Controller):
         faces: NamedDependency[FaceWork],
         gallery: NamedDependency[GalleryWork],
         which: Annotated[
-            Literal["all", "largest"], Parameter(query="faces", description="every face of the image, or the largest")
+            Literal["all", "largest"],
+            QueryParameter(name="faces", description="every face of the image, or the largest"),
         ] = "all",
-        top_k: Annotated[int | None, Parameter(ge=1, le=100, description="subjects per face (default 5)")] = None,
+        top_k: Annotated[int | None, QueryParameter(ge=1, le=100, description="subjects per face (default 5)")] = None,
     ) -> wire.SearchResponse:
         """By image (every face, or the largest with `faces=largest`) or by `{embedding, model}`: for
         each query face the `top_k` best subjects with their best face, and the match decision against

@@ -1,0 +1,154 @@
+"""The `face-service` verbs for face collections, running the same use cases as the HTTP routes, in
+this process: `collections create|list|delete`, `enroll`, `search`, `export`, `import`.
+
+They open the gallery themselves: with SQLite, stop the service that holds DATA_DIR first (the
+store admits one process), or call its HTTP routes instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from face_service.app.settings import Settings
+from face_service.domain.errors import FaceServiceError
+
+if TYPE_CHECKING:
+    from face_service.app.bootstrap import Container
+    from face_service.domain.use_cases.collections import Collections
+
+
+def add_commands(commands: Any) -> None:
+    collections = commands.add_parser("collections", help="create, list or delete face collections")
+    verbs = collections.add_subparsers(dest="verb", required=True)
+    create = verbs.add_parser("create", help="create a collection pinned to the current model")
+    create.add_argument("name")
+    create.add_argument("--threshold", type=float, help="match threshold (default MATCH_THRESHOLD)")
+    verbs.add_parser("list", help="every collection, as JSON lines")
+    delete = verbs.add_parser("delete", help="delete a collection and every face in it")
+    delete.add_argument("name")
+    enroll = commands.add_parser("enroll", help="enroll a folder of folders: each subfolder's name is the subject")
+    enroll.add_argument("collection")
+    enroll.add_argument("folder", type=Path)
+    enroll.add_argument("--largest", action="store_true", help="take the largest face of a photo with several")
+    search = commands.add_parser("search", help="who is in this image: the best subjects for each face")
+    search.add_argument("collection")
+    search.add_argument("image", type=Path)
+    search.add_argument("--top-k", type=int, default=None)
+    export = commands.add_parser("export", help="export a collection as JSON lines")
+    export.add_argument("collection")
+    export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    import_ = commands.add_parser("import", help="import an export (JSON lines) into a collection")
+    import_.add_argument("collection")
+    import_.add_argument("file", type=Path)
+
+
+COMMANDS = ("collections", "enroll", "search", "export", "import")
+
+
+def in_process(settings: Settings) -> Container:
+    from face_service.app.bootstrap import bootstrap
+
+    # This process runs the use cases itself: inference on its own threads, models loaded here.
+    return bootstrap(dataclasses.replace(settings, inference_isolation="thread"))
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from face_service.adapters.wire import collections as wire
+
+    container = in_process(settings)
+    collections: Collections = container.collections()
+    try:
+        if args.command == "collections":
+            if args.verb == "create":
+                return emit(wire.collection(collections.create(args.name, args.threshold)))
+            if args.verb == "list":
+                for info in collections.all():
+                    emit(wire.collection(info))
+                return 0
+            collections.delete(args.name)
+            return 0
+        if args.command == "enroll":
+            return enroll_folder(container, collections, args.collection, args.folder, args.largest)
+        if args.command == "search":
+            extraction = container.service().extract(args.image.read_bytes(), all_faces=True)
+            return emit(wire.search(collections.search_extraction(args.collection, extraction, args.top_k)))
+        if args.command == "export":
+            return export(collections, args.collection, args.output)
+        return import_file(collections, args.collection, args.file)
+    finally:
+        container.gallery().close()
+
+
+def emit(record: msgspec.Struct) -> int:
+    print(msgspec.json.encode(record).decode(), flush=True)
+    return 0
+
+
+def enroll_folder(container: Container, collections: Collections, name: str, folder: Path, largest: bool) -> int:
+    """Every image in each subfolder of `folder`, enrolled under the subfolder's name. One JSON line per
+    image (its face id, or its error); a progress bar on a terminal."""
+    from tqdm import tqdm
+
+    from face_service.adapters.wire import collections as wire
+    from face_service.app.cli import image_files
+    from face_service.domain.use_cases.collections import EnrollOptions, image_digest
+
+    if not folder.is_dir():
+        raise FaceServiceError(f"{folder} is not a folder of subject folders")
+    service = container.service()
+    model = collections.get(name).model_id
+    subjects = [subject for subject in sorted(folder.iterdir()) if subject.is_dir()]
+    jobs = [(subject.name, path) for subject in subjects for path in image_files([subject])]
+    status = 0
+    for subject, path in tqdm(jobs, unit="image", disable=None, file=sys.stderr, leave=False):
+        try:
+            data = path.read_bytes()
+            enrolled = collections.enroll_extraction(
+                name, subject, service.extract(data), image_digest(data), EnrollOptions(largest=largest)
+            )
+            record = msgspec.structs.asdict(wire.enrollment(enrolled, model))
+            print(msgspec.json.encode({"file": str(path), **record}).decode())
+        except FaceServiceError as error:
+            status = 1
+            print(msgspec.json.encode({"file": str(path), "error": error.message, "code": error.code}).decode())
+    return status
+
+
+def export(collections: Collections, name: str, output: Path | None) -> int:
+    from face_service.adapters.wire import collections as wire
+
+    header, faces = collections.export(name)
+    encoder = msgspec.json.Encoder()
+    sink = output.open("wb") if output else sys.stdout.buffer
+    try:
+        sink.write(encoder.encode(wire.export_header(header)) + b"\n")
+        for face in faces:
+            sink.write(encoder.encode(wire.exported_face(face)) + b"\n")
+    finally:
+        if output:
+            sink.close()
+    return 0
+
+
+def import_file(collections: Collections, name: str, path: Path) -> int:
+    from face_service.adapters.http.inputs import decode_json
+    from face_service.adapters.wire import collections as wire
+
+    with path.open("rb") as lines:
+        first = next(lines, b"")
+        header = wire.imported_header(decode_json(first, wire.ExportHeader))
+
+        def faces() -> Iterator[Any]:
+            for line in lines:
+                if line.strip():
+                    yield wire.imported_face(decode_json(line, wire.ExportedFace))
+
+        imported = collections.import_faces(name, header, faces())
+    return emit(wire.ImportResponse(name, imported))
