@@ -45,7 +45,7 @@ def test_checked_in_openapi_document_matches_the_server() -> None:
 
 
 def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> None:
-    output = tmp_path / "schema.d.ts"
+    output = tmp_path / "schema.ts"
     result = subprocess.run(
         [str(CLIENT / "node_modules" / ".bin" / "openapi-typescript"), "openapi.json", "-o", str(output)],
         cwd=CLIENT,
@@ -54,7 +54,7 @@ def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> 
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert output.read_text() == (CLIENT / "src" / "schema.d.ts").read_text(), "run `npm run generate`"
+    assert output.read_text() == (CLIENT / "src" / "schema.ts").read_text(), "run `npm run generate`"
 
 
 @pytest.fixture(scope="module")
