@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,15 @@ def installed() -> None:
     if not (CLIENT / "node_modules" / ".bin" / "tsc").exists():
         result = npm("ci", "--no-audit", "--no-fund")
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_client_version_is_the_service_version() -> None:
+    """The client is versioned with the API it speaks: package.json, its lock and pyproject.toml agree."""
+    version = tomllib.loads((CLIENT.parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    package = json.loads((CLIENT / "package.json").read_text())
+    lock = json.loads((CLIENT / "package-lock.json").read_text())
+    assert package["version"] == version, "set clients/typescript/package.json's version to the service's"
+    assert lock["version"] == lock["packages"][""]["version"] == version, "run `npm install` in clients/typescript"
 
 
 def test_checked_in_openapi_document_matches_the_server() -> None:
