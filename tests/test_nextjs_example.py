@@ -151,18 +151,18 @@ def built(installed: Path) -> str:
 
 def test_packed_tarball_carries_every_declaration_it_references(tarball: Path) -> None:
     with tarfile.open(tarball) as archive:
-        files = {name.removeprefix("package/"): archive for name in archive.getnames()}
-        manifest = json.loads(archive.extractfile("package/package.json").read())  # type: ignore[union-attr]
-        declarations = {
-            name: archive.extractfile(f"package/{name}").read().decode()  # type: ignore[union-attr]
-            for name in files
-            if name.endswith(".d.ts")
+        contents = {
+            member.name.removeprefix("package/"): archive.extractfile(member).read().decode()  # type: ignore[union-attr]
+            for member in archive.getmembers()
+            if member.isfile()
         }
+    manifest = json.loads(contents["package.json"])
+    declarations = {name: text for name, text in contents.items() if name.endswith(".d.ts")}
     assert manifest["type"] == "module"
     assert manifest["version"] == service_version()
     entry = manifest["exports"]["."]
     assert list(entry) == ["types", "import"], "types first, then the ESM entry"
-    assert entry["types"].removeprefix("./") in files and entry["import"].removeprefix("./") in files
+    assert entry["types"].removeprefix("./") in declarations and entry["import"].removeprefix("./") in contents
     assert "dist/src/schema.d.ts" in declarations
     for name, text in declarations.items():
         for reference in re.findall(r'from\s+"(\.[^"]+)"', text):
