@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,15 @@ def installed() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_client_version_is_the_service_version() -> None:
+    """The client is versioned with the API it speaks: package.json, its lock and pyproject.toml agree."""
+    version = tomllib.loads((CLIENT.parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    package = json.loads((CLIENT / "package.json").read_text())
+    lock = json.loads((CLIENT / "package-lock.json").read_text())
+    assert package["version"] == version, "set clients/typescript/package.json's version to the service's"
+    assert lock["version"] == lock["packages"][""]["version"] == version, "run `npm install` in clients/typescript"
+
+
 def test_checked_in_openapi_document_matches_the_server() -> None:
     checked_in = json.loads((CLIENT / "openapi.json").read_text())
     assert checked_in == json.loads(json.dumps(openapi_document())), (
@@ -45,7 +55,7 @@ def test_checked_in_openapi_document_matches_the_server() -> None:
 
 
 def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> None:
-    output = tmp_path / "schema.d.ts"
+    output = tmp_path / "schema.ts"
     result = subprocess.run(
         [str(CLIENT / "node_modules" / ".bin" / "openapi-typescript"), "openapi.json", "-o", str(output)],
         cwd=CLIENT,
@@ -54,7 +64,7 @@ def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> 
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert output.read_text() == (CLIENT / "src" / "schema.d.ts").read_text(), "run `npm run generate`"
+    assert output.read_text() == (CLIENT / "src" / "schema.ts").read_text(), "run `npm run generate`"
 
 
 @pytest.fixture(scope="module")
@@ -85,4 +95,4 @@ def test_node_suite_passes_against_live_servers(installed: None, servers: tuple[
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "# fail 0" in output and "# skipped 0" in output
-    assert "# pass 10" in output
+    assert "# pass 11" in output

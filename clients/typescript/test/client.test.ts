@@ -2,6 +2,7 @@
 // FACE_SERVICE_URL on the fake backend and FACE_SERVICE_REAL_URL on the real models.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 
@@ -101,11 +102,13 @@ test("503 is retried after Retry-After, 4xx is not", async () => {
   assert.equal(attempts, 2); // health, then one verifyFace: no retry of a 401
 });
 
-test("a slow service times out with a clear code", async () => {
+test("a slow service times out with a clear code, and the timeout is not retried", async () => {
   // A server that never answers. (The timer stands in for the open socket a real fetch would hold:
   // AbortSignal.timeout's own timer does not keep Node's event loop alive.)
+  let calls = 0;
   const hanging: typeof fetch = (_input, init) =>
     new Promise((_resolve, reject) => {
+      calls += 1;
       const socket = setTimeout(() => undefined, 10_000);
       init?.signal?.addEventListener("abort", () => {
         clearTimeout(socket);
@@ -113,7 +116,57 @@ test("a slow service times out with a clear code", async () => {
       });
     });
   const impatient = new FaceServiceClient({ baseUrl: url, apiKey, timeoutMs: 50, fetch: hanging });
-  await assert.rejects(impatient.health(), { code: "timeout", status: 0 });
+  await assert.rejects(impatient.health({ requestId: "slow-1" }), (error: unknown) => {
+    assert.ok(error instanceof FaceServiceError);
+    assert.equal(error.code, "timeout");
+    assert.equal(error.status, 0);
+    assert.equal(error.retryable, true); // advice to the caller: the client did not retry it
+    assert.equal(error.requestId, "slow-1");
+    return true;
+  });
+  assert.equal(calls, 1);
+});
+
+test("a failed connection is retried with backoff, at most `retries` times", async () => {
+  // A port that was free a moment ago: nothing listens there, a real fetch fails to connect.
+  const nowhereUrl = await new Promise<string>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(`http://127.0.0.1:${port}`));
+    });
+  });
+  let calls = 0;
+  const counting: typeof fetch = async (input, init) => {
+    calls += 1;
+    return fetch(input, init);
+  };
+  const nowhere = new FaceServiceClient({ baseUrl: nowhereUrl, apiKey, fetch: counting });
+  const began = Date.now();
+  await assert.rejects(nowhere.health(), (error: unknown) => {
+    assert.ok(error instanceof FaceServiceError);
+    assert.equal(error.code, "network_error");
+    assert.equal(error.status, 0);
+    assert.equal(error.retryable, true);
+    assert.match(error.message, /ECONNREFUSED/);
+    return true;
+  });
+  assert.equal(calls, 3); // the first attempt and 2 retries
+  assert.ok(Date.now() - began >= 375, "backed off between attempts (0.25 s and 0.5 s, halved at most by jitter)");
+
+  let dropped = 0;
+  const dropsOnce: typeof fetch = async (input, init) => {
+    dropped += 1;
+    if (dropped === 1) throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+    return fetch(input, init);
+  };
+  const recovering = new FaceServiceClient({ baseUrl: url, apiKey, fetch: dropsOnce });
+  assert.equal((await recovering.health()).status, "healthy");
+  assert.equal(dropped, 2);
+
+  calls = 0;
+  const noRetries = new FaceServiceClient({ baseUrl: nowhereUrl, apiKey, fetch: counting, retries: 0 });
+  await assert.rejects(noRetries.health(), { code: "network_error" });
+  assert.equal(calls, 1);
 });
 
 test("refuses to run in a browser", () => {

@@ -1,0 +1,14 @@
+// One page, one section per feature of face-service. Each section is a client component that talks
+// to this app's own route handlers (app/api/faces/...), never to face-service itself.
+import { CompareFaces } from "./compare-faces";
+import { DetectFaces } from "./detect-faces";
+
+export default function Home() {
+  return (
+    <main>
+      <h1>face-service from Next.js</h1>
+      <DetectFaces />
+      <CompareFaces />
+    </main>
+  );
+}

@@ -1,0 +1,111 @@
+// What the browser is told when a call to face-service fails. Two kinds of failure:
+// - the photo's fault (unreadable, not an image, too large, no face): the person can fix it, so a
+//   4xx with a message meant for them;
+// - the service's configuration or availability (a wrong API key, a 5xx, a timeout, no connection):
+//   a 502 or 503 with one generic message and the request id to quote. What the service said (about
+//   keys, say) goes to the server's log, never to the browser.
+import { FaceServiceError } from "@face-service/client";
+
+/** The JSON body of every error answer of this app's routes. */
+export interface BrowserError {
+  /** For the person at the browser. */
+  error: string;
+  /** Stable: a photo problem's code (below), "service_unavailable" or "internal_error". */
+  code: string;
+  /** To quote in a report: the server's log and face-service's log carry it too. */
+  requestId: string;
+}
+
+export interface MappedError {
+  status: number;
+  body: BrowserError;
+  /** For a Retry-After header, when the service gave one. */
+  retryAfterSeconds?: number;
+}
+
+export const SERVICE_UNAVAILABLE = "The face service is unavailable right now. Please try again in a few minutes.";
+const INTERNAL_ERROR = "Something went wrong on our side. Please try again.";
+
+/** The photo's fault, by code (face-service's codes, and this app's own): status and message. */
+const PHOTO_PROBLEMS = {
+  missing_photo: { status: 400, message: "Choose a photo first." },
+  no_face: { status: 422, message: "No face was found. Try a photo where a face is clearly visible." },
+  invalid_image: { status: 422, message: "The photo could not be read; the file may be damaged. Try another one." },
+  unsupported_image_format: { status: 415, message: "This file is not a photo we can read. Use a JPEG, PNG, WebP or BMP." },
+  image_too_large: { status: 413, message: "The photo is too large. Try a smaller one." },
+  request_too_large: { status: 413, message: "The photos are too large. Try smaller ones." },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type PhotoProblemCode = keyof typeof PHOTO_PROBLEMS;
+
+/** A problem with a photo that this app finds itself (no file sent, no face in it). */
+export class PhotoProblem extends Error {
+  constructor(
+    readonly code: PhotoProblemCode,
+    /** Which photo, when there are several: "the first photo". */
+    readonly photo?: string,
+  ) {
+    super(PHOTO_PROBLEMS[code].message);
+    this.name = "PhotoProblem";
+  }
+}
+
+/** The app itself is not set up (FACE_SERVICE_URL or FACE_SERVICE_API_KEY missing). */
+export class NotConfigured extends Error {
+  override name = "NotConfigured";
+}
+
+function isPhotoProblemCode(code: string): code is PhotoProblemCode {
+  return Object.hasOwn(PHOTO_PROBLEMS, code);
+}
+
+/** Runs a call about one of several photos, so that a problem with it names that photo. */
+export async function aboutPhoto<T>(photo: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof PhotoProblem) throw new PhotoProblem(error.code, photo);
+    if (error instanceof FaceServiceError && isPhotoProblemCode(error.code)) throw new PhotoProblem(error.code, photo);
+    throw error;
+  }
+}
+
+/** The status and body the browser gets for an error met while serving request `requestId`. */
+export function toBrowserError(error: unknown, requestId: string): MappedError {
+  let code: string | undefined;
+  let photo: string | undefined;
+  if (error instanceof PhotoProblem) {
+    ({ code, photo } = error);
+  } else if (error instanceof FaceServiceError && error.status >= 400 && error.status < 500) {
+    code = error.code;
+  }
+  if (code !== undefined && isPhotoProblemCode(code)) {
+    const { status, message } = PHOTO_PROBLEMS[code];
+    const text = photo ? `${photo[0]?.toUpperCase()}${photo.slice(1)}: ${message}` : message;
+    return { status, body: { error: text, code, requestId } };
+  }
+  const unavailable = { error: SERVICE_UNAVAILABLE, code: "service_unavailable", requestId };
+  if (error instanceof FaceServiceError) {
+    // Busy (503), rate limited (429), timed out or unreachable (0): unavailable for now.
+    if (error.status === 503 || error.status === 429 || error.status === 0) {
+      return { status: 503, body: unavailable, retryAfterSeconds: error.retryAfterSeconds };
+    }
+    // A rejected key (401, 403), a request this app got wrong (another 4xx), a failure (5xx).
+    return { status: 502, body: unavailable };
+  }
+  if (error instanceof NotConfigured) return { status: 503, body: unavailable };
+  return { status: 500, body: { error: INTERNAL_ERROR, code: "internal_error", requestId } };
+}
+
+/** The Response for an error: logged in full on the server, mapped for the browser. */
+export function errorResponse(error: unknown, requestId: string): Response {
+  const { status, body, retryAfterSeconds } = toBrowserError(error, requestId);
+  if (status >= 500) console.error(`request ${requestId}: face-service call failed:`, error);
+  const headers: Record<string, string> = retryAfterSeconds ? { "Retry-After": String(retryAfterSeconds) } : {};
+  return Response.json(body, { status, headers });
+}
+
+/** A fresh id for one request of the browser; sent on to face-service as X-Request-ID. */
+export function newRequestId(): string {
+  return crypto.randomUUID();
+}

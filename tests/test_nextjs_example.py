@@ -1,0 +1,396 @@
+"""The Next.js example (clients/typescript/examples/nextjs), as a user meets it: the client packed with
+`npm pack` and installed from the tarball by `npm ci`, `next build` type-checking strictly with
+skipLibCheck off, a type test against the installed package, the error mapping's unit tests, and the
+page in a real browser (Debian's chromium, driven by Playwright) on a live service on the real models.
+
+Everything talks to 127.0.0.1 only (the browser is refused any other address; Next.js telemetry is
+off). npm reaches its registry for `npm ci`, as a user's install does."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
+
+from bench.__main__ import API_KEY, start_service
+from bench.load import free_port
+from tests.conftest import GROUP_PHOTO, SELFIE
+from tests.test_typescript_client import CLIENT, NPM
+
+pytestmark = pytest.mark.real_model
+ROOT = CLIENT.parents[1]
+EXAMPLE = CLIENT / "examples" / "nextjs"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+QUIET = {"NEXT_TELEMETRY_DISABLED": "1", "NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}
+# The page's generic message for the service's configuration or availability (lib/errors.ts).
+SERVICE_UNAVAILABLE = "The face service is unavailable right now"
+
+
+def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **QUIET}
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def example_file(relative: str) -> str:
+    return (EXAMPLE / relative).read_text()
+
+
+def service_version() -> str:
+    version: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return version
+
+
+# ----- the package and the example's files, without building anything
+
+
+def test_example_installs_the_client_from_the_packed_tarball_of_this_version() -> None:
+    package = json.loads(example_file("package.json"))
+    tarball = f"face-service-client-{service_version()}.tgz"
+    assert package["dependencies"]["@face-service/client"] == f"file:../../{tarball}"
+    for name in ("next", "react", "react-dom"):
+        assert re.fullmatch(r"\d+\.\d+\.\d+", package["dependencies"][name]), f"{name}: pin an exact version"
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in package["devDependencies"].values())
+    assert package["dependencies"]["next"].startswith("16.")
+    assert package["devDependencies"]["typescript"].startswith("5.9.")
+    sources = [*EXAMPLE.glob("app/**/*.ts*"), *EXAMPLE.glob("lib/*.ts"), *EXAMPLE.glob("test/*.ts")]
+    for source in sources:
+        assert "/src/" not in source.read_text(), f"{source}: import @face-service/client, not the client's sources"
+
+
+def test_lock_files_pin_versions_without_registry_addresses() -> None:
+    """Like the client's own lock: npm's `omit-lockfile-registry-resolved` (.npmrc). The tarball is packed
+    from source on every run, so its entry carries no integrity hash (it would break on every change)."""
+    for lock_path in (CLIENT / "package-lock.json", EXAMPLE / "package-lock.json"):
+        lock = json.loads(lock_path.read_text())
+        for name, entry in lock["packages"].items():
+            resolved = entry.get("resolved")
+            assert resolved is None or resolved.startswith("file:"), f"{lock_path}: {name} names where it came from"
+    client = json.loads((EXAMPLE / "package-lock.json").read_text())["packages"]["node_modules/@face-service/client"]
+    assert "integrity" not in client, "delete the integrity of node_modules/@face-service/client in the example's lock"
+    assert client["version"] == service_version()
+
+
+def test_tsconfig_is_strict_and_checks_libraries() -> None:
+    options = json.loads(example_file("tsconfig.json"))["compilerOptions"]
+    assert options["strict"] is True
+    assert options["skipLibCheck"] is False
+    assert "ignoreBuildErrors" not in example_file("next.config.ts")
+
+
+def test_readme_code_blocks_are_the_example_files() -> None:
+    """README.md shows files of the example: each marked block must equal the file, so they cannot drift."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- example: (\S+) -->\n```\w*\n(.*?)```\n", readme, re.DOTALL)
+    shown = {path for path, _ in blocks}
+    assert {"app/api/faces/detect/route.ts", "lib/face-service.ts", "app/page.tsx", "app/detect-faces.tsx"} <= shown
+    assert len(blocks) == readme.count("<!-- example: "), "a marker without its fenced block right below"
+    for path, content in blocks:
+        assert content == example_file(path), f"README's block of {path} differs from the file: copy it over"
+
+
+# ----- pack, install, build (once for the module)
+
+
+@pytest.fixture(scope="module")
+def tarball() -> Path:
+    """`npm pack` of the client (prepack builds it), as a user makes it."""
+    if not (CLIENT / "node_modules" / ".bin" / "tsc").exists():
+        result = run([NPM, "ci", "--no-audit", "--no-fund"], CLIENT)
+        assert result.returncode == 0, result.stdout + result.stderr
+    result = run([NPM, "pack"], CLIENT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    path = CLIENT / result.stdout.strip().splitlines()[-1]
+    assert path.name == f"face-service-client-{service_version()}.tgz"
+    return path
+
+
+@pytest.fixture(scope="module")
+def installed(tarball: Path) -> Path:
+    """`npm ci` in the example: the locked versions, and the client from the tarball."""
+    result = run([NPM, "ci", "--no-audit", "--no-fund"], EXAMPLE, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = EXAMPLE / "node_modules" / "@face-service" / "client"
+    assert client.is_dir() and not client.is_symlink(), "installed as a copy, not a link to the source folder"
+    return client
+
+
+@pytest.fixture(scope="module")
+def built(installed: Path) -> str:
+    shutil.rmtree(EXAMPLE / ".next", ignore_errors=True)
+    result = run([str(EXAMPLE / "node_modules" / ".bin" / "next"), "build"], EXAMPLE, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return output
+
+
+def test_packed_tarball_carries_every_declaration_it_references(tarball: Path) -> None:
+    with tarfile.open(tarball) as archive:
+        contents = {
+            member.name.removeprefix("package/"): archive.extractfile(member).read().decode()  # type: ignore[union-attr]
+            for member in archive.getmembers()
+            if member.isfile()
+        }
+    manifest = json.loads(contents["package.json"])
+    declarations = {name: text for name, text in contents.items() if name.endswith(".d.ts")}
+    assert manifest["type"] == "module"
+    assert manifest["version"] == service_version()
+    entry = manifest["exports"]["."]
+    assert list(entry) == ["types", "import"], "types first, then the ESM entry"
+    assert entry["types"].removeprefix("./") in declarations and entry["import"].removeprefix("./") in contents
+    assert "dist/src/schema.d.ts" in declarations
+    for name, text in declarations.items():
+        for reference in re.findall(r'from\s+"(\.[^"]+)"', text):
+            target = str(Path(name).parent / reference).replace(".js", ".d.ts")
+            assert target in declarations, f"{name} imports {reference}, but the package has no {target}"
+
+
+def test_installed_types_are_not_any(installed: Path) -> None:
+    """type-tests/responses.ts: `@ts-expect-error` on wrong fields and arguments, checked by tsc against the
+    installed package. If the responses were `any`, those directives would be errors themselves."""
+    result = run([str(EXAMPLE / "node_modules" / ".bin" / "tsc"), "-p", "type-tests/tsconfig.json"], EXAMPLE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_type_test_fails_on_a_package_without_its_schema(installed: Path, tmp_path: Path) -> None:
+    """The type test has teeth: on a copy of the package without dist/src/schema.d.ts (the old build),
+    even with Next's default skipLibCheck, every `@ts-expect-error` goes unused."""
+    package = tmp_path / "client"
+    shutil.copytree(installed, package)
+    (package / "dist" / "src" / "schema.d.ts").unlink()
+    (package / "dist" / "src" / "schema.js").unlink()
+    config = tmp_path / "tsconfig.json"
+    config.write_text(
+        json.dumps(
+            {
+                "extends": str(EXAMPLE / "type-tests" / "tsconfig.json"),
+                "compilerOptions": {
+                    "skipLibCheck": True,
+                    "paths": {"@face-service/client": [str(package / "dist" / "src" / "index.d.ts")]},
+                },
+            }
+        )
+    )
+    result = run([str(EXAMPLE / "node_modules" / ".bin" / "tsc"), "-p", str(config)], EXAMPLE)
+    assert result.returncode != 0
+    assert result.stdout.count("error TS2578: Unused '@ts-expect-error' directive") >= 5, result.stdout
+
+
+def test_error_mapping_unit_tests_pass(installed: Path) -> None:
+    shutil.rmtree(EXAMPLE / ".test-build", ignore_errors=True)
+    result = run([NPM, "test"], EXAMPLE)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "# fail 0" in output and "# pass 6" in output
+
+
+def test_next_build_type_checks_strictly(built: str) -> None:
+    assert "Finished TypeScript" in built, "next build must type-check (not skip it)"
+    options = json.loads(example_file("tsconfig.json"))["compilerOptions"]
+    assert options["skipLibCheck"] is False and options["strict"] is True, "next build rewrote tsconfig.json"
+    for route in ("/api/faces/detect", "/api/faces/compare"):
+        assert re.search(rf"ƒ {re.escape(route)}\b", built), f"{route} is not a dynamic route"
+
+
+# ----- the app on a live service
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[str]:
+    # A low pixel limit, so that an image too large to process is cheap to send.
+    process, url, _ = start_service({"API_KEY": API_KEY, "MAX_IMAGE_PIXELS": "4000000"})
+    try:
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+@contextmanager
+def next_app(service_url: str, api_key: str, log: Path) -> Iterator[str]:
+    """`next start` of the built example on a free loopback port, configured through its environment."""
+    port = free_port()
+    env = {**os.environ, **QUIET, "FACE_SERVICE_URL": service_url, "FACE_SERVICE_API_KEY": api_key}
+    command = [str(EXAMPLE / "node_modules" / ".bin" / "next"), "start", "-H", "127.0.0.1", "-p", str(port)]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=EXAMPLE, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"next start exited:\n{log.read_text()}"
+            try:
+                if httpx.get(url, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"next start did not answer within 60 s:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def app(built: str, service: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with next_app(service, API_KEY, tmp_path_factory.mktemp("next") / "next.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "the browser tests need Debian's chromium: apt-get install chromium"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def loopback_only(page: Page) -> list[str]:
+    """Refuses the page any request that leaves 127.0.0.1; returns the list of those it tried."""
+    refused: list[str] = []
+
+    def guard(route: Route, request: Request) -> None:
+        if request.url.startswith(("http://127.0.0.1:", "blob:", "data:")):
+            route.continue_()
+        else:
+            refused.append(request.url)
+            route.abort()
+
+    page.route("**/*", guard)
+    return refused
+
+
+def png(width: int, height: int) -> bytes:
+    ok, data = cv2.imencode(".png", np.full((height, width, 3), 128, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def test_routes_map_errors_for_a_browser(app: str, service: str, tmp_path: Path) -> None:
+    """The photo's fault: a 4xx with a message for the person. The service's: 502/503, one generic message."""
+
+    def post(url: str, path: str, **files: tuple[str, bytes]) -> httpx.Response:
+        return httpx.post(f"{url}/api/faces/{path}", files=files, timeout=60)
+
+    selfie = ("selfie.jpg", SELFIE.read_bytes())
+    found = post(app, "detect", photo=selfie)
+    assert found.status_code == 200
+    assert len(found.json()["faces"]) == 1
+    photo_problems = [
+        (post(app, "detect", photo=("notes.txt", b"not a photo")), 415, "unsupported_image_format"),
+        (post(app, "detect", photo=("cut.jpg", GROUP_PHOTO.read_bytes()[:4000])), 422, "invalid_image"),
+        (post(app, "detect", photo=("huge.png", png(2500, 2000))), 413, "image_too_large"),
+        (post(app, "detect"), 400, "missing_photo"),
+        (post(app, "compare", a=selfie, b=("blank.png", png(300, 300))), 422, "no_face"),
+    ]
+    for response, status, code in photo_problems:
+        body = response.json()
+        assert (response.status_code, body["code"]) == (status, code), body
+        assert SERVICE_UNAVAILABLE not in body["error"]
+        assert re.fullmatch(r"[0-9a-f-]{36}", body["requestId"])
+    assert post(app, "detect", photo=("blank.png", png(300, 300))).json()["faces"] == []
+    assert photo_problems[-1][0].json()["error"].startswith("The second photo: No face")
+
+    with next_app(service, "wrong-key-0123456789", tmp_path / "wrong-key.log") as misconfigured:
+        refused = post(misconfigured, "detect", photo=selfie)
+    assert refused.status_code == 502
+    assert refused.json()["error"].startswith(SERVICE_UNAVAILABLE)
+    assert "key" not in refused.text.lower() and "authorization" not in refused.text.lower()
+    assert "unauthorized" in (tmp_path / "wrong-key.log").read_text(), "the server's log says what happened"
+
+
+def test_page_boxes_every_face_and_compares_two_photos(app: str, browser: Browser, tmp_path: Path) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 1000})
+    refused = loopback_only(page)
+    page.goto(app)
+
+    page.get_by_test_id("detect-input").set_input_files(GROUP_PHOTO)
+    boxes = page.get_by_test_id("face-box")
+    expect(boxes).to_have_count(6, timeout=60_000)
+    expect(page.get_by_test_id("face-count")).to_have_text("6 face(s) found.")
+    expect(page.get_by_test_id("face-landmark")).to_have_count(30)
+    confidences = page.get_by_test_id("face-confidence").all_text_contents()
+    assert len(confidences) == 6 and all(0.5 <= float(text) <= 1 for text in confidences), confidences
+    # Drawn over the picture: every box lies inside the image, at a face's size.
+    picture = page.get_by_alt_text("The chosen photo").bounding_box()
+    assert picture and picture["width"] > 500
+    for index in range(6):
+        box = boxes.nth(index).locator("rect").bounding_box()
+        assert box and box["width"] > 20 and box["height"] > 20
+        assert picture["x"] <= box["x"] and box["x"] + box["width"] <= picture["x"] + picture["width"] + 1
+        assert picture["y"] <= box["y"] and box["y"] + box["height"] <= picture["y"] + picture["height"] + 1
+
+    page.get_by_test_id("compare-input-a").set_input_files(SELFIE)
+    page.get_by_test_id("compare-input-b").set_input_files(SELFIE)
+    page.get_by_test_id("compare-button").click()
+    expect(page.get_by_test_id("match")).to_have_text("Same person", timeout=60_000)
+    assert float(page.get_by_test_id("similarity").inner_text()) > 0.99
+
+    page.get_by_test_id("compare-input-b").set_input_files(GROUP_PHOTO)
+    page.get_by_test_id("compare-button").click()
+    expect(page.get_by_test_id("match")).to_have_text("Different people", timeout=60_000)
+    assert float(page.get_by_test_id("similarity").inner_text()) < 0.4
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "nextjs-example.png"
+    page.screenshot(path=screenshot, full_page=True)
+    print(f"screenshot: {screenshot}")
+    assert refused == [], "the page reached beyond 127.0.0.1"
+    page.close()
+
+
+def test_page_says_the_service_is_unavailable_when_it_is_unreachable(
+    built: str, browser: Browser, tmp_path: Path
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with next_app(nowhere, API_KEY, tmp_path / "next.log") as url:
+        page = browser.new_page()
+        refused = loopback_only(page)
+        page.goto(url)
+        with page.expect_response("**/api/faces/detect") as answer:
+            page.get_by_test_id("detect-input").set_input_files(GROUP_PHOTO)
+        assert answer.value.status == 503
+        error = page.get_by_test_id("error")
+        expect(error).to_contain_text(SERVICE_UNAVAILABLE, timeout=30_000)
+        expect(error).to_contain_text(re.compile(r"reference: [0-9a-f-]{36}"))
+        expect(page.get_by_test_id("face-box")).to_have_count(0)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "nextjs-example-unreachable.png")
+        assert refused == []
+        page.close()
+    assert "ECONNREFUSED" in (tmp_path / "next.log").read_text(), "the server's log says what happened"
