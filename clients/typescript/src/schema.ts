@@ -21,6 +21,179 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/collections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every collection */
+        get: operations["listCollections"];
+        put?: never;
+        /** Create a collection */
+        post: operations["createCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A collection */
+        get: operations["getCollection"];
+        put?: never;
+        post?: never;
+        /** Delete a collection and every face in it */
+        delete: operations["deleteCollection"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export a collection */
+        get: operations["exportCollection"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/faces/{face_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Forget one face */
+        delete: operations["deleteFace"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import an export into a collection */
+        post: operations["importCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Who is this: the best subjects for each face */
+        post: operations["searchCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/subjects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Subjects, a page at a time */
+        get: operations["listSubjects"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/subjects/{external_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A subject and its faces */
+        get: operations["getSubject"];
+        put?: never;
+        post?: never;
+        /** Forget a subject */
+        delete: operations["deleteSubject"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/subjects/{external_id}/faces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enroll a face of a subject */
+        post: operations["enrollFace"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/subjects/{external_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Is this that subject */
+        post: operations["verifySubject"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/compare-faces": {
         parameters: {
             query?: never;
@@ -121,6 +294,21 @@ export interface components {
             match: boolean;
             similarity: number;
         };
+        /** CollectionResponse */
+        CollectionResponse: {
+            /** Format: date-time */
+            created_at: string;
+            dimension: number;
+            faces: number;
+            model: string;
+            name: string;
+            subjects: number;
+            threshold: number;
+        };
+        /** CollectionsResponse */
+        CollectionsResponse: {
+            collections: components["schemas"]["CollectionResponse"][];
+        };
         /** CompareFacesResponse */
         CompareFacesResponse: {
             best_index?: number | null;
@@ -130,6 +318,41 @@ export interface components {
             results?: components["schemas"]["CandidateResult"][] | null;
             similarity: number;
             threshold: number;
+        };
+        /** CreateCollectionRequest */
+        CreateCollectionRequest: {
+            name: string;
+            threshold?: number | null;
+        };
+        /** DeletedFaceResponse */
+        DeletedFaceResponse: {
+            external_id: string;
+            face_id: string;
+        };
+        /** DeletedSubjectResponse */
+        DeletedSubjectResponse: {
+            deleted_faces: number;
+            external_id: string;
+        };
+        /** EnrollResponse */
+        EnrollResponse: {
+            bbox?: number[] | null;
+            confidence?: number | null;
+            /** Format: date-time */
+            created_at: string;
+            duplicate: boolean;
+            external_id: string;
+            face_id: string;
+            model: string;
+        };
+        /** EnrolledFace */
+        EnrolledFace: {
+            bbox?: number[] | null;
+            confidence?: number | null;
+            /** Format: date-time */
+            created_at: string;
+            embedding?: number[] | null;
+            face_id: string;
         };
         /** ErrorResponse */
         ErrorResponse: {
@@ -158,11 +381,19 @@ export interface components {
             embedding?: number[] | null;
             landmarks: number[][];
         };
+        /** GalleryHealth */
+        GalleryHealth: {
+            collections: components["schemas"]["PinnedCollection"][];
+            detail: string;
+            ok: boolean;
+            store: string;
+        };
         /** HealthResponse */
         HealthResponse: {
             backend: string;
             embedding_size: number;
             execution_providers: string[];
+            gallery?: components["schemas"]["GalleryHealth"] | null;
             inference: components["schemas"]["InferenceHealth"];
             model: string;
             model_id: string;
@@ -171,12 +402,74 @@ export interface components {
             status: string;
             version: string;
         };
+        /** ImportResponse */
+        ImportResponse: {
+            collection: string;
+            imported: number;
+        };
         /** InferenceHealth */
         InferenceHealth: {
             alive: number;
             isolation: string;
             restarts: number;
             workers: number;
+        };
+        /** MatchDecision */
+        MatchDecision: {
+            external_id: string | null;
+            match: boolean;
+            similarity: number | null;
+            threshold: number;
+        };
+        /** PinnedCollection */
+        PinnedCollection: {
+            model: string;
+            name: string;
+        };
+        /** ProbeResponse */
+        ProbeResponse: {
+            decision: components["schemas"]["MatchDecision"];
+            face: components["schemas"]["QueryFace"] | null;
+            matches: components["schemas"]["SubjectMatch"][];
+        };
+        /** QueryFace */
+        QueryFace: {
+            bbox: number[];
+            confidence: number;
+        };
+        /** SearchResponse */
+        SearchResponse: {
+            collection: string;
+            method: string;
+            model: string;
+            results: components["schemas"]["ProbeResponse"][];
+            searched_faces: number;
+        };
+        /** SubjectMatch */
+        SubjectMatch: {
+            external_id: string;
+            face_id: string;
+            similarity: number;
+        };
+        /** SubjectResponse */
+        SubjectResponse: {
+            /** Format: date-time */
+            created_at: string;
+            external_id: string;
+            faces: components["schemas"]["EnrolledFace"][];
+            faces_count: number;
+        };
+        /** SubjectSummary */
+        SubjectSummary: {
+            /** Format: date-time */
+            created_at: string;
+            external_id: string;
+            faces: number;
+        };
+        /** SubjectsResponse */
+        SubjectsResponse: {
+            next: string | null;
+            subjects: components["schemas"]["SubjectSummary"][];
         };
         /** VerifyFaceResponse */
         VerifyFaceResponse: {
@@ -188,6 +481,14 @@ export interface components {
             faces?: components["schemas"]["Face"][] | null;
             faces_count: number;
             message?: string | null;
+        };
+        /** VerifyResponse */
+        VerifyResponse: {
+            external_id: string;
+            face_id: string | null;
+            match: boolean;
+            similarity: number;
+            threshold: number;
         };
     };
     responses: never;
@@ -265,7 +566,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An image that cannot be decoded, or unusable embeddings */
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -283,13 +584,570 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity (Retry-After) */
+            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listCollections: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionsResponse"];
+                };
+            };
+        };
+    };
+    createCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCollectionRequest"];
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    getCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CollectionResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    deleteCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, nothing follows */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    exportCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stream Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": unknown;
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    deleteFace: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description A face's id, as enrollment answered it */
+                face_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedFaceResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    importCollection: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImportResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    searchCollection: {
+        parameters: {
+            query?: {
+                /** @description every face of the image, or the largest */
+                faces?: "all" | "largest";
+                /** @description subjects per face (default 5) */
+                top_k?: number | null;
+            };
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** @description An image (a multipart `file` part, or JSON `image_base64`), or JSON `embedding` with its `model`. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description An embedding */
+                    embedding?: number[];
+                    /** @description The image file, base64 (standard or URL-safe, or a data: URL) */
+                    image_base64?: string;
+                    /** @description The `model` id that made `embedding` */
+                    model?: string;
+                    /** @description search only: subjects per face */
+                    top_k?: number;
+                };
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    listSubjects: {
+        parameters: {
+            query?: {
+                /** @description the `next` cursor of the previous page */
+                after?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubjectsResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    getSubject: {
+        parameters: {
+            query?: {
+                /** @description `embeddings` adds the vectors */
+                include?: "embeddings" | null;
+            };
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The subject: the caller's own id for the person */
+                external_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SubjectResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    deleteSubject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The subject: the caller's own id for the person */
+                external_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedSubjectResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    enrollFace: {
+        parameters: {
+            query?: {
+                /** @description `largest`: take the largest of several faces */
+                face?: "one" | "largest";
+                /** @description pixels, the face box's shorter side */
+                min_face_size?: number;
+                min_confidence?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The subject: the caller's own id for the person */
+                external_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description An image (a multipart `file` part, or JSON `image_base64`), or JSON `embedding` with its `model`. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description An embedding */
+                    embedding?: number[];
+                    /** @description The image file, base64 (standard or URL-safe, or a data: URL) */
+                    image_base64?: string;
+                    /** @description The `model` id that made `embedding` */
+                    model?: string;
+                    /** @description search only: subjects per face */
+                    top_k?: number;
+                };
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnrollResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
+                };
+            };
+        };
+    };
+    verifySubject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The subject: the caller's own id for the person */
+                external_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description An image (a multipart `file` part, or JSON `image_base64`), or JSON `embedding` with its `model`. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description An embedding */
+                    embedding?: number[];
+                    /** @description The image file, base64 (standard or URL-safe, or a data: URL) */
+                    image_base64?: string;
+                    /** @description The `model` id that made `embedding` */
+                    model?: string;
+                    /** @description search only: subjects per face */
+                    top_k?: number;
+                };
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyResponse"];
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                        status_code: number;
+                    };
                 };
             };
         };
@@ -361,7 +1219,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An image that cannot be decoded, or unusable embeddings */
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -379,7 +1237,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity (Retry-After) */
+            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -459,7 +1317,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An image that cannot be decoded, or unusable embeddings */
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -477,7 +1335,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity (Retry-After) */
+            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -577,7 +1435,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description An image that cannot be decoded, or unusable embeddings */
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -595,7 +1453,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity (Retry-After) */
+            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
