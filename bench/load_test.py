@@ -44,15 +44,15 @@ class OverloadReport:
     server_shed_max_s: float | None = None
 
 
-def server_durations(log: Path, status: int) -> list[float]:
-    """Durations of the answers with `status`, from the service's JSON access log."""
+def server_durations(log: Path, status: int, route: str | None = None) -> list[float]:
+    """Durations of the answers with `status` (on `route`), from the service's JSON access log."""
     durations = []
     for line in log.read_text().splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if record.get("status") == status and "duration_ms" in record:
+        if record.get("status") == status and "duration_ms" in record and route in (None, record.get("route")):
             durations.append(record["duration_ms"] / 1000)
     return durations
 

@@ -189,8 +189,12 @@ def test_health_and_refusals_answer_at_once_under_16x_heavy_load(
         stop(process)
     assert set(statuses) <= {200, 503} and statuses.count(200) >= 6, statuses
     assert len(health.latencies) >= 20 and set(health.statuses) == {200}
+    # As the service timed them (its access log); as the poller saw them, they also hold the test's
+    # own 33 threads waiting for the same 2 cores and for its GIL: a looser bound there.
+    served = server_durations(log, 200, route="/health")
+    assert float(np.percentile(served, 99)) < 0.5, served
     p99 = float(np.percentile(health.latencies, 99))
-    assert p99 < 0.5, (p99, statistics.median(health.latencies))
+    assert p99 < 1.0, (p99, statistics.median(health.latencies))
     # Refusals as the service timed them (its access log): as the clients see them, they also hold
     # the test's own 32 sending threads waiting for the same 2 cores.
     refusals = server_durations(log, 503)

@@ -121,9 +121,14 @@ async def gallery_input(request: AnyRequest, faces: FaceWork, all_faces: bool) -
 class CollectionController(Controller):
     path = "/collections"
     tags = ("collections",)
-    responses = COLLECTION_ERRORS
 
-    @post("/", operation_id="createCollection", summary="Create a collection", request_max_body_size=SMALL_BODY)
+    @post(
+        "/",
+        operation_id="createCollection",
+        summary="Create a collection",
+        request_max_body_size=SMALL_BODY,
+        responses=COLLECTION_ERRORS,
+    )
     async def create(
         self, data: JSONBody[wire.CreateCollectionRequest], gallery: NamedDependency[GalleryWork]
     ) -> wire.CollectionResponse:
@@ -131,17 +136,22 @@ class CollectionController(Controller):
         info = await gallery.run(lambda c: c.create(data.name, data.threshold))
         return wire.collection(info)
 
-    @get("/", operation_id="listCollections", summary="Every collection")
+    @get("/", operation_id="listCollections", summary="Every collection", responses=COLLECTION_ERRORS)
     async def list_collections(self, gallery: NamedDependency[GalleryWork]) -> wire.CollectionsResponse:
         """Every collection with its counts and model."""
         return wire.CollectionsResponse([wire.collection(c) for c in await gallery.run(lambda c: c.all())])
 
-    @get("/{name:str}", operation_id="getCollection", summary="A collection")
+    @get("/{name:str}", operation_id="getCollection", summary="A collection", responses=COLLECTION_ERRORS)
     async def get_collection(self, name: Name, gallery: NamedDependency[GalleryWork]) -> wire.CollectionResponse:
         """Counts of subjects and faces, the model every vector must come from, threshold, created_at."""
         return wire.collection(await gallery.run(lambda c: c.get(name)))
 
-    @delete("/{name:str}", operation_id="deleteCollection", summary="Delete a collection and every face in it")
+    @delete(
+        "/{name:str}",
+        operation_id="deleteCollection",
+        summary="Delete a collection and every face in it",
+        responses=COLLECTION_ERRORS,
+    )
     async def delete_collection(self, name: Name, gallery: NamedDependency[GalleryWork]) -> None:
         """Every subject and face of the collection is removed from the store, durably, before the answer."""
         await gallery.run(lambda c: c.delete(name))
@@ -153,6 +163,7 @@ class CollectionController(Controller):
         summary="Enroll a face of a subject",
         status_code=201,
         operation_class=with_body(GALLERY_BODY),
+        responses=COLLECTION_ERRORS,
     )
     async def enroll(
         self,
@@ -189,7 +200,12 @@ class CollectionController(Controller):
         body = wire.enrollment(enrolled, model)
         return Response(body, status_code=200 if enrolled.duplicate else 201)
 
-    @get("/{name:str}/subjects", operation_id="listSubjects", summary="Subjects, a page at a time")
+    @get(
+        "/{name:str}/subjects",
+        operation_id="listSubjects",
+        summary="Subjects, a page at a time",
+        responses=COLLECTION_ERRORS,
+    )
     async def list_subjects(
         self,
         name: Name,
@@ -200,7 +216,12 @@ class CollectionController(Controller):
         """Ordered by external id; pass `next` as `after` for the next page (null on the last)."""
         return wire.subjects(await gallery.run(lambda c: c.subjects(name, after, limit)), limit)
 
-    @get("/{name:str}/subjects/{external_id:str}", operation_id="getSubject", summary="A subject and its faces")
+    @get(
+        "/{name:str}/subjects/{external_id:str}",
+        operation_id="getSubject",
+        summary="A subject and its faces",
+        responses=COLLECTION_ERRORS,
+    )
     async def get_subject(
         self,
         name: Name,
@@ -219,6 +240,7 @@ class CollectionController(Controller):
         operation_id="deleteSubject",
         summary="Forget a subject",
         status_code=200,
+        responses=COLLECTION_ERRORS,
     )
     async def delete_subject(
         self, name: Name, external_id: ExternalId, gallery: NamedDependency[GalleryWork]
@@ -228,7 +250,13 @@ class CollectionController(Controller):
         gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="subject").inc()
         return wire.DeletedSubjectResponse(external_id, removed)
 
-    @delete("/{name:str}/faces/{face_id:str}", operation_id="deleteFace", summary="Forget one face", status_code=200)
+    @delete(
+        "/{name:str}/faces/{face_id:str}",
+        operation_id="deleteFace",
+        summary="Forget one face",
+        status_code=200,
+        responses=COLLECTION_ERRORS,
+    )
     async def delete_face(
         self, name: Name, face_id: FaceId, gallery: NamedDependency[GalleryWork]
     ) -> wire.DeletedFaceResponse:
@@ -243,6 +271,7 @@ class CollectionController(Controller):
         summary="Who is this: the best subjects for each face",
         status_code=200,
         operation_class=with_body(GALLERY_BODY),
+        responses=COLLECTION_ERRORS,
     )
     async def search(
         self,
@@ -282,6 +311,7 @@ class CollectionController(Controller):
         summary="Is this that subject",
         status_code=200,
         operation_class=with_body(GALLERY_BODY),
+        responses=COLLECTION_ERRORS,
     )
     async def verify(
         self,
@@ -302,7 +332,13 @@ class CollectionController(Controller):
 
         return wire.verification(await gallery.run(verify))
 
-    @get("/{name:str}/export", operation_id="exportCollection", summary="Export a collection", media_type=NDJSON)
+    @get(
+        "/{name:str}/export",
+        operation_id="exportCollection",
+        summary="Export a collection",
+        media_type=NDJSON,
+        responses=COLLECTION_ERRORS,
+    )
     async def export(self, name: Name, gallery: NamedDependency[GalleryWork]) -> Stream:
         """JSON lines: the collection (with its model id), then one line per face (the vector as base64
         of little-endian float32, the subject, where it came from), streamed."""
@@ -330,6 +366,7 @@ class CollectionController(Controller):
         summary="Import an export into a collection",
         status_code=200,
         request_max_body_size=None,  # bounded below by MAX_IMPORT_BYTES, read as a stream
+        responses=COLLECTION_ERRORS,
     )
     async def import_collection(
         self, request: Request[Any, Any, Any], name: Name, gallery: NamedDependency[GalleryWork]
