@@ -108,6 +108,18 @@ ExternalId = Annotated[str, PathParameter(description="The subject: the caller's
 FaceId = Annotated[str, PathParameter(description="A face's id, as enrollment answered it")]
 
 
+def gallery_post(path: str, operation_id: str, summary: str, status_code: int) -> post:
+    """A POST route whose body is an image or an embedding (GALLERY_BODY), with the collection errors."""
+    return post(
+        path,
+        operation_id=operation_id,
+        summary=summary,
+        status_code=status_code,
+        operation_class=with_body(GALLERY_BODY),
+        responses=COLLECTION_ERRORS,
+    )
+
+
 def enroll_options(face: str, min_face_size: int, min_confidence: float) -> EnrollOptions:
     return EnrollOptions(largest=face == "largest", min_face_size=min_face_size, min_confidence=min_confidence)
 
@@ -157,14 +169,7 @@ class CollectionController(Controller):
         await gallery.run(lambda c: c.delete(name))
         gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="collection").inc()
 
-    @post(
-        "/{name:str}/subjects/{external_id:str}/faces",
-        operation_id="enrollFace",
-        summary="Enroll a face of a subject",
-        status_code=201,
-        operation_class=with_body(GALLERY_BODY),
-        responses=COLLECTION_ERRORS,
-    )
+    @gallery_post("/{name:str}/subjects/{external_id:str}/faces", "enrollFace", "Enroll a face of a subject", 201)
     async def enroll(
         self,
         request: AnyRequest,
@@ -265,14 +270,7 @@ class CollectionController(Controller):
         gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="face").inc()
         return wire.DeletedFaceResponse(removed.face_id, removed.external_id)
 
-    @post(
-        "/{name:str}/search",
-        operation_id="searchCollection",
-        summary="Who is this: the best subjects for each face",
-        status_code=200,
-        operation_class=with_body(GALLERY_BODY),
-        responses=COLLECTION_ERRORS,
-    )
+    @gallery_post("/{name:str}/search", "searchCollection", "Who is this: the best subjects for each face", 200)
     async def search(
         self,
         request: AnyRequest,
@@ -305,14 +303,7 @@ class CollectionController(Controller):
         gallery.metrics.gallery_searched_faces.labels(store=store).observe(result.searched)
         return wire.search(result)
 
-    @post(
-        "/{name:str}/subjects/{external_id:str}/verify",
-        operation_id="verifySubject",
-        summary="Is this that subject",
-        status_code=200,
-        operation_class=with_body(GALLERY_BODY),
-        responses=COLLECTION_ERRORS,
-    )
+    @gallery_post("/{name:str}/subjects/{external_id:str}/verify", "verifySubject", "Is this that subject", 200)
     async def verify(
         self,
         request: AnyRequest,
