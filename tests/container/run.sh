@@ -54,6 +54,14 @@ die() {
     exit 1
 }
 podman_() { "${PODMAN[@]}" "$@"; }
+# Without systemd, podman cannot schedule (or remove) the periodic health checks' timers and says so
+# on stderr; the image's check runs on demand further down. podman_q leaves those lines out.
+podman_q() {
+    local rc=0
+    "${PODMAN[@]}" "$@" 2>"$WORK/podman.err" >/dev/null || rc=$?
+    grep -v 'unable to get systemd connection' "$WORK/podman.err" >&2 || true
+    return "$rc"
+}
 # A throwaway container of the image running a shell command instead of the service, as uid 10001
 # (the runtime user) or, with `in_image root CMD`, as root.
 in_image() {
@@ -90,13 +98,12 @@ stop_host_postgres() {
 }
 # A container of the image running the service, as compose.yaml runs it (read-only root, /tmp a
 # tmpfs), detached: run_service NAME PORT [podman run options...]
+# podman's --read-only also mounts tmpfs on /run and /var/tmp unless told not to; Docker's does not.
 run_service() {
     local name=$1 port=$2
     shift 2
-    podman_ run -d --name "$name" "${LIMITS[@]}" --read-only --read-only-tmpfs=false --tmpfs /tmp "$@" \
-        -e API_KEY -e PORT="$port" -e HOST=127.0.0.1 "$IMAGE" >/dev/null 2>"$WORK/run.err" ||
-        { cat "$WORK/run.err" >&2; die "podman run ($name)"; }
-    grep -v 'unable to get systemd connection' "$WORK/run.err" >&2 || true
+    podman_q run -d --name "$name" "${LIMITS[@]}" --read-only --read-only-tmpfs=false --tmpfs /tmp "$@" \
+        -e API_KEY -e PORT="$port" -e HOST=127.0.0.1 "$IMAGE" || die "podman run ($name)"
 }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 trap cleanup EXIT
@@ -184,9 +191,6 @@ export API_KEY
 BASE="http://127.0.0.1:$PORT"
 podman_ volume create "$VOLUME" >/dev/null
 t0=$(date +%s.%N)
-# podman's --read-only also mounts tmpfs on /run and /var/tmp unless told not to; Docker's does not.
-# Without systemd, podman cannot schedule the periodic health checks and says so on stderr (left out
-# in run_service); the image's check runs on demand further down.
 run_service "$NAME" "$PORT" -v "$VOLUME:/data"
 "${CHECK[@]}" wait-healthy "$BASE" 120 "$NAME" >/dev/null
 start_s=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")
@@ -234,7 +238,7 @@ PORT2=$(free_port)
 run_service "$NAME-second" "$PORT2" -v "$VOLUME:/data"
 "${CHECK[@]}" wait-healthy "http://127.0.0.1:$PORT2" 120 "$NAME-second" >/dev/null
 "${CHECK[@]}" gallery-locked "http://127.0.0.1:$PORT2" "$API_KEY"
-podman_ rm -f -v -t 0 "$NAME-second" >/dev/null
+podman_q rm -f -v -t 0 "$NAME-second"
 
 log "graceful stop (SIGTERM) with a request in flight"
 "${CHECK[@]}" stop-in-flight "$BASE" "$API_KEY" "$GROUP" "$NAME"
@@ -249,7 +253,7 @@ log "collections: the volume in a new container, after the first stopped"
 run_service "$NAME-restarted" "$PORT" -v "$VOLUME:/data"
 "${CHECK[@]}" wait-healthy "$BASE" 120 "$NAME-restarted" >/dev/null
 "${CHECK[@]}" collections-kept "$BASE" "$API_KEY" "$SELFIE" sqlite
-podman_ stop -t 40 "$NAME-restarted" >/dev/null
+podman_q stop -t 40 "$NAME-restarted"
 [ "$(podman_ inspect --format '{{.State.ExitCode}}' "$NAME-restarted")" = 0 ] || die "the restarted container did not exit 0"
 podman_ logs "$NAME-restarted" 2>&1 | "${CHECK[@]}" json-lines
 
@@ -270,7 +274,7 @@ run_service "$NAME-pg" "$PORT" -e DATABASE_URL
 "${CHECK[@]}" collections-enroll "$BASE" "$API_KEY" "$SELFIE" postgresql
 [ -z "$(podman_ exec "$NAME-pg" ls -A /data)" ] || die "with DATABASE_URL, the service wrote to /data"
 ok "nothing written to /data"
-podman_ stop -t 40 "$NAME-pg" >/dev/null
+podman_q stop -t 40 "$NAME-pg"
 [ "$(podman_ inspect --format '{{.State.ExitCode}}' "$NAME-pg")" = 0 ] || die "the PostgreSQL container did not exit 0"
 podman_ logs "$NAME-pg" 2>&1 | "${CHECK[@]}" json-lines
 stop_host_postgres
