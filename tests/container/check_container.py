@@ -7,6 +7,9 @@ does not care how the service's code is laid out. Not a test module: pytest does
     check_container.py api BASE KEY SELFIE GROUP                the endpoints, on real photos
     check_container.py stop-in-flight BASE KEY GROUP CONTAINER  podman stop with a batch in flight
     check_container.py json-lines < LOGS                        every log line is a JSON object
+    check_container.py collections-enroll BASE KEY SELFIE STORE a collection, a subject enrolled, found again
+    check_container.py collections-kept BASE KEY SELFIE STORE   the same collection and subject, in a new container
+    check_container.py gallery-locked BASE KEY                  a second process on the SQLite file is kept out
 
 PODMAN_CMD (environment) is the podman command line with its global flags.
 """
@@ -31,6 +34,9 @@ from typing import Any
 PODMAN = shlex.split(os.environ.get("PODMAN_CMD", "podman"))
 GROUP_FACES = 6  # t1.jpg
 EMBEDDING_SIZE = 512
+COLLECTION = "people"
+SUBJECT = "yao"  # yaoming.jpg
+SAME_PHOTO = 0.99  # the similarity of a photo's face to the same photo's face enrolled (1 up to rounding)
 
 
 def ok(message: str) -> None:
@@ -100,11 +106,11 @@ def wait_healthy(base: str, timeout_s: float, container: str) -> None:
     fail(f"/health did not answer 200 within {timeout_s} s")
 
 
-def answer(base: str, path: str, key: str | None = None, **body: Any) -> dict[str, Any]:
-    """The JSON of a request that must answer 200."""
+def answer(base: str, path: str, key: str | None = None, expect: int = 200, **body: Any) -> dict[str, Any]:
+    """The JSON of a request that must answer `expect` (200)."""
     status, _, text = request(base, path, key=key, **body)
-    if status != 200:
-        fail(f"{path}: HTTP {status}, expected 200: {text[:500]}")
+    if status != expect:
+        fail(f"{path}: HTTP {status}, expected {expect}: {text[:500]}")
     result: dict[str, Any] = json.loads(text)
     return result
 
@@ -216,6 +222,89 @@ def json_lines(lines: list[str]) -> None:
     ok(f"all {count} log lines are JSON objects")
 
 
+def gallery_health(base: str, store: str, timeout_s: float = 0.0) -> dict[str, Any]:
+    """/health's answer once its `gallery` is this store and ok (polled up to timeout_s)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        health = answer(base, "/health")
+        gallery = health.get("gallery") or {}
+        if gallery.get("store") == store and gallery.get("ok") is True:
+            return health
+        if time.monotonic() >= deadline:
+            fail(f"/health: gallery {gallery}, expected store {store!r} and ok")
+        time.sleep(0.2)
+
+
+def search_finds_subject(base: str, key: str, selfie: Path, face_id: str) -> float:
+    """Search the collection with the photo: one query face, matched to the subject's face; its similarity."""
+    found = answer(base, f"/collections/{COLLECTION}/search", key, files=[selfie])
+    results = found.get("results") or []
+    if len(results) != 1 or found.get("searched_faces", 0) < 1:
+        fail(f"search with {selfie.name}: {str(found)[:500]}")
+    decision, matches = results[0]["decision"], results[0]["matches"]
+    if not decision.get("match") or decision.get("external_id") != SUBJECT or decision["similarity"] < SAME_PHOTO:
+        fail(f"search with {selfie.name}: decision {decision}, expected a match with {SUBJECT!r}")
+    if not matches or matches[0].get("external_id") != SUBJECT or matches[0].get("face_id") != face_id:
+        fail(f"search with {selfie.name}: matches {matches}, expected {SUBJECT!r} with face {face_id}")
+    return float(decision["similarity"])
+
+
+def collections_enroll(base: str, key: str, selfie: Path, store: str) -> None:
+    """A new collection, the photo enrolled under SUBJECT (again: the same face, duplicate), a search
+    that finds the subject, and /health listing the collection with its model."""
+    health = gallery_health(base, store)
+    ok(f"/health: gallery store {store}, ok ({health['gallery'].get('detail')})")
+    model = health["model_id"]
+    created = answer(base, "/collections", key, expect=201, payload={"name": COLLECTION})
+    if created.get("name") != COLLECTION or created.get("model") != model or created.get("faces") != 0:
+        fail(f"POST /collections: {created}")
+    ok(f"POST /collections: 201, {COLLECTION!r} pinned to {model}")
+    enroll = f"/collections/{COLLECTION}/subjects/{SUBJECT}/faces"
+    enrolled = answer(base, enroll, key, expect=201, files=[selfie])
+    if enrolled.get("external_id") != SUBJECT or enrolled.get("duplicate") is not False or not enrolled.get("face_id"):
+        fail(f"enroll {selfie.name}: {enrolled}")
+    again = answer(base, enroll, key, expect=200, files=[selfie])
+    if again.get("duplicate") is not True or again.get("face_id") != enrolled["face_id"]:
+        fail(f"enroll {selfie.name} again: {again}, expected the face already enrolled (duplicate)")
+    ok(f"enroll {selfie.name} as {SUBJECT!r}: 201; the same photo again: 200, duplicate, the same face")
+    similarity = search_finds_subject(base, key, selfie, enrolled["face_id"])
+    ok(f"search with {selfie.name}: match {SUBJECT!r}, similarity {similarity}")
+    listed = gallery_health(base, store)["gallery"].get("collections")
+    if {"name": COLLECTION, "model": model} not in (listed or []):
+        fail(f"/health gallery.collections: {listed}, expected {COLLECTION!r} with model {model}")
+    ok(f"/health lists {COLLECTION!r} with its model")
+
+
+def collections_kept(base: str, key: str, selfie: Path, store: str) -> None:
+    """What collections_enroll left is all there: the collection, its subject with one face, a search
+    that finds it."""
+    gallery_health(base, store, timeout_s=10)
+    ok(f"/health: gallery store {store}, ok")
+    collection = answer(base, f"/collections/{COLLECTION}", key)
+    if collection.get("subjects") != 1 or collection.get("faces") != 1:
+        fail(f"GET /collections/{COLLECTION}: {collection}, expected 1 subject and 1 face")
+    subject = answer(base, f"/collections/{COLLECTION}/subjects/{SUBJECT}", key)
+    faces = subject.get("faces") or []
+    if subject.get("faces_count") != 1 or len(faces) != 1:
+        fail(f"GET subject {SUBJECT!r}: {subject}")
+    ok(f"collection {COLLECTION!r} (1 subject, 1 face) and subject {SUBJECT!r} are there")
+    similarity = search_finds_subject(base, key, selfie, faces[0]["face_id"])
+    ok(f"search with {selfie.name}: match {SUBJECT!r} (face {faces[0]['face_id']}), similarity {similarity}")
+
+
+def gallery_locked(base: str, key: str) -> None:
+    """A second service on the same SQLite file: healthy for faces, its gallery refused (the store's lock)."""
+    gallery = answer(base, "/health").get("gallery") or {}
+    # `store` is "unknown" (not "sqlite") while the store has never opened in this process.
+    if gallery.get("ok") is not False or "another process" not in str(gallery.get("detail")):
+        fail(f"/health of a second container on the volume: gallery {gallery}, expected not ok (in use)")
+    ok(f"/health: 200, gallery {gallery.get('store')}, not ok: {gallery.get('detail')}")
+    status, _, body = request(base, "/collections", key=key)
+    if status != 503 or json.loads(body).get("code") != "store_unavailable":
+        fail(f"GET /collections: HTTP {status}: {body[:300]}, expected 503 store_unavailable")
+    ok("GET /collections: 503 store_unavailable")
+
+
 def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "wait-healthy" and len(args) == 3:
@@ -226,6 +315,12 @@ def main(argv: list[str]) -> int:
         stop_in_flight(args[0], args[1], Path(args[2]), args[3])
     elif command == "json-lines" and not args:
         json_lines(sys.stdin.readlines())
+    elif command == "collections-enroll" and len(args) == 4:
+        collections_enroll(args[0], args[1], Path(args[2]), args[3])
+    elif command == "collections-kept" and len(args) == 4:
+        collections_kept(args[0], args[1], Path(args[2]), args[3])
+    elif command == "gallery-locked" and len(args) == 2:
+        gallery_locked(args[0], args[1])
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -14,9 +14,14 @@
 # REBUILD_BASE=1 makes it again from scratch. FACE_SERVICE_IMAGE=name checks that image instead of
 # building one.
 #
-# Needs root (apt-get, debootstrap, rootful podman), python3, git, and the project's dev venv for the
-# test photos (uv sync). Every podman call: runc (crun refuses hybrid cgroups), cgroupfs, host
-# network, and ulimits the sandbox can grant.
+# Collections: the service runs on a podman named volume at /data (as compose.yaml runs it); what it
+# enrolls there is found again by a new container on the same volume, and a second container on the
+# volume while the first runs is kept out of the SQLite file. Then DATABASE_URL: a PostgreSQL started
+# on this machine's 127.0.0.1 (tests/container/host_postgres.py, from the dev venv's pgserver).
+#
+# Needs root (apt-get, debootstrap, rootful podman), python3, git, uv, and the project's dev venv
+# for the test photos and PostgreSQL (uv sync). Every podman call: runc (crun refuses hybrid
+# cgroups), cgroupfs, host network, and ulimits the sandbox can grant.
 #
 # Single-quoted commands below are for the shell inside the container:
 # shellcheck disable=SC2016
@@ -33,19 +38,30 @@ ROOTFS_IMAGE=localhost/face-service-ci/debian-minbase:bookworm
 STANDIN=localhost/python:3.11-slim
 IMAGE=localhost/face-service:container-test
 NAME=face-service-ct-$$
+VOLUME=face-service-ct-data-$$  # /data, the SQLite gallery's volume
+CONTAINERS=("$NAME" "$NAME-second" "$NAME-restarted" "$NAME-pg")
+PG_PID=  # tests/container/host_postgres.py, while it runs
 PODMAN=(podman --runtime runc --cgroup-manager=cgroupfs)
 export PODMAN_CMD="${PODMAN[*]}"  # for check_container.py
 LIMITS=(--network host --ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
 WORK=$(mktemp -d)
 STARTED=$SECONDS
 
-log() { printf '\n== %s\n' "$*"; }
+log() { printf '\n== %s  [%d s]\n' "$*" "$((SECONDS - STARTED))"; }
 ok() { printf '  ok: %s\n' "$*"; }
 die() {
     printf 'FAILED: %s\n' "$*" >&2
     exit 1
 }
 podman_() { "${PODMAN[@]}" "$@"; }
+# Without systemd, podman cannot schedule (or remove) the periodic health checks' timers and says so
+# on stderr; the image's check runs on demand further down. podman_q leaves those lines out.
+podman_q() {
+    local rc=0
+    "${PODMAN[@]}" "$@" 2>"$WORK/podman.err" >/dev/null || rc=$?
+    grep -v 'unable to get systemd connection' "$WORK/podman.err" >&2 || true
+    return "$rc"
+}
 # A throwaway container of the image running a shell command instead of the service, as uid 10001
 # (the runtime user) or, with `in_image root CMD`, as root.
 in_image() {
@@ -55,15 +71,41 @@ in_image() {
 }
 
 cleanup() {
-    local rc=$?
-    if [ "$rc" != 0 ] && podman_ container exists "$NAME" 2>/dev/null; then
-        printf '\n== container logs (%s)\n' "$NAME" >&2
-        podman_ logs "$NAME" >&2 || true
+    local rc=$? container
+    for container in "${CONTAINERS[@]}"; do
+        if [ "$rc" != 0 ] && podman_ container exists "$container" 2>/dev/null; then
+            printf '\n== container logs (%s)\n' "$container" >&2
+            podman_ logs "$container" >&2 || true
+        fi
+        # -v: also the anonymous volume podman makes for the image's VOLUME /data where none is given
+        podman_ rm -f -v -t 0 "$container" >/dev/null 2>&1 || true
+    done
+    podman_ volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+    stop_host_postgres
+    if [ "$rc" != 0 ] && [ -s "$WORK/pg.log" ]; then
+        printf '\n== host PostgreSQL helper (stderr)\n' >&2
+        cat "$WORK/pg.log" >&2
     fi
-    podman_ rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
     rm -rf "$WORK"
     if [ "$rc" != 0 ]; then printf '\ncontainer test FAILED (exit %s)\n' "$rc" >&2; fi
 }
+stop_host_postgres() {
+    if [ -n "$PG_PID" ]; then
+        kill "$PG_PID" 2>/dev/null || true  # uv passes SIGTERM on; the helper stops the server and deletes it
+        wait "$PG_PID" 2>/dev/null || true
+        PG_PID=
+    fi
+}
+# A container of the image running the service, as compose.yaml runs it (read-only root, /tmp a
+# tmpfs), detached: run_service NAME PORT [podman run options...]
+# podman's --read-only also mounts tmpfs on /run and /var/tmp unless told not to; Docker's does not.
+run_service() {
+    local name=$1 port=$2
+    shift 2
+    podman_q run -d --name "$name" "${LIMITS[@]}" --read-only --read-only-tmpfs=false --tmpfs /tmp "$@" \
+        -e API_KEY -e PORT="$port" -e HOST=127.0.0.1 "$IMAGE" || die "podman run ($name)"
+}
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 trap cleanup EXIT
 
 log "tools"
@@ -81,6 +123,12 @@ if [ -z "$SELFIE" ] || [ -z "$GROUP" ]; then
 fi
 if [ -z "$SELFIE" ] || [ -z "$GROUP" ]; then die "test photos yaoming.jpg, t1.jpg not found in .venv"; fi
 ok "$("${PODMAN[@]}" --version), runc, debootstrap; photos $(basename "$SELFIE"), $(basename "$GROUP")"
+
+# The PostgreSQL for the DATABASE_URL checks near the end starts now, in the background (a few
+# seconds, mostly initdb), while the image is made.
+PG_STARTED=$SECONDS
+uv run python "$HERE/host_postgres.py" >"$WORK/pg.url" 2>"$WORK/pg.log" &
+PG_PID=$!
 
 log "stand-in for python:3.11-slim"
 if [ "${REBUILD_BASE:-0}" = 1 ]; then podman_ rmi -f "$STANDIN" "$ROOTFS_IMAGE" >/dev/null 2>&1 || true; fi
@@ -142,19 +190,14 @@ ok "no uv or pip in /app/.venv, no uv, compiler or make on PATH, no caches (/roo
 echo "  note: the base image's own pip stays (python:3.11-slim ships it; outside the venv the service runs in)"
 cache_before=$(in_image 'find /app/model-cache -printf "%p %m %U %s %T@\n" | sort')
 
-log "start: read-only root filesystem, only /tmp writable, as compose.yaml runs it"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log "start: read-only root filesystem, only /tmp and the /data volume writable, as compose.yaml runs it"
+PORT=$(free_port)
 API_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
-export PORT API_KEY
+export API_KEY
 BASE="http://127.0.0.1:$PORT"
+podman_ volume create "$VOLUME" >/dev/null
 t0=$(date +%s.%N)
-# podman's --read-only also mounts tmpfs on /run and /var/tmp unless told not to; Docker's does not.
-# Without systemd, podman cannot schedule the periodic health checks and says so on stderr (left out
-# below); the image's check runs on demand further down.
-podman_ run -d --name "$NAME" "${LIMITS[@]}" --read-only --read-only-tmpfs=false --tmpfs /tmp \
-    -e API_KEY -e PORT -e HOST=127.0.0.1 "$IMAGE" >/dev/null 2>"$WORK/run.err" ||
-    { cat "$WORK/run.err" >&2; die "podman run"; }
-grep -v 'unable to get systemd connection' "$WORK/run.err" >&2 || true
+run_service "$NAME" "$PORT" -v "$VOLUME:/data"
 "${CHECK[@]}" wait-healthy "$BASE" 120 "$NAME" >/dev/null
 start_s=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$t0" "$(date +%s.%N)")
 ok "healthy: /health answered 200 ${start_s} s after podman run"
@@ -169,6 +212,11 @@ done
 ok "writes refused: /app, /app/model-cache, /var/tmp, /run, /"
 podman_ exec "$NAME" sh -c 'echo x > /tmp/probe && rm /tmp/probe' || die "cannot write /tmp"
 ok "/tmp is writable (tmpfs)"
+# A new named volume takes the image's /data, its owner and mode with it (Docker does the same).
+data_dir=$(podman_ exec "$NAME" stat -c '%u %a' /data)
+[ "$data_dir" = "10001 700" ] || die "/data on the new volume: owner and mode $data_dir, expected 10001 700"
+podman_ exec "$NAME" sh -c 'echo x > /data/probe && rm /data/probe' || die "cannot write /data (the volume)"
+ok "/data (a new named volume) belongs to uid 10001, mode 700, and is writable"
 
 log "API, real photos"
 "${CHECK[@]}" api "$BASE" "$API_KEY" "$SELFIE" "$GROUP"
@@ -185,12 +233,18 @@ ok "the logs say nothing of a rewrite or an unusable model cache"
     die "/app/model-cache changed (names, modes, owners, sizes or mtimes) after start"
 ok "/app/model-cache: same files, modes, sizes and mtimes after start and requests"
 
-log "collections: SQLite volume"
-# >>> FUTURE (collections are not implemented yet): run the container with a volume for the SQLite
-# >>> file (e.g. -v "$WORK/data:/data" -e DATABASE_URL=sqlite:////data/faces.db, owned by uid 10001),
-# >>> add to a collection, restart the container, and check the collection survived and that nothing
-# >>> but the volume and /tmp was written. Nothing to check until the feature exists.
-echo "  skipped: collections do not exist yet"
+log "collections: SQLite in /data (the volume)"
+"${CHECK[@]}" collections-enroll "$BASE" "$API_KEY" "$SELFIE" sqlite
+owners=$(podman_ exec "$NAME" sh -c 'find /data -mindepth 1 ! -user 10001')
+[ -z "$owners" ] || die "in /data, not owned by uid 10001: $owners"
+ok "the gallery's files in /data: $(podman_ exec "$NAME" ls /data | tr '\n' ' ')(uid 10001)"
+
+log "collections: a second container on the same volume, while the first runs (SQLite: one process)"
+PORT2=$(free_port)
+run_service "$NAME-second" "$PORT2" -v "$VOLUME:/data"
+"${CHECK[@]}" wait-healthy "http://127.0.0.1:$PORT2" 120 "$NAME-second" >/dev/null
+"${CHECK[@]}" gallery-locked "http://127.0.0.1:$PORT2" "$API_KEY"
+podman_q rm -f -v -t 0 "$NAME-second"
 
 log "graceful stop (SIGTERM) with a request in flight"
 "${CHECK[@]}" stop-in-flight "$BASE" "$API_KEY" "$GROUP" "$NAME"
@@ -200,5 +254,33 @@ ok "exit code 0"
 
 log "logs, from start to exit"
 podman_ logs "$NAME" 2>&1 | "${CHECK[@]}" json-lines
+
+log "collections: the volume in a new container, after the first stopped"
+run_service "$NAME-restarted" "$PORT" -v "$VOLUME:/data"
+"${CHECK[@]}" wait-healthy "$BASE" 120 "$NAME-restarted" >/dev/null
+"${CHECK[@]}" collections-kept "$BASE" "$API_KEY" "$SELFIE" sqlite
+podman_q stop -t 40 "$NAME-restarted"
+[ "$(podman_ inspect --format '{{.State.ExitCode}}' "$NAME-restarted")" = 0 ] || die "the restarted container did not exit 0"
+podman_ logs "$NAME-restarted" 2>&1 | "${CHECK[@]}" json-lines
+
+log "collections: PostgreSQL on this machine (DATABASE_URL), --network host"
+until [ -s "$WORK/pg.url" ]; do
+    kill -0 "$PG_PID" 2>/dev/null || die "tests/container/host_postgres.py exited: $(tail -n 20 "$WORK/pg.log")"
+    [ $((SECONDS - PG_STARTED)) -lt 120 ] || die "no PostgreSQL URL from tests/container/host_postgres.py in 120 s"
+    sleep 0.2
+done
+DATABASE_URL=$(head -n 1 "$WORK/pg.url")
+export DATABASE_URL
+ok "PostgreSQL 18 + pgvector on ${DATABASE_URL##*@} (password authentication; started with the test)"
+run_service "$NAME-pg" "$PORT" -e DATABASE_URL
+"${CHECK[@]}" wait-healthy "$BASE" 120 "$NAME-pg" >/dev/null
+"${CHECK[@]}" collections-enroll "$BASE" "$API_KEY" "$SELFIE" postgresql
+[ -z "$(podman_ exec "$NAME-pg" ls -A /data)" ] || die "with DATABASE_URL, the service wrote to /data"
+ok "nothing written to /data"
+podman_q stop -t 40 "$NAME-pg"
+[ "$(podman_ inspect --format '{{.State.ExitCode}}' "$NAME-pg")" = 0 ] || die "the PostgreSQL container did not exit 0"
+podman_ logs "$NAME-pg" 2>&1 | "${CHECK[@]}" json-lines
+stop_host_postgres
+ok "host PostgreSQL stopped"
 
 log "container test passed in $((SECONDS - STARTED)) s (start to healthy: ${start_s} s)"
