@@ -11,6 +11,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, fl
     # BENCH_SERVICE_LOG=path keeps the service's log (one JSON line per request, with its duration).
     log_path = os.environ.get("BENCH_SERVICE_LOG")
     log = Path(log_path).open("ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the process owns it
+    # A gallery of its own for each service started here, unless the caller names one.
+    env = {"DATA_DIR": tempfile.mkdtemp(prefix="face-service-bench-"), **env}
     process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log, stderr=log)
     while True:
         if process.poll() is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,7 +43,13 @@ def settings_for(backend: str, **overrides: str) -> Settings:
     """Settings for in-process tests. Their jobs run on threads (INFERENCE_ISOLATION=thread): the
     same job code as worker processes, without a process start per test client. The process mode,
     the default, is tested by tests/test_workers.py and every test that starts `face-service serve`."""
-    env = {"API_KEY": API_KEY, "FACE_BACKEND": backend, "INFERENCE_ISOLATION": "thread", **overrides}
+    env = {
+        "API_KEY": API_KEY,
+        "FACE_BACKEND": backend,
+        "INFERENCE_ISOLATION": "thread",
+        "DATA_DIR": tempfile.mkdtemp(prefix="face-service-test-"),  # never the repository's ./data
+        **overrides,
+    }
     return Settings.from_env(env)
 
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ COMMAND = shutil.which("face-service", path=str(Path(sys.executable).parent)) or
 
 def start(env: dict[str, str], port: int) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if k not in ("API_KEY", "API_KEYS", "FACE_BACKEND", "MODEL_DIR")}
+    full_env["DATA_DIR"] = tempfile.mkdtemp(prefix="face-service-e2e-")  # never the repository's ./data
     full_env.update(env)
     return subprocess.Popen(
         [COMMAND, "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -239,6 +239,7 @@ class Container(containers.DeclarativeContainer):
         cors_origins=config.cors_origins,
         version=providers.Callable(service_version),
         max_import_bytes=config.max_import_bytes,
+        gallery_store=config.gallery,
     )
     gallery_limits = providers.Singleton(
         GalleryLimits,

@@ -295,8 +295,11 @@ def collections_kept(base: str, key: str, selfie: Path, store: str) -> None:
 def gallery_locked(base: str, key: str) -> None:
     """A second service on the same SQLite file: healthy for faces, its gallery refused (the store's lock)."""
     gallery = answer(base, "/health").get("gallery") or {}
-    # `store` is "unknown" (not "sqlite") while the store has never opened in this process.
-    if gallery.get("ok") is not False or "another process" not in str(gallery.get("detail")):
+    if (
+        gallery.get("store") != "sqlite"
+        or gallery.get("ok") is not False
+        or "another process" not in str(gallery.get("detail"))
+    ):
         fail(f"/health of a second container on the volume: gallery {gallery}, expected not ok (in use)")
     ok(f"/health: 200, gallery {gallery.get('store')}, not ok: {gallery.get('detail')}")
     status, _, body = request(base, "/collections", key=key)

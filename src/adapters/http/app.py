@@ -52,6 +52,7 @@ class HttpConfig:
     cors_origins: tuple[str, ...]
     version: str
     max_import_bytes: int
+    gallery_store: str  # the configured store: "sqlite", "postgresql" or "memory"
 
 
 def create_app(
@@ -65,7 +66,7 @@ def create_app(
     up) and opens the gallery before the server accepts connections, and closes both after the last
     request. `collections` and `gallery` are providers: a store that cannot open yet is tried again
     at the next request."""
-    gallery_pool = GalleryPool(gallery)
+    gallery_pool = GalleryPool(gallery, config.gallery_store)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

@@ -41,11 +41,11 @@ class GalleryPool:
 
     CHECK_SECONDS = 2.0
 
-    def __init__(self, gallery: Callable[[], FaceGallery], threads: int = 4) -> None:
+    def __init__(self, gallery: Callable[[], FaceGallery], store: str, threads: int = 4) -> None:
         self._gallery = gallery
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
-        self.last = StoreHealth("unknown", False, "not checked yet")
+        self.last = StoreHealth(store, False, "not checked yet")
         self.pinned: list[tuple[str, str]] = []  # (collection, model id), as of the last check
 
     @property
