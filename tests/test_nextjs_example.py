@@ -29,7 +29,7 @@ from playwright.sync_api import Browser, Page, Request, Route, expect, sync_play
 
 from bench.__main__ import API_KEY, start_service
 from bench.load import free_port
-from tests.conftest import GROUP_PHOTO, SELFIE
+from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO
 from tests.test_typescript_client import CLIENT, NPM
 
 pytestmark = pytest.mark.real_model
@@ -50,6 +50,7 @@ CHROMIUM_ARGS = [
 QUIET = {"NEXT_TELEMETRY_DISABLED": "1", "NO_UPDATE_NOTIFIER": "1", "npm_config_update_notifier": "false"}
 # The page's generic message for the service's configuration or availability (lib/errors.ts).
 SERVICE_UNAVAILABLE = "The face service is unavailable right now"
+COLLECTION = "browser-test"  # the app's FACE_COLLECTION: created by the app on first use
 
 
 def run(args: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
@@ -206,14 +207,14 @@ def test_error_mapping_unit_tests_pass(installed: Path) -> None:
     result = run([NPM, "test"], EXAMPLE)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert "# fail 0" in output and "# pass 6" in output
+    assert "# fail 0" in output and "# pass 9" in output
 
 
 def test_next_build_type_checks_strictly(built: str) -> None:
     assert "Finished TypeScript" in built, "next build must type-check (not skip it)"
     options = json.loads(example_file("tsconfig.json"))["compilerOptions"]
     assert options["skipLibCheck"] is False and options["strict"] is True, "next build rewrote tsconfig.json"
-    for route in ("/api/faces/detect", "/api/faces/compare"):
+    for route in ("/api/faces/detect", "/api/faces/compare", "/api/people/enroll", "/api/people/search"):
         assert re.search(rf"ƒ {re.escape(route)}\b", built), f"{route} is not a dynamic route"
 
 
@@ -221,9 +222,11 @@ def test_next_build_type_checks_strictly(built: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def service() -> Iterator[str]:
-    # A low pixel limit, so that an image too large to process is cheap to send.
-    process, url, _ = start_service({"API_KEY": API_KEY, "MAX_IMAGE_PIXELS": "4000000"})
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # A low pixel limit, so that an image too large to process is cheap to send; the gallery (SQLite)
+    # in a folder of its own.
+    data = tmp_path_factory.mktemp("gallery")
+    process, url, _ = start_service({"API_KEY": API_KEY, "MAX_IMAGE_PIXELS": "4000000", "DATA_DIR": str(data)})
     try:
         yield url
     finally:
@@ -235,7 +238,13 @@ def service() -> Iterator[str]:
 def next_app(service_url: str, api_key: str, log: Path) -> Iterator[str]:
     """`next start` of the built example on a free loopback port, configured through its environment."""
     port = free_port()
-    env = {**os.environ, **QUIET, "FACE_SERVICE_URL": service_url, "FACE_SERVICE_API_KEY": api_key}
+    env = {
+        **os.environ,
+        **QUIET,
+        "FACE_SERVICE_URL": service_url,
+        "FACE_SERVICE_API_KEY": api_key,
+        "FACE_COLLECTION": COLLECTION,
+    }
     command = [str(EXAMPLE / "node_modules" / ".bin" / "next"), "start", "-H", "127.0.0.1", "-p", str(port)]
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -301,6 +310,17 @@ def png(width: int, height: int) -> bytes:
     return data.tobytes()
 
 
+def shrunk(path: Path, scale: float) -> bytes:
+    image = cv2.imread(str(path))
+    ok, data = cv2.imencode(".jpg", cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    assert ok
+    return data.tobytes()
+
+
+def service_get(service: str, path: str) -> httpx.Response:
+    return httpx.get(f"{service}{path}", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+
+
 def test_routes_map_errors_for_a_browser(app: str, service: str, tmp_path: Path) -> None:
     """The photo's fault: a 4xx with a message for the person. The service's: 502/503, one generic message."""
 
@@ -332,6 +352,83 @@ def test_routes_map_errors_for_a_browser(app: str, service: str, tmp_path: Path)
     assert refused.json()["error"].startswith(SERVICE_UNAVAILABLE)
     assert "key" not in refused.text.lower() and "authorization" not in refused.text.lower()
     assert "unauthorized" in (tmp_path / "wrong-key.log").read_text(), "the server's log says what happened"
+
+
+def test_people_routes_map_errors_and_create_the_collection(app: str, service: str) -> None:
+    """Enrolling: the name's and the photo's faults are 4xx with a message for the person. The first call
+    creates the app's collection (FACE_COLLECTION) on the service."""
+
+    def enroll(name: str | None, photo: tuple[str, bytes] | None) -> httpx.Response:
+        data = {"name": name} if name is not None else {}
+        files = {"photo": photo} if photo is not None else {}
+        return httpx.post(f"{app}/api/people/enroll", data=data, files=files, timeout=60)
+
+    selfie = ("selfie.jpg", SELFIE.read_bytes())
+    problems = [
+        (enroll("  ", selfie), 400, "missing_name", "Type a name"),
+        (enroll("é" * 22, selfie), 400, "name_too_long", "too long"),
+        (enroll("Someone", None), 400, "missing_photo", "Choose a photo"),
+        (enroll("Someone", ("group.jpg", GROUP_PHOTO.read_bytes())), 422, "multiple_faces", "several faces"),
+        (enroll("Someone", ("blank.png", png(300, 300))), 422, "no_face", "No face"),
+        (enroll("Someone", ("small.jpg", shrunk(SELFIE, 0.3))), 422, "face_too_small", "too small"),
+        (enroll("Someone", ("notes.txt", b"not a photo")), 415, "unsupported_image_format", "not a photo"),
+    ]
+    for response, status, code, message in problems:
+        body = response.json()
+        assert (response.status_code, body["code"]) == (status, code), body
+        assert message in body["error"] and re.fullmatch(r"[0-9a-f-]{36}", body["requestId"])
+    collection = service_get(service, f"/collections/{COLLECTION}")
+    assert collection.status_code == 200, "the app created its collection on first use"
+    assert collection.json()["subjects"] == 0, "no failed enrollment stored anything"
+
+    blank = httpx.post(f"{app}/api/people/search", files={"photo": ("blank.png", png(300, 300))}, timeout=60)
+    assert (blank.status_code, blank.json()["faces"]) == (200, [])
+    missing = httpx.post(f"{app}/api/people/search", timeout=60)
+    assert (missing.status_code, missing.json()["code"]) == (400, "missing_photo")
+
+
+def test_page_enrolls_a_person_and_finds_them_in_a_team_photo(app: str, service: str, browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1100, "height": 1400})
+    refused = loopback_only(page)
+    page.goto(app)
+
+    page.get_by_test_id("enroll-name").fill("Yao Ming")
+    page.get_by_test_id("enroll-input").set_input_files(GROUP_PHOTO)
+    page.get_by_test_id("enroll-button").click()
+    expect(page.get_by_test_id("error")).to_contain_text("several faces", timeout=60_000)
+    page.get_by_test_id("enroll-input").set_input_files(SELFIE)
+    page.get_by_test_id("enroll-button").click()
+    expect(page.get_by_test_id("enrolled")).to_have_text("Enrolled as Yao Ming", timeout=60_000)
+    subjects = service_get(service, f"/collections/{COLLECTION}/subjects").json()["subjects"]
+    assert [subject["external_id"] for subject in subjects] == ["Yao_Ming"]
+
+    page.get_by_test_id("search-input").set_input_files(TEAM_PHOTO)
+    count = page.get_by_test_id("search-count")
+    expect(count).to_have_text(re.compile(r"\d+ face\(s\), 1 recognised\."), timeout=60_000)
+    boxes = page.get_by_test_id("search-box")
+    faces = int(count.inner_text().split()[0])
+    assert faces > 10, "every face of the team is searched"
+    expect(boxes).to_have_count(faces)
+    labels = page.get_by_test_id("search-label").all_text_contents()
+    named = [index for index, label in enumerate(labels) if label != "unknown"]
+    assert len(named) == 1 and re.fullmatch(r"Yao Ming 0\.\d\d", labels[named[0]]), labels
+    assert float(labels[named[0]].split()[-1]) > 0.5
+    # His box, in the photo's pixels: #13 in the top row.
+    rect = boxes.nth(named[0]).locator("rect")
+    x, y = float(rect.get_attribute("x") or 0), float(rect.get_attribute("y") or 0)
+    width, height = float(rect.get_attribute("width") or 0), float(rect.get_attribute("height") or 0)
+    assert x < 740 < x + width and y < 180 < y + height
+    picture = page.get_by_alt_text("The photo searched").bounding_box()
+    drawn = rect.bounding_box()
+    assert picture and drawn and picture["x"] <= drawn["x"] <= picture["x"] + picture["width"]
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "nextjs-example-people.png"
+    page.get_by_test_id("search-overlay").scroll_into_view_if_needed()
+    page.screenshot(path=screenshot, full_page=True)
+    print(f"screenshot: {screenshot}")
+    assert refused == [], "the page reached beyond 127.0.0.1"
+    page.close()
 
 
 def test_page_boxes_every_face_and_compares_two_photos(app: str, browser: Browser, tmp_path: Path) -> None:

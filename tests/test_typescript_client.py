@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import cv2
+import httpx
+import numpy as np
 import pytest
 
 from bench.__main__ import API_KEY, start_service
@@ -19,8 +25,10 @@ from face_service.app.bootstrap import openapi_document
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO
 
 pytestmark = pytest.mark.real_model
-CLIENT = Path(__file__).resolve().parents[1] / "clients" / "typescript"
+ROOT = Path(__file__).resolve().parents[1]
+CLIENT = ROOT / "clients" / "typescript"
 NPM = shutil.which("npm") or "npm"
+NODE = shutil.which("node") or "node"
 
 
 def npm(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
@@ -68,9 +76,17 @@ def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[str, str]]:
+def built(installed: None) -> None:
+    """`npm run build`: the client and its tests, compiled into dist/."""
+    result = npm("run", "build")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The fake backend's gallery is in memory; the real models' is SQLite, in a folder of its own."""
     fake, fake_url, _ = start_service({"API_KEY": API_KEY, "FACE_BACKEND": "fake"})
-    real, real_url, _ = start_service({"API_KEY": API_KEY})
+    real, real_url, _ = start_service({"API_KEY": API_KEY, "DATA_DIR": str(tmp_path_factory.mktemp("gallery"))})
     try:
         yield fake_url, real_url
     finally:
@@ -79,11 +95,14 @@ def servers() -> Iterator[tuple[str, str]]:
             process.wait(timeout=60)
 
 
-def test_node_suite_passes_against_live_servers(installed: None, servers: tuple[str, str], tmp_path: Path) -> None:
+def test_node_suite_passes_against_live_servers(built: None, servers: tuple[str, str], tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in (SELFIE, GROUP_PHOTO, TEAM_PHOTO):
         shutil.copy(path, photos / path.name)
+    ok, blank = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))  # a flat colour: no face
+    assert ok
+    (photos / "blank.png").write_bytes(blank.tobytes())
     fake_url, real_url = servers
     env = {
         "FACE_SERVICE_URL": fake_url,
@@ -91,8 +110,88 @@ def test_node_suite_passes_against_live_servers(installed: None, servers: tuple[
         "FACE_SERVICE_KEY": API_KEY,
         "FACE_SERVICE_PHOTOS": str(photos),
     }
-    result = npm("test", env=env)
+    result = subprocess.run(
+        [NODE, "--test", "dist/test/"],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **env},
+    )  # what `npm test` runs after its build
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "# fail 0" in output and "# skipped 0" in output
-    assert "# pass 11" in output
+    assert "# pass 20" in output
+
+
+# ----- README: the collections example, with curl and with the client, on the real models
+
+
+def readme_example(kind: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    blocks: list[str] = re.findall(rf"<!-- collections example: {kind} -->\n```\w*\n(.*?)```\n", readme, re.DOTALL)
+    assert len(blocks) == 1, f"README.md: one block marked `<!-- collections example: {kind} -->`"
+    return blocks[0]
+
+
+def delete_players(url: str) -> None:
+    httpx.delete(f"{url}/collections/players", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+
+
+def found_in_team_photo(results: list[dict[str, Any]]) -> list[str]:
+    return [result["decision"]["external_id"] for result in results if result["decision"]["match"]]
+
+
+def test_readme_collections_example_with_curl(servers: tuple[str, str], tmp_path: Path) -> None:
+    """Run in the folder of "Try it" (face.jpg), against the real models: Yao Ming enrolled, then found."""
+    _, real_url = servers
+    script = readme_example("curl")
+    assert len(script.splitlines()) == 5
+    shutil.copy(SELFIE, tmp_path / "face.jpg")
+    script = script.replace(".venv/", f"{sys.prefix}/").replace("http://localhost:8000", real_url)
+    script = script.replace("your-secure-api-key", API_KEY)
+    delete_players(real_url)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    decoder, answers, text = json.JSONDecoder(), [], result.stdout
+    while text.strip():
+        answer, end = decoder.raw_decode(text.strip())
+        answers.append(answer)
+        text = text.strip()[end:]
+    created, enrolled, search = answers
+    assert created["name"] == "players" and enrolled["external_id"] == "yao-ming"
+    assert len(search["results"]) == 22
+    assert found_in_team_photo(search["results"]) == ["yao-ming"]
+    delete_players(real_url)
+
+
+def test_readme_collections_example_with_the_client(built: None, servers: tuple[str, str], tmp_path: Path) -> None:
+    """Type-checked (strict, skipLibCheck off) and run as an ES module against the real models, with the
+    client resolved as an installed package."""
+    _, real_url = servers
+    code = readme_example("typescript")
+    assert len([line for line in code.splitlines() if line and not line.startswith("import ")]) == 5
+    (tmp_path / "example.ts").write_text(code)
+    (tmp_path / "package.json").write_text(json.dumps({"type": "module"}))
+    options = {"target": "ES2022", "module": "NodeNext", "strict": True, "skipLibCheck": False, "types": ["node"]}
+    (tmp_path / "tsconfig.json").write_text(json.dumps({"compilerOptions": options, "files": ["example.ts"]}))
+    modules = tmp_path / "node_modules"
+    (modules / "@face-service").mkdir(parents=True)
+    (modules / "@face-service" / "client").symlink_to(CLIENT)
+    (modules / "@types").symlink_to(CLIENT / "node_modules" / "@types")
+    shutil.copy(SELFIE, tmp_path / "face.jpg")
+    shutil.copy(TEAM_PHOTO, tmp_path / "team.jpg")
+
+    compiled = subprocess.run(
+        [str(CLIENT / "node_modules" / ".bin" / "tsc"), "-p", "."], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    delete_players(real_url)
+    env = {**os.environ, "FACE_SERVICE_URL": real_url, "FACE_SERVICE_API_KEY": API_KEY}
+    ran = subprocess.run([NODE, "example.js"], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert ran.returncode == 0, ran.stderr
+    printed = ran.stdout.strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("yao-ming ["), ran.stdout
+    delete_players(real_url)

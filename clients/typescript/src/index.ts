@@ -9,6 +9,16 @@
  * connection that failed (`network_error`) after a short backoff, at most `retries` times. A timeout
  * is not retried: the service may still be working on the request, and the caller's time is spent.
  * `FaceServiceError.retryable` is advice for what the client did not retry itself (or gave up on).
+ *
+ * A request retried after a failed connection may have reached the service the first time. Every
+ * call is safe to send twice, with these consequences for the calls that change a collection:
+ * - enrollFace: the same image (or embedding) for the same subject is stored once; the second
+ *   answer is the face already enrolled, with `duplicate: true`.
+ * - createCollection: a retry may answer 409 `collection_exists`, when the first attempt created it.
+ * - deleteCollection, deleteSubject, deleteFace: a retry may answer 404 (`collection_not_found`,
+ *   `subject_not_found`, `face_not_found`), when the first attempt deleted it.
+ * - importCollection: a face already there for the same subject and source is kept once; a body
+ *   that is a stream cannot be sent twice, so it is never retried.
  */
 import type { components, operations } from "./schema.js";
 
@@ -25,8 +35,51 @@ export type CompareFacesRequest = NonNullable<
   operations["compareFaces"]["requestBody"]
 >["content"]["application/json"];
 
+// Face collections (a gallery of enrolled faces, searched by image or embedding).
+export type CollectionResponse = Schemas["CollectionResponse"];
+export type CollectionsResponse = Schemas["CollectionsResponse"];
+export type CreateCollectionRequest = Schemas["CreateCollectionRequest"];
+export type EnrollResponse = Schemas["EnrollResponse"];
+export type SubjectsResponse = Schemas["SubjectsResponse"];
+export type SubjectSummary = Schemas["SubjectSummary"];
+export type SubjectResponse = Schemas["SubjectResponse"];
+export type EnrolledFace = Schemas["EnrolledFace"];
+export type DeletedSubjectResponse = Schemas["DeletedSubjectResponse"];
+export type DeletedFaceResponse = Schemas["DeletedFaceResponse"];
+export type SearchResponse = Schemas["SearchResponse"];
+export type ProbeResponse = Schemas["ProbeResponse"];
+export type QueryFace = Schemas["QueryFace"];
+export type SubjectMatch = Schemas["SubjectMatch"];
+export type MatchDecision = Schemas["MatchDecision"];
+export type VerifyResponse = Schemas["VerifyResponse"];
+export type ImportResponse = Schemas["ImportResponse"];
+
 /** An image: raw bytes (a `File` from a form upload is a `Blob`), or base64 you already hold. */
 export type ImageInput = Blob | ArrayBuffer | Uint8Array | { base64: string };
+
+type GalleryJson = NonNullable<operations["enrollFace"]["requestBody"]>["content"]["application/json"];
+/** An embedding you already hold, with the `model` id that made it (as extractEmbedding answered). */
+export type EmbeddingInput = Required<Pick<GalleryJson, "embedding" | "model">>;
+/** What enrollment, search and verification take: an image, or an embedding and its model. */
+export type GalleryInput = ImageInput | EmbeddingInput;
+
+/**
+ * An import's body: an export's bytes as a stream (`CollectionExport.body`, a file's
+ * `ReadableStream`), an async iterable of byte chunks (a Node `fs.createReadStream`) or of JSON
+ * lines (a `CollectionExport` itself; a string without its newline gets one), or the whole export
+ * at once (string, bytes, Blob). Streams and iterables are sent as they are read, and never retried.
+ */
+export type ImportBody = ReadableStream<Uint8Array> | AsyncIterable<string | Uint8Array> | Blob | Uint8Array | string;
+
+/**
+ * A collection's export as it streams in: JSON lines, the first describing the collection (its
+ * `model` among them), then one per face (see docs/api.md). Iterate it for the lines (without their
+ * newline), or read `body` for the bytes (to write them to a file, or to pass to importCollection)
+ * — one or the other, once.
+ */
+export interface CollectionExport extends AsyncIterable<string> {
+  readonly body: ReadableStream<Uint8Array>;
+}
 
 export interface FaceServiceOptions {
   /** e.g. process.env.FACE_SERVICE_URL */
@@ -80,12 +133,55 @@ export class FaceServiceError extends Error {
   }
 }
 
-export interface ImageOptions {
-  /** List every face in `faces`, largest first. */
-  allFaces?: boolean;
+export interface RequestOptions {
   /** Sent as X-Request-ID, so the service's logs can be matched with yours. */
   requestId?: string;
+  /** This call's timeout, per attempt, instead of the client's `timeoutMs` (a large import, say). */
+  timeoutMs?: number;
 }
+
+export interface ImageOptions extends RequestOptions {
+  /** List every face in `faces`, largest first. */
+  allFaces?: boolean;
+}
+
+export interface CreateCollectionOptions extends RequestOptions {
+  /** The similarity from which a search or verification says `match` (default: MATCH_THRESHOLD). */
+  threshold?: NonNullable<CreateCollectionRequest["threshold"]>;
+}
+
+type EnrollQuery = NonNullable<operations["enrollFace"]["parameters"]["query"]>;
+export interface EnrollOptions extends RequestOptions {
+  /** "one" (the default): the image must hold exactly one face (else 422 `multiple_faces`); "largest": take the largest. */
+  face?: EnrollQuery["face"];
+  /** Refuse a face whose box's shorter side is below this many pixels (422 `face_too_small`). */
+  minFaceSize?: EnrollQuery["min_face_size"];
+  /** Refuse a face the detector is less sure of (0 to 1; 422 `low_confidence`). */
+  minConfidence?: EnrollQuery["min_confidence"];
+}
+
+type SearchQuery = NonNullable<operations["searchCollection"]["parameters"]["query"]>;
+export interface SearchOptions extends RequestOptions {
+  /** "all" (the default): every face of the image is searched; "largest": only the largest. */
+  faces?: SearchQuery["faces"];
+  /** Subjects per face, best first (the service's default is 5). */
+  topK?: NonNullable<SearchQuery["top_k"]>;
+}
+
+type SubjectsQuery = NonNullable<operations["listSubjects"]["parameters"]["query"]>;
+export interface ListSubjectsOptions extends RequestOptions {
+  /** The previous page's `next`. */
+  after?: NonNullable<SubjectsQuery["after"]>;
+  /** Subjects per page, 1 to 1000 (default 100). */
+  limit?: SubjectsQuery["limit"];
+}
+
+export interface GetSubjectOptions extends RequestOptions {
+  /** Add each face's embedding. */
+  includeEmbeddings?: boolean;
+}
+
+type Payload = { body: BodyInit; contentType?: string; streamed?: boolean };
 
 export class FaceServiceClient {
   private readonly baseUrl: string;
@@ -110,74 +206,218 @@ export class FaceServiceClient {
   }
 
   /** Liveness and the model in use. */
-  health(options: Pick<ImageOptions, "requestId"> = {}): Promise<HealthResponse> {
+  health(options: RequestOptions = {}): Promise<HealthResponse> {
     return this.request<HealthResponse>("GET", "/health", undefined, options);
   }
 
   /** Is there a face, and where (no embedding). No face is a result: `face_detected: false`. */
   verifyFace(image: ImageInput, options: ImageOptions = {}): Promise<VerifyFaceResponse> {
-    return this.request("POST", withQuery("/verify-face", options), imageBody([image], "single"), options);
+    return this.request("POST", withAllFaces("/verify-face", options), imageBody([image], "single"), options);
   }
 
   /** The 512-D embedding of the largest face (and of every face with `allFaces`), and its `model`. */
   extractEmbedding(image: ImageInput, options: ImageOptions = {}): Promise<ExtractEmbeddingResponse> {
-    return this.request("POST", withQuery("/extract-embedding", options), imageBody([image], "single"), options);
+    return this.request("POST", withAllFaces("/extract-embedding", options), imageBody([image], "single"), options);
   }
 
   /** Several images in one call; an unusable image gets its own `error` and `code` in `results`. */
   batchExtract(images: ImageInput[], options: ImageOptions = {}): Promise<BatchExtractResponse> {
-    return this.request("POST", withQuery("/batch-extract", options), imageBody(images, "batch"), options);
+    return this.request("POST", withAllFaces("/batch-extract", options), imageBody(images, "batch"), options);
   }
 
   /** Cosine similarity: one to one (`embedding_b`) or one to many (`candidates`). */
-  compareFaces(body: CompareFacesRequest, options: Pick<ImageOptions, "requestId"> = {}): Promise<CompareFacesResponse> {
-    return this.request("POST", "/compare-faces", { body: JSON.stringify(body), contentType: "application/json" }, options);
+  compareFaces(body: CompareFacesRequest, options: RequestOptions = {}): Promise<CompareFacesResponse> {
+    return this.request("POST", "/compare-faces", jsonBody(body), options);
+  }
+
+  // ----- Face collections: enroll faces under your own ids, then ask who is in a photo.
+
+  /**
+   * A collection (name: 1 to 64 letters, digits, `.`, `_` or `-`), pinned to the service's model.
+   * 409 `collection_exists` if the name is taken (also when a retried request had created it: see
+   * the top of this file).
+   */
+  createCollection(name: string, options: CreateCollectionOptions = {}): Promise<CollectionResponse> {
+    const body: CreateCollectionRequest = { name, threshold: options.threshold };
+    return this.request("POST", "/collections", jsonBody(body), options);
+  }
+
+  /** Every collection, with its model, threshold and counts. */
+  listCollections(options: RequestOptions = {}): Promise<CollectionsResponse> {
+    return this.request("GET", "/collections", undefined, options);
+  }
+
+  /** One collection (404 `collection_not_found`). */
+  getCollection(name: string, options: RequestOptions = {}): Promise<CollectionResponse> {
+    return this.request("GET", segments("collections", name), undefined, options);
+  }
+
+  /** The collection and every face in it, gone from the store before the call returns. */
+  async deleteCollection(name: string, options: RequestOptions = {}): Promise<void> {
+    await this.send("DELETE", segments("collections", name), undefined, options, (response) => response.body?.cancel());
   }
 
   /**
-   * One call, with the retries described at the top. `repeatable`: the request may safely reach the
-   * service twice (true of every call today: none of them stores anything), so a connection that
-   * failed, perhaps after the request was sent, may be retried.
+   * One face of a subject (`externalId`: your id for the person; letters, digits and `._:@+=-`, at
+   * most 128), from an image (exactly one face, unless `face: "largest"`) or an embedding and its
+   * model. The subject is created with its first face. The same image again for the same subject is
+   * not stored twice: the answer is the face already enrolled, with `duplicate: true`.
+   * Errors: 422 `no_face`, `multiple_faces`, `face_too_small`, `low_confidence`; 409 `model_mismatch`
+   * (an embedding of another model than the collection's) or a limit (`subject_face_limit`...).
    */
-  private async request<T>(
+  enrollFace(collection: string, externalId: string, input: GalleryInput, options: EnrollOptions = {}): Promise<EnrollResponse> {
+    const path = withQuery(segments("collections", collection, "subjects", externalId, "faces"), {
+      face: options.face,
+      min_face_size: options.minFaceSize,
+      min_confidence: options.minConfidence,
+    });
+    return this.request("POST", path, galleryBody(input), options);
+  }
+
+  /** One page of subjects, ordered by id; pass its `next` as `after` for the next (null on the last). */
+  listSubjects(collection: string, options: ListSubjectsOptions = {}): Promise<SubjectsResponse> {
+    const path = withQuery(segments("collections", collection, "subjects"), { after: options.after, limit: options.limit });
+    return this.request("GET", path, undefined, options);
+  }
+
+  /** Every subject, page after page (`limit` per request): `for await (const s of client.iterateSubjects("staff"))`. */
+  async *iterateSubjects(collection: string, options: Omit<ListSubjectsOptions, "after"> = {}): AsyncGenerator<SubjectSummary, void, undefined> {
+    let after: string | undefined;
+    do {
+      const page = await this.listSubjects(collection, { ...options, after });
+      yield* page.subjects;
+      after = page.next ?? undefined;
+    } while (after !== undefined);
+  }
+
+  /** A subject and its faces, oldest first (404 `subject_not_found`). */
+  getSubject(collection: string, externalId: string, options: GetSubjectOptions = {}): Promise<SubjectResponse> {
+    const path = withQuery(segments("collections", collection, "subjects", externalId), {
+      include: options.includeEmbeddings ? "embeddings" : undefined,
+    });
+    return this.request("GET", path, undefined, options);
+  }
+
+  /** Forget a subject: all its faces, gone from the store before the call returns. */
+  deleteSubject(collection: string, externalId: string, options: RequestOptions = {}): Promise<DeletedSubjectResponse> {
+    return this.request("DELETE", segments("collections", collection, "subjects", externalId), undefined, options);
+  }
+
+  /** Forget one face, by the `face_id` enrollment answered (a subject left without faces goes too). */
+  deleteFace(collection: string, faceId: string, options: RequestOptions = {}): Promise<DeletedFaceResponse> {
+    return this.request("DELETE", segments("collections", collection, "faces", faceId), undefined, options);
+  }
+
+  /**
+   * Who is this: for each face of the image (or the embedding), the `topK` best subjects and the
+   * `decision` against the collection's threshold (`decision.external_id` is null: nobody known).
+   * An image without a face answers no `results`.
+   */
+  searchCollection(collection: string, input: GalleryInput, options: SearchOptions = {}): Promise<SearchResponse> {
+    const path = withQuery(segments("collections", collection, "search"), { faces: options.faces, top_k: options.topK });
+    return this.request("POST", path, galleryBody(input), options);
+  }
+
+  /** Is this that subject: the image's largest face (or the embedding) against the subject's best face. */
+  verifySubject(collection: string, externalId: string, input: GalleryInput, options: RequestOptions = {}): Promise<VerifyResponse> {
+    return this.request("POST", segments("collections", collection, "subjects", externalId, "verify"), galleryBody(input), options);
+  }
+
+  /**
+   * The collection as JSON lines, streamed: its header, then one line per face with its vector.
+   * `timeoutMs` is the wait for the answer to begin; the stream itself may take longer.
+   */
+  exportCollection(collection: string, options: RequestOptions = {}): Promise<CollectionExport> {
+    const path = segments("collections", collection, "export");
+    const streamOf = (response: Response): CollectionExport => {
+      const body = response.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
+      return { body, [Symbol.asyncIterator]: () => lines(body) };
+    };
+    return this.send("GET", path, undefined, options, streamOf, true);
+  }
+
+  /**
+   * An export into `collection`: created, pinned to the export's model, when it does not exist; 409
+   * `model_mismatch` if it holds vectors of another model. Faces get new ids; a face already there
+   * (same subject, same source) is kept once, so an import can be run again. For a large one, pass a
+   * longer `timeoutMs`: the answer comes when the whole body has been stored.
+   */
+  importCollection(collection: string, body: ImportBody, options: RequestOptions = {}): Promise<ImportResponse> {
+    return this.request("POST", segments("collections", collection, "import"), importPayload(body), options);
+  }
+
+  /** One call, answered with its JSON. */
+  private request<T>(method: string, path: string, payload: Payload | undefined, options: RequestOptions): Promise<T> {
+    return this.send(method, path, payload, options, async (response) => (await response.json()) as T);
+  }
+
+  /**
+   * One call, with the retries described at the top; `read` takes the successful answer. The timeout
+   * covers the answer and, unless `streamed`, the reading of its body. A payload that is a stream is
+   * sent once: a connection that failed is not retried.
+   */
+  private async send<T>(
     method: string,
     path: string,
-    payload?: { body: BodyInit; contentType?: string },
-    options: Pick<ImageOptions, "requestId"> = {},
-    repeatable = true,
+    payload: Payload | undefined,
+    options: RequestOptions,
+    read: (response: Response) => T | Promise<T>,
+    streamed = false,
   ): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const repeatable = !payload?.streamed;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { Authorization: `Bearer ${this.apiKey}` };
       if (payload?.contentType) headers["Content-Type"] = payload.contentType;
       if (options.requestId) headers["X-Request-ID"] = options.requestId;
-      let response: Response;
+      const controller = new AbortController();
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError"));
+      }, timeoutMs);
+      const init: RequestInit & { duplex?: "half" } = { method, headers, body: payload?.body, signal: controller.signal };
+      if (payload?.streamed) init.duplex = "half"; // a streamed request body (Node's fetch requires the flag)
       try {
-        response = await this.fetchImpl(`${this.baseUrl}${path}`, {
-          method,
-          headers,
-          body: payload?.body,
-          signal: AbortSignal.timeout(this.timeoutMs),
-        });
-      } catch (error) {
-        const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-        if (!timedOut && repeatable && attempt < this.retries) {
-          await sleep(backoff(attempt, this.maxRetryDelayMs));
+        let response: Response;
+        try {
+          response = await this.fetchImpl(`${this.baseUrl}${path}`, init);
+        } catch (error) {
+          const timeout = timedOut || (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError"));
+          if (!timeout && repeatable && attempt < this.retries) {
+            await sleep(backoff(attempt, this.maxRetryDelayMs));
+            continue;
+          }
+          throw timeout ? this.timeout(timeoutMs, options) : unreachable(error, options);
+        }
+        if (response.ok) {
+          if (streamed) clearTimeout(timer);
+          try {
+            return await read(response);
+          } catch (error) {
+            if (timedOut) throw this.timeout(timeoutMs, options);
+            throw error;
+          }
+        }
+        const failure = await toError(response);
+        if ((failure.status === 503 || failure.status === 429) && repeatable && attempt < this.retries) {
+          const seconds = failure.retryAfterSeconds ?? 1;
+          await sleep(Math.min(seconds * 1000, this.maxRetryDelayMs));
           continue;
         }
-        throw new FaceServiceError(
-          timedOut ? `face-service did not answer within ${this.timeoutMs} ms` : `face-service unreachable: ${describe(error)}`,
-          { status: 0, code: timedOut ? "timeout" : "network_error", requestId: options.requestId },
-        );
+        throw failure;
+      } finally {
+        clearTimeout(timer);
       }
-      if (response.ok) return (await response.json()) as T;
-      const failure = await toError(response);
-      if ((failure.status === 503 || failure.status === 429) && attempt < this.retries) {
-        const seconds = failure.retryAfterSeconds ?? 1;
-        await sleep(Math.min(seconds * 1000, this.maxRetryDelayMs));
-        continue;
-      }
-      throw failure;
     }
+  }
+
+  private timeout(timeoutMs: number, options: RequestOptions): FaceServiceError {
+    return new FaceServiceError(`face-service did not answer within ${timeoutMs} ms`, {
+      status: 0,
+      code: "timeout",
+      requestId: options.requestId,
+    });
   }
 }
 
@@ -193,11 +433,94 @@ function describe(error: unknown): string {
   return detail ? `${String(error)} (${detail})` : String(error);
 }
 
-function withQuery(path: string, options: ImageOptions): string {
+function unreachable(error: unknown, options: RequestOptions): FaceServiceError {
+  return new FaceServiceError(`face-service unreachable: ${describe(error)}`, {
+    status: 0,
+    code: "network_error",
+    requestId: options.requestId,
+  });
+}
+
+/** A path from segments, each escaped (a name or id is one segment, whatever it holds). */
+function segments(...parts: string[]): string {
+  return `/${parts.map((part) => encodeURIComponent(part)).join("/")}`;
+}
+
+/** The path with the parameters that are set, as a query string. */
+function withQuery(path: string, parameters: Record<string, string | number | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(parameters)) {
+    if (value !== undefined) query.set(name, String(value));
+  }
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+function withAllFaces(path: string, options: ImageOptions): string {
   return options.allFaces ? `${path}?all_faces=true` : path;
 }
 
-function imageBody(images: ImageInput[], kind: "single" | "batch"): { body: BodyInit; contentType?: string } {
+function jsonBody(value: unknown): Payload {
+  return { body: JSON.stringify(value), contentType: "application/json" };
+}
+
+function isEmbedding(input: GalleryInput): input is EmbeddingInput {
+  return Array.isArray((input as { embedding?: unknown }).embedding);
+}
+
+function galleryBody(input: GalleryInput): Payload {
+  if (isEmbedding(input)) return jsonBody({ embedding: input.embedding, model: input.model } satisfies GalleryJson);
+  return imageBody([input], "single");
+}
+
+function importPayload(body: ImportBody): Payload {
+  const contentType = "application/x-ndjson";
+  if (typeof body === "string" || body instanceof Blob) return { body, contentType };
+  if (body instanceof Uint8Array) return { body: new Uint8Array(body), contentType };
+  const stream = body instanceof ReadableStream ? body : fromIterable(body);
+  return { body: stream, contentType, streamed: true };
+}
+
+/** An async iterable of byte chunks or of lines, as a stream of bytes (each line ending in a newline). */
+function fromIterable(source: AsyncIterable<string | Uint8Array>): ReadableStream<Uint8Array> {
+  const iterator = source[Symbol.asyncIterator]();
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await iterator.next();
+      if (done) controller.close();
+      else if (typeof value === "string") controller.enqueue(encoder.encode(value.endsWith("\n") ? value : `${value}\n`));
+      else controller.enqueue(value);
+    },
+    async cancel(reason) {
+      await iterator.return?.(reason);
+    },
+  });
+}
+
+/** The non-empty lines of a stream of UTF-8 bytes, without their newline. */
+async function* lines(body: ReadableStream<Uint8Array>): AsyncGenerator<string, void, undefined> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let pending = "";
+  let finished = false;
+  try {
+    while (!finished) {
+      const { value, done } = await reader.read();
+      finished = done;
+      pending += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      const complete = pending.split("\n");
+      pending = done ? "" : (complete.pop() ?? "");
+      for (const line of complete) if (line.trim()) yield line;
+    }
+  } finally {
+    // Left early (a `break`): stop the download rather than leave the connection open.
+    if (!finished) await reader.cancel();
+    reader.releaseLock();
+  }
+}
+
+function imageBody(images: ImageInput[], kind: "single" | "batch"): Payload {
   if (images.every((image) => isBase64(image))) {
     const encoded = images.map((image) => (image as { base64: string }).base64);
     const json = kind === "single" ? { image_base64: encoded[0] } : { images: encoded };

@@ -1,7 +1,8 @@
 // One page, one section per feature of face-service. Each section is a client component that talks
-// to this app's own route handlers (app/api/faces/...), never to face-service itself.
+// to this app's own route handlers (app/api/...), never to face-service itself.
 import { CompareFaces } from "./compare-faces";
 import { DetectFaces } from "./detect-faces";
+import { People } from "./people";
 
 export default function Home() {
   return (
@@ -9,6 +10,7 @@ export default function Home() {
       <h1>face-service from Next.js</h1>
       <DetectFaces />
       <CompareFaces />
+      <People />
     </main>
   );
 }

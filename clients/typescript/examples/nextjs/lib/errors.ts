@@ -1,16 +1,19 @@
 // What the browser is told when a call to face-service fails. Two kinds of failure:
-// - the photo's fault (unreadable, not an image, too large, no face): the person can fix it, so a
-//   4xx with a message meant for them;
+// - the photo's fault (unreadable, not an image, too large, no face, several faces, a face too small
+//   or unclear), or the name's, or a limit of the collection: the person can act on it, so a 4xx
+//   with a message meant for them;
 // - the service's configuration or availability (a wrong API key, a 5xx, a timeout, no connection):
 //   a 502 or 503 with one generic message and the request id to quote. What the service said (about
-//   keys, say) goes to the server's log, never to the browser.
+//   keys, say) goes to the server's log, never to the browser. So does a collection that is missing,
+//   misnamed (FACE_COLLECTION) or of another model (`model_mismatch`): the app's setup, a 502;
+//   a gallery store that is down (`store_unavailable`) is a 503 like any other unavailability.
 import { FaceServiceError } from "@face-service/client";
 
 /** The JSON body of every error answer of this app's routes. */
 export interface BrowserError {
   /** For the person at the browser. */
   error: string;
-  /** Stable: a photo problem's code (below), "service_unavailable" or "internal_error". */
+  /** Stable: a problem's code (below), "service_unavailable" or "internal_error". */
   code: string;
   /** To quote in a report: the server's log and face-service's log carry it too. */
   requestId: string;
@@ -30,6 +33,9 @@ const INTERNAL_ERROR = "Something went wrong on our side. Please try again.";
 const PHOTO_PROBLEMS = {
   missing_photo: { status: 400, message: "Choose a photo first." },
   no_face: { status: 422, message: "No face was found. Try a photo where a face is clearly visible." },
+  multiple_faces: { status: 422, message: "There are several faces in this photo. Use a photo of one person only." },
+  face_too_small: { status: 422, message: "The face is too small in this photo. Use one taken closer up." },
+  low_confidence: { status: 422, message: "The face is not clear enough in this photo. Try a sharper, better lit one." },
   invalid_image: { status: 422, message: "The photo could not be read; the file may be damaged. Try another one." },
   unsupported_image_format: { status: 415, message: "This file is not a photo we can read. Use a JPEG, PNG, WebP or BMP." },
   image_too_large: { status: 413, message: "The photo is too large. Try a smaller one." },
@@ -37,6 +43,22 @@ const PHOTO_PROBLEMS = {
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type PhotoProblemCode = keyof typeof PHOTO_PROBLEMS;
+
+/** The name typed (this app's codes, and face-service's for an id it refuses) and the collection's limits. */
+const PERSON_PROBLEMS = {
+  missing_name: { status: 400, message: "Type a name first." },
+  name_too_long: { status: 400, message: "This name is too long. Try a shorter one." },
+  invalid_external_id: { status: 400, message: "This name cannot be used. Try a shorter one." },
+  subject_not_found: { status: 404, message: "No one is enrolled under this name." },
+  face_not_found: { status: 404, message: "This photo is not enrolled (any more)." },
+  subject_face_limit: { status: 409, message: "This person has as many photos enrolled as allowed." },
+  subject_limit: { status: 409, message: "No one else can be enrolled: the collection is full." },
+  collection_face_limit: { status: 409, message: "No more photos can be enrolled: the collection is full." },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type NameProblemCode = "missing_name" | "name_too_long";
+type ProblemCode = PhotoProblemCode | keyof typeof PERSON_PROBLEMS;
+const PROBLEMS: Record<ProblemCode, { status: number; message: string }> = { ...PHOTO_PROBLEMS, ...PERSON_PROBLEMS };
 
 /** A problem with a photo that this app finds itself (no file sent, no face in it). */
 export class PhotoProblem extends Error {
@@ -50,6 +72,14 @@ export class PhotoProblem extends Error {
   }
 }
 
+/** A problem with the name typed (none, or too long for a subject id). */
+export class NameProblem extends Error {
+  constructor(readonly code: NameProblemCode) {
+    super(PERSON_PROBLEMS[code].message);
+    this.name = "NameProblem";
+  }
+}
+
 /** The app itself is not set up (FACE_SERVICE_URL or FACE_SERVICE_API_KEY missing). */
 export class NotConfigured extends Error {
   override name = "NotConfigured";
@@ -57,6 +87,10 @@ export class NotConfigured extends Error {
 
 function isPhotoProblemCode(code: string): code is PhotoProblemCode {
   return Object.hasOwn(PHOTO_PROBLEMS, code);
+}
+
+function isProblemCode(code: string): code is ProblemCode {
+  return Object.hasOwn(PROBLEMS, code);
 }
 
 /** Runs a call about one of several photos, so that a problem with it names that photo. */
@@ -76,11 +110,13 @@ export function toBrowserError(error: unknown, requestId: string): MappedError {
   let photo: string | undefined;
   if (error instanceof PhotoProblem) {
     ({ code, photo } = error);
+  } else if (error instanceof NameProblem) {
+    code = error.code;
   } else if (error instanceof FaceServiceError && error.status >= 400 && error.status < 500) {
     code = error.code;
   }
-  if (code !== undefined && isPhotoProblemCode(code)) {
-    const { status, message } = PHOTO_PROBLEMS[code];
+  if (code !== undefined && isProblemCode(code)) {
+    const { status, message } = PROBLEMS[code];
     const text = photo ? `${photo[0]?.toUpperCase()}${photo.slice(1)}: ${message}` : message;
     return { status, body: { error: text, code, requestId } };
   }
@@ -90,7 +126,8 @@ export function toBrowserError(error: unknown, requestId: string): MappedError {
     if (error.status === 503 || error.status === 429 || error.status === 0) {
       return { status: 503, body: unavailable, retryAfterSeconds: error.retryAfterSeconds };
     }
-    // A rejected key (401, 403), a request this app got wrong (another 4xx), a failure (5xx).
+    // A rejected key (401, 403), a request this app got wrong or a collection not as the app
+    // expects (another 4xx: collection_not_found, model_mismatch...), a failure (5xx).
     return { status: 502, body: unavailable };
   }
   if (error instanceof NotConfigured) return { status: 503, body: unavailable };

@@ -4,7 +4,15 @@ import { test } from "node:test";
 
 import { FaceServiceError } from "@face-service/client";
 
-import { NotConfigured, PhotoProblem, SERVICE_UNAVAILABLE, aboutPhoto, errorResponse, toBrowserError } from "../lib/errors.js";
+import {
+  NameProblem,
+  NotConfigured,
+  PhotoProblem,
+  SERVICE_UNAVAILABLE,
+  aboutPhoto,
+  errorResponse,
+  toBrowserError,
+} from "../lib/errors.js";
 
 const fromService = (status: number, code: string, message = "the service's own words", retryAfterSeconds?: number) =>
   new FaceServiceError(message, { status, code, retryAfterSeconds });
@@ -17,6 +25,10 @@ test("the photo's fault is a 4xx with a message for the person, and the service'
     [fromService(413, "request_too_large"), 413, "request_too_large"],
     [new PhotoProblem("no_face"), 422, "no_face"],
     [new PhotoProblem("missing_photo"), 400, "missing_photo"],
+    [fromService(422, "no_face"), 422, "no_face"],
+    [fromService(422, "multiple_faces"), 422, "multiple_faces"],
+    [fromService(422, "face_too_small"), 422, "face_too_small"],
+    [fromService(422, "low_confidence"), 422, "low_confidence"],
   ];
   for (const [error, status, code] of cases) {
     const mapped = toBrowserError(error, "req-1");
@@ -25,6 +37,24 @@ test("the photo's fault is a 4xx with a message for the person, and the service'
     assert.equal(mapped.body.requestId, "req-1");
     assert.notEqual(mapped.body.error, SERVICE_UNAVAILABLE);
     assert.doesNotMatch(mapped.body.error, /service's own words/);
+  }
+});
+
+test("the name's fault and the collection's limits are a 4xx with a message for the person", () => {
+  const cases: [FaceServiceError | NameProblem, number, string, RegExp][] = [
+    [new NameProblem("missing_name"), 400, "missing_name", /Type a name/],
+    [new NameProblem("name_too_long"), 400, "name_too_long", /too long/],
+    [fromService(400, "invalid_external_id"), 400, "invalid_external_id", /name cannot be used/],
+    [fromService(404, "subject_not_found"), 404, "subject_not_found", /No one is enrolled/],
+    [fromService(404, "face_not_found"), 404, "face_not_found", /not enrolled/],
+    [fromService(409, "subject_face_limit"), 409, "subject_face_limit", /as many photos/],
+    [fromService(409, "subject_limit"), 409, "subject_limit", /full/],
+    [fromService(409, "collection_face_limit"), 409, "collection_face_limit", /full/],
+  ];
+  for (const [error, status, code, message] of cases) {
+    const mapped = toBrowserError(error, "req-10");
+    assert.deepEqual([mapped.status, mapped.body.code, mapped.body.requestId], [status, code, "req-10"]);
+    assert.match(mapped.body.error, message);
   }
 });
 
@@ -38,6 +68,12 @@ test("the service's configuration is a 502 with the generic message, never the s
     fromService(404, "not_found"),
     fromService(415, "unsupported_media_type"),
     fromService(422, "invalid_embedding"),
+    // The app's collection (FACE_COLLECTION) missing, misnamed, of another model, or one too many.
+    fromService(404, "collection_not_found"),
+    fromService(400, "invalid_collection_name"),
+    fromService(409, "model_mismatch"),
+    fromService(409, "collection_exists"),
+    fromService(409, "collection_limit"),
   ];
   for (const error of cases) {
     const mapped = toBrowserError(error, "req-2");
@@ -52,6 +88,7 @@ test("the service's availability is a 503 with the generic message, and Retry-Af
     [fromService(429, "rate_limited", "slow down", 7), 7],
     [fromService(0, "timeout", "face-service did not answer within 15000 ms"), undefined],
     [fromService(0, "network_error", "face-service unreachable: TypeError: fetch failed (ECONNREFUSED)"), undefined],
+    [fromService(503, "store_unavailable", "the gallery's database at postgresql://user:secret@db is down"), undefined],
   ];
   for (const [error, retryAfterSeconds] of cases) {
     const mapped = toBrowserError(error, "req-3");
