@@ -1227,7 +1227,12 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description An export: JSON lines, the collection first, then one line per face (see GET .../export). */
+        requestBody: {
+            content: {
+                "application/x-ndjson": string;
+            };
+        };
         responses: {
             /** @description Request fulfilled, document follows */
             200: {
@@ -1809,6 +1814,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The same image was enrolled for this subject before: that face, `duplicate: true` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EnrollResponse"];
+                };
+            };
             /** @description Document created, URL follows */
             201: {
                 headers: {

@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from face_service.adapters.http.controllers import FaceWork
 from face_service.adapters.http.inputs import AnyRequest, RequestTooLarge, decode_json
 from face_service.adapters.http.jobs import GalleryInput
-from face_service.adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, with_body
+from face_service.adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, with_body
 from face_service.adapters.metrics import Metrics
 from face_service.adapters.wire import collections as wire
 from face_service.domain.errors import FaceServiceError, InvalidInput
@@ -108,7 +109,9 @@ ExternalId = Annotated[str, PathParameter(description="The subject: the caller's
 FaceId = Annotated[str, PathParameter(description="A face's id, as enrollment answered it")]
 
 
-def gallery_post(path: str, operation_id: str, summary: str, status_code: int) -> post:
+def gallery_post(
+    path: str, operation_id: str, summary: str, status_code: int, more: dict[int, ResponseSpec] | None = None
+) -> post:
     """A POST route whose body is an image or an embedding (GALLERY_BODY), with the collection errors."""
     return post(
         path,
@@ -116,7 +119,7 @@ def gallery_post(path: str, operation_id: str, summary: str, status_code: int) -
         summary=summary,
         status_code=status_code,
         operation_class=with_body(GALLERY_BODY),
-        responses=COLLECTION_ERRORS,
+        responses={**COLLECTION_ERRORS, **(more or {})},
     )
 
 
@@ -169,7 +172,19 @@ class CollectionController(Controller):
         await gallery.run(lambda c: c.delete(name))
         gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="collection").inc()
 
-    @gallery_post("/{name:str}/subjects/{external_id:str}/faces", "enrollFace", "Enroll a face of a subject", 201)
+    @gallery_post(
+        "/{name:str}/subjects/{external_id:str}/faces",
+        "enrollFace",
+        "Enroll a face of a subject",
+        201,
+        {
+            200: ResponseSpec(
+                data_container=wire.EnrollResponse,
+                description="The same image was enrolled for this subject before: that face, `duplicate: true`",
+                generate_examples=False,
+            )
+        },
+    )
     async def enroll(
         self,
         request: AnyRequest,
@@ -357,6 +372,7 @@ class CollectionController(Controller):
         summary="Import an export into a collection",
         status_code=200,
         request_max_body_size=None,  # bounded below by MAX_IMPORT_BYTES, read as a stream
+        operation_class=with_body(IMPORT_BODY),
         responses=COLLECTION_ERRORS,
     )
     async def import_collection(

@@ -120,6 +120,13 @@ GALLERY_BODY = RequestBody(
 )
 
 
+IMPORT_BODY = RequestBody(
+    required=True,
+    description="An export: JSON lines, the collection first, then one line per face (see GET .../export).",
+    content={"application/x-ndjson": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))},
+)
+
+
 def with_body(body: RequestBody) -> type[Operation]:
     """An Operation class that carries this request body."""
 
