@@ -232,6 +232,8 @@ def load_postgres(gallery: PostgresGallery, data: Faces, memory: str) -> tuple[f
         gallery.add_faces("bench", batch)
         elapsed += time.perf_counter() - began
     began = time.perf_counter()
+    if memory == "auto":  # the graph in memory: ~3x the vectors (pgvector's advice: all of it, or builds crawl)
+        memory = f"{max(64, data.size * data.dimension * 4 * 3 // 2**20)}MB"
     gallery.build_index("bench", maintenance_work_mem=memory)
     return data.size / elapsed, time.perf_counter() - began
 
@@ -329,7 +331,7 @@ def main() -> None:
     parser.add_argument("--ef-search", type=int, default=100)
     parser.add_argument("--postgres-url", default="")
     parser.add_argument("--shared-buffers", default="4GB", help="for the pgserver instance started here")
-    parser.add_argument("--maintenance-work-mem", default="6GB", help="for the HNSW builds")
+    parser.add_argument("--maintenance-work-mem", default="auto", help="for the HNSW builds")
     parser.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--tmp", default=None, help="where the SQLite files go (default: the system's temp)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -364,6 +366,7 @@ def main() -> None:
                 else:
                     result = bench_postgres(url, data, probes, truth, args)
                 result["probe_own_subject_is_best"] = float(np.mean(truth == subjects))
+                result["load_average_1m_after"] = round(os.getloadavg()[0], 2)  # other work on the machine
                 summary["results"].append(result)
                 print(json.dumps(result), flush=True)
         if url and args.sweep:
