@@ -245,7 +245,8 @@ def bench_postgres(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(database)))
     db_url = psycopg.conninfo.make_conninfo(url, dbname=database)
-    approximate = PostgresGallery(db_url, limits(data.size), exact_below=0, ef_search=args.ef_search)
+    efs = [int(ef) for ef in str(args.ef_search).split(",")]
+    approximate = PostgresGallery(db_url, limits(data.size), exact_below=0, ef_search=efs[0])
     exact = PostgresGallery(db_url, limits(data.size), exact_below=10**12)
     try:
         bulk, build_s = load_postgres(approximate, data, args.maintenance_work_mem)
@@ -255,6 +256,19 @@ def bench_postgres(
         assert cid is not None
         table = f"gallery_faces_{cid[0]}"
         approx_times, approx_top1, method = latencies(approximate, probes, args.top_k)
+        by_ef = []
+        for ef in efs:
+            other = PostgresGallery(db_url, limits(data.size), pool_size=1, exact_below=0, ef_search=ef)
+            times, top1, _ = latencies(other, probes, args.top_k)
+            other.close()
+            by_ef.append(
+                {
+                    "ef_search": ef,
+                    "search_p50_ms": round(percentile(times, 50), 2),
+                    "search_p99_ms": round(percentile(times, 99), 2),
+                    "top1_agreement_with_exact": float(np.mean(np.asarray(top1) == truth)),
+                }
+            )
         exact_probes = probes[: args.exact_queries]
         exact_times, exact_top1, _ = latencies(exact, exact_probes, args.top_k)
         single = single_adds(approximate, data, args.single_adds)
@@ -265,10 +279,11 @@ def bench_postgres(
             "index_build_s": round(build_s, 1),
             "add_face_per_s_with_index": round(single),
             "search_method": method,
-            "ef_search": args.ef_search,
+            "ef_search": efs[0],
             "search_p50_ms": round(percentile(approx_times, 50), 2),
             "search_p99_ms": round(percentile(approx_times, 99), 2),
             "top1_agreement_with_exact": float(np.mean(np.asarray(approx_top1) == truth)),
+            "by_ef_search": by_ef,
             "exact_queries": len(exact_probes),
             "exact_p50_ms": round(percentile(exact_times, 50), 2),
             "exact_p99_ms": round(percentile(exact_times, 99), 2),
@@ -328,7 +343,7 @@ def main() -> None:
     parser.add_argument("--exact-queries", type=int, default=50, help="PostgreSQL exact searches per size")
     parser.add_argument("--top-k", type=int, default=5)
     parser.add_argument("--single-adds", type=int, default=300)
-    parser.add_argument("--ef-search", type=int, default=100)
+    parser.add_argument("--ef-search", default="100", help="PostgreSQL: one value, or several to compare")
     parser.add_argument("--postgres-url", default="")
     parser.add_argument("--shared-buffers", default="4GB", help="for the pgserver instance started here")
     parser.add_argument("--maintenance-work-mem", default="auto", help="for the HNSW builds")

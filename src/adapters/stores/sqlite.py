@@ -410,6 +410,7 @@ class SqliteGallery:
             "foreign_keys = ON",
             "secure_delete = ON",  # freed content is overwritten with zeros
             "journal_size_limit = 67108864",
+            "cache_size = -32768",  # KiB: the B-tree pages enrolments touch (face id index) stay cached
         ):
             db.execute(f"PRAGMA {pragma}")
         return db
@@ -434,7 +435,9 @@ class SqliteGallery:
         ).fetchall():
             count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
             names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
-            matrix = FaceMatrix(dimension, capacity=count)
+            # Headroom: rows never written cost no memory (the pages stay untouched), and the first
+            # enrolments after a start do not copy the whole matrix to grow it.
+            matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
             cursor = db.execute(
                 "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
             )
