@@ -341,12 +341,18 @@ class PostgresGallery:
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._connection() as conn:
             target = self._find(conn, collection)
-            rows = conn.execute(
-                "SELECT external_id, faces, created_at FROM gallery_subjects"
-                " WHERE collection_id = %s AND (%s::text IS NULL OR external_id > %s)"
-                " ORDER BY external_id LIMIT %s",
-                (target.id, after, after, max(0, limit)),
-            ).fetchall()
+            if after is None:
+                rows = conn.execute(
+                    "SELECT external_id, faces, created_at FROM gallery_subjects"
+                    " WHERE collection_id = %s ORDER BY external_id LIMIT %s",
+                    (target.id, max(0, limit)),
+                ).fetchall()
+            else:  # a range on the primary key (collection_id, external_id)
+                rows = conn.execute(
+                    "SELECT external_id, faces, created_at FROM gallery_subjects"
+                    " WHERE collection_id = %s AND external_id > %s ORDER BY external_id LIMIT %s",
+                    (target.id, after, max(0, limit)),
+                ).fetchall()
         return [SubjectInfo(external_id=row[0], faces=row[1], created_at=row[2]) for row in rows]
 
     def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
