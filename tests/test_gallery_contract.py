@@ -925,3 +925,19 @@ def test_postgres_unreachable_is_store_unavailable(postgres_url: str) -> None:
     assert not health.ok and health.store == "postgresql" and health.detail
     with pytest.raises(StoreUnavailable):
         PostgresGallery(url, LIMITS, timeout=0.3)  # nothing listens there any more
+
+
+def test_postgres_vectors_stay_in_their_rows(pg: Maker, postgres_url: str) -> None:
+    """Whole rows in their pages (STORAGE MAIN, toast_tuple_target): nothing in the TOAST table, where
+    a scan would look each value up."""
+    gallery = pg()
+    gallery.create_collection("c", MODEL, 512, 0.3)
+    vectors = unit(np.random.default_rng(25), 50, 512)
+    gallery.add_faces("c", [face(f"s{i}", vectors[i]) for i in range(50)])
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute(
+            "SELECT c.relname, a.attstorage, coalesce(pg_relation_size(c.reltoastrelid), 0)"
+            " FROM gallery_collections g JOIN pg_class c ON c.relname = 'gallery_faces_' || g.id"
+            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'embedding' WHERE g.name = 'c'"
+        ).fetchone()
+    assert row is not None and row[1] == "m" and row[2] == 0, row

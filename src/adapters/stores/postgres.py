@@ -101,6 +101,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FOREIGN KEY (collection_id, external_id)
                 REFERENCES gallery_subjects (collection_id, external_id) ON DELETE CASCADE
         ) PARTITION BY LIST (collection_id)""",
+        # Vectors inline in the row (2 KiB for 512-D), not moved to the TOAST table: an exact scan
+        # would otherwise fetch every one of them through the TOAST index.
+        "ALTER TABLE gallery_faces ALTER COLUMN embedding SET STORAGE MAIN",
     ),
 )
 
@@ -250,11 +253,14 @@ class PostgresGallery:
             ).fetchone()
             assert row is not None
             target = _Collection(int(row[0]), dimension, 0, 0, 0)
+            # toast_tuple_target: a face's row (2.2 KiB at 512-D) stays whole in its page; by default
+            # PostgreSQL would move its small text values to the TOAST table to get under 2 KiB.
             conn.execute(
-                sql.SQL("CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({})").format(
-                    target.table, sql.Literal(target.id)
-                )
+                sql.SQL(
+                    "CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({}) WITH (toast_tuple_target = 8160)"
+                ).format(target.table, sql.Literal(target.id))
             )
+            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE MAIN").format(target.table))
             if dimension <= HNSW_MAX_DIMENSION:
                 conn.execute(self._index_ddl(target))
             return CollectionInfo(name, model_id, dimension, threshold, row[1], 0, 0)
@@ -335,12 +341,18 @@ class PostgresGallery:
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._connection() as conn:
             target = self._find(conn, collection)
-            rows = conn.execute(
-                "SELECT external_id, faces, created_at FROM gallery_subjects"
-                " WHERE collection_id = %s AND (%s::text IS NULL OR external_id > %s)"
-                " ORDER BY external_id LIMIT %s",
-                (target.id, after, after, max(0, limit)),
-            ).fetchall()
+            if after is None:
+                rows = conn.execute(
+                    "SELECT external_id, faces, created_at FROM gallery_subjects"
+                    " WHERE collection_id = %s ORDER BY external_id LIMIT %s",
+                    (target.id, max(0, limit)),
+                ).fetchall()
+            else:  # a range on the primary key (collection_id, external_id)
+                rows = conn.execute(
+                    "SELECT external_id, faces, created_at FROM gallery_subjects"
+                    " WHERE collection_id = %s AND external_id > %s ORDER BY external_id LIMIT %s",
+                    (target.id, after, max(0, limit)),
+                ).fetchall()
         return [SubjectInfo(external_id=row[0], faces=row[1], created_at=row[2]) for row in rows]
 
     def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:

@@ -89,6 +89,12 @@ _FACES = (
 _SUBJECT_FACES = "SELECT" + _FACES + " WHERE f.subject_id = ? ORDER BY f.created_at, f.seq"
 _FACE_TO_DELETE = "SELECT f.seq, f.subject_id," + _FACES + " WHERE f.face_id = ? AND f.collection_id = ?"
 _EXPORT_PAGE = "SELECT f.seq," + _FACES + " WHERE f.collection_id = ? AND f.seq > ? ORDER BY f.seq LIMIT ?"
+_SUBJECTS = (
+    "SELECT s.external_id, s.created_at, (SELECT COUNT(*) FROM faces f WHERE f.subject_id = s.id)"
+    " FROM subjects s WHERE s.collection_id = ?"
+)
+_SUBJECTS_PAGE = _SUBJECTS + " ORDER BY s.external_id LIMIT ?"
+_SUBJECTS_AFTER = _SUBJECTS + " AND s.external_id > ? ORDER BY s.external_id LIMIT ?"
 _FACE_BY_DIGEST = "SELECT length(f.embedding) / 4," + _FACES + " WHERE f.subject_id = ? AND f.source_digest = ?"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -273,12 +279,10 @@ class SqliteGallery:
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._reading() as db:
             target = self._get(collection)
-            rows = db.execute(
-                "SELECT s.external_id, s.created_at, (SELECT COUNT(*) FROM faces f WHERE f.subject_id = s.id)"
-                " FROM subjects s WHERE s.collection_id = ? AND (? IS NULL OR s.external_id > ?)"
-                " ORDER BY s.external_id LIMIT ?",
-                (target.id, after, after, max(0, limit)),
-            ).fetchall()
+            # Two statements, so that the cursor is a range on the (collection_id, external_id) index.
+            query = _SUBJECTS_PAGE if after is None else _SUBJECTS_AFTER
+            values = (target.id, max(0, limit)) if after is None else (target.id, after, max(0, limit))
+            rows = db.execute(query, values).fetchall()
         return [SubjectInfo(external_id=row[0], faces=row[2], created_at=_moment(row[1])) for row in rows]
 
     def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
@@ -410,6 +414,7 @@ class SqliteGallery:
             "foreign_keys = ON",
             "secure_delete = ON",  # freed content is overwritten with zeros
             "journal_size_limit = 67108864",
+            "cache_size = -32768",  # KiB: the B-tree pages enrolments touch (face id index) stay cached
         ):
             db.execute(f"PRAGMA {pragma}")
         return db
@@ -434,7 +439,9 @@ class SqliteGallery:
         ).fetchall():
             count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
             names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
-            matrix = FaceMatrix(dimension, capacity=count)
+            # Headroom: rows never written cost no memory (the pages stay untouched), and the first
+            # enrolments after a start do not copy the whole matrix to grow it.
+            matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
             cursor = db.execute(
                 "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
             )
