@@ -105,3 +105,25 @@ def test_palette_png_is_decoded() -> None:
     buffer = io.BytesIO()
     PILImage.fromarray(PIXELS[:, :, ::-1]).convert("P").save(buffer, format="PNG")
     assert decoder().decode(buffer.getvalue()).pixels.shape == (37, 53, 3)
+
+
+# Found by the fuzzer: a 295-byte PNG (32x24) whose chunk lengths run past its end. OpenCV 5's PNG
+# reader allocated 4 GB for seconds before failing on it; its chunks are now walked before decoding.
+CHUNK_BOMB = bytes.fromhex(
+    "89504e470d0a1a0a0000000d494844520000002000000018080200000014316862f600092349444154480d011809e7f6"
+    "01c2825f294d7a36d4366136c88ee421d8fb4dc19688612f703873e0e5c6f6144e28f1da16069c27ead4585d00524946"
+    "4660090000574542505650384cd6175033360c57adbde954bdcd667fb47660a1ffffffffffffffffffffffffffffffff"
+    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff0008b60089504e"
+    "470d0a1a0a000064d57f6a9f08c602d16a9ec995a0add1e4f7020000000000007049dbbc34000d494844520000002000"
+    "0000180802000010143268630000092349444154480d011809e70408268ebf01ca2accb375e9e74ec8c7c5bf765b68e2"
+    "22a4a38a2592cb"
+)
+
+
+def test_a_png_whose_chunks_run_past_its_end_is_refused_before_decoding() -> None:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UndecodableImage):
+        decoder().decode(CHUNK_BOMB)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # kB: far from 4 GB
