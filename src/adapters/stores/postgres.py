@@ -5,8 +5,11 @@
   on its own vectors only (no filter after an approximate scan of everyone's). The column is a plain
   `vector`; the index is on `embedding::vector(<dimension>)`, the collection's dimension.
 - Search is exact (a scan, best face per subject in SQL) below `exact_below` faces, else HNSW
-  (`hnsw.ef_search`, iterative scan in relaxed order) over the `top_k * max_faces_per_subject`
-  nearest faces, grouped per subject here. Similarity is 1 - cosine distance.
+  (`hnsw.ef_search`, iterative scan in relaxed order) over the `top_k * m` nearest faces (m: the
+  most faces a subject of the collection has had), grouped per subject here. Similarity is
+  1 - cosine distance.
+- Rows stay whole in their pages (`toast_tuple_target`, `STORAGE MAIN`): a scan reads each vector
+  where it is, not through the TOAST table.
 - Limits hold across replicas: every write to a collection first locks its row (`FOR UPDATE`), and a
   unique index on (collection, external id, source digest) backs the one-face-per-source rule.
 - Nothing is cached here: every call reads the database, so replicas see each other's writes.
