@@ -40,7 +40,8 @@ def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def gallery_client(store_env: dict[str, str]) -> Iterator[Client]:
-    with make_client(settings_for("fake", **store_env, MAX_FACES_PER_SUBJECT="3")) as client:
+    # A queue deep enough for the concurrency test's 12 requests at once (2 workers + 8 would shed some).
+    with make_client(settings_for("fake", **store_env, MAX_FACES_PER_SUBJECT="3", MAX_QUEUE="32")) as client:
         yield client
 
 
