@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +102,6 @@ def enroll_folder(container: Container, collections: Collections, name: str, fol
     if not folder.is_dir():
         raise FaceServiceError(f"{folder} is not a folder of subject folders")
     service = container.service()
-    model = collections.get(name).model_id
     subjects = [subject for subject in sorted(folder.iterdir()) if subject.is_dir()]
     jobs = [(subject.name, path) for subject in subjects for path in image_files([subject])]
     status = 0
@@ -113,7 +111,7 @@ def enroll_folder(container: Container, collections: Collections, name: str, fol
             enrolled = collections.enroll_extraction(
                 name, subject, service.extract(data), image_digest(data), EnrollOptions(largest=largest)
             )
-            record = msgspec.structs.asdict(wire.enrollment(enrolled, model))
+            record = msgspec.structs.asdict(wire.enrollment(enrolled))
             print(msgspec.json.encode({"file": str(path), **record}).decode())
         except FaceServiceError as error:
             status = 1
@@ -122,15 +120,13 @@ def enroll_folder(container: Container, collections: Collections, name: str, fol
 
 
 def export(collections: Collections, name: str, output: Path | None) -> int:
-    from face_service.adapters.wire import collections as wire
+    from face_service.adapters.http.collections import export_chunks
 
     header, faces = collections.export(name)
-    encoder = msgspec.json.Encoder()
     sink = output.open("wb") if output else sys.stdout.buffer
     try:
-        sink.write(encoder.encode(wire.export_header(header)) + b"\n")
-        for face in faces:
-            sink.write(encoder.encode(wire.exported_face(face)) + b"\n")
+        for chunk in export_chunks(header, faces):
+            sink.write(chunk)
     finally:
         if output:
             sink.close()
@@ -138,17 +134,10 @@ def export(collections: Collections, name: str, output: Path | None) -> int:
 
 
 def import_file(collections: Collections, name: str, path: Path) -> int:
-    from face_service.adapters.http.inputs import decode_json
+    from face_service.adapters.http.collections import import_header, import_records
     from face_service.adapters.wire import collections as wire
 
     with path.open("rb") as lines:
-        first = next(lines, b"")
-        header = wire.imported_header(decode_json(first, wire.ExportHeader))
-
-        def faces() -> Iterator[Any]:
-            for line in lines:
-                if line.strip():
-                    yield wire.imported_face(decode_json(line, wire.ExportedFace))
-
-        imported = collections.import_faces(name, header, faces())
+        header = import_header(next(lines, b""))
+        imported = collections.import_faces(name, header, import_records(lines))
     return emit(wire.ImportResponse(name, imported))

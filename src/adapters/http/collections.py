@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
@@ -26,9 +26,9 @@ from face_service.adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, 
 from face_service.adapters.metrics import Metrics
 from face_service.adapters.wire import collections as wire
 from face_service.domain.errors import FaceServiceError, InvalidInput
-from face_service.domain.gallery import StoreHealth
+from face_service.domain.gallery import FaceRecord, StoreHealth
 from face_service.domain.ports import FaceGallery
-from face_service.domain.use_cases.collections import CollectionHeader, Collections, EnrollOptions
+from face_service.domain.use_cases.collections import CollectionHeader, Collections, Enrollment, EnrollOptions
 
 T = TypeVar("T")
 SMALL_BODY = 64 * 1024  # names and thresholds: no reason to read more on the event loop
@@ -206,18 +206,16 @@ class CollectionController(Controller):
         given = await gallery_input(request, faces, all_faces=False)
         options = enroll_options(face, min_face_size, min_confidence)
 
-        def enroll(c: Collections) -> tuple[Any, str]:
+        def enroll(c: Collections) -> Enrollment:
             if given.extraction is not None:
-                enrolled = c.enroll_extraction(name, external_id, given.extraction, given.source_digest, options)
-            else:
-                enrolled = c.enroll_embedding(name, external_id, given.embedding or [], given.model or "")
-            return enrolled, c.get(name).model_id
+                return c.enroll_extraction(name, external_id, given.extraction, given.source_digest, options)
+            return c.enroll_embedding(name, external_id, given.embedding or [], given.model or "")
 
-        enrolled, model = await gallery.run(enroll)
+        enrolled = await gallery.run(enroll)
         gallery.metrics.gallery_enrollments.labels(
             store=gallery.store(), outcome="duplicate" if enrolled.duplicate else "new"
         ).inc()
-        body = wire.enrollment(enrolled, model)
+        body = wire.enrollment(enrolled)
         return Response(body, status_code=200 if enrolled.duplicate else 201)
 
     @get(
@@ -349,21 +347,10 @@ class CollectionController(Controller):
         """JSON lines: the collection (with its model id), then one line per face (the vector as base64
         of little-endian float32, the subject, where it came from), streamed."""
         header, records = await gallery.run(lambda c: c.export(name))
-        encoder = msgspec.json.Encoder()
-
-        def chunks() -> Iterator[bytes]:
-            yield encoder.encode(wire.export_header(header)) + b"\n"
-            chunk: list[bytes] = []
-            for record in records:
-                chunk.append(encoder.encode(wire.exported_face(record)))
-                if len(chunk) == EXPORT_CHUNK:
-                    yield b"\n".join(chunk) + b"\n"
-                    chunk = []
-            if chunk:
-                yield b"\n".join(chunk) + b"\n"
-
         return Stream(
-            chunks(), media_type=NDJSON, headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'}
+            export_chunks(header, records),
+            media_type=NDJSON,
+            headers={"Content-Disposition": f'attachment; filename="{name}.jsonl"'},
         )
 
     @post(
@@ -385,7 +372,7 @@ class CollectionController(Controller):
         first = await anext(lines, None)
         if first is None:
             raise InvalidInput("The import is empty; send an export's JSON lines", code="invalid_import")
-        header = wire.imported_header(decode_json(first, wire.ExportHeader))
+        header = import_header(first)
         imported = 0
         batch: list[bytes] = []
         async for line in lines:
@@ -397,9 +384,34 @@ class CollectionController(Controller):
         return wire.ImportResponse(name, imported)
 
 
+def export_chunks(header: CollectionHeader, records: Iterable[FaceRecord]) -> Iterator[bytes]:
+    """An export as JSON lines, EXPORT_CHUNK faces to a chunk (HTTP streams them; the CLI writes them)."""
+    encoder = msgspec.json.Encoder()
+    yield encoder.encode(wire.export_header(header)) + b"\n"
+    chunk: list[bytes] = []
+    for record in records:
+        chunk.append(encoder.encode(wire.exported_face(record)))
+        if len(chunk) == EXPORT_CHUNK:
+            yield b"\n".join(chunk) + b"\n"
+            chunk = []
+    if chunk:
+        yield b"\n".join(chunk) + b"\n"
+
+
+def import_header(line: bytes) -> CollectionHeader:
+    """An export's first line."""
+    return wire.imported_header(decode_json(line, wire.ExportHeader))
+
+
+def import_records(lines: Iterable[bytes]) -> Iterator[FaceRecord]:
+    """An export's face lines (blank lines skipped)."""
+    for line in lines:
+        if line.strip():
+            yield wire.imported_face(decode_json(line, wire.ExportedFace))
+
+
 def import_lines(collections: Collections, name: str, header: CollectionHeader, lines: list[bytes]) -> int:
-    faces = (wire.imported_face(decode_json(line, wire.ExportedFace)) for line in lines)
-    return collections.import_faces(name, header, faces)
+    return collections.import_faces(name, header, import_records(lines))
 
 
 async def ndjson_lines(request: AnyRequest, limit: int) -> AsyncIterator[bytes]:

@@ -118,8 +118,8 @@ class HealthController(Controller):
         alive; a store that is down leaves the face routes working (`gallery.ok` false)."""
         state = runner.state()
         store = await store_health.check()
-        health = presenters.health(runner.info, state.isolation, state.workers, state.alive, state.restarts)
-        health.gallery = presenters.gallery_health(store, store_health.pinned)
+        gallery = presenters.gallery_health(store, store_health.pinned)
+        health = presenters.health(runner.info, state.isolation, state.workers, state.alive, state.restarts, gallery)
         return Response(health, status_code=200 if state.alive else 503)
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 import msgspec
 import numpy as np
 
+from face_service.adapters.wire import presenters
 from face_service.adapters.wire.presenters import similarity
 from face_service.domain.gallery import CollectionInfo, FaceRecord, SubjectHit, SubjectInfo
 from face_service.domain.use_cases.collections import CollectionHeader, Enrollment, SearchResult, Verification
@@ -157,13 +158,13 @@ def collection(info: CollectionInfo) -> CollectionResponse:
     )
 
 
-def enrollment(result: Enrollment, model: str) -> EnrollResponse:
+def enrollment(result: Enrollment) -> EnrollResponse:
     face = result.face
     return EnrollResponse(
         face_id=face.face_id,
         external_id=face.external_id,
         duplicate=result.duplicate,
-        model=model,
+        model=result.model_id,
         created_at=face.created_at,
         bbox=box(face.bbox),
         confidence=round(face.confidence, 4) if face.confidence is not None else None,
@@ -204,12 +205,7 @@ def search(result: SearchResult) -> SearchResponse:
         decision = probe.decision
         probes.append(
             ProbeResponse(
-                face=QueryFace(
-                    [round(face.box.x1), round(face.box.y1), round(face.box.x2), round(face.box.y2)],
-                    round(face.confidence, 4),
-                )
-                if face is not None
-                else None,
+                face=QueryFace(presenters.box(face), presenters.confidence(face)) if face is not None else None,
                 matches=[hit(m) for m in probe.hits],
                 decision=MatchDecision(
                     decision.match,

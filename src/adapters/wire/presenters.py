@@ -142,7 +142,9 @@ def comparison(result: Comparison, one_to_one: bool) -> CompareFacesResponse:
     )
 
 
-def health(info: ServiceInfo, isolation: str, workers: int, alive: int, restarts: int) -> HealthResponse:
+def health(
+    info: ServiceInfo, isolation: str, workers: int, alive: int, restarts: int, gallery: GalleryHealth | None = None
+) -> HealthResponse:
     return HealthResponse(
         status="healthy" if alive == workers else "degraded" if alive else "unavailable",
         model=info.backend,
@@ -154,6 +156,7 @@ def health(info: ServiceInfo, isolation: str, workers: int, alive: int, restarts
         execution_providers=info.execution_providers,
         requested_execution_providers=info.requested_execution_providers,
         inference=InferenceHealth(isolation=isolation, workers=workers, alive=alive, restarts=restarts),
+        gallery=gallery,
     )
 
 

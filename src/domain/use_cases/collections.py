@@ -67,6 +67,7 @@ class EnrollOptions:
 class Enrollment:
     face: FaceRecord
     duplicate: bool
+    model_id: str  # the collection's: every vector in it comes from this model
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +312,7 @@ class Collections:
 
     def _add(self, collection: CollectionInfo, record: FaceRecord) -> Enrollment:
         stored, duplicate = self._gallery.add_face(collection.name, record)
-        return Enrollment(stored, duplicate)
+        return Enrollment(stored, duplicate, collection.model_id)
 
     def _add_many(self, name: str, records: list[FaceRecord]) -> int:
         return sum(1 for _, duplicate in self._gallery.add_faces(name, records) if not duplicate)
