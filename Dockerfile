@@ -12,8 +12,7 @@ ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
 WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN uv sync --no-dev --no-install-project
-# face_service/ holds the links that make src/{domain,adapters,app} the face_service package.
-COPY face_service ./face_service
+# src/domain, src/adapters and src/app are the packages `domain`, `adapters` and `app`.
 COPY src ./src
 RUN uv sync --no-dev --no-editable
 # onnxruntime-gpu installs the same `onnxruntime` module as onnxruntime: swap one for the other.

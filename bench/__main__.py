@@ -19,12 +19,12 @@ import cv2
 import httpx
 import numpy as np
 
+from adapters.images.decoder import reduction_for
+from adapters.models.insightface_backend import detector_input_size
 from bench.baseline import Baseline
 from bench.load import LoadResult, Request, drive, free_port, multipart
 from bench.model_cost import ModelCost
 from bench.workloads import GROUP, PHONE_SIDE, SELFIE, Workload, build, variants
-from face_service.adapters.images.decoder import reduction_for
-from face_service.adapters.models.insightface_backend import detector_input_size
 
 API_KEY = "bench-key-0123456789"
 HEADLINE = ("selfie", "group", "phone", "batch8")

@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from face_service.adapters.models.model_pack import embedded_pack
+from adapters.models.model_pack import embedded_pack
 
 
 class Baseline:

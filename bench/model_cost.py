@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from face_service.adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
-from face_service.adapters.models.model_pack import embedded_pack
-from face_service.adapters.models.onnx_runtime import session_options
+from adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
+from adapters.models.model_pack import embedded_pack
+from adapters.models.onnx_runtime import session_options
 
 
 def _median_ms(work: Callable[[], object], repeat: int) -> float:

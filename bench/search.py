@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from face_service.adapters.stores.postgres import PostgresGallery
-from face_service.adapters.stores.sqlite import SqliteGallery
-from face_service.domain.gallery import FaceRecord, GalleryLimits
+from adapters.stores.postgres import PostgresGallery
+from adapters.stores.sqlite import SqliteGallery
+from domain.gallery import FaceRecord, GalleryLimits
 
 RESULTS = Path(__file__).parent / "results" / "search.json"
 BLOCK_SUBJECTS = 2000  # subjects generated (and enrolled) together: one seed, one add_faces call

@@ -18,10 +18,10 @@ import cv2  # noqa: F401 - imported before instrumentation: only the service's o
 import numpy  # noqa: F401
 
 with atheris.instrument_imports():
-    from face_service.adapters.http.base64_images import decode_base64
-    from face_service.adapters.images.decoder import OpenCVImageDecoder
-    from face_service.adapters.images.header import read_header
-    from face_service.domain.errors import FaceServiceError
+    from adapters.http.base64_images import decode_base64
+    from adapters.images.decoder import OpenCVImageDecoder
+    from adapters.images.header import read_header
+    from domain.errors import FaceServiceError
 
 # Small limits: the fuzzer must not spend its time decoding (legitimately) huge images.
 DECODER = OpenCVImageDecoder(

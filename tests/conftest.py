@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from face_service.adapters.images.decoder import OpenCVImageDecoder
-from face_service.app.bootstrap import Container, bootstrap
-from face_service.app.settings import Settings
-from face_service.domain.use_cases.faces import FaceService
+from adapters.images.decoder import OpenCVImageDecoder
+from app.bootstrap import Container, bootstrap
+from app.settings import Settings
+from domain.use_cases.faces import FaceService
 from tests.pg import PostgresServer, create_database, postgres_server
 
 API_KEY = "test-key-0123456789"

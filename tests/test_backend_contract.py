@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_service.domain.errors import UndecodableImage, UnsupportedImageFormat
-from face_service.domain.use_cases.faces import FaceService
+from domain.errors import UndecodableImage, UnsupportedImageFormat
+from domain.use_cases.faces import FaceService
 from tests.conftest import GROUP_PHOTO, SELFIE, encode_png
 
 

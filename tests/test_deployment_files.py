@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from face_service.app.settings import Settings
+from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SQLITE = ROOT / "deploy" / "kubernetes"

@@ -19,10 +19,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from face_service.adapters.stores.memory import MemoryGallery
-from face_service.adapters.stores.postgres import PostgresGallery
-from face_service.adapters.stores.sqlite import SqliteGallery
-from face_service.domain.errors import (
+from adapters.stores.memory import MemoryGallery
+from adapters.stores.postgres import PostgresGallery
+from adapters.stores.sqlite import SqliteGallery
+from domain.errors import (
     CollectionExists,
     CollectionNotFound,
     FaceNotFound,
@@ -31,8 +31,8 @@ from face_service.domain.errors import (
     StoreUnavailable,
     SubjectNotFound,
 )
-from face_service.domain.gallery import FaceRecord, GalleryLimits
-from face_service.domain.ports import FaceGallery
+from domain.gallery import FaceRecord, GalleryLimits
+from domain.ports import FaceGallery
 from tests.pg import create_database, postgres_server
 
 LIMITS = GalleryLimits(
@@ -654,8 +654,8 @@ import sys, uuid
 from datetime import UTC, datetime
 from pathlib import Path
 import numpy as np
-from face_service.adapters.stores.sqlite import SqliteGallery
-from face_service.domain.gallery import FaceRecord, GalleryLimits
+from adapters.stores.sqlite import SqliteGallery
+from domain.gallery import FaceRecord, GalleryLimits
 
 gallery = SqliteGallery(Path(sys.argv[1]), GalleryLimits(1, 10_000, 10_000, 1_000_000))
 i = 0

@@ -12,8 +12,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from face_service.adapters.models.graph_rewrite import fast_recogniser, rewrite_prelu
-from face_service.adapters.models.model_pack import embedded_pack, weights_digest
+from adapters.models.graph_rewrite import fast_recogniser, rewrite_prelu
+from adapters.models.model_pack import embedded_pack, weights_digest
 
 
 def prelu_model(path: Path, slopes: np.ndarray) -> Path:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from face_service.adapters.http.observability import observe_requests
-from face_service.adapters.metrics import Metrics
-from face_service.domain.embeddings import checked_embedding
-from face_service.domain.errors import InvalidEmbedding
+from adapters.http.observability import observe_requests
+from adapters.metrics import Metrics
+from domain.embeddings import checked_embedding
+from domain.errors import InvalidEmbedding
 from tests.conftest import AUTH, SELFIE, encode_png, make_client, settings_for
 
 Client = TestClient  # type: ignore[type-arg]

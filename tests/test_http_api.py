@@ -293,7 +293,7 @@ class ExplodingDetector:
 def test_an_unexpected_failure_is_a_generic_500_with_a_request_id(caplog: pytest.LogCaptureFixture) -> None:
     from dependency_injector import providers
 
-    from face_service.app.bootstrap import bootstrap
+    from app.bootstrap import bootstrap
     from tests.conftest import make_client, settings_for
 
     settings = settings_for("fake")
@@ -314,7 +314,7 @@ def test_an_unexpected_failure_is_a_generic_500_with_a_request_id(caplog: pytest
 def test_a_model_that_fails_its_warm_up_stops_start_up() -> None:
     from dependency_injector import providers
 
-    from face_service.app.bootstrap import bootstrap
+    from app.bootstrap import bootstrap
     from tests.conftest import make_client, settings_for
 
     settings = settings_for("fake")

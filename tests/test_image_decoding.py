@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face_service.adapters.images.decoder import reduction_for
-from face_service.adapters.images.header import read_header
-from face_service.domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
+from adapters.images.decoder import reduction_for
+from adapters.images.header import read_header
+from domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
 from tests.conftest import GROUP_PHOTO, SELFIE, decoder
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)

@@ -9,13 +9,13 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from face_service.adapters.models.insightface_backend import (
+from adapters.models.insightface_backend import (
     InsightFaceDetector,
     InsightFaceEmbedder,
     detector_input_size,
 )
-from face_service.adapters.models.model_pack import _normalises_inside, embedded_pack
-from face_service.domain.model import Image
+from adapters.models.model_pack import _normalises_inside, embedded_pack
+from domain.model import Image
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
 
 pytestmark = pytest.mark.real_model

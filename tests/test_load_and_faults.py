@@ -11,11 +11,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from adapters.http.admission import RateLimitedError, RateLimiter
 from bench.__main__ import API_KEY, rss_mb, start_service
 from bench.load import multipart
 from bench.load_test import overload
 from bench.workloads import GROUP, PHONE_SIDE, variants
-from face_service.adapters.http.admission import RateLimitedError, RateLimiter
 from tests.conftest import AUTH, SELFIE, b64, make_client, settings_for
 
 pytestmark = pytest.mark.real_model

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from face_service.adapters.models.model_pack import embedded_pack, pack_from_dir, weights_digest
-from face_service.adapters.models.onnx_runtime import resolve_providers
-from face_service.app.bootstrap import bootstrap
-from face_service.domain.errors import ModelUnavailable
+from adapters.models.model_pack import embedded_pack, pack_from_dir, weights_digest
+from adapters.models.onnx_runtime import resolve_providers
+from app.bootstrap import bootstrap
+from domain.errors import ModelUnavailable
 from tests.conftest import SELFIE, VECTRON_MODEL_DIR, settings_for
 
 pytestmark = pytest.mark.real_model

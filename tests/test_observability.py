@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from face_service.app.logging_setup import JsonLines
+from app.logging_setup import JsonLines
 from tests.conftest import AUTH, GROUP_PHOTO, SELFIE, b64, make_client, settings_for
 
 

@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from face_service.app.bootstrap import bootstrap
+from app.bootstrap import bootstrap
 from tests.conftest import API_KEY, settings_for
 
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from face_service.adapters.models.alignment import align_face
-from face_service.adapters.models.insightface_backend import detector_input_size
-from face_service.domain.use_cases.faces import FaceService
+from adapters.models.alignment import align_face
+from adapters.models.insightface_backend import detector_input_size
+from domain.use_cases.faces import FaceService
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO, encode_png
 
 pytestmark = pytest.mark.real_model
@@ -103,7 +103,7 @@ def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
 
 
 def test_fast_jpeg_decode_finds_the_same_faces_in_original_pixels() -> None:
-    from face_service.app.bootstrap import bootstrap
+    from app.bootstrap import bootstrap
     from tests.conftest import settings_for
 
     big = cv2.resize(cv2.imread(str(GROUP_PHOTO)), (4096, 2835), interpolation=cv2.INTER_CUBIC)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from face_service.app.settings import Settings, SettingsError
+from app.settings import Settings, SettingsError
 
 
 def test_defaults() -> None:

@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
+from app.bootstrap import openapi_document
 from bench.__main__ import API_KEY, start_service
-from face_service.app.bootstrap import openapi_document
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO
 
 pytestmark = pytest.mark.real_model

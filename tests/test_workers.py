@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from face_service.adapters.http.jobs import Job
-from face_service.adapters.workers import ProcessRunner, WorkerFailed
+from adapters.http.jobs import Job
+from adapters.workers import ProcessRunner, WorkerFailed
 from tests.support.workers import initialize
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from face_service.domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Vector
+from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Vector
 
 FAKE_MODEL = EmbeddingModel(pack="fake", weights_digest="00000000", dimension=512)
 

@@ -23,9 +23,9 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol, runtime_checkable
 
-from face_service.adapters.executor import InferenceExecutor, trim_memory
-from face_service.adapters.http.jobs import Job, JobResult
-from face_service.domain.use_cases.service_info import ServiceInfo
+from adapters.executor import InferenceExecutor, trim_memory
+from adapters.http.jobs import Job, JobResult
+from domain.use_cases.service_info import ServiceInfo
 
 logger = logging.getLogger(__name__)
 START_TIMEOUT_SECONDS = 300.0  # model loading on a cold, busy machine
@@ -208,7 +208,7 @@ class ProcessRunner:
         # forkserver: workers are forked from a clean, single-threaded server process (never from this
         # one, which runs threads and an event loop), with the model stack already imported there.
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["face_service.app.worker"])
+        self._context.set_forkserver_preload(["app.worker"])
         self._workers = [WorkerProcess(self._context, initializer, args, number) for number in range(workers)]
         self._timeout = timeout
         self._idle: asyncio.Queue[WorkerProcess] | None = None

@@ -1,3 +1,3 @@
-from face_service.app.cli import main
+from app.cli import main
 
 raise SystemExit(main())

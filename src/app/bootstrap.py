@@ -16,23 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
-from face_service.adapters.fake_backend import FakeDetector, FakeEmbedder
-from face_service.adapters.images.decoder import OpenCVImageDecoder, configure_opencv
-from face_service.adapters.metrics import Metrics
-from face_service.adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
-from face_service.adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
-from face_service.adapters.models.onnx_runtime import resolve_providers, session_options
-from face_service.adapters.stage_recorder import RECORDER
-from face_service.adapters.stores.memory import MemoryGallery
-from face_service.adapters.workers import ProcessRunner, ThreadRunner
-from face_service.app.settings import Settings
-from face_service.domain.gallery import GalleryLimits
-from face_service.domain.model import EmbeddingModel
-from face_service.domain.ports import FaceGallery
-from face_service.domain.similarity import CosineSimilarity
-from face_service.domain.use_cases.collections import CollectionRules, Collections
-from face_service.domain.use_cases.faces import FaceService, Limits
-from face_service.domain.use_cases.service_info import ServiceInfo
+from adapters.fake_backend import FakeDetector, FakeEmbedder
+from adapters.images.decoder import OpenCVImageDecoder, configure_opencv
+from adapters.metrics import Metrics
+from adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
+from adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
+from adapters.models.onnx_runtime import resolve_providers, session_options
+from adapters.stage_recorder import RECORDER
+from adapters.stores.memory import MemoryGallery
+from adapters.workers import ProcessRunner, ThreadRunner
+from app.settings import Settings
+from domain.gallery import GalleryLimits
+from domain.model import EmbeddingModel
+from domain.ports import FaceGallery
+from domain.similarity import CosineSimilarity
+from domain.use_cases.collections import CollectionRules, Collections
+from domain.use_cases.faces import FaceService, Limits
+from domain.use_cases.service_info import ServiceInfo
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -82,20 +82,20 @@ def describe_service(
 
 def http_application(**collaborators: Any) -> Litestar:
     # Deferred: `serve` imports the web stack on one thread while the models load on another.
-    from face_service.adapters.http.app import create_app
+    from adapters.http.app import create_app
 
     return create_app(**collaborators)
 
 
 def connection_protocol(header_timeout: float, max_connections: int, metrics: Metrics) -> Any:
-    from face_service.adapters.http.observability import observe_server_answers
-    from face_service.adapters.http.server import guarded_protocol
+    from adapters.http.observability import observe_server_answers
+    from adapters.http.server import guarded_protocol
 
     return guarded_protocol(header_timeout, max_connections, observe_server_answers(metrics))
 
 
 def http_settings(**values: Any) -> Any:
-    from face_service.adapters.http.app import HttpConfig
+    from adapters.http.app import HttpConfig
 
     return HttpConfig(**values)
 
@@ -106,25 +106,25 @@ def opencv_decoder(**limits: Any) -> OpenCVImageDecoder:
 
 
 def inference_job(service: FaceService) -> Any:
-    from face_service.adapters.http import jobs  # deferred with the web stack (see http_application)
+    from adapters.http import jobs  # deferred with the web stack (see http_application)
 
     return functools.partial(jobs.perform, service)
 
 
 def worker_initializer() -> Any:
-    from face_service.app import worker
+    from app import worker
 
     return worker.initialize
 
 
 def sqlite_gallery(data_dir: Path, limits: GalleryLimits) -> FaceGallery:
-    from face_service.adapters.stores.sqlite import SqliteGallery
+    from adapters.stores.sqlite import SqliteGallery
 
     return SqliteGallery(data_dir / "gallery.sqlite3", limits)
 
 
 def postgres_gallery(url: str, limits: GalleryLimits, exact_below: int) -> FaceGallery:
-    from face_service.adapters.stores.postgres import PostgresGallery  # deferred: psycopg only when used
+    from adapters.stores.postgres import PostgresGallery  # deferred: psycopg only when used
 
     return PostgresGallery(url, limits, exact_below=exact_below)
 

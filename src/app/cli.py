@@ -10,20 +10,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from face_service.app import cli_collections
-from face_service.app.logging_setup import configure_logging
-from face_service.app.settings import Settings, SettingsError
-from face_service.domain.errors import FaceServiceError
+from app import cli_collections
+from app.logging_setup import configure_logging
+from app.settings import Settings, SettingsError
+from domain.errors import FaceServiceError
 
 if TYPE_CHECKING:
-    from face_service.app.bootstrap import Container
+    from app.bootstrap import Container
 
 logger = logging.getLogger("face_service")
 
 
 def load(settings: Settings) -> Container:
     """The composition root for these settings, with the models loaded (sessions open)."""
-    from face_service.app.bootstrap import bootstrap
+    from app.bootstrap import bootstrap
 
     container = bootstrap(settings)
     container.service()
@@ -34,13 +34,13 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     # In worker processes (the default) this process loads no model: the workers do, at start-up.
     # In threads, the models load on a second thread while this one imports the web stack: session
     # creation and extension loading release the GIL, which takes a few hundred ms off start-up.
-    from face_service.app.bootstrap import bootstrap
+    from app.bootstrap import bootstrap
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader") as loader:
         loading = loader.submit(load if settings.inference_isolation == "thread" else bootstrap, settings)
         import uvicorn
 
-        import face_service.adapters.http.app  # noqa: F401 - the web stack, imported while the models load
+        import adapters.http.app  # noqa: F401 - the web stack, imported while the models load
 
         container = loading.result()
     if settings.api_key_generated:
@@ -84,8 +84,8 @@ def embed(settings: Settings, paths: list[Path], all_faces: bool, output: Path |
     import msgspec
     from tqdm import tqdm
 
-    from face_service.adapters.wire import presenters
-    from face_service.adapters.wire.schemas import FileError
+    from adapters.wire import presenters
+    from adapters.wire.schemas import FileError
 
     service = load(settings).service()
     files = image_files(paths)
@@ -115,9 +115,9 @@ def compare(settings: Settings, first: Path, second: Path) -> int:
     """The similarity of the largest face in each of two images, and the match decision."""
     import msgspec
 
-    from face_service.adapters.wire import presenters
-    from face_service.adapters.wire.presenters import NO_FACE
-    from face_service.adapters.wire.schemas import FileError
+    from adapters.wire import presenters
+    from adapters.wire.presenters import NO_FACE
+    from adapters.wire.schemas import FileError
 
     service = load(settings).service()
     embeddings = []
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_collections.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "openapi":
-        from face_service.app.bootstrap import openapi_document
+        from app.bootstrap import openapi_document
 
         print(json.dumps(openapi_document(), indent=2, sort_keys=True))
         return 0

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from face_service.app.settings import Settings
-from face_service.domain.errors import FaceServiceError
+from app.settings import Settings
+from domain.errors import FaceServiceError
 
 if TYPE_CHECKING:
-    from face_service.app.bootstrap import Container
-    from face_service.domain.use_cases.collections import Collections
+    from app.bootstrap import Container
+    from domain.use_cases.collections import Collections
 
 
 def add_commands(commands: Any) -> None:
@@ -52,14 +52,14 @@ COMMANDS = ("collections", "enroll", "search", "export", "import")
 
 
 def in_process(settings: Settings) -> Container:
-    from face_service.app.bootstrap import bootstrap
+    from app.bootstrap import bootstrap
 
     # This process runs the use cases itself: inference on its own threads, models loaded here.
     return bootstrap(dataclasses.replace(settings, inference_isolation="thread"))
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from face_service.adapters.wire import collections as wire
+    from adapters.wire import collections as wire
 
     container = in_process(settings)
     collections: Collections = container.collections()
@@ -95,9 +95,9 @@ def enroll_folder(container: Container, collections: Collections, name: str, fol
     image (its face id, or its error); a progress bar on a terminal."""
     from tqdm import tqdm
 
-    from face_service.adapters.wire import collections as wire
-    from face_service.app.cli import image_files
-    from face_service.domain.use_cases.collections import EnrollOptions, image_digest
+    from adapters.wire import collections as wire
+    from app.cli import image_files
+    from domain.use_cases.collections import EnrollOptions, image_digest
 
     if not folder.is_dir():
         raise FaceServiceError(f"{folder} is not a folder of subject folders")
@@ -120,7 +120,7 @@ def enroll_folder(container: Container, collections: Collections, name: str, fol
 
 
 def export(collections: Collections, name: str, output: Path | None) -> int:
-    from face_service.adapters.http.collections import export_chunks
+    from adapters.http.collections import export_chunks
 
     header, faces = collections.export(name)
     sink = output.open("wb") if output else sys.stdout.buffer
@@ -134,8 +134,8 @@ def export(collections: Collections, name: str, output: Path | None) -> int:
 
 
 def import_file(collections: Collections, name: str, path: Path) -> int:
-    from face_service.adapters.http.collections import import_header, import_records
-    from face_service.adapters.wire import collections as wire
+    from adapters.http.collections import import_header, import_records
+    from adapters.wire import collections as wire
 
     with path.open("rb") as lines:
         header = import_header(next(lines, b""))

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from face_service.adapters.http import jobs
-from face_service.app.bootstrap import bootstrap
-from face_service.app.logging_setup import configure_logging
-from face_service.app.settings import Settings
-from face_service.domain.use_cases.service_info import ServiceInfo
+from adapters.http import jobs
+from app.bootstrap import bootstrap
+from app.logging_setup import configure_logging
+from app.settings import Settings
+from domain.use_cases.service_info import ServiceInfo
 
 
 def initialize(settings: Settings) -> tuple[Callable[[jobs.Job], jobs.JobResult], ServiceInfo]:

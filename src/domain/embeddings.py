@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from face_service.domain.errors import InvalidEmbedding
-from face_service.domain.model import Vector
+from domain.errors import InvalidEmbedding
+from domain.model import Vector
 
 # The smallest norm whose unit vector float32 can hold: a shorter vector (all 1e-200, say) squares
 # to zero or to sub-normal numbers, and its cosine with anything is undefined.

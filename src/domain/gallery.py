@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from face_service.domain.model import Vector
+from domain.model import Vector
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from face_service.domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, StoreHealth, SubjectInfo
-from face_service.domain.model import DetectedFace, EmbeddingModel, Image, Vector
+from domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, StoreHealth, SubjectInfo
+from domain.model import DetectedFace, EmbeddingModel, Image, Vector
 
 
 class ImageDecoder(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from face_service.domain.model import Vector
+from domain.model import Vector
 
 
 class CosineSimilarity:

@@ -7,8 +7,8 @@ import os
 import time
 from collections.abc import Callable
 
-from face_service.adapters.http.jobs import Job, JobResult
-from face_service.domain.use_cases.service_info import ServiceInfo
+from adapters.http.jobs import Job, JobResult
+from domain.use_cases.service_info import ServiceInfo
 
 INFO = ServiceInfo("test", "test", "test:00000000", 512, ["none"], ["auto"], "0")
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from face_service.domain.errors import BatchTooLarge, InvalidEmbedding, InvalidInput, ModelMismatch, UndecodableImage
-from face_service.domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Vector
-from face_service.domain.similarity import CosineSimilarity
-from face_service.domain.use_cases.faces import FaceService, InputNames, Limits
+from domain.errors import BatchTooLarge, InvalidEmbedding, InvalidInput, ModelMismatch, UndecodableImage
+from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Vector
+from domain.similarity import CosineSimilarity
+from domain.use_cases.faces import FaceService, InputNames, Limits
 
 MODEL = EmbeddingModel(pack="stub", weights_digest="0badf00d", dimension=4)
 LANDMARKS = ((1.0, 1.0), (2.0, 1.0), (1.5, 1.5), (1.0, 2.0), (2.0, 2.0))

@@ -15,23 +15,23 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from face_service.adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
-from face_service.adapters.http.auth import ApiKeyGuard
-from face_service.adapters.http.collections import CollectionController, GalleryPool, GalleryWork
-from face_service.adapters.http.controllers import FaceController, FaceWork, HealthController, JobError
-from face_service.adapters.http.errors import (
+from adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
+from adapters.http.auth import ApiKeyGuard
+from adapters.http.collections import CollectionController, GalleryPool, GalleryWork
+from adapters.http.controllers import FaceController, FaceWork, HealthController, JobError
+from adapters.http.errors import (
     handle_domain_error,
     handle_http_exception,
     handle_job_error,
     handle_unexpected,
     handle_worker_failure,
 )
-from face_service.adapters.http.observability import MetricsController, observe_requests
-from face_service.adapters.metrics import Metrics
-from face_service.adapters.workers import InferenceRunner, WorkerFailed
-from face_service.domain.errors import FaceServiceError
-from face_service.domain.ports import FaceGallery
-from face_service.domain.use_cases.collections import Collections
+from adapters.http.observability import MetricsController, observe_requests
+from adapters.metrics import Metrics
+from adapters.workers import InferenceRunner, WorkerFailed
+from domain.errors import FaceServiceError
+from domain.ports import FaceGallery
+from domain.use_cases.collections import Collections
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from face_service.adapters.http.admission import RateLimiter
-from face_service.adapters.http.errors import UnauthorizedError
+from adapters.http.admission import RateLimiter
+from adapters.http.errors import UnauthorizedError
 
 
 class ApiKeyGuard:

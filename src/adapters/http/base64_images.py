@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from face_service.domain.errors import InvalidInput
+from domain.errors import InvalidInput
 
 
 def decode_base64(text: str, field: str) -> bytes:

@@ -19,16 +19,16 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
-from face_service.adapters.http.controllers import FaceWork
-from face_service.adapters.http.inputs import AnyRequest, RequestTooLarge, decode_json
-from face_service.adapters.http.jobs import GalleryInput
-from face_service.adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, with_body
-from face_service.adapters.metrics import Metrics
-from face_service.adapters.wire import collections as wire
-from face_service.domain.errors import FaceServiceError, InvalidInput
-from face_service.domain.gallery import FaceRecord, StoreHealth
-from face_service.domain.ports import FaceGallery
-from face_service.domain.use_cases.collections import CollectionHeader, Collections, Enrollment, EnrollOptions
+from adapters.http.controllers import FaceWork
+from adapters.http.inputs import AnyRequest, RequestTooLarge, decode_json
+from adapters.http.jobs import GalleryInput
+from adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, with_body
+from adapters.metrics import Metrics
+from adapters.wire import collections as wire
+from domain.errors import FaceServiceError, InvalidInput
+from domain.gallery import FaceRecord, StoreHealth
+from domain.ports import FaceGallery
+from domain.use_cases.collections import CollectionHeader, Collections, Enrollment, EnrollOptions
 
 T = TypeVar("T")
 SMALL_BODY = 64 * 1024  # names and thresholds: no reason to read more on the event loop

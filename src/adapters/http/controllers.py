@@ -11,21 +11,21 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import RequestBody
 from litestar.params import QueryParameter
 
-from face_service.adapters.http import inputs
-from face_service.adapters.http.admission import AdmissionQueue, BodyBudget
-from face_service.adapters.http.inputs import AnyRequest
-from face_service.adapters.http.jobs import Job, JobResult
-from face_service.adapters.http.openapi import BATCH_BODY, COMPARE_BODY, ERROR_RESPONSES, IMAGE_BODY, with_body
-from face_service.adapters.metrics import Metrics
-from face_service.adapters.wire import presenters
-from face_service.adapters.wire.schemas import (
+from adapters.http import inputs
+from adapters.http.admission import AdmissionQueue, BodyBudget
+from adapters.http.inputs import AnyRequest
+from adapters.http.jobs import Job, JobResult
+from adapters.http.openapi import BATCH_BODY, COMPARE_BODY, ERROR_RESPONSES, IMAGE_BODY, with_body
+from adapters.metrics import Metrics
+from adapters.wire import presenters
+from adapters.wire.schemas import (
     BatchExtractResponse,
     CompareFacesResponse,
     ExtractEmbeddingResponse,
     HealthResponse,
     VerifyFaceResponse,
 )
-from face_service.adapters.workers import InferenceRunner
+from adapters.workers import InferenceRunner
 
 AllFaces = Annotated[bool, QueryParameter(description="Addition: list every face, largest first, in `faces`")]
 

@@ -9,9 +9,9 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from face_service.adapters.http.inputs import ClientDisconnectedError, RequestTooLarge, UnsupportedMediaType
-from face_service.adapters.wire.schemas import ErrorResponse
-from face_service.domain.errors import (
+from adapters.http.inputs import ClientDisconnectedError, RequestTooLarge, UnsupportedMediaType
+from adapters.wire.schemas import ErrorResponse
+from domain.errors import (
     BatchTooLarge,
     CollectionExists,
     CollectionModelMismatch,
@@ -28,7 +28,7 @@ from face_service.domain.errors import (
     UndecodableImage,
     UnsupportedImageFormat,
 )
-from face_service.domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
+from domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
 
 logger = logging.getLogger(__name__)
 

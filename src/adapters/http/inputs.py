@@ -15,9 +15,9 @@ import multipart
 from litestar import Request
 from litestar.exceptions import HTTPException, InternalServerException
 
-from face_service.adapters.http.base64_images import decode_base64
-from face_service.adapters.wire.schemas import BatchRequest, CompareRequest, ImageRequest
-from face_service.domain.errors import BatchTooLarge, FaceServiceError, InvalidEmbedding, InvalidInput
+from adapters.http.base64_images import decode_base64
+from adapters.wire.schemas import BatchRequest, CompareRequest, ImageRequest
+from domain.errors import BatchTooLarge, FaceServiceError, InvalidEmbedding, InvalidInput
 
 T = TypeVar("T")
 

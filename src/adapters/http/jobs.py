@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from face_service.adapters.http import inputs
-from face_service.adapters.http.base64_images import decode_base64
-from face_service.adapters.http.errors import body_for, status_for
-from face_service.adapters.stage_recorder import RECORDER
-from face_service.adapters.wire import presenters
-from face_service.adapters.wire.schemas import GalleryRequest
-from face_service.domain.errors import FaceServiceError, InvalidInput
-from face_service.domain.use_cases.collections import image_digest
-from face_service.domain.use_cases.faces import Extraction, FaceService, InputNames
+from adapters.http import inputs
+from adapters.http.base64_images import decode_base64
+from adapters.http.errors import body_for, status_for
+from adapters.stage_recorder import RECORDER
+from adapters.wire import presenters
+from adapters.wire.schemas import GalleryRequest
+from domain.errors import FaceServiceError, InvalidInput
+from domain.use_cases.collections import image_digest
+from domain.use_cases.faces import Extraction, FaceService, InputNames
 
 ONE_TO_ONE = InputNames(probe="embedding_a", single_candidate="embedding_b")
 ONE_TO_MANY = InputNames(probe="embedding_a", candidates="candidates")

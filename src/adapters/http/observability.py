@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-from face_service.adapters.metrics import Metrics
+from adapters.metrics import Metrics
 
 access_log = logging.getLogger("face_service.access")
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example, OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
-from face_service.adapters.wire.schemas import ErrorResponse
+from adapters.wire.schemas import ErrorResponse
 
 STRING = Schema(type=OpenAPIType.STRING)
 BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)

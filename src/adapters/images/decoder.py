@@ -6,9 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from face_service.adapters.images.header import read_header, sniff_format
-from face_service.domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
-from face_service.domain.model import Image
+from adapters.images.header import read_header, sniff_format
+from domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
+from domain.model import Image
 
 SUPPORTED_FORMATS = ("jpeg", "png", "webp", "bmp")
 REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from face_service.domain.model import Pixels
+from domain.model import Pixels
 
 # InsightFace's arcface_dst: where the five landmarks sit in a 112x112 aligned crop.
 ARCFACE_REFERENCE = np.array(

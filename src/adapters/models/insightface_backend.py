@@ -19,11 +19,11 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from face_service.adapters.models.alignment import align_face
-from face_service.adapters.models.graph_rewrite import fast_recogniser
-from face_service.adapters.models.model_pack import weights_digest
-from face_service.domain.errors import ModelUnavailable
-from face_service.domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Point, Vector
+from adapters.models.alignment import align_face
+from adapters.models.graph_rewrite import fast_recogniser
+from adapters.models.model_pack import weights_digest
+from domain.errors import ModelUnavailable
+from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Point, Vector
 
 STRIDE = 32  # SCRFD's coarsest feature stride: input sides must be multiples of it
 NMS_THRESHOLD = 0.4  # insightface's default

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from face_service.domain.errors import ModelUnavailable
+from domain.errors import ModelUnavailable
 
 EMBEDDED_PACK_NAME = "buffalo_s"
 EMBEDDED_DETECTOR = "scrfd_500m_bnkps.onnx"

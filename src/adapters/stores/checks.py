@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
-from face_service.domain.errors import GalleryLimitExceeded, InvalidEmbedding, InvalidInput
-from face_service.domain.gallery import FaceRecord, GalleryLimits
+from domain.errors import GalleryLimitExceeded, InvalidEmbedding, InvalidInput
+from domain.gallery import FaceRecord, GalleryLimits
 
 
 def now() -> datetime:

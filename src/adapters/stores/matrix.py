@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import numpy.typing as npt
 
-from face_service.domain.gallery import SubjectHit
+from domain.gallery import SubjectHit
 
 FACE_ID_BYTES = 32  # a face id is 32 hex characters
 

@@ -13,10 +13,10 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from face_service.adapters.stores import checks
-from face_service.adapters.stores.matrix import FaceMatrix
-from face_service.domain.errors import CollectionExists, CollectionNotFound, FaceNotFound, SubjectNotFound
-from face_service.domain.gallery import (
+from adapters.stores import checks
+from adapters.stores.matrix import FaceMatrix
+from domain.errors import CollectionExists, CollectionNotFound, FaceNotFound, SubjectNotFound
+from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,

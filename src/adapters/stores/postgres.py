@@ -38,15 +38,15 @@ from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg.rows import TupleRow
 
-from face_service.adapters.stores import checks
-from face_service.domain.errors import (
+from adapters.stores import checks
+from domain.errors import (
     CollectionExists,
     CollectionNotFound,
     FaceNotFound,
     StoreUnavailable,
     SubjectNotFound,
 )
-from face_service.domain.gallery import (
+from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,

@@ -24,16 +24,16 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from face_service.adapters.stores import checks
-from face_service.adapters.stores.matrix import FaceMatrix
-from face_service.domain.errors import (
+from adapters.stores import checks
+from adapters.stores.matrix import FaceMatrix
+from domain.errors import (
     CollectionExists,
     CollectionNotFound,
     FaceNotFound,
     StoreUnavailable,
     SubjectNotFound,
 )
-from face_service.domain.gallery import (
+from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,

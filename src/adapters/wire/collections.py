@@ -9,10 +9,10 @@ from datetime import datetime
 import msgspec
 import numpy as np
 
-from face_service.adapters.wire import presenters
-from face_service.adapters.wire.presenters import similarity
-from face_service.domain.gallery import CollectionInfo, FaceRecord, SubjectHit, SubjectInfo
-from face_service.domain.use_cases.collections import CollectionHeader, Enrollment, SearchResult, Verification
+from adapters.wire import presenters
+from adapters.wire.presenters import similarity
+from domain.gallery import CollectionInfo, FaceRecord, SubjectHit, SubjectInfo
+from domain.use_cases.collections import CollectionHeader, Enrollment, SearchResult, Verification
 
 Box = list[int]
 

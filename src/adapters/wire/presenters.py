@@ -4,7 +4,7 @@ similarities to 6 places, embeddings as the float32 values the model produced.""
 
 from __future__ import annotations
 
-from face_service.adapters.wire.schemas import (
+from adapters.wire.schemas import (
     BatchExtractResponse,
     BatchResult,
     CandidateResult,
@@ -19,10 +19,10 @@ from face_service.adapters.wire.schemas import (
     PinnedCollection,
     VerifyFaceResponse,
 )
-from face_service.domain.gallery import StoreHealth
-from face_service.domain.model import DetectedFace, EmbeddedFace, Vector
-from face_service.domain.use_cases.faces import BatchItem, Comparison, Detection, Extraction
-from face_service.domain.use_cases.service_info import ServiceInfo
+from domain.gallery import StoreHealth
+from domain.model import DetectedFace, EmbeddedFace, Vector
+from domain.use_cases.faces import BatchItem, Comparison, Detection, Extraction
+from domain.use_cases.service_info import ServiceInfo
 
 NO_FACE = "No face detected in image"
 

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from face_service.domain.embeddings import checked_embedding
-from face_service.domain.errors import CollectionModelMismatch, FaceServiceError, InvalidInput
-from face_service.domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, SubjectHit, SubjectInfo
-from face_service.domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
-from face_service.domain.ports import FaceGallery
-from face_service.domain.use_cases.faces import Extraction
+from domain.embeddings import checked_embedding
+from domain.errors import CollectionModelMismatch, FaceServiceError, InvalidInput
+from domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, SubjectHit, SubjectInfo
+from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
+from domain.ports import FaceGallery
+from domain.use_cases.faces import Extraction
 
 # Collection names go in URLs and, for PostgreSQL, in table names: letters, digits, ".", "_", "-".
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -12,10 +12,10 @@ from typing import TypeVar
 
 import numpy as np
 
-from face_service.domain.embeddings import checked_embedding, checked_embeddings
-from face_service.domain.errors import BatchFaceLimit, BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
-from face_service.domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
-from face_service.domain.ports import Embedder, FaceDetector, ImageDecoder, ServiceObserver, Similarity
+from domain.embeddings import checked_embedding, checked_embeddings
+from domain.errors import BatchFaceLimit, BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
+from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
+from domain.ports import Embedder, FaceDetector, ImageDecoder, ServiceObserver, Similarity
 
 T = TypeVar("T")
 
