@@ -18,9 +18,9 @@ import cv2  # noqa: F401 - imported before instrumentation: only the service's o
 import numpy  # noqa: F401
 
 with atheris.instrument_imports():
-    from adapters.http.base64_images import decode_base64
     from adapters.images.decoder import OpenCVImageDecoder
     from adapters.images.header import read_header
+    from adapters.wire.base64_images import decode_base64
     from domain.errors import FaceServiceError
 
 # Small limits: the fuzzer must not spend its time decoding (legitimately) huge images.

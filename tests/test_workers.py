@@ -8,13 +8,14 @@ import time
 
 import pytest
 
-from adapters.http.jobs import Job
-from adapters.workers import ProcessRunner, WorkerFailed
+from adapters.inference.jobs import Extract, Job
+from adapters.inference.pool import ProcessRunner
+from adapters.inference.worker import WorkerFailed
 from tests.support.workers import initialize
 
 
 def job(body: bytes) -> Job:
-    return Job("test", "application/json", body)
+    return Extract("application/json", body)
 
 
 def test_a_crashed_worker_is_replaced_and_only_its_job_fails() -> None:

@@ -18,13 +18,14 @@ from dependency_injector import containers, providers
 
 from adapters.fake_backend import FakeDetector, FakeEmbedder
 from adapters.images.decoder import OpenCVImageDecoder, configure_opencv
+from adapters.inference.pool import ProcessRunner, ThreadRunner
+from adapters.inference.stage_recorder import RECORDER
 from adapters.metrics import Metrics
 from adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
 from adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
 from adapters.models.onnx_runtime import resolve_providers, session_options
-from adapters.stage_recorder import RECORDER
 from adapters.stores.memory import MemoryGallery
-from adapters.workers import ProcessRunner, ThreadRunner
+from app.logging_setup import configure_logging
 from app.settings import Settings
 from domain.gallery import GalleryLimits
 from domain.model import EmbeddingModel
@@ -106,15 +107,24 @@ def opencv_decoder(**limits: Any) -> OpenCVImageDecoder:
 
 
 def inference_job(service: FaceService) -> Any:
-    from adapters.http import jobs  # deferred with the web stack (see http_application)
+    from adapters.inference import jobs  # deferred: the CLI's verbs parse no request bodies
 
     return functools.partial(jobs.perform, service)
 
 
-def worker_initializer() -> Any:
-    from app import worker
+def start_worker(settings: Settings) -> tuple[Callable[[Any], Any], ServiceInfo]:
+    """What an inference worker process runs at its start: the composition root for these settings,
+    with the models loaded and warmed up; returns its job function and what it serves."""
+    configure_logging(settings.log_level, settings.debug)
+    container = bootstrap(settings)
+    service = container.service()
+    service.warm_up()
+    return inference_job(service), container.info()
 
-    return worker.initialize
+
+# Imported by the forkserver before it forks each worker, so that workers start with the model stack
+# and the job code already imported.
+WORKER_PRELOAD = ("app.bootstrap", "adapters.inference.jobs")
 
 
 def sqlite_gallery(data_dir: Path, limits: GalleryLimits) -> FaceGallery:
@@ -210,8 +220,9 @@ class Container(containers.DeclarativeContainer):
         config.inference_isolation,
         process=providers.Singleton(
             ProcessRunner,
-            initializer=providers.Callable(worker_initializer),
+            initializer=providers.Object(start_worker),
             args=providers.Callable(lambda settings: (settings,), settings),
+            preload=WORKER_PRELOAD,
             workers=config.inference_workers,
             timeout=config.job_timeout_seconds,
         ),

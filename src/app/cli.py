@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app import cli_collections
+from app.image_files import image_files
 from app.logging_setup import configure_logging
 from app.settings import Settings, SettingsError
 from domain.errors import FaceServiceError
@@ -64,20 +65,6 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         timeout_graceful_shutdown=30,
     )
     return 0
-
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-
-
-def image_files(paths: list[Path]) -> list[Path]:
-    """The files named, and the images inside the folders named (recursively, in name order)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            found.append(path)
-    return found
 
 
 def embed(settings: Settings, paths: list[Path], all_faces: bool, output: Path | None) -> int:

@@ -96,7 +96,7 @@ def enroll_folder(container: Container, collections: Collections, name: str, fol
     from tqdm import tqdm
 
     from adapters.wire import collections as wire
-    from app.cli import image_files
+    from app.image_files import image_files
     from domain.use_cases.collections import EnrollOptions, image_digest
 
     if not folder.is_dir():

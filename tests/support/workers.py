@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable
 
-from adapters.http.jobs import Job, JobResult
+from adapters.inference.jobs import Job, JobResult
 from domain.use_cases.service_info import ServiceInfo
 
 INFO = ServiceInfo("test", "test", "test:00000000", 512, ["none"], ["auto"], "0")

@@ -27,8 +27,9 @@ from adapters.http.errors import (
     handle_worker_failure,
 )
 from adapters.http.observability import MetricsController, observe_requests
+from adapters.inference.pool import InferenceRunner
+from adapters.inference.worker import WorkerFailed
 from adapters.metrics import Metrics
-from adapters.workers import InferenceRunner, WorkerFailed
 from domain.errors import FaceServiceError
 from domain.ports import FaceGallery
 from domain.use_cases.collections import Collections

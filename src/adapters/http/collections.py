@@ -20,11 +20,12 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
 from adapters.http.controllers import FaceWork
-from adapters.http.inputs import AnyRequest, RequestTooLarge, decode_json
-from adapters.http.jobs import GalleryInput
+from adapters.http.inputs import AnyRequest
 from adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, with_body
+from adapters.inference.jobs import EmbedForGallery, JobResult
 from adapters.metrics import Metrics
 from adapters.wire import collections as wire
+from adapters.wire.bodies import GalleryInput, RequestTooLarge, decode_json, gallery_embedding
 from domain.errors import FaceServiceError, InvalidInput
 from domain.gallery import FaceRecord, StoreHealth
 from domain.ports import FaceGallery
@@ -127,8 +128,18 @@ def enroll_options(face: str, min_face_size: int, min_confidence: float) -> Enro
     return EnrollOptions(largest=face == "largest", min_face_size=min_face_size, min_confidence=min_confidence)
 
 
+def embedding_here(content_type: str, body: bytes) -> JobResult | None:
+    """A small JSON body holding an embedding needs no worker: parsed here, on the loop, where a body
+    of at most SMALL_BODY bytes is constant work (a 512-D embedding is about 11 KB of JSON)."""
+    if len(body) > SMALL_BODY:
+        return None
+    given = gallery_embedding(content_type, body)
+    return JobResult(200, gallery_input=given) if given is not None else None
+
+
 async def gallery_input(request: AnyRequest, faces: FaceWork, all_faces: bool) -> GalleryInput:
-    result = await faces.job(request, "gallery_input", all_faces)
+    """The faces of the body's image, embedded in a worker, or the embedding it holds."""
+    result = await faces.job(request, EmbedForGallery, all_faces, answer_here=embedding_here)
     assert result.gallery_input is not None
     return result.gallery_input
 

@@ -3,6 +3,7 @@ use case and answers with the contract's JSON."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -14,10 +15,11 @@ from litestar.params import QueryParameter
 from adapters.http import inputs
 from adapters.http.admission import AdmissionQueue, BodyBudget
 from adapters.http.inputs import AnyRequest
-from adapters.http.jobs import Job, JobResult
 from adapters.http.openapi import BATCH_BODY, COMPARE_BODY, ERROR_RESPONSES, IMAGE_BODY, with_body
+from adapters.inference.jobs import Compare, Detect, Extract, ExtractBatch, Job, JobResult
+from adapters.inference.pool import InferenceRunner
 from adapters.metrics import Metrics
-from adapters.wire import presenters
+from adapters.wire import bodies, presenters
 from adapters.wire.schemas import (
     BatchExtractResponse,
     CompareFacesResponse,
@@ -25,7 +27,6 @@ from adapters.wire.schemas import (
     HealthResponse,
     VerifyFaceResponse,
 )
-from adapters.workers import InferenceRunner
 
 AllFaces = Annotated[bool, QueryParameter(description="Addition: list every face, largest first, in `faces`")]
 
@@ -78,15 +79,24 @@ class FaceWork:
         self._metrics = metrics
         self._body_timeout = body_timeout_seconds
 
-    async def job(self, request: AnyRequest, operation: str, all_faces: bool = False) -> JobResult:
-        """Run `operation` on the request's body in a worker; a failed job raises its error."""
+    async def job(
+        self,
+        request: AnyRequest,
+        kind: type[Job],
+        all_faces: bool = False,
+        answer_here: Callable[[str, bytes], JobResult | None] | None = None,
+    ) -> JobResult:
+        """Run a job of this `kind` on the request's body in a worker; a failed job raises its error.
+        `answer_here` may answer a small body without a worker (it must be constant work)."""
         content_type = request.headers.get("content-type", "")
-        inputs.check_media_type(content_type, multipart_allowed=operation != "compare")
+        bodies.check_media_type(content_type, multipart_allowed=kind.multipart_allowed)
         with self._bodies.reserve(inputs.declared_length(request)):
             body = await inputs.read_body(request, self._body_timeout)
-            with self.admission.slot():
-                request_id = request.scope.get("state", {}).get("request_id", "")
-                result = await self.runner.run(Job(operation, content_type, body, all_faces, request_id))
+            result = answer_here(content_type, body) if answer_here is not None else None
+            if result is None:
+                with self.admission.slot():
+                    request_id = request.scope.get("state", {}).get("request_id", "")
+                    result = await self.runner.run(kind(content_type, body, all_faces, request_id))
         for stage, seconds in result.stages:
             self._metrics.stage(stage, seconds)
         for count in result.face_counts:
@@ -98,10 +108,10 @@ class FaceWork:
             raise JobError(result.status, result.body)
         return result
 
-    async def answer(self, request: AnyRequest, operation: str, all_faces: bool = False) -> Any:
+    async def answer(self, request: AnyRequest, kind: type[Job], all_faces: bool = False) -> Any:
         """A face route's answer, already encoded by the worker: Litestar's msgspec encoder writes a
         Raw as it is."""
-        return msgspec.Raw((await self.job(request, operation, all_faces)).body)
+        return msgspec.Raw((await self.job(request, kind, all_faces)).body)
 
 
 class HealthController(Controller):
@@ -132,14 +142,14 @@ class FaceController(Controller):
         self, request: AnyRequest, faces: NamedDependency[FaceWork], all_faces: AllFaces = False
     ) -> VerifyFaceResponse:
         """Detect faces without computing embeddings. The top-level fields describe the largest face."""
-        return await faces.answer(request, "detect", all_faces)  # type: ignore[no-any-return]
+        return await faces.answer(request, Detect, all_faces)  # type: ignore[no-any-return]
 
     @face_route("/extract-embedding", "extractEmbedding", "Embed the face in an image", IMAGE_BODY)
     async def extract_embedding(
         self, request: AnyRequest, faces: NamedDependency[FaceWork], all_faces: AllFaces = False
     ) -> ExtractEmbeddingResponse:
         """The 512-D, L2-normalised embedding of the largest face, and the model that made it."""
-        return await faces.answer(request, "extract", all_faces)  # type: ignore[no-any-return]
+        return await faces.answer(request, Extract, all_faces)  # type: ignore[no-any-return]
 
     @face_route("/batch-extract", "batchExtract", "Embed the faces of many images", BATCH_BODY)
     async def batch_extract(
@@ -147,9 +157,9 @@ class FaceController(Controller):
     ) -> BatchExtractResponse:
         """JSON `images` (base64) or several multipart `file` parts. One unusable image gets its own
         error in `results`; it never fails the others."""
-        return await faces.answer(request, "batch", all_faces)  # type: ignore[no-any-return]
+        return await faces.answer(request, ExtractBatch, all_faces)  # type: ignore[no-any-return]
 
     @face_route("/compare-faces", "compareFaces", "Cosine similarity of embeddings", COMPARE_BODY)
     async def compare_faces(self, request: AnyRequest, faces: NamedDependency[FaceWork]) -> CompareFacesResponse:
         """One to one (`embedding_a`, `embedding_b`) or one to many (`embedding_a`, `candidates`)."""
-        return await faces.answer(request, "compare")  # type: ignore[no-any-return]
+        return await faces.answer(request, Compare)  # type: ignore[no-any-return]

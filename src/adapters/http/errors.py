@@ -9,50 +9,12 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from adapters.http.inputs import ClientDisconnectedError, RequestTooLarge, UnsupportedMediaType
+from adapters.http.inputs import ClientDisconnectedError
+from adapters.wire.errors import body_for, status_for
 from adapters.wire.schemas import ErrorResponse
-from domain.errors import (
-    BatchTooLarge,
-    CollectionExists,
-    CollectionModelMismatch,
-    CollectionNotFound,
-    FaceNotFound,
-    FaceServiceError,
-    GalleryLimitExceeded,
-    ImageTooLarge,
-    InvalidEmbedding,
-    InvalidInput,
-    ModelMismatch,
-    StoreUnavailable,
-    SubjectNotFound,
-    UndecodableImage,
-    UnsupportedImageFormat,
-)
-from domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
+from domain.errors import FaceServiceError
 
 logger = logging.getLogger(__name__)
-
-DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
-    InvalidInput: 400,
-    ImageTooLarge: 413,
-    BatchTooLarge: 413,
-    UnsupportedImageFormat: 415,
-    UndecodableImage: 422,
-    InvalidEmbedding: 422,
-    ModelMismatch: 422,
-    UnsupportedMediaType: 415,
-    RequestTooLarge: 413,
-    CollectionNotFound: 404,
-    SubjectNotFound: 404,
-    FaceNotFound: 404,
-    CollectionExists: 409,
-    CollectionModelMismatch: 409,
-    GalleryLimitExceeded: 409,
-    NoFace: 422,
-    MultipleFaces: 422,
-    PoorFace: 422,
-    StoreUnavailable: 503,
-}
 
 HTTP_CODES = {
     400: "invalid_request",
@@ -75,17 +37,6 @@ class UnauthorizedError(HTTPException):
 
 def error_response(status: int, body: ErrorResponse, headers: dict[str, str] | None = None) -> Response[ErrorResponse]:
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
-
-
-def status_for(error: FaceServiceError) -> int:
-    for kind in type(error).__mro__:
-        if kind in DOMAIN_STATUS:
-            return DOMAIN_STATUS[kind]  # type: ignore[index]
-    return 400
-
-
-def body_for(error: FaceServiceError) -> ErrorResponse:
-    return ErrorResponse(error=error.message, code=error.code, field=getattr(error, "field", None))
 
 
 def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError) -> Response[ErrorResponse]:

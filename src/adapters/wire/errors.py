@@ -1,0 +1,59 @@
+"""The error map of the contract: which HTTP status and JSON body each domain error answers with.
+Transport-neutral, so that an inference worker renders its errors exactly as the HTTP adapter does
+(domain errors do not survive pickling between processes; their rendering does)."""
+
+from __future__ import annotations
+
+from adapters.wire.bodies import RequestTooLarge, UnsupportedMediaType
+from adapters.wire.schemas import ErrorResponse
+from domain.errors import (
+    BatchTooLarge,
+    CollectionExists,
+    CollectionModelMismatch,
+    CollectionNotFound,
+    FaceNotFound,
+    FaceServiceError,
+    GalleryLimitExceeded,
+    ImageTooLarge,
+    InvalidEmbedding,
+    InvalidInput,
+    ModelMismatch,
+    StoreUnavailable,
+    SubjectNotFound,
+    UndecodableImage,
+    UnsupportedImageFormat,
+)
+from domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
+
+DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
+    InvalidInput: 400,
+    ImageTooLarge: 413,
+    BatchTooLarge: 413,
+    UnsupportedImageFormat: 415,
+    UndecodableImage: 422,
+    InvalidEmbedding: 422,
+    ModelMismatch: 422,
+    UnsupportedMediaType: 415,
+    RequestTooLarge: 413,
+    CollectionNotFound: 404,
+    SubjectNotFound: 404,
+    FaceNotFound: 404,
+    CollectionExists: 409,
+    CollectionModelMismatch: 409,
+    GalleryLimitExceeded: 409,
+    NoFace: 422,
+    MultipleFaces: 422,
+    PoorFace: 422,
+    StoreUnavailable: 503,
+}
+
+
+def status_for(error: FaceServiceError) -> int:
+    for kind in type(error).__mro__:
+        if kind in DOMAIN_STATUS:
+            return DOMAIN_STATUS[kind]  # type: ignore[index]
+    return 400
+
+
+def body_for(error: FaceServiceError) -> ErrorResponse:
+    return ErrorResponse(error=error.message, code=error.code, field=getattr(error, "field", None))
