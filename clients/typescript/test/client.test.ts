@@ -1,4 +1,4 @@
-// Run by the service's test suite (tests/test_typescript_client.py), which starts two live servers:
+// Run by the service's test suite (tests/e2e/test_typescript_client.py), which starts two live servers:
 // FACE_SERVICE_URL on the fake backend and FACE_SERVICE_REAL_URL on the real models.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";

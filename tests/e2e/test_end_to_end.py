@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from bench.load import free_port
-from tests.conftest import API_KEY, GROUP_PHOTO, SELFIE, b64
+from tests.support.photos import GROUP_PHOTO, SELFIE, b64
+from tests.support.services import API_KEY
 
 pytestmark = pytest.mark.real_model
 COMMAND = shutil.which("face-service", path=str(Path(sys.executable).parent)) or "face-service"

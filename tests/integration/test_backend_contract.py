@@ -7,7 +7,8 @@ import pytest
 
 from domain.errors import UndecodableImage, UnsupportedImageFormat
 from domain.use_cases.faces import FaceService
-from tests.conftest import GROUP_PHOTO, SELFIE, encode_png
+from tests.support.photos import GROUP_PHOTO, SELFIE
+from tests.support.services import encode_png
 
 
 def test_finds_a_face_with_its_box_inside_the_image(any_service: FaceService) -> None:

@@ -17,8 +17,9 @@ from litestar.testing import TestClient
 
 from bench.__main__ import API_KEY as BENCH_KEY
 from bench.__main__ import start_service
-from tests.conftest import AUTH, GROUP_PHOTO, SELFIE, TEAM_PHOTO, TRIO_PHOTO, b64, encode_png, make_client, settings_for
-from tests.pg import PostgresServer, create_database
+from tests.support.pg import PostgresServer, create_database
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TRIO_PHOTO, b64
+from tests.support.services import AUTH, encode_png, make_client, settings_for
 
 Client = TestClient  # type: ignore[type-arg]
 STORES = ["memory", "sqlite", "postgresql"]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import API_KEY, AUTH, GROUP_PHOTO, SELFIE, b64, encode_png
+from tests.support.photos import GROUP_PHOTO, SELFIE, b64
+from tests.support.services import API_KEY, AUTH, encode_png
 
 IMAGE_ENDPOINTS = ["/verify-face", "/extract-embedding"]
 FLAT = encode_png(np.full((120, 160, 3), 30, dtype=np.uint8))
@@ -294,7 +295,7 @@ def test_an_unexpected_failure_is_a_generic_500_with_a_request_id(caplog: pytest
     from dependency_injector import providers
 
     from app.bootstrap import bootstrap
-    from tests.conftest import make_client, settings_for
+    from tests.support.services import make_client, settings_for
 
     settings = settings_for("fake")
     container = bootstrap(settings)
@@ -315,7 +316,7 @@ def test_a_model_that_fails_its_warm_up_stops_start_up() -> None:
     from dependency_injector import providers
 
     from app.bootstrap import bootstrap
-    from tests.conftest import make_client, settings_for
+    from tests.support.services import make_client, settings_for
 
     settings = settings_for("fake")
     container = bootstrap(settings)

@@ -22,10 +22,10 @@ import pytest
 
 from app.bootstrap import openapi_document
 from bench.__main__ import API_KEY, start_service
-from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO
+from tests.support.paths import ROOT
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO
 
 pytestmark = pytest.mark.real_model
-ROOT = Path(__file__).resolve().parents[1]
 CLIENT = ROOT / "clients" / "typescript"
 NPM = shutil.which("npm") or "npm"
 NODE = shutil.which("node") or "node"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import AUTH, GROUP_PHOTO, SELFIE, TEAM_PHOTO, b64
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, b64
+from tests.support.services import AUTH
 
 pytestmark = pytest.mark.real_model
 Client = TestClient  # type: ignore[type-arg]

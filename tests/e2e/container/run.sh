@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The container image, built and run: the Dockerfile as a user builds it, then checks against the
-# running container. Run by .ci/run after the test suite and linters; by hand: bash tests/container/run.sh
+# running container. Run by .ci/run after the test suite and linters; by hand: bash tests/e2e/container/run.sh
 #
 # It builds the image from `git archive HEAD`, a clean export of the committed tree (what a clean
 # CI checkout holds): uncommitted changes are NOT in the image it tests.
@@ -8,7 +8,7 @@
 # No Docker engine and no image registry are needed: podman builds and runs the image, and the
 # Dockerfile's base image, python:3.11-slim, is replaced by a stand-in made here: Debian bookworm
 # minbase (whose python3 is 3.11) from the Debian mirror this machine's apt sources name, plus a thin
-# layer (tests/container/host_config.py) that puts python and pip where python:3.11-slim has them and
+# layer (tests/e2e/container/host_config.py) that puts python and pip where python:3.11-slim has them and
 # carries this machine's pip/uv index configuration and CA bundle in, so the build installs from the
 # same package indexes as this machine. It is tagged localhost/python:3.11-slim and kept between runs.
 # REBUILD_BASE=1 makes it again from scratch. FACE_SERVICE_IMAGE=name checks that image instead of
@@ -17,7 +17,7 @@
 # Collections: the service runs on a podman named volume at /data (as compose.yaml runs it); what it
 # enrolls there is found again by a new container on the same volume, and a second container on the
 # volume while the first runs is kept out of the SQLite file. Then DATABASE_URL: a PostgreSQL started
-# on this machine's 127.0.0.1 (tests/container/host_postgres.py, from the dev venv's pgserver).
+# on this machine's 127.0.0.1 (tests/e2e/container/host_postgres.py, from the dev venv's pgserver).
 #
 # Needs root (apt-get, debootstrap, rootful podman), python3, git, uv, and the project's dev venv
 # for the test photos and PostgreSQL (uv sync). Every podman call: runc (crun refuses hybrid
@@ -26,13 +26,13 @@
 # Single-quoted commands below are for the shell inside the container:
 # shellcheck disable=SC2016
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 
 if [ "$(id -u)" != 0 ]; then
     exec sudo --preserve-env bash "$0" "$@"
 fi
 
-HERE=tests/container
+HERE=tests/e2e/container
 CHECK=(python3 "$HERE/check_container.py")
 ROOTFS_IMAGE=localhost/face-service-ci/debian-minbase:bookworm
 STANDIN=localhost/python:3.11-slim
@@ -40,7 +40,7 @@ IMAGE=localhost/face-service:container-test
 NAME=face-service-ct-$$
 VOLUME=face-service-ct-data-$$  # /data, the SQLite gallery's volume
 CONTAINERS=("$NAME" "$NAME-second" "$NAME-restarted" "$NAME-pg")
-PG_PID=  # tests/container/host_postgres.py, while it runs
+PG_PID=  # tests/e2e/container/host_postgres.py, while it runs
 PODMAN=(podman --runtime runc --cgroup-manager=cgroupfs)
 export PODMAN_CMD="${PODMAN[*]}"  # for check_container.py
 LIMITS=(--network host --ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
@@ -265,8 +265,8 @@ podman_ logs "$NAME-restarted" 2>&1 | "${CHECK[@]}" json-lines
 
 log "collections: PostgreSQL on this machine (DATABASE_URL), --network host"
 until [ -s "$WORK/pg.url" ]; do
-    kill -0 "$PG_PID" 2>/dev/null || die "tests/container/host_postgres.py exited: $(tail -n 20 "$WORK/pg.log")"
-    [ $((SECONDS - PG_STARTED)) -lt 120 ] || die "no PostgreSQL URL from tests/container/host_postgres.py in 120 s"
+    kill -0 "$PG_PID" 2>/dev/null || die "tests/e2e/container/host_postgres.py exited: $(tail -n 20 "$WORK/pg.log")"
+    [ $((SECONDS - PG_STARTED)) -lt 120 ] || die "no PostgreSQL URL from tests/e2e/container/host_postgres.py in 120 s"
     sleep 0.2
 done
 DATABASE_URL=$(head -n 1 "$WORK/pg.url")

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from app.logging_setup import JsonLines
-from tests.conftest import AUTH, GROUP_PHOTO, SELFIE, b64, make_client, settings_for
+from tests.support.photos import GROUP_PHOTO, SELFIE, b64
+from tests.support.services import AUTH, make_client, settings_for
 
 
 def test_every_response_carries_a_request_id() -> None:

@@ -12,7 +12,8 @@ from adapters.models.model_pack import embedded_pack, pack_from_dir, weights_dig
 from adapters.models.onnx_runtime import resolve_providers
 from app.bootstrap import bootstrap
 from domain.errors import ModelUnavailable
-from tests.conftest import SELFIE, VECTRON_MODEL_DIR, settings_for
+from tests.support.photos import SELFIE, VECTRON_MODEL_DIR
+from tests.support.services import settings_for
 
 pytestmark = pytest.mark.real_model
 

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from app.settings import Settings
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SQLITE = ROOT / "deploy" / "kubernetes"
 POSTGRES = ROOT / "deploy" / "kubernetes-postgres"
 NOT_RESOURCES = {"kustomization.yaml", "deployment-patch.yaml"}  # kustomize's input, not Kubernetes objects

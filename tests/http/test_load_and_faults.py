@@ -16,7 +16,8 @@ from bench.__main__ import API_KEY, rss_mb, start_service
 from bench.load import multipart
 from bench.load_test import overload
 from bench.workloads import GROUP, PHONE_SIDE, variants
-from tests.conftest import AUTH, SELFIE, b64, make_client, settings_for
+from tests.support.photos import SELFIE, b64
+from tests.support.services import AUTH, make_client, settings_for
 
 pytestmark = pytest.mark.real_model
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}

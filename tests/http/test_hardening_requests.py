@@ -16,7 +16,8 @@ from adapters.http.observability import observe_requests
 from adapters.metrics import Metrics
 from domain.embeddings import checked_embedding
 from domain.errors import InvalidEmbedding
-from tests.conftest import AUTH, SELFIE, encode_png, make_client, settings_for
+from tests.support.photos import SELFIE
+from tests.support.services import AUTH, encode_png, make_client, settings_for
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -6,7 +6,7 @@ import importlib.metadata
 
 import cv2
 
-from tests.conftest import VECTRON_MODEL_DIR
+from tests.support.photos import VECTRON_MODEL_DIR
 
 
 def test_exactly_one_headless_cv2() -> None:

@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.bootstrap import bootstrap
-from tests.conftest import API_KEY, settings_for
+from tests.support.services import API_KEY, settings_for
 
 
 @schemathesis.serializer("application/x-ndjson")

@@ -16,7 +16,7 @@ from adapters.models.insightface_backend import (
 )
 from adapters.models.model_pack import _normalises_inside, embedded_pack
 from domain.model import Image
-from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
 
 pytestmark = pytest.mark.real_model
 PHOTOS = [SELFIE, GROUP_PHOTO, TEAM_PHOTO, TRIO_PHOTO, TIGHT_CROP]

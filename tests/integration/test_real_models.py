@@ -9,7 +9,8 @@ import pytest
 from adapters.models.alignment import align_face
 from adapters.models.insightface_backend import detector_input_size
 from domain.use_cases.faces import FaceService
-from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO, encode_png
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
+from tests.support.services import encode_png
 
 pytestmark = pytest.mark.real_model
 
@@ -104,7 +105,7 @@ def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
 
 def test_fast_jpeg_decode_finds_the_same_faces_in_original_pixels() -> None:
     from app.bootstrap import bootstrap
-    from tests.conftest import settings_for
+    from tests.support.services import settings_for
 
     big = cv2.resize(cv2.imread(str(GROUP_PHOTO)), (4096, 2835), interpolation=cv2.INTER_CUBIC)
     ok, data = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 92])

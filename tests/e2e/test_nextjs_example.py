@@ -29,11 +29,11 @@ from playwright.sync_api import Browser, Page, Request, Route, expect, sync_play
 
 from bench.__main__ import API_KEY, start_service
 from bench.load import free_port
-from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO
-from tests.test_typescript_client import CLIENT, NPM
+from tests.e2e.test_typescript_client import CLIENT, NPM
+from tests.support.paths import ROOT
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO
 
 pytestmark = pytest.mark.real_model
-ROOT = CLIENT.parents[1]
 EXAMPLE = CLIENT / "examples" / "nextjs"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -33,7 +33,8 @@ from domain.errors import (
 )
 from domain.gallery import FaceRecord, GalleryLimits
 from domain.ports import FaceGallery
-from tests.pg import create_database, postgres_server
+from tests.support.paths import ROOT
+from tests.support.pg import create_database, postgres_server
 
 LIMITS = GalleryLimits(
     max_collections=20, max_subjects_per_collection=10_000, max_faces_per_subject=200, max_faces_per_collection=100_000
@@ -679,9 +680,7 @@ def test_sqlite_keeps_every_acknowledged_face_through_sigkill(tmp_path: Path) ->
     gallery = sqlite_gallery(path)
     gallery.create_collection("crash", MODEL, 512, 0.3)
     gallery.close()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1]
-    )
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert child.stdout is not None
     acknowledged: dict[str, int] = {}
     for line in child.stdout:

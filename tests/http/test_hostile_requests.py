@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from litestar.testing import TestClient
 
-from tests.conftest import API_KEY, AUTH, SELFIE, b64, make_client, settings_for
+from tests.support.photos import SELFIE, b64
+from tests.support.services import API_KEY, AUTH, make_client, settings_for
 
 Client = TestClient  # type: ignore[type-arg]
 LIMITS = {"MAX_REQUEST_BYTES": "400000", "MAX_IMAGE_BYTES": "250000", "MAX_BATCH_SIZE": "4", "MAX_CANDIDATES": "3"}

@@ -1,4 +1,4 @@
-"""HTTP checks against the running container, for tests/container/run.sh.
+"""HTTP checks against the running container, for tests/e2e/container/run.sh.
 
 Standard library only (urllib): it talks to the service over HTTP and imports nothing of it, so it
 does not care how the service's code is laid out. Not a test module: pytest does not collect it.

@@ -9,7 +9,8 @@ import pytest
 from adapters.images.decoder import reduction_for
 from adapters.images.header import read_header
 from domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
-from tests.conftest import GROUP_PHOTO, SELFIE, decoder
+from tests.support.photos import GROUP_PHOTO, SELFIE
+from tests.support.services import decoder
 
 PIXELS = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
 

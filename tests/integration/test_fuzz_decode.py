@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def test_fuzz_target_survives_a_bounded_run(tmp_path: Path) -> None:
