@@ -14,7 +14,7 @@ from adapters.models.insightface_backend import (
     InsightFaceEmbedder,
     detector_input_size,
 )
-from adapters.models.model_pack import _normalises_inside, embedded_pack
+from adapters.models.model_pack import EMBEDDED_MODELS, embedded_pack, pack_from_dir
 from domain.model import Image
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
 
@@ -37,8 +37,9 @@ def reference() -> tuple[object, object]:
 def ours() -> tuple[InsightFaceDetector, InsightFaceEmbedder]:
     pack = embedded_pack()
     options = ort.SessionOptions()
-    detector = InsightFaceDetector(pack.detector, ["CPUExecutionProvider"], options, max_side=640, threshold=0.5)
-    embedder = InsightFaceEmbedder(pack.recognizer, ["CPUExecutionProvider"], options, pack.name)
+    cpu = ["CPUExecutionProvider"]
+    detector = InsightFaceDetector(pack.detector, cpu, options, max_side=640, threshold=0.5)
+    embedder = InsightFaceEmbedder(pack.recognizer, cpu, options, pack.name)
     return detector, embedder
 
 
@@ -76,7 +77,18 @@ def test_embeddings_equal_insightface_arcface(photo: Path, reference: tuple[obje
         assert float(vector @ theirs) > 0.9999
 
 
-def test_the_embedded_recogniser_takes_insightfaces_default_normalisation() -> None:
+def test_pixels_are_normalised_as_insightface_reads_the_graphs(reference: tuple, ours: tuple) -> None:
+    assert (ours[1].input_mean, ours[1].input_std) == (reference[1].input_mean, reference[1].input_std)
+
+
+def test_the_embedded_pack_is_routed_as_a_model_dir_would_be(tmp_path: Path) -> None:
+    """The embedded pack's files and normalisation are written out (the default start reads no
+    graph); reading the graphs, as for a MODEL_DIR pack, gives the same."""
     pack = embedded_pack()
-    assert not _normalises_inside(pack.recognizer)
-    assert (pack.recognizer_mean, pack.recognizer_std) == (127.5, 127.5)
+    folder = tmp_path / "buffalo_s"
+    folder.mkdir()
+    for task in EMBEDDED_MODELS:
+        (folder / pack.model(task).path.name).symlink_to(pack.model(task).path)
+    routed = pack_from_dir(folder)
+    assert {task: (m.path.name, m.raw_pixels) for task, m in routed.models.items()} == EMBEDDED_MODELS
+    assert {task: (m.path.name, m.raw_pixels) for task, m in pack.models.items()} == EMBEDDED_MODELS
