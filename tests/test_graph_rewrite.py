@@ -57,6 +57,16 @@ def test_the_real_recogniser_gives_the_same_embeddings_rewritten() -> None:
     assert (original * fast).sum(axis=1).min() > 0.99999
 
 
+def test_the_landmark_model_gives_the_same_points_rewritten() -> None:
+    from adapters.models.registry import Task
+
+    landmarks = embedded_pack().model(Task.LANDMARKS_2D_106).path
+    rewritten, count = rewrite_prelu(landmarks)
+    assert count == 28
+    crops = np.random.default_rng(2).uniform(0, 255, (2, 3, 192, 192)).astype(np.float32)
+    np.testing.assert_allclose(run(rewritten, crops), run(str(landmarks), crops), atol=1e-5)
+
+
 def test_the_cache_is_written_once_and_reused(tmp_path: Path) -> None:
     recogniser = embedded_pack().recognizer
     digest = weights_digest(recogniser)

@@ -14,7 +14,9 @@ from adapters.models.insightface_backend import (
     InsightFaceEmbedder,
     detector_input_size,
 )
+from adapters.models.landmarks import InsightFaceLandmarks
 from adapters.models.model_pack import EMBEDDED_MODELS, embedded_pack, pack_from_dir
+from adapters.models.registry import Task
 from domain.model import Image
 from tests.conftest import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
 
@@ -23,24 +25,27 @@ PHOTOS = [SELFIE, GROUP_PHOTO, TEAM_PHOTO, TRIO_PHOTO, TIGHT_CROP]
 
 
 @pytest.fixture(scope="module")
-def reference() -> tuple[object, object]:
+def reference() -> tuple[object, object, object]:
     from insightface import model_zoo
 
     pack = embedded_pack()
     detector = model_zoo.get_model(str(pack.detector), providers=["CPUExecutionProvider"], static_shape_sessions=False)
     detector.prepare(ctx_id=0, det_thresh=0.5, nms_thresh=0.4)
     recogniser = model_zoo.get_model(str(pack.recognizer), providers=["CPUExecutionProvider"])
-    return detector, recogniser
+    landmarks = model_zoo.get_model(str(pack.model(Task.LANDMARKS_2D_106).path), providers=["CPUExecutionProvider"])
+    return detector, recogniser, landmarks
 
 
 @pytest.fixture(scope="module")
-def ours() -> tuple[InsightFaceDetector, InsightFaceEmbedder]:
+def ours() -> tuple[InsightFaceDetector, InsightFaceEmbedder, InsightFaceLandmarks]:
     pack = embedded_pack()
     options = ort.SessionOptions()
     cpu = ["CPUExecutionProvider"]
     detector = InsightFaceDetector(pack.detector, cpu, options, max_side=640, threshold=0.5)
     embedder = InsightFaceEmbedder(pack.recognizer, cpu, options, pack.name)
-    return detector, embedder
+    packed = pack.model(Task.LANDMARKS_2D_106)
+    landmarks = InsightFaceLandmarks(packed.path, cpu, options, raw_pixels=packed.raw_pixels)
+    return detector, embedder, landmarks
 
 
 @pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: Path(p).name)
@@ -77,8 +82,26 @@ def test_embeddings_equal_insightface_arcface(photo: Path, reference: tuple[obje
         assert float(vector @ theirs) > 0.9999
 
 
+@pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: Path(p).name)
+def test_106_landmarks_equal_insightface_landmark(photo: Path, reference: tuple, ours: tuple) -> None:
+    from insightface.app.common import Face
+
+    pixels = cv2.imread(str(photo))
+    image = Image(pixels)
+    faces = ours[0].detect(image)
+    located = ours[2].locate(image, faces)
+    assert len(located) == len(faces) > 0
+    for face, points in zip(faces, located, strict=True):
+        box = np.array([face.box.x1, face.box.y1, face.box.x2, face.box.y2], dtype=np.float32)
+        theirs = reference[2].get(pixels, Face(bbox=box))
+        assert theirs.shape == points.shape == (106, 2)
+        np.testing.assert_allclose(points, theirs, atol=1e-4)
+
+
 def test_pixels_are_normalised_as_insightface_reads_the_graphs(reference: tuple, ours: tuple) -> None:
-    assert (ours[1].input_mean, ours[1].input_std) == (reference[1].input_mean, reference[1].input_std)
+    for theirs, mine in zip(reference[1:], ours[1:], strict=True):  # the recogniser, the landmarks
+        assert (mine.input_mean, mine.input_std) == (theirs.input_mean, theirs.input_std)
+    assert (ours[2].input_mean, ours[2].input_std) == (0.0, 1.0)  # 2d106det normalises inside
 
 
 def test_the_embedded_pack_is_routed_as_a_model_dir_would_be(tmp_path: Path) -> None:

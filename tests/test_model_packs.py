@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
+from adapters.models.model_pack import embedded_pack, pack_from_dir
 from adapters.models.onnx_model import GraphSignature, weights_digest
 from adapters.models.onnx_runtime import available_providers, resolve_providers, session_options
 from adapters.models.registry import MODELS, Task, load_model, task_of
@@ -31,14 +31,16 @@ def test_a_pack_folder_is_routed_by_graph_not_by_name(tmp_path: Path) -> None:
     folder.mkdir()
     shutil.copy(VECTRON_MODEL_DIR / "scrfd_500m_bnkps.onnx", folder / "b_detector.onnx")
     shutil.copy(VECTRON_MODEL_DIR / "w600k_mbf.onnx", folder / "a_recogniser.onnx")
-    shutil.copy(VECTRON_MODEL_DIR / "2d106det.onnx", folder / "0_landmarks.onnx")  # no task yet: skipped
+    shutil.copy(VECTRON_MODEL_DIR / "2d106det.onnx", folder / "0_landmarks.onnx")
     shutil.copy(VECTRON_MODEL_DIR / "box_aligner.onnx", folder / "1_other.onnx")  # no task: skipped
     pack = pack_from_dir(folder)
     assert pack.name == "my_pack"
     assert {task: model.path.name for task, model in pack.models.items()} == {
         Task.DETECTION: "b_detector.onnx",
         Task.RECOGNITION: "a_recogniser.onnx",
+        Task.LANDMARKS_2D_106: "0_landmarks.onnx",
     }
+    assert pack.model(Task.LANDMARKS_2D_106).raw_pixels  # an MXNet export: it normalises inside
     assert not pack.model(Task.RECOGNITION).raw_pixels
 
 
@@ -48,7 +50,7 @@ def test_a_pack_folder_is_routed_by_graph_not_by_name(tmp_path: Path) -> None:
         ([(None, 3, None, None)], [(None, None, 1)] * 9, Task.DETECTION),  # SCRFD with keypoints
         ([(None, 3, 112, 112)], [(1, 512)], Task.RECOGNITION),
         ([(None, 3, 128, 128)], [(1, 512)], Task.RECOGNITION),
-        ([(None, 3, 192, 192)], [(1, 212)], None),  # 2d106det: landmarks, no class for them yet
+        ([(None, 3, 192, 192)], [(1, 212)], Task.LANDMARKS_2D_106),
         ([(None, 3, 192, 192)], [(1, 3309)], None),  # 1k3d68: 3D landmarks, no class for it yet
         ([(None, 3, 96, 96)], [(1, 3)], None),  # genderage
         ([(None, 3, 128, 128), (1, 512)], [(1, 3, 128, 128)], None),  # inswapper
@@ -79,11 +81,11 @@ def test_model_dir_serves_with_its_own_model_id(tmp_path: Path) -> None:
     service = container.service()
     assert service.model.id == f"copy_of_s:{weights_digest(folder / 'w600k_mbf.onnx')}"
     assert service.extract(SELFIE.read_bytes()).faces_count == 1
-    with pytest.raises(ModelUnavailable, match="copy_of_s has no detection model"):
-        ModelPack("copy_of_s", {}).model(Task.DETECTION)
+    with pytest.raises(ModelUnavailable, match="copy_of_s has no landmarks_2d_106 model"):
+        container.landmarks()
 
 
-def test_start_up_loads_and_logs_each_model_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_landmark_model_loads_only_when_asked_for(caplog: pytest.LogCaptureFixture) -> None:
     container = bootstrap(settings_for("insightface"))
     with caplog.at_level(logging.INFO, logger="adapters.models"):
         container.service().warm_up()
@@ -93,6 +95,11 @@ def test_start_up_loads_and_logs_each_model_once(caplog: pytest.LogCaptureFixtur
         "InsightFaceEmbedder w600k_mbf.onnx",
     ]
     assert all("CPUExecutionProvider" in message for message in loaded)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="adapters.models"):
+        landmarks = container.landmarks()
+    assert "InsightFaceLandmarks 2d106det.onnx on CPUExecutionProvider" in caplog.text
+    assert container.landmarks() is landmarks  # one session per container
 
 
 def test_a_folder_without_a_recogniser_fails_clearly(tmp_path: Path) -> None:

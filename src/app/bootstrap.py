@@ -174,6 +174,15 @@ class Container(containers.DeclarativeContainer):
         ),
         fake=providers.Singleton(FakeEmbedder),
     )
+    # Loaded only when asked for: no route uses it yet (face-quality checks will, for head pose).
+    landmarks = providers.Singleton(
+        load_model,
+        Task.LANDMARKS_2D_106,
+        model_pack,
+        execution_providers,
+        ort_options,
+        cache_dir=config.model_cache_dir,
+    )
 
     metrics = providers.Singleton(Metrics)
     decoder = providers.Singleton(

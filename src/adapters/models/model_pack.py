@@ -31,6 +31,7 @@ class PackedModel:
 EMBEDDED_MODELS = {
     Task.DETECTION: ("scrfd_500m_bnkps.onnx", False),
     Task.RECOGNITION: ("w600k_mbf.onnx", False),
+    Task.LANDMARKS_2D_106: ("2d106det.onnx", True),
 }
 
 

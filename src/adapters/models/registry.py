@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import onnxruntime as ort
 
 from adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
+from adapters.models.landmarks import InsightFaceLandmarks
 from adapters.models.onnx_model import GraphSignature, OnnxModel
 
 if TYPE_CHECKING:
@@ -23,12 +24,14 @@ if TYPE_CHECKING:
 class Task(StrEnum):
     DETECTION = "detection"
     RECOGNITION = "recognition"
+    LANDMARKS_2D_106 = "landmarks_2d_106"
 
 
 # In routing order: a pack file goes to the first class that accepts its graph.
 MODELS: dict[Task, type[OnnxModel]] = {
     Task.DETECTION: InsightFaceDetector,
     Task.RECOGNITION: InsightFaceEmbedder,
+    Task.LANDMARKS_2D_106: InsightFaceLandmarks,
 }
 
 
