@@ -21,9 +21,9 @@ from adapters.images.decoder import OpenCVImageDecoder, configure_opencv
 from adapters.inference.pool import ProcessRunner, ThreadRunner
 from adapters.inference.stage_recorder import RECORDER
 from adapters.metrics import Metrics
-from adapters.models.insightface_backend import InsightFaceDetector, InsightFaceEmbedder
-from adapters.models.model_pack import ModelPack, embedded_pack, pack_from_dir
+from adapters.models.model_pack import ModelPack, embedded_pack, load_model, pack_from_dir
 from adapters.models.onnx_runtime import resolve_providers, session_options
+from adapters.models.registry import Task
 from adapters.stores.memory import MemoryGallery
 from app.logging_setup import configure_logging
 from app.settings import Settings
@@ -43,14 +43,9 @@ logger = logging.getLogger(__name__)
 
 def locate_pack(model_dir: Any) -> ModelPack:
     pack = embedded_pack() if model_dir is None else pack_from_dir(model_dir)
-    logger.info("model pack %s: detector %s, recogniser %s", pack.name, pack.detector.name, pack.recognizer.name)
+    files = ", ".join(f"{task.value} {model.path.name}" for task, model in pack.models.items())
+    logger.info("model pack %s: %s", pack.name, files)
     return pack
-
-
-def chosen_providers(requested: tuple[str, ...] | None) -> list[str]:
-    chosen = resolve_providers(requested)
-    logger.info("execution providers: %s", ", ".join(chosen))
-    return chosen
 
 
 def service_version() -> str:
@@ -155,17 +150,21 @@ class Container(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
     settings = providers.Dependency(instance_of=Settings)
 
-    execution_providers = providers.Singleton(chosen_providers, config.execution_providers)
+    execution_providers = providers.Singleton(resolve_providers, config.execution_providers)
     ort_options = providers.Factory(session_options, config.intra_op_threads)
     model_pack = providers.Singleton(locate_pack, config.model_dir)
 
+    # Each model is the pack's file for its task, run by the class the registry names for it. The
+    # detector and the recogniser are warmed up by `FaceService.warm_up`, through the whole pipeline.
     detector = providers.Selector(
         config.face_backend,
         insightface=providers.Singleton(
-            InsightFaceDetector,
-            path=model_pack.provided.detector,
-            providers=execution_providers,
-            options=ort_options,
+            load_model,
+            Task.DETECTION,
+            model_pack,
+            execution_providers,
+            ort_options,
+            warm_up=False,
             max_side=config.det_size,
             threshold=config.det_threshold,
         ),
@@ -174,16 +173,25 @@ class Container(containers.DeclarativeContainer):
     embedder = providers.Selector(
         config.face_backend,
         insightface=providers.Singleton(
-            InsightFaceEmbedder,
-            path=model_pack.provided.recognizer,
-            providers=execution_providers,
-            options=ort_options,
+            load_model,
+            Task.RECOGNITION,
+            model_pack,
+            execution_providers,
+            ort_options,
+            warm_up=False,
             pack_name=model_pack.provided.name,
-            input_mean=model_pack.provided.recognizer_mean,
-            input_std=model_pack.provided.recognizer_std,
             cache_dir=config.model_cache_dir,
         ),
         fake=providers.Singleton(FakeEmbedder),
+    )
+    # Loaded only when asked for: no route uses it yet (face-quality checks will, for head pose).
+    landmarks = providers.Singleton(
+        load_model,
+        Task.LANDMARKS_2D_106,
+        model_pack,
+        execution_providers,
+        ort_options,
+        cache_dir=config.model_cache_dir,
     )
 
     metrics = providers.Singleton(Metrics)

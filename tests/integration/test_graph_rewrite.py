@@ -12,8 +12,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from adapters.models.graph_rewrite import fast_recogniser, rewrite_prelu
-from adapters.models.model_pack import embedded_pack, weights_digest
+from adapters.models.graph_rewrite import fast_graph, rewrite_prelu
+from adapters.models.model_pack import embedded_pack
+from adapters.models.onnx_model import weights_digest
 
 
 def prelu_model(path: Path, slopes: np.ndarray) -> Path:
@@ -56,13 +57,23 @@ def test_the_real_recogniser_gives_the_same_embeddings_rewritten() -> None:
     assert (original * fast).sum(axis=1).min() > 0.99999
 
 
+def test_the_landmark_model_gives_the_same_points_rewritten() -> None:
+    from adapters.models.registry import Task
+
+    landmarks = embedded_pack().model(Task.LANDMARKS_2D_106).path
+    rewritten, count = rewrite_prelu(landmarks)
+    assert count == 28
+    crops = np.random.default_rng(2).uniform(0, 255, (2, 3, 192, 192)).astype(np.float32)
+    np.testing.assert_allclose(run(rewritten, crops), run(str(landmarks), crops), atol=1e-5)
+
+
 def test_the_cache_is_written_once_and_reused(tmp_path: Path) -> None:
     recogniser = embedded_pack().recognizer
     digest = weights_digest(recogniser)
-    first = fast_recogniser(recogniser, digest, tmp_path / "cache")
+    first = fast_graph(recogniser, digest, tmp_path / "cache")
     assert isinstance(first, Path) and first.is_file() and digest in first.name
     stamp = first.stat().st_mtime_ns
-    assert fast_recogniser(recogniser, digest, tmp_path / "cache") == first
+    assert fast_graph(recogniser, digest, tmp_path / "cache") == first
     assert first.stat().st_mtime_ns == stamp
 
 
@@ -71,7 +82,7 @@ def test_the_cache_file_is_readable_by_other_users(tmp_path: Path) -> None:
     recogniser = embedded_pack().recognizer
     previous = os.umask(0o022)
     try:
-        cached = fast_recogniser(recogniser, weights_digest(recogniser), tmp_path / "cache")
+        cached = fast_graph(recogniser, weights_digest(recogniser), tmp_path / "cache")
     finally:
         os.umask(previous)
     assert isinstance(cached, Path)
@@ -81,18 +92,18 @@ def test_the_cache_file_is_readable_by_other_users(tmp_path: Path) -> None:
 def test_an_unreadable_cache_file_is_rewritten_in_memory(tmp_path: Path) -> None:
     recogniser = embedded_pack().recognizer
     digest = weights_digest(recogniser)
-    cached = fast_recogniser(recogniser, digest, tmp_path / "cache")
+    cached = fast_graph(recogniser, digest, tmp_path / "cache")
     assert isinstance(cached, Path)
     with patch("os.access", return_value=False):  # root reads everything; pretend to be another user
-        assert isinstance(fast_recogniser(recogniser, digest, tmp_path / "cache"), bytes)
+        assert isinstance(fast_graph(recogniser, digest, tmp_path / "cache"), bytes)
 
 
 def test_without_a_cache_the_graph_stays_in_memory() -> None:
-    assert isinstance(fast_recogniser(embedded_pack().recognizer, "x", None), bytes)
+    assert isinstance(fast_graph(embedded_pack().recognizer, "x", None), bytes)
 
 
 def test_an_unwritable_cache_falls_back_to_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
-    result = fast_recogniser(embedded_pack().recognizer, "x", blocker / "cache")
+    result = fast_graph(embedded_pack().recognizer, "x", blocker / "cache")
     assert isinstance(result, bytes)

@@ -14,7 +14,9 @@ from adapters.models.insightface_backend import (
     InsightFaceEmbedder,
     detector_input_size,
 )
-from adapters.models.model_pack import _normalises_inside, embedded_pack
+from adapters.models.landmarks import InsightFaceLandmarks
+from adapters.models.model_pack import EMBEDDED_MODELS, embedded_pack, pack_from_dir
+from adapters.models.registry import Task
 from domain.model import Image
 from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
 
@@ -23,23 +25,27 @@ PHOTOS = [SELFIE, GROUP_PHOTO, TEAM_PHOTO, TRIO_PHOTO, TIGHT_CROP]
 
 
 @pytest.fixture(scope="module")
-def reference() -> tuple[object, object]:
+def reference() -> tuple[object, object, object]:
     from insightface import model_zoo
 
     pack = embedded_pack()
     detector = model_zoo.get_model(str(pack.detector), providers=["CPUExecutionProvider"], static_shape_sessions=False)
     detector.prepare(ctx_id=0, det_thresh=0.5, nms_thresh=0.4)
     recogniser = model_zoo.get_model(str(pack.recognizer), providers=["CPUExecutionProvider"])
-    return detector, recogniser
+    landmarks = model_zoo.get_model(str(pack.model(Task.LANDMARKS_2D_106).path), providers=["CPUExecutionProvider"])
+    return detector, recogniser, landmarks
 
 
 @pytest.fixture(scope="module")
-def ours() -> tuple[InsightFaceDetector, InsightFaceEmbedder]:
+def ours() -> tuple[InsightFaceDetector, InsightFaceEmbedder, InsightFaceLandmarks]:
     pack = embedded_pack()
     options = ort.SessionOptions()
-    detector = InsightFaceDetector(pack.detector, ["CPUExecutionProvider"], options, max_side=640, threshold=0.5)
-    embedder = InsightFaceEmbedder(pack.recognizer, ["CPUExecutionProvider"], options, pack.name)
-    return detector, embedder
+    cpu = ["CPUExecutionProvider"]
+    detector = InsightFaceDetector(pack.detector, cpu, options, max_side=640, threshold=0.5)
+    embedder = InsightFaceEmbedder(pack.recognizer, cpu, options, pack.name)
+    packed = pack.model(Task.LANDMARKS_2D_106)
+    landmarks = InsightFaceLandmarks(packed.path, cpu, options, raw_pixels=packed.raw_pixels)
+    return detector, embedder, landmarks
 
 
 @pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: Path(p).name)
@@ -76,7 +82,36 @@ def test_embeddings_equal_insightface_arcface(photo: Path, reference: tuple[obje
         assert float(vector @ theirs) > 0.9999
 
 
-def test_the_embedded_recogniser_takes_insightfaces_default_normalisation() -> None:
+@pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: Path(p).name)
+def test_106_landmarks_equal_insightface_landmark(photo: Path, reference: tuple, ours: tuple) -> None:
+    from insightface.app.common import Face
+
+    pixels = cv2.imread(str(photo))
+    image = Image(pixels)
+    faces = ours[0].detect(image)
+    located = ours[2].locate(image, faces)
+    assert len(located) == len(faces) > 0
+    for face, points in zip(faces, located, strict=True):
+        box = np.array([face.box.x1, face.box.y1, face.box.x2, face.box.y2], dtype=np.float32)
+        theirs = reference[2].get(pixels, Face(bbox=box))
+        assert theirs.shape == points.shape == (106, 2)
+        np.testing.assert_allclose(points, theirs, atol=1e-4)
+
+
+def test_pixels_are_normalised_as_insightface_reads_the_graphs(reference: tuple, ours: tuple) -> None:
+    for theirs, mine in zip(reference[1:], ours[1:], strict=True):  # the recogniser, the landmarks
+        assert (mine.input_mean, mine.input_std) == (theirs.input_mean, theirs.input_std)
+    assert (ours[2].input_mean, ours[2].input_std) == (0.0, 1.0)  # 2d106det normalises inside
+
+
+def test_the_embedded_pack_is_routed_as_a_model_dir_would_be(tmp_path: Path) -> None:
+    """The embedded pack's files and normalisation are written out (the default start reads no
+    graph); reading the graphs, as for a MODEL_DIR pack, gives the same."""
     pack = embedded_pack()
-    assert not _normalises_inside(pack.recognizer)
-    assert (pack.recognizer_mean, pack.recognizer_std) == (127.5, 127.5)
+    folder = tmp_path / "buffalo_s"
+    folder.mkdir()
+    for task in EMBEDDED_MODELS:
+        (folder / pack.model(task).path.name).symlink_to(pack.model(task).path)
+    routed = pack_from_dir(folder)
+    assert {task: (m.path.name, m.raw_pixels) for task, m in routed.models.items()} == EMBEDDED_MODELS
+    assert {task: (m.path.name, m.raw_pixels) for task, m in pack.models.items()} == EMBEDDED_MODELS

@@ -8,6 +8,8 @@ import pytest
 
 from adapters.models.alignment import align_face
 from adapters.models.insightface_backend import detector_input_size
+from app.bootstrap import Container
+from domain.model import Image
 from domain.use_cases.faces import FaceService
 from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TIGHT_CROP, TRIO_PHOTO
 from tests.support.services import encode_png
@@ -79,6 +81,27 @@ def test_alignment_matches_insightface_norm_crop(real_service: FaceService) -> N
         ours = align_face(pixels, landmarks.astype(np.float64)).astype(np.int16)
         theirs = face_align.norm_crop(pixels, landmarks).astype(np.int16)
         assert np.abs(ours - theirs).mean() < 1.0
+
+
+def test_the_106_landmarks_outline_each_detected_face(real_container: Container) -> None:
+    landmarks = real_container.landmarks()
+    detector = real_container.detector()
+    image = Image(cv2.imread(str(GROUP_PHOTO)))
+    faces = detector.detect(image)
+    located = landmarks.locate(image, faces)
+    assert len(located) == len(faces) == 6
+    for face, points in zip(faces, located, strict=True):
+        assert points.shape == (106, 2) and np.isfinite(points).all()
+        low, high = points.min(axis=0), points.max(axis=0)
+        box = face.box
+        overlap = max(0.0, min(high[0], box.x2) - max(low[0], box.x1)) * max(
+            0.0, min(high[1], box.y2) - max(low[1], box.y1)
+        )
+        union = (high - low).prod() + box.area - overlap
+        assert overlap / union > 0.5  # the points outline the face the detector boxed
+        for x, y in face.landmarks:  # and hold its eyes, nose and mouth corners
+            assert low[0] < x < high[0] and low[1] < y < high[1]
+    assert landmarks.locate(image, []) == []
 
 
 def test_detector_input_is_sized_to_the_image() -> None:

@@ -4,7 +4,8 @@ These classes run InsightFace's ONNX graphs with InsightFace's own pre- and post
 (`insightface.model_zoo.scrfd.SCRFD` and `arcface_onnx.ArcFaceONNX`), written against ONNX Runtime
 directly: importing the insightface package costs about 1.7 s and 40 MB (it pulls in scipy,
 scikit-image and onnx), which would double the service's start time. Tests check boxes, landmarks
-and embeddings against insightface.model_zoo on the bundled photos.
+and embeddings against insightface.model_zoo on the bundled photos. Sessions, warm-up and the graph
+rewrite are the base's (`onnx_model.OnnxModel`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from adapters.models.alignment import align_face
-from adapters.models.graph_rewrite import fast_recogniser
-from adapters.models.model_pack import weights_digest
+from adapters.models.onnx_model import GraphSignature, OnnxModel, subtracts_and_scales_inside
 from domain.errors import ModelUnavailable
 from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Point, Vector
 
@@ -44,47 +44,42 @@ def detector_input_size(width: int, height: int, max_side: int) -> tuple[int, in
     )
 
 
-def open_session(
-    path: Path, providers: list[str], options: ort.SessionOptions, graph: Path | bytes | None = None
-) -> ort.InferenceSession:
-    """A session on `path`'s model, or on `graph`, an equivalent rewrite of it."""
-    source = str(graph) if isinstance(graph, Path) else graph if graph is not None else str(path)
-    try:
-        return ort.InferenceSession(source, sess_options=options, providers=providers)
-    except Exception as error:  # onnxruntime raises its own, undocumented exception types
-        raise ModelUnavailable(f"Model file {path} could not be loaded: {error}") from error
-
-
-class InsightFaceDetector:
+class InsightFaceDetector(OnnxModel):
     """SCRFD face detection with the input sized to each image."""
+
+    normalisation = (127.5, 128.0)  # SCRFD's, always: its exports do not normalise inside
+
+    @classmethod
+    def accepts(cls, signature: GraphSignature) -> bool:
+        return len(signature.outputs) >= 5  # insightface's router: RetinaFace and SCRFD
 
     def __init__(
         self,
         path: Path,
-        providers: list[str],
+        providers: Sequence[str],
         options: ort.SessionOptions,
         *,
         max_side: int,
         threshold: float,
+        raw_pixels: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
-        self._session = open_session(path, providers, options)
-        outputs = self._session.get_outputs()
-        # SCRFD exports: 3 strides x (scores, boxes[, keypoints]) or 5 strides x (...).
-        layouts = {6: (3, 2, False), 9: (3, 2, True), 10: (5, 1, False), 15: (5, 1, True)}
-        if len(outputs) not in layouts:
-            raise ModelUnavailable(f"Model file {path} is not an SCRFD face detector")
-        levels, self._anchors, has_keypoints = layouts[len(outputs)]
-        if not has_keypoints:
-            raise ModelUnavailable(f"Detector {path} has no facial landmarks; alignment needs them")
-        self._strides = (8, 16, 32, 64, 128)[:levels]
-        self._levels = levels
-        self._batched = len(outputs[0].shape) == 3
-        self._input_name = self._session.get_inputs()[0].name
-        self._output_names = [output.name for output in outputs]
         self._max_side = max_side
         self._threshold = threshold
         self._centers: dict[tuple[int, int, int], Floats] = {}
-        self.providers: list[str] = list(self._session.get_providers())
+        super().__init__(path, providers, options, raw_pixels=raw_pixels, cache_dir=cache_dir)
+
+    def _read_graph(self, inputs: list[Any], outputs: list[Any]) -> None:
+        # SCRFD exports: 3 strides x (scores, boxes[, keypoints]) or 5 strides x (...).
+        layouts = {6: (3, 2, False), 9: (3, 2, True), 10: (5, 1, False), 15: (5, 1, True)}
+        if len(outputs) not in layouts:
+            raise ModelUnavailable(f"Model file {self.path} is not an SCRFD face detector")
+        levels, self._anchors, has_keypoints = layouts[len(outputs)]
+        if not has_keypoints:
+            raise ModelUnavailable(f"Detector {self.path} has no facial landmarks; alignment needs them")
+        self._strides = (8, 16, 32, 64, 128)[:levels]
+        self._levels = levels
+        self._batched = len(outputs[0].shape) == 3
 
     def input_size(self, image: Image) -> tuple[int, int]:
         return detector_input_size(image.width, image.height, self._max_side)
@@ -118,7 +113,7 @@ class InsightFaceDetector:
         scale = new_height / height
         canvas = np.zeros((input_height, input_width, 3), dtype=np.uint8)
         canvas[:new_height, :new_width] = cv2.resize(pixels, (new_width, new_height))
-        blob = cv2.dnn.blobFromImage(canvas, 1.0 / 128.0, size, (127.5, 127.5, 127.5), swapRB=True)
+        blob = cv2.dnn.blobFromImage(canvas, 1.0 / self.input_std, size, (self.input_mean,) * 3, swapRB=True)
         outputs = self._session.run(self._output_names, {self._input_name: blob})
 
         scores_list, boxes_list, points_list = [], [], []
@@ -161,33 +156,48 @@ class InsightFaceDetector:
         return centers
 
 
-class InsightFaceEmbedder:
+class InsightFaceEmbedder(OnnxModel):
     """ArcFace embeddings; the faces of a call go through the recogniser together, in runs of at most 8."""
+
+    rewrites_prelu = True
+
+    @classmethod
+    def accepts(cls, signature: GraphSignature) -> bool:
+        """insightface's router: a square input of at least 112 in steps of 16, except the sides it
+        gives to landmark (192), attribute (96) and swapper (128 with two inputs) models."""
+        height, width = signature.input_side()
+        if height is None or height != width:
+            return False
+        if height in (192, 96) or (len(signature.inputs) == 2 and height == 128):
+            return False
+        return height >= 112 and height % 16 == 0
+
+    @classmethod
+    def takes_raw_pixels(cls, signature: GraphSignature) -> bool:
+        return subtracts_and_scales_inside(signature)
 
     def __init__(
         self,
         path: Path,
-        providers: list[str],
+        providers: Sequence[str],
         options: ort.SessionOptions,
         pack_name: str,
-        input_mean: float = 127.5,
-        input_std: float = 127.5,
-        rewrite_prelu: bool = True,
+        *,
+        raw_pixels: bool = False,
         cache_dir: Path | None = None,
     ) -> None:
-        digest = weights_digest(path)
-        graph = fast_recogniser(path, digest, cache_dir) if rewrite_prelu else None
-        self._session = open_session(path, providers, options, graph)
-        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        self._pack_name = pack_name
+        super().__init__(path, providers, options, raw_pixels=raw_pixels, cache_dir=cache_dir)
+
+    def _read_graph(self, inputs: list[Any], outputs: list[Any]) -> None:
         shape = inputs[0].shape
         if len(outputs) != 1 or len(shape) != 4 or shape[2] != shape[3] or not isinstance(shape[2], int):
-            raise ModelUnavailable(f"Model file {path} is not an ArcFace recogniser")
-        self._input_name = inputs[0].name
+            raise ModelUnavailable(f"Model file {self.path} is not an ArcFace recogniser")
         self._crop_size = int(shape[2])
-        self._mean, self._std = input_mean, input_std
         # The id names the original weights: the rewrite is exact, so embeddings stay comparable.
-        self.model = EmbeddingModel(pack=pack_name, weights_digest=digest, dimension=int(outputs[0].shape[-1]))
-        self.providers: list[str] = list(self._session.get_providers())
+        self.model = EmbeddingModel(
+            pack=self._pack_name, weights_digest=self.digest, dimension=int(outputs[0].shape[-1])
+        )
 
     def embed(self, image: Image, faces: Sequence[DetectedFace]) -> list[Vector]:
         return self.embed_many([(image, faces)])[0]
@@ -203,10 +213,9 @@ class InsightFaceEmbedder:
         size = (self._crop_size, self._crop_size)
         chunks = []
         for start in range(0, len(crops), MAX_RECOGNISER_BATCH):
-            blob = cv2.dnn.blobFromImages(
-                crops[start : start + MAX_RECOGNISER_BATCH], 1.0 / self._std, size, (self._mean,) * 3, swapRB=True
-            )
-            chunks.append(self._session.run(None, {self._input_name: blob})[0])
+            run = crops[start : start + MAX_RECOGNISER_BATCH]
+            blob = cv2.dnn.blobFromImages(run, 1.0 / self.input_std, size, (self.input_mean,) * 3, swapRB=True)
+            chunks.append(self._session.run(self._output_names, {self._input_name: blob})[0])
         features = np.concatenate(chunks).astype(np.float32, copy=False)
         features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         vectors: list[list[Vector]] = []

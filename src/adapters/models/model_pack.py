@@ -1,32 +1,60 @@
 """Finding InsightFace model packs on disk: the embedded default and any folder a user points to.
 
 Nothing is ever downloaded: a pack is either installed with the service or provided by the user.
+A pack is its model files by task (`registry.Task`); detection and recognition are required.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnxruntime as ort
+
+from adapters.models.onnx_model import OnnxModel, read_signature
+from adapters.models.registry import MODELS, Task, task_of
 from domain.errors import ModelUnavailable
 
 EMBEDDED_PACK_NAME = "buffalo_s"
-EMBEDDED_DETECTOR = "scrfd_500m_bnkps.onnx"
-EMBEDDED_RECOGNIZER = "w600k_mbf.onnx"
+REQUIRED = (Task.DETECTION, Task.RECOGNITION)
 
 
 @dataclass(frozen=True, slots=True)
+class PackedModel:
+    path: Path
+    # The graph subtracts and scales pixels itself (MXNet exports), so it is fed 0-255 values.
+    raw_pixels: bool = False
+
+
+# The embedded pack's files, as `pack_from_dir` would route them (a test checks it does), written
+# out so that the default start reads no graph (importing onnx to read one takes half a second).
+EMBEDDED_MODELS = {
+    Task.DETECTION: ("scrfd_500m_bnkps.onnx", False),
+    Task.RECOGNITION: ("w600k_mbf.onnx", False),
+    Task.LANDMARKS_2D_106: ("2d106det.onnx", True),
+}
+
+
+@dataclass(frozen=True)
 class ModelPack:
     name: str
-    detector: Path
-    recognizer: Path
-    # How the recogniser expects pixels: (value - mean) / std. InsightFace's rule: 127.5 / 127.5,
-    # except for MXNet exports that subtract and scale inside the graph (then 0 / 1).
-    recognizer_mean: float = 127.5
-    recognizer_std: float = 127.5
+    models: Mapping[Task, PackedModel]
+
+    def model(self, task: Task) -> PackedModel:
+        if task not in self.models:
+            raise ModelUnavailable(f"Model pack {self.name} has no {task.value} model")
+        return self.models[task]
+
+    @property
+    def detector(self) -> Path:
+        return self.model(Task.DETECTION).path
+
+    @property
+    def recognizer(self) -> Path:
+        return self.model(Task.RECOGNITION).path
 
 
 def embedded_model_dir() -> Path:
@@ -43,42 +71,33 @@ def embedded_model_dir() -> Path:
 
 def embedded_pack() -> ModelPack:
     folder = embedded_model_dir()
-    pack = ModelPack(EMBEDDED_PACK_NAME, folder / EMBEDDED_DETECTOR, folder / EMBEDDED_RECOGNIZER)
-    for path in (pack.detector, pack.recognizer):
-        _check_readable(path)
-    return pack
+    models = {}
+    for task, (name, raw_pixels) in EMBEDDED_MODELS.items():
+        path = folder / name
+        if task in REQUIRED or path.is_file():  # an optional model is checked when it is loaded
+            _check_readable(path)
+            models[task] = PackedModel(path, raw_pixels)
+    return ModelPack(EMBEDDED_PACK_NAME, models)
 
 
 def pack_from_dir(folder: Path) -> ModelPack:
-    """Find the detector and recogniser in a pack folder the way insightface's FaceAnalysis does:
-    every `*.onnx` file in name order, routed by its graph's shape; the first of each task wins."""
+    """Find the models in a pack folder the way insightface's FaceAnalysis does: every `*.onnx`
+    file in name order, routed by its graph's shape (`registry.task_of`); the first of each task wins."""
     if not folder.is_dir():
         raise ModelUnavailable(f"MODEL_DIR {folder} is not a folder")
-    detector: Path | None = None
-    recognizer: Path | None = None
+    models: dict[Task, PackedModel] = {}
     for path in sorted(folder.glob("*.onnx")):
         _check_readable(path)
-        task = _task_of(path)
-        if task == "detection" and detector is None:
-            detector = path
-        elif task == "recognition" and recognizer is None:
-            recognizer = path
-    if detector is None or recognizer is None:
-        missing = " and ".join(
-            name for name, found in (("a detector", detector), ("a recogniser", recognizer)) if found is None
+        signature = read_signature(path)
+        task = task_of(signature)
+        if task is not None and task not in models:
+            models[task] = PackedModel(path, MODELS[task].takes_raw_pixels(signature))
+    if missing := [task for task in REQUIRED if task not in models]:
+        names = {Task.DETECTION: "a detector", Task.RECOGNITION: "a recogniser"}
+        raise ModelUnavailable(
+            f"MODEL_DIR {folder} has no ONNX file that is {' and '.join(names[task] for task in missing)}"
         )
-        raise ModelUnavailable(f"MODEL_DIR {folder} has no ONNX file that is {missing}")
-    mean, std = (0.0, 1.0) if _normalises_inside(recognizer) else (127.5, 127.5)
-    return ModelPack(folder.name, detector, recognizer, mean, std)
-
-
-def weights_digest(path: Path, length: int = 8) -> str:
-    """A short SHA-256 of the weights file: the same name with other weights gets another id."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:length]
+    return ModelPack(folder.name, models)
 
 
 def _check_readable(path: Path) -> None:
@@ -91,35 +110,19 @@ def _check_readable(path: Path) -> None:
         raise ModelUnavailable(f"Model file {path} cannot be read: {error.strerror}") from error
 
 
-def _graph(path: Path) -> Any:
-    import onnx  # deferred: only MODEL_DIR packs need it
-    from google.protobuf.message import DecodeError
-
-    try:
-        return onnx.load_model(str(path), load_external_data=False).graph
-    except (DecodeError, OSError, ValueError) as error:
-        raise ModelUnavailable(f"Model file {path} is not a valid ONNX model: {error}") from error
-
-
-def _normalises_inside(path: Path) -> bool:
-    """insightface's ArcFaceONNX test: MXNet exports start with Sub and Mul nodes."""
-    names = [node.name for node in _graph(path).node[:8]]
-    has_sub = any(name.startswith(("Sub", "_minus")) for name in names)
-    has_mul = any(name.startswith(("Mul", "_mul")) for name in names)
-    return has_sub and has_mul
-
-
-def _task_of(path: Path) -> str | None:
-    """Mirror insightface's ModelRouter rules on the graph alone, without opening a session."""
-    graph = _graph(path)
-    if len(graph.output) >= 5:
-        return "detection"
-    dims = graph.input[0].type.tensor_type.shape.dim if graph.input else []
-    if len(dims) != 4:
-        return None
-    height, width = dims[2].dim_value, dims[3].dim_value
-    if (height, width) in ((192, 192), (96, 96)) or (len(graph.input) == 2 and height == 128):
-        return None  # landmark, attribute and swapper models
-    if height == width and height >= 112 and height % 16 == 0:
-        return "recognition"
-    return None
+def load_model(
+    task: Task,
+    pack: ModelPack,
+    providers: Sequence[str],
+    options: ort.SessionOptions,
+    *,
+    warm_up: bool = True,
+    **settings: Any,
+) -> OnnxModel:
+    """The pack's model for `task`, loaded and (unless its caller warms it up itself) warmed up;
+    `settings` are the class's own (the detector's threshold, the recogniser's cache folder, ...)."""
+    packed = pack.model(task)
+    model = MODELS[task](packed.path, providers, options, raw_pixels=packed.raw_pixels, **settings)
+    if warm_up:
+        model.warm_up()
+    return model

@@ -1,4 +1,5 @@
-"""ONNX Runtime plumbing shared by the model adapters: execution providers and session options."""
+"""ONNX Runtime plumbing shared by every model (`onnx_model.OnnxModel`): execution providers and
+session options."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ def available_providers() -> list[str]:
 def resolve_providers(requested: Sequence[str] | None) -> list[str]:
     """Keep the requested providers that this onnxruntime build offers, in the requested order.
 
-    `None` means "auto". The CPU provider is always appended as the last resort, and every
-    requested provider that is missing is logged, so a silent fall back to the CPU cannot happen.
+    `None` means "auto". The CPU provider is always appended as the last resort; the choice is
+    logged, and so is every requested provider that is missing: a silent fall back to the CPU
+    cannot happen. (Each model logs the providers its session started on.)
     """
     available = available_providers()
     if requested is None:
@@ -41,6 +43,7 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
                 )
     if CPU not in chosen:
         chosen.append(CPU)
+    logger.info("execution providers: %s", ", ".join(chosen))
     return chosen
 
 
