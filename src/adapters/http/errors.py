@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException
 
 from adapters.http.inputs import ClientDisconnectedError, RequestTooLarge, UnsupportedMediaType
 from adapters.wire.schemas import ErrorResponse
+from domain.access import ForbiddenScope
 from domain.errors import (
     BatchTooLarge,
     CollectionExists,
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     InvalidInput: 400,
+    ForbiddenScope: 403,
     ImageTooLarge: 413,
     BatchTooLarge: 413,
     UnsupportedImageFormat: 415,

@@ -1,6 +1,6 @@
 """Every request gets an id (the caller's X-Request-ID, or a new one), returned in the response,
-counted and timed in the metrics, and logged once as a structured line: never its body, image,
-embeddings or key."""
+counted and timed in the metrics, and logged once as a structured line (with the API key's name):
+never its body, image, embeddings or key."""
 
 from __future__ import annotations
 
@@ -104,6 +104,7 @@ def observe_requests(metrics: Metrics) -> Any:
                         "status": status,
                         "duration_ms": round(seconds * 1000, 1),
                         "faces": state.get("faces"),
+                        "key": state.get("key_name"),  # the API key's name, never the key
                     },
                 )
 
