@@ -36,6 +36,7 @@ ROUTE_VERBS: dict[str, Verb | None] = {
     "importCollection": Verb.MANAGE,
     "listCollections": None,  # any key; the answer lists only the collections its scope covers
     "metrics": None,  # any key: counts and timings by route, no collection names, ids or faces
+    "options": None,  # any key: Litestar's OPTIONS answer, the methods of a path
 }
 STATE_KEY = "api_key"  # where the guard leaves the caller's ApiKey in the request's scope state
 
@@ -98,6 +99,8 @@ class ApiKeyGuard:
         state[STATE_KEY] = key
         state["key_name"] = key.name  # for the access log line
         operation_id = getattr(handler, "operation_id", None)
+        if operation_id is None and connection.scope.get("method") == "OPTIONS":
+            operation_id = "options"  # the OPTIONS answer Litestar makes for every path: its methods
         operation_id = operation_id if isinstance(operation_id, str) else ""
         try:
             if operation_id not in ROUTE_VERBS:  # a route nobody decided on is refused to every key
