@@ -87,7 +87,6 @@ ENTRY = {"name": "k", "hash": "sha256:" + "ab" * 32, "collections": ["acme"], "v
     ("change", "message"),
     [
         ({"verbs": ["serach"]}, "unknown verb 'serach'"),
-        ({"verbs": []}, "at least one verb"),
         ({"verbs": "search"}, "`verbs` must be a list"),
         ({"collections": []}, "need `collections`"),
         ({"collections": ["ac*me"]}, "collection 'ac*me'"),
@@ -283,6 +282,21 @@ def test_a_manage_key_creates_only_within_its_scope(scoped: tuple[Client, dict[s
     assert exported.status_code == 200 and len(exported.text.splitlines()) == 2
     assert client.delete("/collections/acme", headers=key).status_code == 204
     assert client.get("/collections/acme", headers=AUTH).status_code == 404
+
+
+def test_a_key_without_verbs_reads_metrics_and_health_only(tmp_path: Path) -> None:
+    """A monitoring key (Prometheus, a dashboard): /metrics and /health's details, nothing else."""
+    secrets = keys_file(tmp_path / "keys.toml", ("prometheus", [], []))
+    with make_client(settings_for("fake", API_KEYS_FILE=str(tmp_path / "keys.toml"))) as client:
+        client.post("/collections", headers=AUTH, json={"name": "acme"})
+        key = bearer(secrets["prometheus"])
+        assert client.get("/metrics", headers=key).status_code == 200
+        health = client.get("/health", headers=key).json()
+        assert health["model_id"] == FAKE_MODEL and health["gallery"]["collections"] == []
+        assert client.get("/collections", headers=key).json() == {"collections": []}
+        for method, path, body, _ in ROUTES:
+            answer = call(client, method, path, body, key)
+            assert (answer.status_code, answer.json()["code"]) == (403, "forbidden_scope"), (method, path)
 
 
 def test_a_faces_key_embeds_and_sees_no_collection(scoped: tuple[Client, dict[str, str]]) -> None:

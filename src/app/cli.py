@@ -171,7 +171,10 @@ def add_key_commands(commands: Any) -> None:
         help="comma-separated: collection names, prefixes ending in * (acme-*), or * for all",
     )
     new.add_argument(
-        "--verbs", type=comma_list, required=True, help="comma-separated, of: faces, search, enroll, manage"
+        "--verbs",
+        type=comma_list,
+        default=[],
+        help="comma-separated, of: faces, search, enroll, manage (none: a key for /metrics and /health only)",
     )
     new.add_argument("--json", action="store_true", help="the entry as JSON (for a .json keys file)")
     verbs.add_parser("list", help="the accepted keys' names and scopes, as JSON lines (never a key or its hash)")

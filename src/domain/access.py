@@ -65,7 +65,8 @@ def parse_digest(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Collections (`acme`, `acme-*`, or `*`) and verbs. A key for the face routes only has no collections."""
+    """Collections (`acme`, `acme-*`, or `*`) and verbs. A key for the face routes only has no
+    collections; a key with no verbs at all is for monitoring (/metrics, /health's details)."""
 
     collections: tuple[str, ...]
     verbs: frozenset[Verb]
@@ -130,8 +131,6 @@ class ApiKey:
             except ValueError:
                 known = ", ".join(v.value for v in Verb)
                 raise ValueError(f"key {name!r}: unknown verb {verb!r} (known: {known})") from None
-        if not chosen:
-            raise ValueError(f"key {name!r}: give at least one verb")
         patterns = tuple(dict.fromkeys(collections))
         for pattern in patterns:
             if not COLLECTION_PATTERN.fullmatch(pattern):
