@@ -204,6 +204,7 @@ ROUTES: list[tuple[str, str, Any, Verb | None]] = [
     ("GET", "/collections/acme/subjects", None, Verb.SEARCH),
     ("GET", "/collections/acme/subjects/s1", None, Verb.SEARCH),
     ("GET", "/collections/acme/subjects/s1?include=embeddings", None, Verb.MANAGE),
+    ("GET", "/collections/acme/subjects/s1?include=nothing&include=embeddings", None, Verb.MANAGE),
     ("POST", "/collections/acme/subjects/s2/faces", EMBEDDING, Verb.ENROLL),
     ("POST", "/collections", {"name": "acme"}, Verb.MANAGE),
     ("GET", "/collections/acme/export", None, Verb.MANAGE),

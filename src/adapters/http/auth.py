@@ -43,7 +43,8 @@ STATE_KEY = "api_key"  # where the guard leaves the caller's ApiKey in the reque
 
 def required_verb(operation_id: str, query: Any) -> Verb | None:
     verb = ROUTE_VERBS[operation_id]
-    if operation_id == "getSubject" and query.get("include") == "embeddings":
+    # Every `include` value: a repeated parameter must not hide the one that asks for vectors.
+    if operation_id == "getSubject" and "embeddings" in query.getall("include", []):
         return Verb.MANAGE
     return verb
 
