@@ -330,7 +330,10 @@ def test_key_names_reach_logs_and_metrics_never_keys(
         ("nextjs-search", 200),
         ("nextjs-search", 403),
     ]
+    refused = client.post("/collections", headers=bearer(secrets["acme-admin"]), json={"name": "globex2"})
+    assert refused.status_code == 403  # refused by the handler (the name is in the body), counted alike
     exposition = client.get("/metrics", headers=bearer(secrets["embedder"])).text  # any valid key
+    assert 'face_service_api_key_requests_total{key="acme-admin",outcome="forbidden"} 1.0' in exposition
     assert 'face_service_api_key_requests_total{key="nextjs-search",outcome="allowed"} 1.0' in exposition
     assert 'face_service_api_key_requests_total{key="nextjs-search",outcome="forbidden"} 1.0' in exposition
     for secret in [*secrets.values(), API_KEY]:

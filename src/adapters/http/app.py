@@ -101,7 +101,7 @@ def create_app(
     public_handlers: list[Any] = [HealthController]
     if config.metrics != "off":
         (public_handlers if config.metrics == "public" else protected_handlers).append(MetricsController)
-    guard = ApiKeyGuard(config.keyring, limiter, metrics)
+    guard = ApiKeyGuard(config.keyring, limiter)
     protected = Router(
         path="/",
         route_handlers=protected_handlers,

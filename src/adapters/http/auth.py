@@ -10,7 +10,6 @@ from litestar.handlers.base import BaseRouteHandler
 
 from adapters.http.admission import RateLimiter
 from adapters.http.errors import UnauthorizedError
-from adapters.metrics import Metrics
 from domain.access import ApiKey, ForbiddenScope, Keyring, Scope, Verb
 
 # What each protected route needs, by operation id: one table, so that a route cannot be added
@@ -76,14 +75,13 @@ class ApiKeyGuard:
     `forbidden_scope`), then the per-key rate limit, if there is one, applies. Keys are never
     logged or echoed; their names are."""
 
-    def __init__(self, keys: Keyring, rate_limiter: RateLimiter | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(self, keys: Keyring, rate_limiter: RateLimiter | None = None) -> None:
         self._keys = keys
         self._rate_limiter = rate_limiter
-        self._metrics = metrics
 
     def __deepcopy__(self, _memo: dict[int, Any]) -> ApiKeyGuard:
         # Litestar copies a router's guards when it registers them; this one is shared on purpose
-        # (its metrics, its rate limits, and /health's use of it to tell callers apart).
+        # (its rate limits, and /health's use of it to tell callers apart).
         return self
 
     def identify(self, connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[int, ApiKey] | None:
@@ -98,26 +96,17 @@ class ApiKeyGuard:
         index, key = found
         state = connection.scope.setdefault("state", {})  # type: ignore[typeddict-item]
         state[STATE_KEY] = key
-        state["key_name"] = key.name  # for the access log line
+        state["key_name"] = key.name  # for the access log line and the per-key metric
         operation_id = getattr(handler, "operation_id", None)
         if operation_id is None and connection.scope.get("method") == "OPTIONS":
             operation_id = "options"  # the OPTIONS answer Litestar makes for every path: its methods
         operation_id = operation_id if isinstance(operation_id, str) else ""
-        try:
-            if operation_id not in ROUTE_VERBS:  # a route nobody decided on is refused to every key
-                raise ForbiddenScope("This route is not open to any API key")
-            verb = required_verb(operation_id, connection.query_params)
-            if verb is not None:
-                collection = connection.path_params.get("name")
-                key.scope.require(verb, collection if isinstance(collection, str) else None)
-        except ForbiddenScope:
-            self.count(key.name, "forbidden")
-            raise
-        self.count(key.name, "allowed")
+        if operation_id not in ROUTE_VERBS:  # a route nobody decided on is refused to every key
+            raise ForbiddenScope("This route is not open to any API key")
+        verb = required_verb(operation_id, connection.query_params)
+        if verb is not None:
+            collection = connection.path_params.get("name")
+            key.scope.require(verb, collection if isinstance(collection, str) else None)
         # Metrics scrapes come every few seconds from Prometheus; they never spend the key's budget.
         if self._rate_limiter is not None and connection.scope.get("path") != "/metrics":
             self._rate_limiter.check(index)
-
-    def count(self, key_name: str, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.key_requests.labels(key=key_name, outcome=outcome).inc()
