@@ -53,6 +53,12 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.key_requests = Counter(
+            "face_service_api_key_requests_total",
+            "Requests by API key name (never the key) and outcome: allowed, or forbidden by its scope.",
+            ["key", "outcome"],
+            registry=self.registry,
+        )
         self.model = Gauge(
             "face_service_model_info",
             "The model and execution providers serving (value is always 1).",

@@ -96,6 +96,13 @@ def http_settings(**values: Any) -> Any:
     return HttpConfig(**values)
 
 
+def hidden_locations(data_dir: Path, database_url: str | None) -> tuple[tuple[str, str], ...]:
+    """What /health never shows, with the name it shows instead: the data folder (as configured and
+    as resolved) and the database URL."""
+    hidden = [(str(data_dir), "DATA_DIR"), (str(data_dir.resolve()), "DATA_DIR")]
+    return (*hidden, (database_url, "DATABASE_URL")) if database_url else tuple(hidden)
+
+
 def opencv_decoder(**limits: Any) -> OpenCVImageDecoder:
     configure_opencv()
     return OpenCVImageDecoder(**limits)
@@ -246,7 +253,7 @@ class Container(containers.DeclarativeContainer):
 
     http_config = providers.Singleton(
         http_settings,
-        api_keys=config.api_keys,
+        keyring=settings.provided.keyring.call(),
         inference_workers=config.inference_workers,
         max_queue=config.max_queue,
         max_request_bytes=config.max_request_bytes,
@@ -259,6 +266,7 @@ class Container(containers.DeclarativeContainer):
         version=providers.Callable(service_version),
         max_import_bytes=config.max_import_bytes,
         gallery_store=config.gallery,
+        hidden_locations=providers.Callable(hidden_locations, config.data_dir, config.database_url),
     )
     gallery_limits = providers.Singleton(
         GalleryLimits,

@@ -1,4 +1,5 @@
-"""The `face-service` command: `serve` starts the HTTP API, `embed` prints faces and embeddings as JSON."""
+"""The `face-service` command: `serve` starts the HTTP API, `embed` prints faces and embeddings as JSON,
+`keys new` makes a scoped API key."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app import cli_collections
 from app.image_files import image_files
@@ -140,6 +141,61 @@ def prepare(settings: Settings) -> int:
     return 0
 
 
+def add_key_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="make a scoped API key, or list the keys the service accepts")
+    verbs = keys.add_subparsers(dest="verb", required=True)
+    new = verbs.add_parser(
+        "new",
+        help="a new key: its keys-file entry (the hash only) on stdout, the key itself once on stderr",
+        description="Prints the API_KEYS_FILE entry (which holds only the key's SHA-256) on stdout, so "
+        "`face-service keys new ... >> keys.toml` stores no secret, and the key itself, once, on stderr.",
+    )
+    new.add_argument("--name", required=True, help="the key's name in logs and metrics (never the key)")
+    new.add_argument(
+        "--collections",
+        type=comma_list,
+        default=[],
+        help="comma-separated: collection names, prefixes ending in * (acme-*), or * for all",
+    )
+    new.add_argument(
+        "--verbs",
+        type=comma_list,
+        default=[],
+        help="comma-separated, of: faces, search, enroll, manage (none: a key for /metrics and /health only)",
+    )
+    new.add_argument("--json", action="store_true", help="the entry as JSON (for a .json keys file)")
+    verbs.add_parser("list", help="the accepted keys' names and scopes, as JSON lines (never a key or its hash)")
+
+
+def comma_list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def new_key(name: str, collections: list[str], verbs: list[str], as_json: bool) -> int:
+    from app.keys import new_key as make
+
+    try:
+        secret, entry = make(name, collections, verbs, as_json)
+    except ValueError as error:
+        print(f"face-service: {error}", file=sys.stderr)
+        return 2
+    print(entry, flush=True)
+    print(
+        f"API key {name!r} (shown once; the file keeps only its hash; give it to the caller):\n{secret}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 0
+
+
+def list_keys(settings: Settings) -> int:
+    for key in settings.keyring().keys:
+        scope = key.scope
+        verbs = sorted(verb.value for verb in scope.verbs)
+        print(json.dumps({"name": key.name, "collections": list(scope.collections), "verbs": verbs}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="face-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -158,12 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("prepare", help="load and check the models, fill the model cache (MODEL_CACHE_DIR), then exit")
     commands.add_parser("openapi", help="print the OpenAPI document (the typed contract clients are generated from)")
     cli_collections.add_commands(commands)
+    add_key_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "openapi":
         from app.bootstrap import openapi_document
 
         print(json.dumps(openapi_document(), indent=2, sort_keys=True))
         return 0
+    if args.command == "keys" and args.verb == "new":  # needs no settings: it only makes a key
+        return new_key(args.name, args.collections, args.verbs, args.json)
 
     try:
         settings = Settings.from_env()
@@ -178,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             return prepare(settings)
         if args.command == "compare":
             return compare(settings, args.first, args.second)
+        if args.command == "keys":
+            return list_keys(settings)
         if args.command in cli_collections.COMMANDS:
             return cli_collections.run(settings, args)
         return embed(settings, args.images, args.all_faces, args.output)

@@ -9,6 +9,9 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from app.keys import keyring, load_keys_file
+from domain.access import ApiKey, Keyring
+
 PLACEHOLDER_KEY = "change-me-in-production"  # the seed's default; refused outside DEBUG
 BACKENDS = ("insightface", "fake")
 # Default MATCH_THRESHOLD for the buffalo packs: see docs/api.md ("Choosing MATCH_THRESHOLD").
@@ -19,7 +22,7 @@ class SettingsError(ValueError):
     """An environment variable has a value the service cannot run with."""
 
 
-def _api_keys(env: Mapping[str, str], debug: bool) -> tuple[tuple[str, ...], bool]:
+def _api_keys(env: Mapping[str, str], debug: bool, scoped: bool) -> tuple[tuple[str, ...], bool]:
     raw = [env.get("API_KEY", ""), *env.get("API_KEYS", "").split(",")]
     keys = tuple(dict.fromkeys(key.strip() for key in raw if key.strip()))
     if PLACEHOLDER_KEY in keys and not debug:
@@ -29,9 +32,16 @@ def _api_keys(env: Mapping[str, str], debug: bool) -> tuple[tuple[str, ...], boo
         )
     if any(len(key) < 8 for key in keys) and not debug:
         raise SettingsError("API_KEY / API_KEYS: every key must be at least 8 characters")
-    if keys:
+    if keys or scoped:
         return keys, False
     return (secrets.token_urlsafe(32),), True
+
+
+def _keys_file(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
 
 
 def _boolean(raw: str) -> bool:
@@ -139,8 +149,10 @@ def _default_cache_dir() -> Path:
 class Settings:
     """Every setting, its environment variable, parser and default, each written once (here)."""
 
-    api_keys: tuple[str, ...]
+    api_keys: tuple[str, ...]  # API_KEY and API_KEYS: full access
     api_key_generated: bool = False
+    scoped_keys: tuple[ApiKey, ...] = ()  # read from API_KEYS_FILE
+    api_keys_file: Path | None = setting("API_KEYS_FILE", _keys_file, None)
     host: str = setting("HOST", str, "0.0.0.0")  # noqa: S104 - a service in a container listens on every interface
     port: int = setting("PORT", _bounded_int(1, 65535), 8000)
     debug: bool = setting("DEBUG", _boolean, False)
@@ -199,8 +211,24 @@ class Settings:
                 except (ValueError, TypeError) as error:
                     shown = name if item.metadata["secret"] else f"{name}={raw!r}"
                     raise SettingsError(f"{shown} is invalid: {error}") from None
-        keys, generated = _api_keys(env, values.get("debug", False))
-        return cls(api_keys=keys, api_key_generated=generated, **values)
+        scoped: tuple[ApiKey, ...] = ()
+        if values.get("api_keys_file") is not None:
+            try:
+                scoped = load_keys_file(values["api_keys_file"])
+            except ValueError as error:
+                raise SettingsError(f"API_KEYS_FILE ({values['api_keys_file']}): {error}") from None
+        keys, generated = _api_keys(env, values.get("debug", False), bool(scoped))
+        settings = cls(api_keys=keys, api_key_generated=generated, scoped_keys=scoped, **values)
+        try:
+            settings.keyring()
+        except ValueError as error:
+            raise SettingsError(f"API_KEY / API_KEYS / API_KEYS_FILE: {error}") from None
+        return settings
+
+    def keyring(self) -> Keyring:
+        """Every accepted key: API_KEY and API_KEYS (full access, named env-1, env-2...), then the
+        scoped keys of API_KEYS_FILE."""
+        return keyring(self.api_keys, self.scoped_keys)
 
     def gallery(self) -> str:
         """The store collections live in: GALLERY_STORE, or with `auto`, PostgreSQL when DATABASE_URL

@@ -81,7 +81,7 @@ def real_server() -> Iterator[str]:
 
 def test_serves_the_real_models_over_loopback(real_server: str) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    health = httpx.get(f"{real_server}/health").json()
+    health = httpx.get(f"{real_server}/health", headers=headers).json()
     assert health["model_pack"] == "buffalo_s"
     with GROUP_PHOTO.open("rb") as photo:
         verify = httpx.post(f"{real_server}/verify-face", headers=headers, files={"file": photo}, timeout=30).json()

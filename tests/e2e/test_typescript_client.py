@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from app.bootstrap import openapi_document
+from app.keys import new_key
 from bench.__main__ import API_KEY, start_service
 from tests.support.paths import ROOT
 from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO
@@ -82,10 +83,23 @@ def built(installed: None) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+SCOPED_COLLECTION = "scoped-acme"
+
+
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """The fake backend's gallery is in memory; the real models' is SQLite, in a folder of its own."""
-    fake, fake_url, _ = start_service({"API_KEY": API_KEY, "FACE_BACKEND": "fake"})
+def scoped_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A key that may only search SCOPED_COLLECTION, and the keys file that holds its hash."""
+    secret, entry = new_key("nextjs-search", [SCOPED_COLLECTION], ["search"])
+    path = tmp_path_factory.mktemp("keys") / "keys.toml"
+    path.write_text(entry + "\n")
+    return secret, path
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory, scoped_key: tuple[str, Path]) -> Iterator[tuple[str, str]]:
+    """The fake backend's gallery is in memory (its keys: API_KEY and the scoped key); the real
+    models' is SQLite, in a folder of its own."""
+    fake, fake_url, _ = start_service({"API_KEY": API_KEY, "FACE_BACKEND": "fake", "API_KEYS_FILE": str(scoped_key[1])})
     real, real_url, _ = start_service({"API_KEY": API_KEY, "DATA_DIR": str(tmp_path_factory.mktemp("gallery"))})
     try:
         yield fake_url, real_url
@@ -95,7 +109,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
             process.wait(timeout=60)
 
 
-def test_node_suite_passes_against_live_servers(built: None, servers: tuple[str, str], tmp_path: Path) -> None:
+def test_node_suite_passes_against_live_servers(
+    built: None, servers: tuple[str, str], scoped_key: tuple[str, Path], tmp_path: Path
+) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in (SELFIE, GROUP_PHOTO, TEAM_PHOTO):
@@ -109,6 +125,8 @@ def test_node_suite_passes_against_live_servers(built: None, servers: tuple[str,
         "FACE_SERVICE_REAL_URL": real_url,
         "FACE_SERVICE_KEY": API_KEY,
         "FACE_SERVICE_PHOTOS": str(photos),
+        "FACE_SERVICE_SCOPED_KEY": scoped_key[0],
+        "FACE_SERVICE_SCOPED_COLLECTION": SCOPED_COLLECTION,
     }
     result = subprocess.run(
         [NODE, "--test", "dist/test/"],
@@ -121,7 +139,7 @@ def test_node_suite_passes_against_live_servers(built: None, servers: tuple[str,
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "# fail 0" in output and "# skipped 0" in output
-    assert "# pass 20" in output
+    assert "# pass 21" in output
 
 
 # ----- README: the collections example, with curl and with the client, on the real models

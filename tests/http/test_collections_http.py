@@ -172,7 +172,7 @@ def test_a_store_that_is_down_answers_503_while_face_routes_work(tmp_path: Path)
         assert (refused.status_code, refused.json()["code"]) == (503, "store_unavailable")
         assert "nobody" not in refused.text  # the URL's credentials never reach a caller
         assert client.post("/extract-embedding", headers=AUTH, json={"image_base64": b64(SELFIE)}).status_code == 200
-        health = client.get("/health").json()
+        health = client.get("/health", headers=AUTH).json()
         assert health["gallery"]["store"] == "postgresql" and health["gallery"]["ok"] is False
 
 

@@ -24,8 +24,18 @@ def unit(seed: int, dimension: int = 512) -> list[float]:
 # --- health -------------------------------------------------------------------------------------
 
 
-def test_health_is_public_and_describes_the_model(client: Client) -> None:
-    response = client.get("/health")
+def test_health_without_a_key_says_only_its_status(client: Client) -> None:
+    """Probes need no key and learn nothing else: no model, no version, no store, no collections."""
+    client.post("/collections", headers=AUTH, json={"name": "private-gallery"})
+    for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": "Basic abc"}):
+        response = client.get("/health", headers=headers)
+        assert response.status_code == 200
+        assert response.json() == {"status": "healthy"}, headers
+        assert "private-gallery" not in response.text
+
+
+def test_health_with_a_key_describes_the_model(client: Client) -> None:
+    response = client.get("/health", headers=AUTH)
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "healthy"

@@ -14,7 +14,7 @@ Client = TestClient  # type: ignore[type-arg]
 
 
 def test_health_reports_the_embedded_pack_and_providers(real_client: Client) -> None:
-    body = real_client.get("/health").json()
+    body = real_client.get("/health", headers=AUTH).json()
     assert body["model"] == "insightface"
     assert body["model_pack"] == "buffalo_s"
     assert body["model_id"].startswith("buffalo_s:")

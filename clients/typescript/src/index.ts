@@ -102,7 +102,8 @@ export interface FaceServiceOptions {
 
 /**
  * Every failure, with the service's stable `code` (see docs/api.md), the HTTP `status` (0 when no
- * answer came), and the `requestId` to quote in a bug report.
+ * answer came), and the `requestId` to quote in a bug report. A key outside its scope gets status 403,
+ * code `forbidden_scope` (its message names the verb or collection the key lacks); a wrong key, 401.
  */
 export class FaceServiceError extends Error {
   readonly status: number;
@@ -205,7 +206,7 @@ export class FaceServiceClient {
     this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
-  /** Liveness and the model in use. */
+  /** Liveness and the model in use (the details need a valid key, which the client always sends). */
   health(options: RequestOptions = {}): Promise<HealthResponse> {
     return this.request<HealthResponse>("GET", "/health", undefined, options);
   }

@@ -390,17 +390,17 @@ export interface components {
         };
         /** HealthResponse */
         HealthResponse: {
-            backend: string;
-            embedding_size: number;
-            execution_providers: string[];
+            backend?: string | null;
+            embedding_size?: number | null;
+            execution_providers?: string[] | null;
             gallery?: components["schemas"]["GalleryHealth"] | null;
-            inference: components["schemas"]["InferenceHealth"];
-            model: string;
-            model_id: string;
-            model_pack: string;
-            requested_execution_providers: string[];
+            inference?: components["schemas"]["InferenceHealth"] | null;
+            model?: string | null;
+            model_id?: string | null;
+            model_pack?: string | null;
+            requested_execution_providers?: string[] | null;
             status: string;
-            version: string;
+            version?: string | null;
         };
         /** ImportResponse */
         ImportResponse: {
@@ -548,6 +548,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Body, image, or batch over its limit */
             413: {
                 headers: {
@@ -624,6 +633,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -736,6 +754,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No such collection, subject or face */
             404: {
                 headers: {
@@ -833,6 +860,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -942,6 +978,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No such collection, subject or face */
             404: {
                 headers: {
@@ -1039,6 +1084,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1152,6 +1206,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No such collection, subject or face */
             404: {
                 headers: {
@@ -1254,6 +1317,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1388,6 +1460,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No such collection, subject or face */
             404: {
                 headers: {
@@ -1489,6 +1570,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1605,6 +1695,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No such collection, subject or face */
             404: {
                 headers: {
@@ -1704,6 +1803,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1850,6 +1958,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No such collection, subject or face */
             404: {
                 headers: {
@@ -1974,6 +2091,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description No such collection, subject or face */
             404: {
                 headers: {
@@ -2088,6 +2214,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Body, image, or batch over its limit */
             413: {
                 headers: {
@@ -2179,6 +2314,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2297,6 +2441,15 @@ export interface operations {
             };
             /** @description Missing or wrong API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

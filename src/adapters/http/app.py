@@ -30,6 +30,7 @@ from adapters.http.observability import MetricsController, observe_requests
 from adapters.inference.pool import InferenceRunner
 from adapters.inference.worker import WorkerFailed
 from adapters.metrics import Metrics
+from domain.access import Keyring
 from domain.errors import FaceServiceError
 from domain.ports import FaceGallery
 from domain.use_cases.collections import Collections
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 class HttpConfig:
     """What the HTTP adapter needs to know of the settings (the composition root fills it in)."""
 
-    api_keys: tuple[str, ...]
+    keyring: Keyring  # every accepted API key, with its scope
     inference_workers: int
     max_queue: int
     max_request_bytes: int
@@ -54,6 +55,8 @@ class HttpConfig:
     version: str
     max_import_bytes: int
     gallery_store: str  # the configured store: "sqlite", "postgresql" or "memory"
+    # (value, name): locations /health shows by name only (the data folder, the database URL)
+    hidden_locations: tuple[tuple[str, str], ...] = ()
 
 
 def create_app(
@@ -99,10 +102,11 @@ def create_app(
     public_handlers: list[Any] = [HealthController]
     if config.metrics != "off":
         (public_handlers if config.metrics == "public" else protected_handlers).append(MetricsController)
+    guard = ApiKeyGuard(config.keyring, limiter)
     protected = Router(
         path="/",
         route_handlers=protected_handlers,
-        guards=[ApiKeyGuard(config.api_keys, limiter)],
+        guards=[guard],
         security=[{"BearerAuth": []}],
     )
     openapi = None
@@ -121,6 +125,8 @@ def create_app(
             "gallery": Provide(lambda: galleries, use_cache=True, sync_to_thread=False),
             "store_health": Provide(lambda: gallery_pool, use_cache=True, sync_to_thread=False),
             "metrics": Provide(lambda: metrics, use_cache=True, sync_to_thread=False),
+            "callers": Provide(lambda: guard, use_cache=True, sync_to_thread=False),
+            "hidden_locations": Provide(lambda: config.hidden_locations, use_cache=True, sync_to_thread=False),
         },
         exception_handlers={
             JobError: handle_job_error,

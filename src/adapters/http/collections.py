@@ -19,6 +19,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
+from adapters.http.auth import caller_scope
 from adapters.http.controllers import FaceWork
 from adapters.http.inputs import AnyRequest
 from adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, with_body
@@ -26,6 +27,7 @@ from adapters.inference.jobs import EmbedForGallery, JobResult
 from adapters.metrics import Metrics
 from adapters.wire import collections as wire
 from adapters.wire.bodies import GalleryInput, RequestTooLarge, decode_json, gallery_embedding
+from domain.access import Verb
 from domain.errors import FaceServiceError, InvalidInput
 from domain.gallery import FaceRecord, StoreHealth
 from domain.ports import FaceGallery
@@ -156,16 +158,21 @@ class CollectionController(Controller):
         responses=COLLECTION_ERRORS,
     )
     async def create(
-        self, data: JSONBody[wire.CreateCollectionRequest], gallery: NamedDependency[GalleryWork]
+        self, request: AnyRequest, data: JSONBody[wire.CreateCollectionRequest], gallery: NamedDependency[GalleryWork]
     ) -> wire.CollectionResponse:
         """A named gallery pinned to the service's embedding model (its `model` id and dimension)."""
+        caller_scope(request).require(Verb.MANAGE, data.name)
         info = await gallery.run(lambda c: c.create(data.name, data.threshold))
         return wire.collection(info)
 
     @get("/", operation_id="listCollections", summary="Every collection", responses=COLLECTION_ERRORS)
-    async def list_collections(self, gallery: NamedDependency[GalleryWork]) -> wire.CollectionsResponse:
-        """Every collection with its counts and model."""
-        return wire.CollectionsResponse([wire.collection(c) for c in await gallery.run(lambda c: c.all())])
+    async def list_collections(
+        self, request: AnyRequest, gallery: NamedDependency[GalleryWork]
+    ) -> wire.CollectionsResponse:
+        """Every collection the API key's scope covers, with its counts and model."""
+        scope = caller_scope(request)
+        listed = await gallery.run(lambda c: c.all())
+        return wire.CollectionsResponse([wire.collection(c) for c in listed if scope.sees(c.name)])
 
     @get("/{name:str}", operation_id="getCollection", summary="A collection", responses=COLLECTION_ERRORS)
     async def get_collection(self, name: Name, gallery: NamedDependency[GalleryWork]) -> wire.CollectionResponse:

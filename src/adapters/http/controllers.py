@@ -27,6 +27,7 @@ from adapters.wire.schemas import (
     HealthResponse,
     VerifyFaceResponse,
 )
+from domain.gallery import StoreHealth
 
 AllFaces = Annotated[bool, QueryParameter(description="Addition: list every face, largest first, in `faces`")]
 
@@ -120,17 +121,34 @@ class HealthController(Controller):
 
     @get(operation_id="health", summary="Liveness and readiness")
     async def health(
-        self, runner: NamedDependency[InferenceRunner], store_health: NamedDependency[Any]
+        self,
+        request: AnyRequest,
+        runner: NamedDependency[InferenceRunner],
+        store_health: NamedDependency[Any],
+        callers: NamedDependency[Any],
+        hidden_locations: NamedDependency[Any],
     ) -> Response[HealthResponse]:
-        """Unauthenticated. Reports the model, the execution providers, the inference workers and the
-        gallery's store (with the model each collection needs). Models are loaded and warmed up before
-        the server accepts connections, so a response means ready. 503 when no inference worker is
-        alive; a store that is down leaves the face routes working (`gallery.ok` false)."""
+        """No key needed: without a valid API key the answer is `status` alone (probes need no more);
+        with one, also the model, the execution providers, the inference workers and the gallery's
+        store, with the collections the key's scope covers and the model each needs (the store's
+        detail only for a key on every collection; never a file path or URL). Models are loaded and
+        warmed up before the server accepts connections, so a response means ready. 503 when no
+        inference worker is alive; a store that is down leaves the face routes working (`gallery.ok`
+        false)."""
         state = runner.state()
+        status_code = 200 if state.alive else 503
+        found = callers.identify(request)
+        if found is None:
+            status = presenters.health_status(state.workers, state.alive)
+            return Response(HealthResponse(status), status_code=status_code)
+        scope = found[1].scope
         store = await store_health.check()
-        gallery = presenters.gallery_health(store, store_health.pinned)
+        pinned = [(name, model) for name, model in store_health.pinned if scope.sees(name)]
+        if not scope.all_collections:  # the store's detail counts every collection: not for a tenant's key
+            store = StoreHealth(store.store, store.ok, "ok" if store.ok else "unavailable")
+        gallery = presenters.gallery_health(store, pinned, hidden_locations)
         health = presenters.health(runner.info, state.isolation, state.workers, state.alive, state.restarts, gallery)
-        return Response(health, status_code=200 if state.alive else 503)
+        return Response(health, status_code=status_code)
 
 
 class FaceController(Controller):

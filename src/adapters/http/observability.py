@@ -1,6 +1,6 @@
 """Every request gets an id (the caller's X-Request-ID, or a new one), returned in the response,
-counted and timed in the metrics, and logged once as a structured line: never its body, image,
-embeddings or key."""
+counted and timed in the metrics, and logged once as a structured line (with the API key's name):
+never its body, image, embeddings or key."""
 
 from __future__ import annotations
 
@@ -92,6 +92,10 @@ def observe_requests(metrics: Metrics) -> Any:
                 metrics.latency.labels(route=route, method=method).observe(seconds)
                 if status in REJECTION_REASONS:
                     metrics.rejections.labels(reason=REJECTION_REASONS[status]).inc()
+                key_name = state.get("key_name")  # set once the API key is known (never the key)
+                if key_name is not None:
+                    outcome = "forbidden" if status == 403 else "allowed"
+                    metrics.key_requests.labels(key=key_name, outcome=outcome).inc()
                 access_log.info(
                     "%s %s %d",
                     method,
@@ -104,6 +108,7 @@ def observe_requests(metrics: Metrics) -> Any:
                         "status": status,
                         "duration_ms": round(seconds * 1000, 1),
                         "faces": state.get("faces"),
+                        "key": key_name,  # the API key's name, never the key
                     },
                 )
 

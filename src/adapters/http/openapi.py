@@ -142,6 +142,7 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
     descriptions = {
         400: "Malformed request: JSON, base64, fields or parameters",
         401: "Missing or wrong API key",
+        403: "The API key's scope does not allow this verb on this collection (`forbidden_scope`)",
         413: "Body, image, or batch over its limit",
         415: "Not a supported content type or image format",
         404: "No such collection, subject or face",
@@ -156,5 +157,5 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-ERROR_RESPONSES = errors(400, 401, 413, 415, 422, 429, 503)
-COLLECTION_ERRORS = errors(400, 401, 404, 409, 413, 415, 422, 429, 503)
+ERROR_RESPONSES = errors(400, 401, 403, 413, 415, 422, 429, 503)
+COLLECTION_ERRORS = errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from adapters.wire.bodies import RequestTooLarge, UnsupportedMediaType
 from adapters.wire.schemas import ErrorResponse
+from domain.access import ForbiddenScope
 from domain.errors import (
     BatchTooLarge,
     CollectionExists,
@@ -27,6 +28,7 @@ from domain.use_cases.collections import MultipleFaces, NoFace, PoorFace
 
 DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     InvalidInput: 400,
+    ForbiddenScope: 403,
     ImageTooLarge: 413,
     BatchTooLarge: 413,
     UnsupportedImageFormat: 415,

@@ -4,6 +4,8 @@ similarities to 6 places, embeddings as the float32 values the model produced.""
 
 from __future__ import annotations
 
+import re
+
 from adapters.wire.schemas import (
     BatchExtractResponse,
     BatchResult,
@@ -142,11 +144,15 @@ def comparison(result: Comparison, one_to_one: bool) -> CompareFacesResponse:
     )
 
 
+def health_status(workers: int, alive: int) -> str:
+    return "healthy" if alive == workers else "degraded" if alive else "unavailable"
+
+
 def health(
     info: ServiceInfo, isolation: str, workers: int, alive: int, restarts: int, gallery: GalleryHealth | None = None
 ) -> HealthResponse:
     return HealthResponse(
-        status="healthy" if alive == workers else "degraded" if alive else "unavailable",
+        status=health_status(workers, alive),
         model=info.backend,
         version=info.version,
         backend=info.backend,
@@ -160,8 +166,26 @@ def health(
     )
 
 
-def gallery_health(store: StoreHealth, pinned: list[tuple[str, str]]) -> GalleryHealth:
-    return GalleryHealth(store.store, store.ok, store.detail, [PinnedCollection(name, model) for name, model in pinned])
+def gallery_health(
+    store: StoreHealth, pinned: list[tuple[str, str]], hidden: tuple[tuple[str, str], ...] = ()
+) -> GalleryHealth:
+    """The gallery's part of /health, its detail without file paths or URLs (see `without_locations`)."""
+    pinned_collections = [PinnedCollection(name, model) for name, model in pinned]
+    return GalleryHealth(store.store, store.ok, without_locations(store.detail, hidden), pinned_collections)
+
+
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\",;:()]+")
+
+
+def without_locations(text: str, hidden: tuple[tuple[str, str], ...] = ()) -> str:
+    """`text` with each configured location in `hidden` ((value, the name to show instead), e.g. the
+    data folder as DATA_DIR, the database URL as DATABASE_URL) replaced by its name, then any other
+    URL or absolute path replaced by <url> or <path>: a store's message may name either."""
+    for value, name in sorted(hidden, key=lambda pair: -len(pair[0])):
+        if value:
+            text = re.sub(rf"(?<![\w./~-]){re.escape(value)}(?![\w.-])", name, text)
+    return ABSOLUTE_PATH.sub("<path>", URL.sub("<url>", text))
 
 
 def file_extraction(path: str, result: Extraction) -> FileExtraction:

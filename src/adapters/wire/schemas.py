@@ -71,17 +71,19 @@ class GalleryHealth(msgspec.Struct):
     collections: list[PinnedCollection]
 
 
-class HealthResponse(msgspec.Struct):
+class HealthResponse(msgspec.Struct, omit_defaults=True):
+    """Without a valid API key, `status` alone; with one, the rest too (docs/api.md)."""
+
     status: str
-    model: str
-    version: str
-    backend: str
-    model_pack: str
-    model_id: str
-    embedding_size: int
-    execution_providers: list[str]
-    requested_execution_providers: list[str]
-    inference: InferenceHealth  # addition
+    model: str | None = None
+    version: str | None = None
+    backend: str | None = None
+    model_pack: str | None = None
+    model_id: str | None = None
+    embedding_size: int | None = None
+    execution_providers: list[str] | None = None
+    requested_execution_providers: list[str] | None = None
+    inference: InferenceHealth | None = None  # addition
     gallery: GalleryHealth | None = None  # addition
 
 

@@ -124,10 +124,16 @@ def unit_vector(vector: list[float], what: str) -> None:
 
 
 def api(base: str, key: str, selfie: Path, group: Path) -> None:
-    health = answer(base, "/health")
+    public = answer(base, "/health")
+    if public != {"status": "healthy"}:
+        fail(f"/health without a key: {public}, expected only the status")
+    health = answer(base, "/health", key)
     if health.get("status") != "healthy" or health.get("embedding_size") != EMBEDDING_SIZE:
         fail(f"/health: {health}")
-    ok(f"/health: healthy, {health.get('model_id')}, providers {health.get('execution_providers')}")
+    ok(
+        f"/health: healthy without a key (status only); with it {health.get('model_id')}, providers "
+        f"{health.get('execution_providers')}"
+    )
 
     status, _, body = request(base, "/extract-embedding", files=[selfie])
     if status != 401 or json.loads(body).get("code") != "unauthorized":
@@ -222,11 +228,12 @@ def json_lines(lines: list[str]) -> None:
     ok(f"all {count} log lines are JSON objects")
 
 
-def gallery_health(base: str, store: str, timeout_s: float = 0.0) -> dict[str, Any]:
-    """/health's answer once its `gallery` is this store and ok (polled up to timeout_s)."""
+def gallery_health(base: str, key: str, store: str, timeout_s: float = 0.0) -> dict[str, Any]:
+    """/health's answer (with the key: the details) once its `gallery` is this store and ok (polled up
+    to timeout_s)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        health = answer(base, "/health")
+        health = answer(base, "/health", key)
         gallery = health.get("gallery") or {}
         if gallery.get("store") == store and gallery.get("ok") is True:
             return health
@@ -252,7 +259,7 @@ def search_finds_subject(base: str, key: str, selfie: Path, face_id: str) -> flo
 def collections_enroll(base: str, key: str, selfie: Path, store: str) -> None:
     """A new collection, the photo enrolled under SUBJECT (again: the same face, duplicate), a search
     that finds the subject, and /health listing the collection with its model."""
-    health = gallery_health(base, store)
+    health = gallery_health(base, key, store)
     ok(f"/health: gallery store {store}, ok ({health['gallery'].get('detail')})")
     model = health["model_id"]
     created = answer(base, "/collections", key, expect=201, payload={"name": COLLECTION})
@@ -269,7 +276,7 @@ def collections_enroll(base: str, key: str, selfie: Path, store: str) -> None:
     ok(f"enroll {selfie.name} as {SUBJECT!r}: 201; the same photo again: 200, duplicate, the same face")
     similarity = search_finds_subject(base, key, selfie, enrolled["face_id"])
     ok(f"search with {selfie.name}: match {SUBJECT!r}, similarity {similarity}")
-    listed = gallery_health(base, store)["gallery"].get("collections")
+    listed = gallery_health(base, key, store)["gallery"].get("collections")
     if {"name": COLLECTION, "model": model} not in (listed or []):
         fail(f"/health gallery.collections: {listed}, expected {COLLECTION!r} with model {model}")
     ok(f"/health lists {COLLECTION!r} with its model")
@@ -278,7 +285,7 @@ def collections_enroll(base: str, key: str, selfie: Path, store: str) -> None:
 def collections_kept(base: str, key: str, selfie: Path, store: str) -> None:
     """What collections_enroll left is all there: the collection, its subject with one face, a search
     that finds it."""
-    gallery_health(base, store, timeout_s=10)
+    gallery_health(base, key, store, timeout_s=10)
     ok(f"/health: gallery store {store}, ok")
     collection = answer(base, f"/collections/{COLLECTION}", key)
     if collection.get("subjects") != 1 or collection.get("faces") != 1:
@@ -294,11 +301,12 @@ def collections_kept(base: str, key: str, selfie: Path, store: str) -> None:
 
 def gallery_locked(base: str, key: str) -> None:
     """A second service on the same SQLite file: healthy for faces, its gallery refused (the store's lock)."""
-    gallery = answer(base, "/health").get("gallery") or {}
+    gallery = answer(base, "/health", key).get("gallery") or {}
     if (
         gallery.get("store") != "sqlite"
         or gallery.get("ok") is not False
         or "another process" not in str(gallery.get("detail"))
+        or "/data" in str(gallery.get("detail"))  # the file's path is never shown, only DATA_DIR
     ):
         fail(f"/health of a second container on the volume: gallery {gallery}, expected not ok (in use)")
     ok(f"/health: 200, gallery {gallery.get('store')}, not ok: {gallery.get('detail')}")
