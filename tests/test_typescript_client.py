@@ -164,6 +164,8 @@ def test_readme_collections_example_with_curl(servers: tuple[str, str], tmp_path
     assert created["name"] == "players" and enrolled["external_id"] == "yao-ming"
     assert len(search["results"]) == 22
     assert found_in_team_photo(search["results"]) == ["yao-ming"]
+    matched = [index for index, result in enumerate(search["results"]) if result["decision"]["match"]]
+    assert f"`results[{matched[0]}]`" in (ROOT / "README.md").read_text(), "README.md names the match's index"
     delete_players(real_url)
 
 
