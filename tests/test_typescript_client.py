@@ -62,6 +62,7 @@ def test_checked_in_openapi_document_matches_the_server() -> None:
     )
 
 
+@pytest.mark.node
 def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> None:
     output = tmp_path / "schema.ts"
     result = subprocess.run(
@@ -95,6 +96,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
             process.wait(timeout=60)
 
 
+@pytest.mark.node
 def test_node_suite_passes_against_live_servers(built: None, servers: tuple[str, str], tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -169,6 +171,7 @@ def test_readme_collections_example_with_curl(servers: tuple[str, str], tmp_path
     delete_players(real_url)
 
 
+@pytest.mark.node
 def test_readme_collections_example_with_the_client(built: None, servers: tuple[str, str], tmp_path: Path) -> None:
     """Type-checked (strict, skipLibCheck off) and run as an ES module against the real models, with the
     client resolved as an installed package."""
