@@ -116,7 +116,7 @@ def pip_settings() -> dict[str, dict[str, str]]:
             continue  # replaced by the bundle copied into the image
         kept = " ".join(word for word in value.split() if not is_local(word))
         if value.split() and not kept:
-            print(f"  pip {name}: local to this machine, left out of the stand-in", file=sys.stderr)
+            print(f"  pip {name}: local to this machine, left out of the image", file=sys.stderr)
             continue
         if section == ":env:":
             env[key] = kept
