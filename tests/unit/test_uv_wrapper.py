@@ -71,6 +71,7 @@ def pip_calls(repo: Path) -> list[str]:
 def test_the_wrapper_is_executable_and_pins_the_dockerfiles_uv() -> None:
     assert os.access(WRAPPER, os.X_OK)
     assert f"pip install --no-cache-dir uv=={pinned_version()}\n" in (ROOT / "Dockerfile").read_text()
+    assert f"otherwise uv {pinned_version()}," in (ROOT / "README.md").read_text(), "README names the version"
 
 
 def test_without_uv_it_installs_the_pinned_uv_once(checkout: Path) -> None:
