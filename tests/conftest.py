@@ -9,6 +9,8 @@ container image). This file imports runtime dependencies only: fixtures that nee
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from litestar.testing import TestClient
 
 from app.bootstrap import Container, bootstrap
 from domain.use_cases.faces import FaceService
+from tests.support import tools
 from tests.support.services import make_client, settings_for
 
 if TYPE_CHECKING:
@@ -77,3 +80,36 @@ def postgres_url(postgres: PostgresServer) -> str:
     from tests.support.pg import create_database
 
     return create_database(postgres, "gallery_tests")
+
+
+# ----- tests that need Node.js or a browser (tests/support/tools.py): skipped here, required under CI=true
+
+# Fixtures that run npm or a browser: a test using one must carry the marker, so that the skip and
+# the marker expression (-m "not node and not browser") reach it.
+FIXTURES_NEEDING = {"installed": "node", "tarball": "node", "browser": "browser"}
+
+
+@functools.cache
+def tools_here() -> tools.Tools:
+    return tools.Tools.look_up(os.environ)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marked = {mark.name for mark in item.iter_markers()}
+        for fixture, marker in FIXTURES_NEEDING.items():
+            if fixture in getattr(item, "fixturenames", ()) and marker not in marked:
+                raise pytest.UsageError(f"{item.nodeid} uses the fixture `{fixture}`: mark it @pytest.mark.{marker}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    markers = {mark.name for mark in item.iter_markers() if mark.name in tools.MARKERS}
+    found = tools_here()
+    if not markers or not found.missing(markers):
+        return
+    ci = tools.required(os.environ)
+    text = tools.message(found.missing(tools.MARKERS), ci)  # the same line for every test stopped
+    if ci:
+        pytest.fail(text, pytrace=False)
+    pytest.skip(text)

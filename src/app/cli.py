@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -196,7 +197,7 @@ def list_keys(settings: Settings) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="face-service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="start the HTTP API (settings from the environment)")
@@ -205,17 +206,23 @@ def main(argv: list[str] | None = None) -> int:
     embed_cmd = commands.add_parser(
         "embed", help="the faces and embeddings of images (files or folders), as JSON lines"
     )
-    embed_cmd.add_argument("images", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER")
+    embed_cmd.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE_OR_FOLDER", help="image files, or folders to search for images"
+    )
     embed_cmd.add_argument("--all-faces", action="store_true", help="every face, not only the largest")
     embed_cmd.add_argument("-o", "--output", type=Path, help="write the JSON lines to this file (default: stdout)")
     compare_cmd = commands.add_parser("compare", help="similarity of the largest faces of two images, and the match")
-    compare_cmd.add_argument("first", type=Path, metavar="A")
-    compare_cmd.add_argument("second", type=Path, metavar="B")
+    compare_cmd.add_argument("first", type=Path, metavar="A", help="the first image")
+    compare_cmd.add_argument("second", type=Path, metavar="B", help="the second image")
     commands.add_parser("prepare", help="load and check the models, fill the model cache (MODEL_CACHE_DIR), then exit")
     commands.add_parser("openapi", help="print the OpenAPI document (the typed contract clients are generated from)")
     cli_collections.add_commands(commands)
     add_key_commands(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "openapi":
         from app.bootstrap import openapi_document
 
@@ -223,6 +230,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "keys" and args.verb == "new":  # needs no settings: it only makes a key
         return new_key(args.name, args.collections, args.verbs, args.json)
+    url = getattr(args, "url", None) or os.environ.get(cli_collections.URL_VARIABLE)
+    if args.command in cli_collections.COMMANDS and url:
+        from app import cli_remote
+
+        try:  # a running service does the work: no settings, models or store here
+            return cli_remote.run(args, url, cli_remote.api_key(dict(os.environ)))
+        except FaceServiceError as error:
+            print(f"face-service: {error.message}", file=sys.stderr)
+            return 3
+        except OSError as error:
+            print(f"face-service: {error.filename}: {error.strerror}", file=sys.stderr)
+            return 2
 
     try:
         settings = Settings.from_env()

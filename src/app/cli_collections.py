@@ -1,8 +1,9 @@
-"""The `face-service` verbs for face collections, running the same use cases as the HTTP routes, in
-this process: `collections create|list|delete`, `enroll`, `search`, `export`, `import`.
+"""The `face-service` verbs for face collections: `collections create|list|delete`, `enroll`,
+`search`, `export`, `import`.
 
-They open the gallery themselves: with SQLite, stop the service that holds DATA_DIR first (the
-store admits one process), or call its HTTP routes instead.
+Locally (the default) they run the same use cases as the HTTP routes, in this process, on the store
+the settings name: with SQLite, only while no service holds DATA_DIR (the store admits one process).
+With `--url` (or FACE_SERVICE_URL) they ask that running service instead (app/cli_remote.py).
 """
 
 from __future__ import annotations
@@ -16,36 +17,50 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from app.settings import Settings
-from domain.errors import FaceServiceError
+from domain.errors import FaceServiceError, StoreUnavailable
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
     from domain.use_cases.collections import Collections
 
+URL_VARIABLE = "FACE_SERVICE_URL"  # --url's default
+URL_HELP = (
+    "a running service to act on, over HTTP, with the key in FACE_SERVICE_API_KEY or API_KEY "
+    "(default: FACE_SERVICE_URL; without either, this process opens the store itself)"
+)
+
 
 def add_commands(commands: Any) -> None:
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--url", help=URL_HELP)
     collections = commands.add_parser("collections", help="create, list or delete face collections")
-    verbs = collections.add_subparsers(dest="verb", required=True)
-    create = verbs.add_parser("create", help="create a collection pinned to the current model")
-    create.add_argument("name")
-    create.add_argument("--threshold", type=float, help="match threshold (default MATCH_THRESHOLD)")
-    verbs.add_parser("list", help="every collection, as JSON lines")
-    delete = verbs.add_parser("delete", help="delete a collection and every face in it")
-    delete.add_argument("name")
-    enroll = commands.add_parser("enroll", help="enroll a folder of folders: each subfolder's name is the subject")
-    enroll.add_argument("collection")
-    enroll.add_argument("folder", type=Path)
+    verbs = collections.add_subparsers(dest="verb", required=True, metavar="{create,list,delete}")
+    create = verbs.add_parser("create", parents=[remote], help="create a collection pinned to the current model")
+    create.add_argument("name", help="the collection's name: 1 to 64 letters, digits, '.', '_' or '-'")
+    create.add_argument("--threshold", type=float, help="its match threshold (default: MATCH_THRESHOLD)")
+    verbs.add_parser("list", parents=[remote], help="every collection, as JSON lines")
+    delete = verbs.add_parser(
+        "delete", parents=[remote], help="delete a collection and every face in it; prints what it deleted"
+    )
+    delete.add_argument("name", help="the collection to delete")
+    enroll = commands.add_parser(
+        "enroll", parents=[remote], help="enroll a folder of folders: each subfolder's name is the subject"
+    )
+    enroll.add_argument("collection", help="the collection to enroll into (it must exist)")
+    enroll.add_argument("folder", type=Path, help="a folder with one subfolder of photos per subject")
     enroll.add_argument("--largest", action="store_true", help="take the largest face of a photo with several")
-    search = commands.add_parser("search", help="who is in this image: the best subjects for each face")
-    search.add_argument("collection")
-    search.add_argument("image", type=Path)
-    search.add_argument("--top-k", type=int, default=None)
-    export = commands.add_parser("export", help="export a collection as JSON lines")
-    export.add_argument("collection")
+    search = commands.add_parser(
+        "search", parents=[remote], help="who is in this image: the best subjects for each face"
+    )
+    search.add_argument("collection", help="the collection to search")
+    search.add_argument("image", type=Path, help="the photo: every face in it is searched")
+    search.add_argument("--top-k", type=int, default=None, help="subjects per face (default 5)")
+    export = commands.add_parser("export", parents=[remote], help="export a collection as JSON lines")
+    export.add_argument("collection", help="the collection to export")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    import_ = commands.add_parser("import", help="import an export (JSON lines) into a collection")
-    import_.add_argument("collection")
-    import_.add_argument("file", type=Path)
+    import_ = commands.add_parser("import", parents=[remote], help="import an export (JSON lines) into a collection")
+    import_.add_argument("collection", help="the collection to import into (created if it does not exist)")
+    import_.add_argument("file", type=Path, help="an export's JSON lines (`face-service export`)")
 
 
 COMMANDS = ("collections", "enroll", "search", "export", "import")
@@ -59,6 +74,18 @@ def in_process(settings: Settings) -> Container:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        return run_here(settings, args)
+    except StoreUnavailable as error:
+        if settings.gallery() != "sqlite":
+            raise
+        raise StoreUnavailable(
+            f"{error.message}. If a running service holds it, ask that service instead: "
+            "--url http://HOST:PORT (or FACE_SERVICE_URL), with its key in FACE_SERVICE_API_KEY"
+        ) from error
+
+
+def run_here(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.wire import collections as wire
 
     container = in_process(settings)
@@ -71,8 +98,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 for info in collections.all():
                     emit(wire.collection(info))
                 return 0
+            deleted = collections.get(args.name)
             collections.delete(args.name)
-            return 0
+            return emit(DeletedCollection(deleted.name, deleted.subjects, deleted.faces))
         if args.command == "enroll":
             return enroll_folder(container, collections, args.collection, args.folder, args.largest)
         if args.command == "search":
@@ -83,6 +111,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return import_file(collections, args.collection, args.file)
     finally:
         container.gallery().close()
+
+
+class DeletedCollection(msgspec.Struct):
+    """What `collections delete` prints: the collection, and how many subjects and faces went with it."""
+
+    name: str
+    deleted_subjects: int
+    deleted_faces: int
 
 
 def emit(record: msgspec.Struct) -> int:

@@ -63,6 +63,7 @@ def test_checked_in_openapi_document_matches_the_server() -> None:
     )
 
 
+@pytest.mark.node
 def test_generated_types_match_the_document(installed: None, tmp_path: Path) -> None:
     output = tmp_path / "schema.ts"
     result = subprocess.run(
@@ -109,6 +110,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, scoped_key: tuple[str, Pat
             process.wait(timeout=60)
 
 
+@pytest.mark.node
 def test_node_suite_passes_against_live_servers(
     built: None, servers: tuple[str, str], scoped_key: tuple[str, Path], tmp_path: Path
 ) -> None:
@@ -182,9 +184,12 @@ def test_readme_collections_example_with_curl(servers: tuple[str, str], tmp_path
     assert created["name"] == "players" and enrolled["external_id"] == "yao-ming"
     assert len(search["results"]) == 22
     assert found_in_team_photo(search["results"]) == ["yao-ming"]
+    matched = [index for index, result in enumerate(search["results"]) if result["decision"]["match"]]
+    assert f"`results[{matched[0]}]`" in (ROOT / "README.md").read_text(), "README.md names the match's index"
     delete_players(real_url)
 
 
+@pytest.mark.node
 def test_readme_collections_example_with_the_client(built: None, servers: tuple[str, str], tmp_path: Path) -> None:
     """Type-checked (strict, skipLibCheck off) and run as an ES module against the real models, with the
     client resolved as an installed package."""

@@ -189,14 +189,16 @@ def test_health_and_refusals_answer_at_once_under_16x_heavy_load(
         stop(process)
     assert set(statuses) <= {200, 503} and statuses.count(200) >= 6, statuses
     assert len(health.latencies) >= 20 and set(health.statuses) == {200}
-    # As the service timed them (its access log); as the poller saw them, they also hold the test's
-    # own 33 threads waiting for the same 2 cores and for its GIL: a looser bound there.
+    # Bounds that tell a free event loop from a blocked one (32 x 3 bodies of 6 MB parsed on the loop
+    # hold /health for many seconds), not performance figures: those are bench/load_test.py's, and
+    # other work on a shared machine moves them. As the service timed them (its access log); as the
+    # poller saw them, they also hold the test's own 33 threads waiting for the same cores and its GIL.
     served = server_durations(log, 200, route="/health")
-    assert float(np.percentile(served, 99)) < 0.5, served
+    assert float(np.percentile(served, 99)) < 1.5, served
     p99 = float(np.percentile(health.latencies, 99))
-    assert p99 < 1.0, (p99, statistics.median(health.latencies))
+    assert p99 < 3.0, (p99, statistics.median(health.latencies))
     # Refusals as the service timed them (its access log): as the clients see them, they also hold
     # the test's own 32 sending threads waiting for the same 2 cores.
     refusals = server_durations(log, 503)
     if refusals:
-        assert float(np.percentile(refusals, 99)) < 0.5, refusals
+        assert float(np.percentile(refusals, 99)) < 1.5, refusals

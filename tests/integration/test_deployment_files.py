@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -225,25 +226,64 @@ def test_secret_example_holds_every_key_the_variants_read() -> None:
 # --- compose and Dockerfile
 
 
-def compose() -> dict[str, Any]:
-    result: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+def project_version() -> str:
+    version: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return version
+
+
+def compose(name: str = "compose.yaml") -> dict[str, Any]:
+    result: dict[str, Any] = yaml.safe_load((ROOT / name).read_text())
     return result
 
 
+def required_variables(name: str) -> set[str]:
+    """The variables a compose file requires (`${NAME:?message}`): Compose stops without any of them,
+    whichever services are started (it resolves the whole file first)."""
+    return set(re.findall(r"\$\{(\w+):\?", (ROOT / name).read_text()))
+
+
 def test_compose_and_dockerfile_agree() -> None:
-    services = compose()["services"]
-    for name in ("face-service", "face-service-pg"):
-        service = services[name]
+    for name in ("compose.yaml", "compose.postgres.yaml"):
+        service = compose(name)["services"]["face-service"]
         assert service["ports"] == ["8000:8000"]
         assert "/health" in " ".join(service["healthcheck"]["test"])
         assert service["env_file"][0]["path"] == ".env"
         assert service["environment"]["API_KEY"].startswith("${API_KEY:?")
         assert service["read_only"] is True and service["tmpfs"] == ["/tmp"]
         assert service["stop_grace_period"] == "40s"
+        assert service["image"] == f"face-service:{project_version()}"
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "EXPOSE 8000" in dockerfile and "HEALTHCHECK" in dockerfile and "/health" in dockerfile
     assert "USER 10001" in dockerfile
     assert one(render(SQLITE), "Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 10001
+
+
+def test_both_compose_files_run_the_same_service() -> None:
+    """compose.postgres.yaml repeats compose.yaml's service: the same but for the store's settings."""
+    store_settings = ("environment", "volumes", "depends_on")
+    sqlite = compose()["services"]["face-service"]
+    postgres = compose("compose.postgres.yaml")["services"]["face-service"]
+    assert {k: v for k, v in postgres.items() if k not in store_settings} == {
+        k: v for k, v in sqlite.items() if k not in store_settings
+    }
+    assert postgres["environment"] == {**sqlite["environment"], "DATABASE_URL": postgres["environment"]["DATABASE_URL"]}
+    assert set(compose()["services"]) == {"face-service"}, "compose.yaml: the SQLite variant only"
+
+
+def test_compose_requires_only_what_its_variant_uses() -> None:
+    assert required_variables("compose.yaml") == {"API_KEY"}, "`docker compose up` (SQLite) needs only API_KEY"
+    assert required_variables("compose.postgres.yaml") == {"API_KEY", "POSTGRES_PASSWORD"}
+
+
+def test_image_tag_is_the_same_in_the_readme_compose_and_kubernetes() -> None:
+    """`docker build -t` in the README tags the image that compose and the Deployment run."""
+    tag = f"face-service:{project_version()}"
+    readme = (ROOT / "README.md").read_text()
+    builds = re.findall(r"docker build -t (\S+) \.", readme)  # the CPU image (not --build-arg ...)
+    assert builds == [tag], builds
+    assert re.search(rf"docker run [^`]*\\\n[^`]*-e API_KEY=\S+ {re.escape(tag)}\n", readme), "docker run the tag built"
+    assert one(render(SQLITE), "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"] == tag
+    assert "registry" in readme[readme.index("**Kubernetes**") :].split("\n\n")[0]
 
 
 def test_compose_default_keeps_sqlite_on_a_named_volume_at_data_dir() -> None:
@@ -259,11 +299,10 @@ def test_compose_default_keeps_sqlite_on_a_named_volume_at_data_dir() -> None:
     assert Settings.from_env(env).gallery() == "sqlite"
 
 
-def test_compose_postgres_profile() -> None:
-    spec = compose()
+def test_compose_postgres_file() -> None:
+    spec = compose("compose.postgres.yaml")
     services = spec["services"]
-    service, db = services["face-service-pg"], services["db"]
-    assert service["profiles"] == ["postgres"] and db["profiles"] == ["postgres"]
+    service, db = services["face-service"], services["db"]
     assert service["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert "volumes" not in service  # nothing to keep in the container
 
@@ -272,13 +311,15 @@ def test_compose_postgres_profile() -> None:
     pinned = re.fullmatch(r"(\d+\.\d+\.\d+)-pg(\d+)", tag)
     assert pinned, f"pin the pgvector and PostgreSQL versions, not {tag!r}"
     db_env = db["environment"]
-    assert db_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
+    assert db_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?"), "an empty password stops compose"
 
-    url = urlsplit(service["environment"]["DATABASE_URL"])
+    password = db_env["POSTGRES_PASSWORD"]
+    assert password in service["environment"]["DATABASE_URL"]  # the same password as db's, as required
+    filled = service["environment"]["DATABASE_URL"].replace(password, "secret0123")
+    url = urlsplit(filled)
     assert (url.scheme, url.hostname, url.port) == ("postgresql", "db", 5432)
-    assert url.username == db_env["POSTGRES_USER"] and url.path == "/" + db_env["POSTGRES_DB"]
-    assert (url.password or "").startswith("${POSTGRES_PASSWORD")  # the same password as db's
-    filled = service["environment"]["DATABASE_URL"].replace(url.password or "", "secret0123")
+    assert url.username == db_env["POSTGRES_USER"] and url.password == "secret0123"
+    assert url.path == "/" + db_env["POSTGRES_DB"]
     assert Settings.from_env({"API_KEY": API_KEY, "DATABASE_URL": filled}).gallery() == "postgresql"
 
     check = " ".join(db["healthcheck"]["test"])

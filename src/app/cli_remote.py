@@ -1,0 +1,215 @@
+"""The collection verbs of `face-service` acting on a running service over HTTP: `--url URL` (or
+FACE_SERVICE_URL), with the key from FACE_SERVICE_API_KEY (or API_KEY). What the local verbs print,
+they print (the same JSON lines), but the service does the work: no model is loaded here and the
+store stays the service's own (a SQLite gallery admits one process: the running service).
+
+A 503 or 429 is tried again after its Retry-After, at most RETRIES times; an import streamed from its
+file is sent once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from domain.errors import FaceServiceError
+
+KEY_VARIABLES = ("FACE_SERVICE_API_KEY", "API_KEY")
+RETRIES = 3
+LONGEST_WAIT_S = 30.0
+NDJSON = "application/x-ndjson"
+
+
+class RemoteError(FaceServiceError):
+    """The service answered with an error (its `error` and `code`), or could not be reached."""
+
+    def __init__(self, reason: str, code: str, status: int = 0) -> None:
+        super().__init__(f"{reason} (HTTP {status} {code})" if status else reason)
+        self.reason = reason  # the service's own words, as the local verbs print them
+        self.code = code
+        self.status = status  # 0: no answer
+
+    @property
+    def stops_the_run(self) -> bool:
+        """Not the item's fault: the service unreachable, the key refused, or the service failing."""
+        return self.status in (0, 401, 403) or self.status >= 500
+
+
+def api_key(environ: dict[str, str]) -> str:
+    for name in KEY_VARIABLES:
+        if environ.get(name):
+            return environ[name]
+    raise FaceServiceError(f"--url needs the service's API key in {' or '.join(KEY_VARIABLES)}")
+
+
+def segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class Remote:
+    """One service, over one HTTP connection pool."""
+
+    def __init__(self, url: str, key: str, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=httpx.Timeout(300.0, connect=10.0),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def call(self, method: str, path: str, **request: Any) -> Any:
+        """The decoded JSON of a successful answer (None for an empty one); RemoteError otherwise."""
+        for attempt in range(RETRIES + 1):
+            try:
+                response = self._client.request(method, path, **request)
+            except httpx.HTTPError as error:
+                raise RemoteError(f"{self.url} could not be reached: {error}", "unreachable") from error
+            wait = retry_after(response)
+            if wait is None or attempt == RETRIES:
+                break
+            time.sleep(wait)
+        if response.is_error:
+            raise answered_error(response)
+        return msgspec.json.decode(response.content) if response.content else None
+
+    def stream_to(self, path: str, sink: Any) -> None:
+        """A streamed GET, written to `sink` as it comes."""
+        try:
+            with self._client.stream("GET", path) as response:
+                if response.is_error:
+                    response.read()
+                    raise answered_error(response)
+                for chunk in response.iter_bytes():
+                    sink.write(chunk)
+        except httpx.HTTPError as error:
+            raise RemoteError(f"{self.url}{path}: the answer broke off: {error}", "unreachable") from error
+
+    def upload(self, path: str, body: Iterator[bytes]) -> Any:
+        """A POST of a body streamed from a file: sent once (it cannot be read again)."""
+        try:
+            response = self._client.post(path, content=body, headers={"Content-Type": NDJSON})
+        except httpx.HTTPError as error:
+            raise RemoteError(f"{self.url} could not be reached: {error}", "unreachable") from error
+        if response.is_error:
+            raise answered_error(response)
+        return msgspec.json.decode(response.content)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before trying again: a 503 or 429 with Retry-After (seconds), else None."""
+    if response.status_code not in (429, 503):
+        return None
+    try:
+        return min(max(float(response.headers.get("Retry-After", "")), 0.0), LONGEST_WAIT_S)
+    except ValueError:
+        return None
+
+
+def answered_error(response: httpx.Response) -> RemoteError:
+    try:
+        body = msgspec.json.decode(response.content)
+        message, code = str(body["error"]), str(body["code"])
+    except (msgspec.DecodeError, KeyError, TypeError):
+        message, code = response.text[:200] or response.reason_phrase, "http_error"
+    return RemoteError(message, code, response.status_code)
+
+
+def emit(record: Any) -> int:
+    print(msgspec.json.encode(record).decode(), flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace, url: str, key: str) -> int:
+    remote = Remote(url, key)
+    try:
+        return verb(remote, args)
+    finally:
+        remote.close()
+
+
+def verb(remote: Remote, args: argparse.Namespace) -> int:
+    if args.command == "collections":
+        if args.verb == "create":
+            return emit(remote.call("POST", "/collections", json={"name": args.name, "threshold": args.threshold}))
+        if args.verb == "list":
+            for collection in remote.call("GET", "/collections")["collections"]:
+                emit(collection)
+            return 0
+        path = f"/collections/{segment(args.name)}"
+        info = remote.call("GET", path)
+        remote.call("DELETE", path)
+        return emit({"name": info["name"], "deleted_subjects": info["subjects"], "deleted_faces": info["faces"]})
+    collection = f"/collections/{segment(args.collection)}"
+    if args.command == "enroll":
+        return enroll_folder(remote, collection, args.folder, args.largest)
+    if args.command == "search":
+        params = {"top_k": args.top_k} if args.top_k is not None else {}
+        return emit(remote.call("POST", f"{collection}/search", params=params, files=image(args.image)))
+    if args.command == "export":
+        return export(remote, f"{collection}/export", args.output)
+    with args.file.open("rb") as lines:
+        return emit(remote.upload(f"{collection}/import", chunks(lines)))
+
+
+def image(path: Path) -> dict[str, tuple[str, bytes]]:
+    return {"file": (path.name, path.read_bytes())}
+
+
+def chunks(file: Any, size: int = 1 << 20) -> Iterator[bytes]:
+    while chunk := file.read(size):
+        yield chunk
+
+
+def enroll_folder(remote: Remote, collection: str, folder: Path, largest: bool) -> int:
+    """The local verb's walk (each subfolder's name is the subject), each image sent to the service."""
+    from tqdm import tqdm
+
+    from app.image_files import image_files
+
+    if not folder.is_dir():
+        raise FaceServiceError(f"{folder} is not a folder of subject folders")
+    subjects = [subject for subject in sorted(folder.iterdir()) if subject.is_dir()]
+    jobs = [(subject.name, path) for subject in subjects for path in image_files([subject])]
+    params = {"face": "largest"} if largest else {}
+    status = 0
+    for subject, path in tqdm(jobs, unit="image", disable=None, file=sys.stderr, leave=False):
+        try:
+            answer = remote.call(
+                "POST", f"{collection}/subjects/{segment(subject)}/faces", params=params, files=image(path)
+            )
+            emit({"file": str(path), **answer})
+        except RemoteError as error:
+            if error.stops_the_run:
+                raise
+            status = 1
+            emit({"file": str(path), "error": error.reason, "code": error.code})
+        except OSError as error:
+            status = 1
+            emit({"file": str(path), "error": str(error), "code": "unreadable_file"})
+    return status
+
+
+def export(remote: Remote, path: str, output: Path | None) -> int:
+    if output is None:
+        remote.stream_to(path, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return 0
+    try:
+        with output.open("wb") as sink:
+            remote.stream_to(path, sink)
+    except BaseException:
+        output.unlink(missing_ok=True)  # no half an export left looking like a whole one
+        raise
+    return 0
