@@ -11,9 +11,11 @@ from typing import Any
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
 from adapters.http.auth import ApiKeyGuard
@@ -34,6 +36,8 @@ from domain.ports import FaceGallery
 from domain.use_cases.collections import Collections
 
 logger = logging.getLogger(__name__)
+
+NO_SUCH_ENDPOINT = b'{"error":"No such endpoint","code":"not_found"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,5 +145,23 @@ def create_app(
     )
     # Around everything Litestar does, routing included, so that 404s, 405s, HEAD and requests cut
     # short at shutdown get a request id, a log line, metrics and the JSON error shape too.
-    app.asgi_handler = observe_requests(metrics)(app.asgi_handler)
+    app.asgi_handler = observe_requests(metrics)(exact_paths(app.asgi_handler))
     return app
+
+
+def exact_paths(app: ASGIApp) -> ASGIApp:
+    """A path that ends in "/" or holds an empty segment names no resource: 404. Litestar would route
+    `/collections/x/` as `/collections/x`, and URL normalisers (fetch, curl) turn
+    `/collections/x/subjects/..` into exactly that: a subject's delete would delete the collection."""
+
+    async def exact(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == ScopeType.HTTP else "/"
+        if path != "/" and (path.endswith("/") or "//" in path):
+            await send(
+                {"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": NO_SUCH_ENDPOINT, "more_body": False})
+            return
+        await app(scope, receive, send)
+
+    return exact

@@ -9,7 +9,6 @@ a gallery trustworthy: names, model pinning, one face per source image, quality 
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,15 +18,19 @@ import numpy as np
 
 from domain.embeddings import checked_embedding
 from domain.errors import CollectionModelMismatch, FaceServiceError, InvalidInput
-from domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, SubjectHit, SubjectInfo
+from domain.gallery import (
+    CollectionInfo,
+    FaceRecord,
+    SearchOutcome,
+    SubjectHit,
+    SubjectInfo,
+    is_collection_name,
+    is_external_id,
+    is_face_id,
+)
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
 from domain.ports import FaceGallery
 from domain.use_cases.faces import Extraction
-
-# Collection names go in URLs and, for PostgreSQL, in table names: letters, digits, ".", "_", "-".
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# The caller's ids: user ids, UUIDs, e-mail addresses; one URL path segment, so no "/".
-EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,128}$")
 
 
 class NoFace(FaceServiceError):
@@ -122,7 +125,7 @@ def vector_digest(vector: Vector) -> str:
 
 
 def checked_name(name: str) -> str:
-    if not COLLECTION_NAME.match(name):
+    if not is_collection_name(name):
         raise InvalidInput(
             "A collection name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             code="invalid_collection_name",
@@ -132,13 +135,21 @@ def checked_name(name: str) -> str:
 
 
 def checked_external_id(external_id: str) -> str:
-    if not EXTERNAL_ID.match(external_id):
+    if not is_external_id(external_id):
         raise InvalidInput(
-            "An external id is 1 to 128 letters, digits or . _ : @ + = -",
+            "An external id is 1 to 128 letters, digits or . _ : @ + = -, and not '.' or '..'",
             code="invalid_external_id",
             field="external_id",
         )
     return external_id
+
+
+def checked_face_id(face_id: str) -> str:
+    if not is_face_id(face_id):
+        raise InvalidInput(
+            "A face id is the 32 lowercase hex characters enrollment answered", code="invalid_face_id", field="face_id"
+        )
+    return face_id
 
 
 class Collections:
@@ -191,7 +202,7 @@ class Collections:
         return self._gallery.delete_subject(checked_name(name), checked_external_id(external_id))
 
     def delete_face(self, name: str, face_id: str) -> FaceRecord:
-        return self._gallery.delete_face(checked_name(name), face_id)
+        return self._gallery.delete_face(checked_name(name), checked_face_id(face_id))
 
     def enroll_extraction(
         self, name: str, external_id: str, extraction: Extraction, source_digest: str, options: EnrollOptions
