@@ -16,6 +16,7 @@ from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
+    CollectionUnavailable,
     FaceNotFound,
     FaceServiceError,
     GalleryLimitExceeded,
@@ -52,6 +53,7 @@ DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     MultipleFaces: 422,
     PoorFace: 422,
     StoreUnavailable: 503,
+    CollectionUnavailable: 503,
 }
 
 HTTP_CODES = {
@@ -85,12 +87,16 @@ def status_for(error: FaceServiceError) -> int:
 
 
 def body_for(error: FaceServiceError) -> ErrorResponse:
-    return ErrorResponse(error=error.message, code=error.code, field=getattr(error, "field", None))
+    return ErrorResponse(
+        error=error.message, code=error.code, field=getattr(error, "field", None), line=getattr(error, "line", None)
+    )
 
 
 def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError) -> Response[ErrorResponse]:
     status = status_for(error)
-    return error_response(status, body_for(error), {"Retry-After": "5"} if status == 503 else None)
+    # A quarantined collection stays so until an operator acts: no point in a retry seconds later.
+    retry = status == 503 and not isinstance(error, CollectionUnavailable)
+    return error_response(status, body_for(error), {"Retry-After": "5"} if retry else None)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorResponse]:

@@ -85,6 +85,7 @@ class MemoryGallery:
         return "memory"
 
     def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        checks.collection(name, model_id, dimension, threshold)
         with self._lock:
             if name in self._collections:
                 raise CollectionExists(f"collection {name!r} already exists")

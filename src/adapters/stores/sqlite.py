@@ -7,11 +7,15 @@
   since each process keeps its own matrix of the vectors. Threads share one connection and one lock;
   writes commit to SQLite first and only then change the matrix.
 - Vectors are float32 BLOBs, 16 KiB pages (a 512-D vector is 2 KiB; 4 KiB pages would hold one each).
+- A collection read back broken at open (a value no write could have stored, a vector of the wrong
+  size) is quarantined: logged, reported by `health`, answered `CollectionUnavailable`; the others
+  are served. Errors name no file: the path goes to the log only.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -29,7 +33,9 @@ from adapters.stores.matrix import FaceMatrix
 from domain.errors import (
     CollectionExists,
     CollectionNotFound,
+    CollectionUnavailable,
     FaceNotFound,
+    FaceServiceError,
     StoreUnavailable,
     SubjectNotFound,
 )
@@ -37,12 +43,17 @@ from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,
+    QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
     SubjectInfo,
+    collection_problem,
 )
 
+logger = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+HEALTH_WAIT_SECONDS = 0.5  # longer, and a write (an import) holds the database: busy, not down
 PAGE_SIZE = 16384
 LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
 EXPORT_PAGE = 512  # rows per page of `faces`
@@ -140,6 +151,7 @@ class SqliteGallery:
         self._limits = limits
         self._lock = threading.Lock()  # every use of the connection, and every write
         self._collections: dict[str, _Collection] = {}
+        self._quarantined: dict[str, tuple[int, str]] = {}  # name as stored -> (row id, reason)
         self._closed = False
         self._lock_file = self._claim()
         try:
@@ -148,10 +160,17 @@ class SqliteGallery:
             self._load()
         except sqlite3.Error as exc:
             self._release()
-            raise StoreUnavailable(f"the SQLite gallery {self._path} cannot be opened: {exc}") from exc
+            logger.error("the SQLite gallery %s cannot be opened: %s", self._path, exc)
+            raise StoreUnavailable(f"the SQLite gallery cannot be opened: {exc}") from exc
         except BaseException:
             self._release()
             raise
+        logger.info(
+            "SQLite gallery %s: %d collections served, %d quarantined",
+            self._path,
+            len(self._collections),
+            len(self._quarantined),
+        )
 
     @property
     def kind(self) -> str:
@@ -164,10 +183,12 @@ class SqliteGallery:
     # --- collections
 
     def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        checks.collection(name, model_id, dimension, threshold)
         with self._writing() as db:
             if name in self._collections:
                 raise CollectionExists(f"collection {name!r} already exists")
-            checks.new_collection(self._limits, len(self._collections))
+            self._refuse_quarantined(name)
+            checks.new_collection(self._limits, len(self._collections) + len(self._quarantined))
             created_at = checks.now()
             with _transaction(db):
                 cursor = db.execute(
@@ -192,6 +213,12 @@ class SqliteGallery:
 
     def delete_collection(self, name: str) -> None:
         with self._writing() as db:
+            if name in self._quarantined:  # an operator's way out: the broken rows go with it
+                with _transaction(db):
+                    db.execute("DELETE FROM collections WHERE id = ?", (self._quarantined[name][0],))
+                del self._quarantined[name]
+                self._forget_deleted(db)
+                return
             collection = self._get(name)
             with _transaction(db):
                 db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
@@ -361,14 +388,22 @@ class SqliteGallery:
     # --- the store
 
     def health(self) -> StoreHealth:
-        try:
-            with self._reading() as db:
-                db.execute("SELECT 1").fetchone()
-        except StoreUnavailable as exc:
-            return StoreHealth(store="sqlite", ok=False, detail=exc.message)
+        quarantined = tuple(
+            QuarantinedCollection(name, reason) for name, (_, reason) in sorted(self._quarantined.items())
+        )
         faces = sum(len(collection.matrix) for collection in list(self._collections.values()))
-        detail = f"{self._path}: {len(self._collections)} collections, {faces} faces"
-        return StoreHealth(store="sqlite", ok=True, detail=detail)
+        counts = f"{len(self._collections)} collections, {faces} faces"
+        if not self._lock.acquire(timeout=HEALTH_WAIT_SECONDS):
+            return StoreHealth("sqlite", True, f"{counts}; a long write is in progress", quarantined)
+        try:
+            self._check_open()
+            self._db.execute("SELECT 1").fetchone()
+        except (StoreUnavailable, sqlite3.Error) as exc:
+            message = exc.message if isinstance(exc, StoreUnavailable) else f"the SQLite gallery failed: {exc}"
+            return StoreHealth("sqlite", False, message, quarantined)
+        finally:
+            self._lock.release()
+        return StoreHealth("sqlite", True, counts, quarantined)
 
     def close(self) -> None:
         with self._lock:
@@ -386,14 +421,17 @@ class SqliteGallery:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             lock_file = open(self._path.with_name(self._path.name + ".lock"), "ab")  # noqa: SIM115 (held while open)
         except OSError as exc:
+            logger.error("the SQLite gallery's directory %s is not writable: %s", self._path.parent, exc)
+            # strerror ("Permission denied", "Not a directory") never holds the path; str(exc) does
             raise StoreUnavailable(
-                f"the SQLite gallery's directory {self._path.parent} is not writable: {exc.strerror or exc}"
+                f"the SQLite gallery's directory (DATA_DIR) is not writable: {exc.strerror or type(exc).__name__}"
             ) from exc
         try:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             lock_file.close()
-            raise StoreUnavailable(f"the SQLite gallery {self._path} is open in another process") from exc
+            logger.error("the SQLite gallery %s is open in another process", self._path)
+            raise StoreUnavailable("the SQLite gallery is open in another process") from exc
         return lock_file
 
     def _release(self) -> None:
@@ -408,7 +446,7 @@ class SqliteGallery:
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             db.close()
-            raise StoreUnavailable(f"the SQLite gallery {self._path} cannot use a write-ahead log (got {mode})")
+            raise StoreUnavailable(f"the SQLite gallery cannot use a write-ahead log (got {mode})")
         for pragma in (
             "synchronous = FULL",  # each commit fsyncs the WAL: what add_face returned survives power loss
             "foreign_keys = ON",
@@ -423,7 +461,7 @@ class SqliteGallery:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreUnavailable(
-                f"the SQLite gallery {self._path} has schema version {version}; this release knows {SCHEMA_VERSION}"
+                f"the SQLite gallery has schema version {version}; this release knows {SCHEMA_VERSION}"
             )
         for step in range(version, SCHEMA_VERSION):
             with _transaction(self._db):
@@ -432,38 +470,62 @@ class SqliteGallery:
                 self._db.execute(f"PRAGMA user_version = {step + 1}")
 
     def _load(self) -> None:
-        """Every collection's vectors into its matrix: one query per collection, read in chunks."""
+        """Every collection's vectors into its matrix: one query per collection, read in chunks. A
+        collection that cannot be served is quarantined, never a reason to serve none."""
+        rows = self._db.execute("SELECT id, name, model_id, dimension, threshold, created_at FROM collections")
+        for row in rows.fetchall():
+            cid, name = row[0], row[1]
+            try:
+                self._collections[name] = self._loaded(*row)
+            except Exception as exc:
+                reason = exc.message if isinstance(exc, FaceServiceError) else "its rows cannot be read"
+                label = name if isinstance(name, str) else repr(name)
+                logger.error(
+                    "SQLite gallery %s: collection %r (row %s) is quarantined, not served: %s (%r)",
+                    self._path,
+                    name,
+                    cid,
+                    reason,
+                    exc,
+                )
+                self._quarantined[label] = (int(cid), reason)
+
+    def _loaded(
+        self, cid: int, name: str, model_id: str, dimension: int, threshold: float, created_at: int
+    ) -> _Collection:
+        problem = collection_problem(name, model_id, dimension, threshold)
+        if problem is not None:
+            raise CollectionUnavailable(problem)
+        if isinstance(created_at, bool) or not isinstance(created_at, int):
+            raise CollectionUnavailable("its creation time is not a timestamp")
         db = self._db
-        for cid, name, model_id, dimension, threshold, created_at in db.execute(
-            "SELECT id, name, model_id, dimension, threshold, created_at FROM collections"
-        ).fetchall():
-            count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
-            names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
-            # Headroom: rows never written cost no memory (the pages stay untouched), and the first
-            # enrolments after a start do not copy the whole matrix to grow it.
-            matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
-            cursor = db.execute(
-                "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
-            )
-            while rows := cursor.fetchmany(LOAD_CHUNK):
-                blob = b"".join(row[2] for row in rows)
-                if len(blob) != len(rows) * dimension * 4:
-                    raise StoreUnavailable(f"the SQLite gallery {self._path} holds a vector of the wrong size")
-                vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
-                matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
-            self._collections[name] = _Collection(
-                cid, name, model_id, dimension, threshold, _moment(created_at), matrix
-            )
+        count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
+        names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
+        # Headroom: rows never written cost no memory (the pages stay untouched), and the first
+        # enrolments after a start do not copy the whole matrix to grow it.
+        matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
+        cursor = db.execute(
+            "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
+        )
+        while rows := cursor.fetchmany(LOAD_CHUNK):
+            blob = b"".join(row[2] for row in rows)
+            if len(blob) != len(rows) * dimension * 4:
+                raise CollectionUnavailable("it holds a vector of the wrong size")
+            vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
+            if not np.isfinite(vectors).all():
+                raise CollectionUnavailable("it holds a vector with a non-finite value")
+            matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
+        return _Collection(cid, name, model_id, dimension, threshold, _moment(created_at), matrix)
 
     def _forget_deleted(self, db: sqlite3.Connection) -> None:
         """After a delete: copy the WAL's pages (with the zeroed content) into the file and empty the WAL."""
         busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
-            raise StoreUnavailable(f"the SQLite gallery {self._path} could not checkpoint its write-ahead log")
+            raise StoreUnavailable("the SQLite gallery could not checkpoint its write-ahead log")
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreUnavailable(f"the SQLite gallery {self._path} is closed")
+            raise StoreUnavailable("the SQLite gallery is closed")
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -474,15 +536,25 @@ class SqliteGallery:
             except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
                 raise  # a bug, not a failing database
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"the SQLite gallery {self._path} failed: {exc}") from exc
+                # SQLite's own message ("database or disk is full") names no file; the log has the path.
+                logger.error("the SQLite gallery %s failed: %s", self._path, exc)
+                raise StoreUnavailable(f"the SQLite gallery failed: {exc}") from exc
 
     _writing = _reading  # one connection, one lock: reads and writes take the same path
 
     def _get(self, name: str) -> _Collection:
         collection = self._collections.get(name)
         if collection is None:
+            self._refuse_quarantined(name)
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return collection
+
+    def _refuse_quarantined(self, name: str) -> None:
+        if name in self._quarantined:
+            raise CollectionUnavailable(
+                f"collection {name!r} is quarantined: {self._quarantined[name][1]}; it is not served until an "
+                "operator deletes or repairs it"
+            )
 
     @staticmethod
     def _face_by_digest(db: sqlite3.Connection, subject_id: int, digest: str) -> FaceRecord | None:

@@ -17,6 +17,7 @@ from adapters.wire.schemas import (
     HealthResponse,
     InferenceHealth,
     PinnedCollection,
+    QuarantinedCollectionHealth,
     VerifyFaceResponse,
 )
 from domain.gallery import StoreHealth
@@ -161,7 +162,13 @@ def health(
 
 
 def gallery_health(store: StoreHealth, pinned: list[tuple[str, str]]) -> GalleryHealth:
-    return GalleryHealth(store.store, store.ok, store.detail, [PinnedCollection(name, model) for name, model in pinned])
+    return GalleryHealth(
+        store.store,
+        store.ok,
+        store.detail,
+        [PinnedCollection(name, model) for name, model in pinned],
+        [QuarantinedCollectionHealth(broken.name, broken.reason) for broken in store.quarantined],
+    )
 
 
 def file_extraction(path: str, result: Extraction) -> FileExtraction:
