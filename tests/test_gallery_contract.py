@@ -620,6 +620,128 @@ def test_a_corrupt_collection_is_quarantined_and_the_others_served(
             clear_postgres(url)
 
 
+# --- imports: one transaction, all or nothing
+
+
+def failing_after(records: list[FaceRecord], count: int) -> Iterator[FaceRecord]:
+    """The records, then an error after `count` of them (a bad line far into an import)."""
+    for index, record in enumerate(records):
+        if index == count:
+            raise InvalidInput("line 602: a bad line", code="invalid_import")
+        yield record
+
+
+def test_an_import_is_stored_whole_or_not_at_all(make_gallery: Maker) -> None:
+    gallery = make_gallery(GalleryLimits(5, 10_000, 10, 2_000))
+    rng = np.random.default_rng(43)
+    records = [face(f"s{i % 300}", vector) for i, vector in enumerate(unit(rng, 1_200))]
+
+    with pytest.raises(InvalidInput):  # 600 good faces, then a bad one: a new collection is not created
+        gallery.import_collection("new", MODEL, DIM, 0.3, failing_after(records, 600))
+    assert gallery.collections() == []
+    with pytest.raises(InvalidInput):  # nor with a bad first face
+        gallery.import_collection("new", MODEL, DIM, 0.3, failing_after(records, 0))
+    assert gallery.collections() == []
+
+    outcome = gallery.import_collection("new", MODEL, DIM, 0.3, records[:700])
+    assert (outcome.created, outcome.added, outcome.duplicates) == (True, 700, 0)
+    info = gallery.collection("new")
+    assert (info.model_id, info.dimension, info.threshold, info.subjects, info.faces) == (MODEL, DIM, 0.3, 300, 700)
+    probe = records[5].embedding[None, :]
+    assert gallery.search("new", probe, top_k=1).hits[0][0].face_id == records[5].face_id
+
+    with pytest.raises(InvalidInput):  # into an existing collection: it stays as it was
+        gallery.import_collection("new", MODEL, DIM, 0.3, failing_after(records[700:], 400))
+    with pytest.raises(GalleryLimitExceeded):  # the limit is reached part-way: nothing kept either
+        gallery.import_collection("new", MODEL, DIM, 0.3, [face(f"t{i}", v) for i, v in enumerate(unit(rng, 1_400))])
+    assert gallery.collection("new").faces == 700 and len(list(gallery.faces("new"))) == 700
+    assert gallery.search("new", probe, top_k=1).searched == 700
+
+    again = gallery.import_collection("new", MODEL, DIM, 0.3, records)  # a repeat completes it
+    assert (again.created, again.added, again.duplicates) == (False, 500, 700)
+    assert gallery.collection("new").faces == 1_200
+    with pytest.raises(FaceServiceError) as mismatch:
+        gallery.import_collection("new", "other:model", DIM, 0.3, records[:1])
+    assert mismatch.value.code == "model_mismatch"
+    with pytest.raises(FaceServiceError) as dimension:
+        gallery.import_collection("new", MODEL, DIM * 2, 0.3, [])
+    assert dimension.value.code == "model_mismatch"
+    with pytest.raises(InvalidInput):  # its values are checked before anything is written
+        gallery.import_collection("bad", MODEL, -5, 0.3, [])
+    assert [c.name for c in gallery.collections()] == ["new"]
+    empty = gallery.import_collection("empty", MODEL, DIM, 0.3, [])  # a header alone: an empty collection
+    assert (empty.created, gallery.collection("empty").faces) == (True, 0)
+
+
+KILLED_IMPORT = """
+import sys, time, uuid
+from datetime import UTC, datetime
+from pathlib import Path
+import numpy as np
+from adapters.stores.postgres import PostgresGallery
+from adapters.stores.sqlite import SqliteGallery
+from domain.gallery import FaceRecord, GalleryLimits
+
+kind, place = sys.argv[1], sys.argv[2]
+limits = GalleryLimits(20, 100_000, 200, 100_000)
+gallery = SqliteGallery(Path(place), limits) if kind == "sqlite" else PostgresGallery(place, limits)
+rng = np.random.default_rng(7)
+
+def faces():
+    for i in range(100_000):
+        if i == 3_000:  # well inside the transaction: thousands of faces written, none committed
+            print("inside", flush=True)
+            time.sleep(60)
+        vector = rng.standard_normal(64).astype(np.float32)
+        yield FaceRecord(uuid.uuid4().hex, f"s{i % 50}", vector / np.linalg.norm(vector), None, None,
+                         uuid.uuid4().hex * 2, datetime.now(UTC))
+
+gallery.import_collection(sys.argv[3], "buffalo_s:0123abcd", 64, 0.3, faces())
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_import_killed_mid_transaction_leaves_nothing(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """SIGKILL while an import's transaction has written 3,000 faces: after a restart the new
+    collection does not exist, and an existing one is as it was."""
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else ""
+    place = url or str(tmp_path / "faces.sqlite3")
+
+    def open_store() -> FaceGallery:
+        return PostgresGallery(url, LIMITS) if url else SqliteGallery(Path(place), LIMITS)
+
+    if url:
+        clear_postgres(url)
+    gallery = open_store()
+    gallery.create_collection("kept", MODEL, 64, 0.3)
+    gallery.add_face("kept", face("ann", unit(np.random.default_rng(44), 1)[0]))
+    gallery.close()
+    for target in ("fresh", "kept"):
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLED_IMPORT, kind, place, target],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "inside", process.stderr.read() if process.stderr else ""
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+    reopened = open_store()
+    try:
+        assert [c.name for c in reopened.collections()] == ["kept"] and reopened.health().quarantined == ()
+        assert reopened.collection("kept").faces == 1 and len(list(reopened.faces("kept"))) == 1
+    finally:
+        reopened.close()
+        if url:
+            clear_postgres(url)
+
+
 # --- unknown names
 
 

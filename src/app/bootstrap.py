@@ -239,6 +239,8 @@ class Container(containers.DeclarativeContainer):
         cors_origins=config.cors_origins,
         version=providers.Callable(service_version),
         max_import_bytes=config.max_import_bytes,
+        max_import_line_bytes=config.max_import_line_bytes,
+        import_spool_dir=providers.Callable(lambda settings: settings.import_spool_dir(), settings),
         gallery_store=config.gallery,
     )
     gallery_limits = providers.Singleton(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, StoreHealth, SubjectInfo
+from domain.gallery import CollectionInfo, FaceRecord, ImportOutcome, SearchOutcome, StoreHealth, SubjectInfo
 from domain.model import DetectedFace, EmbeddingModel, Image, Vector
 
 
@@ -95,6 +95,15 @@ class FaceGallery(Protocol):
 
     def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
         """`add_face` for many faces in one transaction (imports), each answered as `add_face` would."""
+        ...
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        """In one transaction: the collection (created with these values when it does not exist; one of
+        another model or dimension raises CollectionModelMismatch) and `faces`, added as `add_faces`
+        adds them. Any error, the store's or one `faces` raises while it is read, leaves the store as
+        it was: nothing of the import is kept, even through a crash."""
         ...
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router
@@ -19,7 +20,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
 from adapters.http.auth import ApiKeyGuard
-from adapters.http.collections import CollectionController, GalleryPool, GalleryWork
+from adapters.http.collections import CollectionController, GalleryPool, GalleryWork, ImportLimits
 from adapters.http.controllers import FaceController, FaceWork, HealthController, JobError
 from adapters.http.errors import (
     handle_domain_error,
@@ -56,6 +57,8 @@ class HttpConfig:
     cors_origins: tuple[str, ...]
     version: str
     max_import_bytes: int
+    max_import_line_bytes: int
+    import_spool_dir: Path | None  # where an import's faces wait for the rest of its body (None: the temp dir)
     gallery_store: str  # the configured store: "sqlite", "postgresql" or "memory"
 
 
@@ -96,7 +99,19 @@ def create_app(
     bodies = BodyBudget(total=config.body_budget_bytes, largest=config.max_request_bytes)
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
     faces = FaceWork(runner, admission, bodies, metrics, config.body_timeout_seconds)
-    galleries = GalleryWork(collections, gallery_pool, metrics, config.max_import_bytes)
+    galleries = GalleryWork(
+        collections,
+        gallery_pool,
+        metrics,
+        ImportLimits(
+            config.max_import_bytes,
+            config.max_import_line_bytes,
+            config.body_timeout_seconds,
+            config.max_request_bytes,
+            config.import_spool_dir,
+        ),
+        bodies,
+    )
     metrics.watch_queue(lambda: admission.in_flight)
     protected_handlers: list[Any] = [FaceController, CollectionController]
     public_handlers: list[Any] = [HealthController]

@@ -96,7 +96,10 @@ def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError
     status = status_for(error)
     # A quarantined collection stays so until an operator acts: no point in a retry seconds later.
     retry = status == 503 and not isinstance(error, CollectionUnavailable)
-    return error_response(status, body_for(error), {"Retry-After": "5"} if retry else None)
+    headers = {"Retry-After": "5"} if retry else {}
+    if getattr(error, "close_connection", False):  # refused while its body was still arriving
+        headers["Connection"] = "close"
+    return error_response(status, body_for(error), headers or None)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorResponse]:

@@ -142,13 +142,14 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
     descriptions = {
         400: "Malformed request: JSON, base64, fields or parameters",
         401: "Missing or wrong API key",
-        413: "Body, image, or batch over its limit",
+        408: "The body did not arrive in time (an import: BODY_TIMEOUT_SECONDS for each MAX_REQUEST_BYTES)",
+        413: "Body, image, batch or import line over its limit",
         415: "Not a supported content type or image format",
         404: "No such collection, subject or face",
         409: "The collection exists, holds another model's vectors, or is at a limit",
         422: "An image that cannot be decoded, unusable embeddings, or no usable face",
         429: "Rate limit of this API key reached (Retry-After)",
-        503: "At capacity, or the gallery's store is unavailable (Retry-After)",
+        503: "At capacity, or the gallery's store is unavailable (Retry-After), or the collection is quarantined",
     }
     return {
         status: ResponseSpec(data_container=ErrorResponse, description=descriptions[status], generate_examples=False)
@@ -158,3 +159,4 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
 
 ERROR_RESPONSES = errors(400, 401, 413, 415, 422, 429, 503)
 COLLECTION_ERRORS = errors(400, 401, 404, 409, 413, 415, 422, 429, 503)
+IMPORT_ERRORS = errors(400, 401, 404, 408, 409, 413, 429, 503)

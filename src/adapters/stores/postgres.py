@@ -23,9 +23,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ from psycopg.rows import TupleRow
 from adapters.stores import checks
 from domain.errors import (
     CollectionExists,
+    CollectionModelMismatch,
     CollectionNotFound,
     CollectionUnavailable,
     FaceNotFound,
@@ -54,6 +56,7 @@ from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,
+    ImportOutcome,
     QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
@@ -70,6 +73,7 @@ COLLECTIONS_LOCK = 0x6661636567616C32  # pg_advisory_xact_lock key: creating col
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 EXPORT_PAGE = 512
 COPY_FROM = 64  # faces added at once from which COPY beats INSERT
+IMPORT_CHUNK = 512  # faces checked and written together by an import
 
 # Each entry takes the schema from version i to i + 1 (table gallery_schema).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -266,26 +270,34 @@ class PostgresGallery:
             if conn.execute("SELECT 1 FROM gallery_collections WHERE name = %s", (name,)).fetchone():
                 self._find(conn, name)  # CollectionUnavailable when it is quarantined
                 raise CollectionExists(f"collection {name!r} already exists")
-            count = conn.execute("SELECT count(*) FROM gallery_collections").fetchone()
-            checks.new_collection(self._limits, int(count[0]) if count else 0)
-            row = conn.execute(
-                "INSERT INTO gallery_collections (name, model_id, dimension, threshold, created_at)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id, created_at",
-                (name, model_id, dimension, threshold, checks.now()),
-            ).fetchone()
-            assert row is not None
-            target = _Collection(int(row[0]), dimension, 0, 0, 0)
-            # toast_tuple_target: a face's row (2.2 KiB at 512-D) stays whole in its page; by default
-            # PostgreSQL would move its small text values to the TOAST table to get under 2 KiB.
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({}) WITH (toast_tuple_target = 8160)"
-                ).format(target.table, sql.Literal(target.id))
-            )
-            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE MAIN").format(target.table))
+            target, created_at = self._insert_collection(conn, name, model_id, dimension, threshold)
             if dimension <= HNSW_MAX_DIMENSION:
                 conn.execute(self._index_ddl(target))
-            return CollectionInfo(name, model_id, dimension, threshold, row[1], 0, 0)
+            return CollectionInfo(name, model_id, dimension, threshold, created_at, 0, 0)
+
+    def _insert_collection(
+        self, conn: psycopg.Connection[TupleRow], name: str, model_id: str, dimension: int, threshold: float
+    ) -> tuple[_Collection, datetime]:
+        """The collection's row and partition, without its index, inside the caller's transaction (which
+        holds COLLECTIONS_LOCK)."""
+        count = conn.execute("SELECT count(*) FROM gallery_collections").fetchone()
+        checks.new_collection(self._limits, int(count[0]) if count else 0)
+        row = conn.execute(
+            "INSERT INTO gallery_collections (name, model_id, dimension, threshold, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING id, created_at",
+            (name, model_id, dimension, threshold, checks.now()),
+        ).fetchone()
+        assert row is not None
+        target = _Collection(int(row[0]), dimension, 0, 0, 0)
+        # toast_tuple_target: a face's row (2.2 KiB at 512-D) stays whole in its page; by default
+        # PostgreSQL would move its small text values to the TOAST table to get under 2 KiB.
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({}) WITH (toast_tuple_target = 8160)"
+            ).format(target.table, sql.Literal(target.id))
+        )
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE MAIN").format(target.table))
+        return target, row[1]
 
     def collection(self, name: str) -> CollectionInfo:
         with self._connection() as conn:
@@ -316,44 +328,79 @@ class PostgresGallery:
         """`add_face` for many faces in one transaction (imports, the benchmark): all are stored, or,
         when a limit would be exceeded, none. Faces are written with COPY."""
         with self._transaction() as conn:
-            target = self._locked(conn, collection)
-            vectors = [checks.vector(face, target.dimension) for face in faces]
-            subjects = target.subjects
-            names = sorted({face.external_id for face in faces})
-            known = dict(
-                conn.execute(
-                    "SELECT external_id, faces FROM gallery_subjects"
-                    " WHERE collection_id = %s AND external_id = ANY(%s)",
-                    (target.id, names),
-                ).fetchall()
+            return self._add_in(conn, self._locked(conn, collection), collection, faces)
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        """One transaction for the collection and every face: an error or a crash part-way leaves
+        nothing. A collection the import creates gets its HNSW index after its faces (built at once,
+        faster than face by face). Meanwhile other writes to this collection, and the creation of
+        other collections, wait for it."""
+        checks.collection(name, model_id, dimension, threshold)
+        with self._transaction() as conn:
+            row = conn.execute(_COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            if row is None:  # take the creation lock, then look again: another replica may have won
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (COLLECTIONS_LOCK,))
+                row = conn.execute(_COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            created = row is None
+            if row is None:
+                target, _ = self._insert_collection(conn, name, model_id, dimension, threshold)
+            else:
+                _checked(row, name)
+                if (row[2], row[3]) != (model_id, dimension):
+                    raise CollectionModelMismatch(f"collection {name!r} holds vectors of {row[2]}")
+            added = duplicates = 0
+            records = iter(faces)
+            while chunk := list(itertools.islice(records, IMPORT_CHUNK)):
+                target = self._locked(conn, name)  # with the counts this transaction has changed
+                results = self._add_in(conn, target, name, chunk)
+                fresh = sum(1 for _, duplicate in results if not duplicate)
+                added, duplicates = added + fresh, duplicates + len(results) - fresh
+            if created and dimension <= HNSW_MAX_DIMENSION:
+                conn.execute(self._index_ddl(self._locked(conn, name)))
+        return ImportOutcome(created, added, duplicates)
+
+    def _add_in(
+        self, conn: psycopg.Connection[TupleRow], target: _Collection, collection: str, faces: Sequence[FaceRecord]
+    ) -> list[tuple[FaceRecord, bool]]:
+        """Write `faces` inside the caller's transaction, which holds the collection's row lock."""
+        vectors = [checks.vector(face, target.dimension) for face in faces]
+        subjects = target.subjects
+        names = sorted({face.external_id for face in faces})
+        known: dict[str, int] = dict(
+            conn.execute(
+                "SELECT external_id, faces FROM gallery_subjects WHERE collection_id = %s AND external_id = ANY(%s)",
+                (target.id, names),
+            ).fetchall()
+        )
+        existing = self._faces_by_digest(conn, target, faces)
+        results: list[tuple[FaceRecord, bool]] = []
+        added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
+        new_faces: dict[str, int] = {}
+        for face, vector in zip(faces, vectors, strict=True):
+            key = (face.external_id, face.source_digest)
+            if key in existing:
+                results.append((existing[key], True))
+                continue
+            checks.new_face(
+                self._limits,
+                collection,
+                new_subject=face.external_id not in known and face.external_id not in new_faces,
+                subjects=subjects,
+                subject_faces=known.get(face.external_id, 0) + new_faces.get(face.external_id, 0),
+                collection_faces=target.faces + len(added),
             )
-            existing = self._faces_by_digest(conn, target, faces)
-            results: list[tuple[FaceRecord, bool]] = []
-            added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
-            new_faces: dict[str, int] = {}
-            for face, vector in zip(faces, vectors, strict=True):
-                key = (face.external_id, face.source_digest)
-                if key in existing:
-                    results.append((existing[key], True))
-                    continue
-                checks.new_face(
-                    self._limits,
-                    collection,
-                    new_subject=face.external_id not in known and face.external_id not in new_faces,
-                    subjects=subjects,
-                    subject_faces=known.get(face.external_id, 0) + new_faces.get(face.external_id, 0),
-                    collection_faces=target.faces + len(added),
-                )
-                if face.external_id not in known and face.external_id not in new_faces:
-                    subjects += 1
-                new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
-                stored = _stored(face, vector)
-                existing[key] = stored
-                added.append((stored, vector))
-                results.append((stored, False))
-            if added:
-                self._write(conn, target, added, known, new_faces)
-            return results
+            if face.external_id not in known and face.external_id not in new_faces:
+                subjects += 1
+            new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
+            stored = _stored(face, vector)
+            existing[key] = stored
+            added.append((stored, vector))
+            results.append((stored, False))
+        if added:
+            self._write(conn, target, added, known, new_faces)
+        return results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._connection() as conn:

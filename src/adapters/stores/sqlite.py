@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +33,7 @@ from adapters.stores import checks
 from adapters.stores.matrix import FaceMatrix
 from domain.errors import (
     CollectionExists,
+    CollectionModelMismatch,
     CollectionNotFound,
     CollectionUnavailable,
     FaceNotFound,
@@ -43,6 +45,7 @@ from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,
+    ImportOutcome,
     QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
@@ -53,10 +56,11 @@ from domain.gallery import (
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-HEALTH_WAIT_SECONDS = 0.5  # longer, and a write (an import) holds the database: busy, not down
+HEALTH_WAIT_SECONDS = 0.2  # longer, and a write (an import) holds the database: busy, not down
 PAGE_SIZE = 16384
 LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
 EXPORT_PAGE = 512  # rows per page of `faces`
+IMPORT_CHUNK = 512  # faces checked and written together by an import
 
 # Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -119,6 +123,37 @@ def _micros(moment: datetime) -> int:
 
 def _moment(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass
+class _Adding:
+    """What one transaction adds to a collection: for the limits while it runs, for the matrix after
+    its commit (never before: a search must not find a face a rollback would take back)."""
+
+    subjects: int  # the collection's, counting the new ones
+    subject_ids: dict[str, int | None] = field(default_factory=dict)  # external id -> row id (None: new)
+    pending: dict[tuple[str, str], FaceRecord] = field(default_factory=dict)  # (external id, digest) added
+    new_faces: dict[str, int] = field(default_factory=dict)  # per external id
+    face_ids: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+    vectors: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.face_ids)
+
+    def add(self, stored: FaceRecord, vector: npt.NDArray[np.float32]) -> None:
+        self.pending[(stored.external_id, stored.source_digest)] = stored
+        self.new_faces[stored.external_id] = self.new_faces.get(stored.external_id, 0) + 1
+        self.face_ids.append(stored.face_id)
+        self.owners.append(stored.external_id)
+        self.vectors.append(vector)
+
+    def commit(self, matrix: FaceMatrix) -> None:
+        for start in range(0, self.count, LOAD_CHUNK):
+            end = start + LOAD_CHUNK
+            matrix.append(self.face_ids[start:end], self.owners[start:end], np.stack(self.vectors[start:end]))
 
 
 @dataclass
@@ -189,16 +224,8 @@ class SqliteGallery:
                 raise CollectionExists(f"collection {name!r} already exists")
             self._refuse_quarantined(name)
             checks.new_collection(self._limits, len(self._collections) + len(self._quarantined))
-            created_at = checks.now()
             with _transaction(db):
-                cursor = db.execute(
-                    "INSERT INTO collections (name, model_id, dimension, threshold, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, model_id, dimension, threshold, _micros(created_at)),
-                )
-            assert cursor.lastrowid is not None
-            collection = _Collection(
-                cursor.lastrowid, name, model_id, dimension, threshold, created_at, FaceMatrix(dimension)
-            )
+                collection = self._insert_collection(db, name, model_id, dimension, threshold)
             self._collections[name] = collection
             return collection.info()
 
@@ -237,71 +264,111 @@ class SqliteGallery:
         with self._writing() as db:
             target = self._get(collection)
             vectors = [checks.vector(face, target.dimension) for face in faces]
-            results: list[tuple[FaceRecord, bool]] = []
-            added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
-            subject_ids: dict[str, int | None] = {}
-            pending: dict[tuple[str, str], FaceRecord] = {}  # (external id, digest) stored in this batch
-            subjects = target.matrix.subjects
-            new_faces: dict[str, int] = {}
+            adding = _Adding(target.matrix.subjects)
             with _transaction(db):
-                for face, vector in zip(faces, vectors, strict=True):
-                    if face.external_id not in subject_ids:
-                        row = db.execute(
-                            "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?",
-                            (target.id, face.external_id),
-                        ).fetchone()
-                        subject_ids[face.external_id] = None if row is None else int(row[0])
-                    subject_id = subject_ids[face.external_id]
-                    key = (face.external_id, face.source_digest)
-                    existing = pending.get(key) or (
-                        None if subject_id is None else self._face_by_digest(db, subject_id, face.source_digest)
-                    )
-                    if existing is not None:
-                        results.append((existing, True))
-                        continue
-                    checks.new_face(
-                        self._limits,
-                        collection,
-                        new_subject=subject_id is None,
-                        subjects=subjects,
-                        subject_faces=target.matrix.faces_of(face.external_id) + new_faces.get(face.external_id, 0),
-                        collection_faces=len(target.matrix) + len(added),
-                    )
-                    if subject_id is None:
-                        cursor = db.execute(
-                            "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?)",
-                            (target.id, face.external_id, _micros(face.created_at)),
-                        )
-                        subject_id = subject_ids[face.external_id] = cursor.lastrowid
-                        subjects += 1
-                    box = face.bbox or (None, None, None, None)
-                    db.execute(
-                        "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
-                        " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            face.face_id,
-                            target.id,
-                            subject_id,
-                            face.source_digest,
-                            *box,
-                            face.confidence,
-                            _micros(face.created_at),
-                            vector.tobytes(),
-                        ),
-                    )
-                    stored = _stored(face, vector)
-                    pending[key] = stored
-                    new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
-                    added.append((stored, vector))
-                    results.append((stored, False))
-            # Committed: only now does the matrix see the new faces.
-            if added:
-                target.matrix.append(
-                    [stored.face_id for stored, _ in added],
-                    [stored.external_id for stored, _ in added],
-                    np.stack([vector for _, vector in added]),
-                )
+                results = self._add_rows(db, target, faces, vectors, adding)
+            adding.commit(target.matrix)  # committed: only now does the matrix see the new faces
             return results
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        """One transaction for the collection and every face: a crash or an error part-way leaves
+        nothing (SQLite rolls an uncommitted transaction back when it next opens the file)."""
+        checks.collection(name, model_id, dimension, threshold)
+        with self._writing() as db:
+            target = self._collections.get(name)
+            created = target is None
+            if target is None:
+                self._refuse_quarantined(name)
+            elif (target.model_id, target.dimension) != (model_id, dimension):
+                raise CollectionModelMismatch(f"collection {name!r} holds vectors of {target.model_id}")
+            with _transaction(db):
+                if target is None:
+                    checks.new_collection(self._limits, len(self._collections) + len(self._quarantined))
+                    target = self._insert_collection(db, name, model_id, dimension, threshold)
+                adding = _Adding(target.matrix.subjects)
+                records = iter(faces)
+                while chunk := list(itertools.islice(records, IMPORT_CHUNK)):
+                    vectors = [checks.vector(face, dimension) for face in chunk]
+                    self._add_rows(db, target, chunk, vectors, adding)
+            if created:
+                self._collections[name] = target
+            adding.commit(target.matrix)
+            return ImportOutcome(created, adding.count, adding.duplicates)
+
+    def _insert_collection(
+        self, db: sqlite3.Connection, name: str, model_id: str, dimension: int, threshold: float
+    ) -> _Collection:
+        created_at = checks.now()
+        cursor = db.execute(
+            "INSERT INTO collections (name, model_id, dimension, threshold, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, model_id, dimension, threshold, _micros(created_at)),
+        )
+        assert cursor.lastrowid is not None
+        return _Collection(cursor.lastrowid, name, model_id, dimension, threshold, created_at, FaceMatrix(dimension))
+
+    def _add_rows(
+        self,
+        db: sqlite3.Connection,
+        target: _Collection,
+        faces: Sequence[FaceRecord],
+        vectors: Sequence[npt.NDArray[np.float32]],
+        adding: _Adding,
+    ) -> list[tuple[FaceRecord, bool]]:
+        """Write `faces` inside the caller's transaction, as `add_face` would each; `adding` keeps what
+        this transaction added, for the limits and for the matrix after the commit."""
+        results: list[tuple[FaceRecord, bool]] = []
+        for face, vector in zip(faces, vectors, strict=True):
+            if face.external_id not in adding.subject_ids:
+                row = db.execute(
+                    "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?",
+                    (target.id, face.external_id),
+                ).fetchone()
+                adding.subject_ids[face.external_id] = None if row is None else int(row[0])
+            subject_id = adding.subject_ids[face.external_id]
+            key = (face.external_id, face.source_digest)
+            existing = adding.pending.get(key) or (
+                None if subject_id is None else self._face_by_digest(db, subject_id, face.source_digest)
+            )
+            if existing is not None:
+                adding.duplicates += 1
+                results.append((existing, True))
+                continue
+            checks.new_face(
+                self._limits,
+                target.name,
+                new_subject=subject_id is None,
+                subjects=adding.subjects,
+                subject_faces=target.matrix.faces_of(face.external_id) + adding.new_faces.get(face.external_id, 0),
+                collection_faces=len(target.matrix) + adding.count,
+            )
+            if subject_id is None:
+                cursor = db.execute(
+                    "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?)",
+                    (target.id, face.external_id, _micros(face.created_at)),
+                )
+                subject_id = adding.subject_ids[face.external_id] = cursor.lastrowid
+                adding.subjects += 1
+            box = face.bbox or (None, None, None, None)
+            db.execute(
+                "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
+                " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    face.face_id,
+                    target.id,
+                    subject_id,
+                    face.source_digest,
+                    *box,
+                    face.confidence,
+                    _micros(face.created_at),
+                    vector.tobytes(),
+                ),
+            )
+            stored = _stored(face, vector)
+            adding.add(stored, vector)
+            results.append((stored, False))
+        return results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._reading() as db:
