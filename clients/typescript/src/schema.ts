@@ -359,6 +359,7 @@ export interface components {
             code: string;
             error: string;
             field?: string | null;
+            line?: number | null;
             request_id?: string | null;
         };
         /** ExtractEmbeddingResponse */
@@ -386,6 +387,7 @@ export interface components {
             collections: components["schemas"]["PinnedCollection"][];
             detail: string;
             ok: boolean;
+            quarantined?: components["schemas"]["QuarantinedCollectionHealth"][];
             store: string;
         };
         /** HealthResponse */
@@ -431,6 +433,11 @@ export interface components {
             decision: components["schemas"]["MatchDecision"];
             face: components["schemas"]["QueryFace"] | null;
             matches: components["schemas"]["SubjectMatch"][];
+        };
+        /** QuarantinedCollectionHealth */
+        QuarantinedCollectionHealth: {
+            name: string;
+            reason: string;
         };
         /** QueryFace */
         QueryFace: {
@@ -685,7 +692,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -790,7 +797,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -894,7 +901,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -996,7 +1003,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1100,7 +1107,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1206,7 +1213,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1243,7 +1250,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImportResponse"];
                 };
             };
-            /** @description Malformed request: JSON, base64, fields or parameters */
+            /** @description A line that is not a usable export line (`line` names it); nothing is kept */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1270,6 +1277,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body arrived slower than MAX_REQUEST_BYTES per BODY_TIMEOUT_SECONDS; nothing is kept */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The collection exists, holds another model's vectors, or is at a limit */
             409: {
                 headers: {
@@ -1279,26 +1295,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Body, image, or batch over its limit */
+            /** @description Over MAX_IMPORT_BYTES, or a line over MAX_IMPORT_LINE_BYTES; nothing is kept */
             413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not a supported content type or image format */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1315,7 +1313,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1442,7 +1440,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1550,7 +1548,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1659,7 +1657,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1765,7 +1763,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1904,7 +1902,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2028,7 +2026,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
