@@ -63,7 +63,10 @@ class FaceGallery(Protocol):
     Every method is synchronous, thread-safe and durable when it returns: a face `add_face` returned
     survives a crash; one `delete_*` removed is gone from disk and memory. Unknown names raise
     CollectionNotFound / SubjectNotFound / FaceNotFound; a database that fails raises
-    StoreUnavailable. Limits are the store's `GalleryLimits`, enforced atomically with the write
+    StoreUnavailable (naming no file, host or user). Nothing is written that the store could not
+    read back and serve; a collection read back broken anyway is quarantined: left out of
+    `collections`, listed by `health`, CollectionUnavailable to every call but `delete_collection`.
+    Limits are the store's `GalleryLimits`, enforced atomically with the write
     (GalleryLimitExceeded with code `collection_limit`, `subject_limit`, `subject_face_limit` or
     `collection_face_limit`).
     """

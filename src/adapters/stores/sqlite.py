@@ -56,7 +56,7 @@ from domain.gallery import (
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-HEALTH_WAIT_SECONDS = 0.2  # longer, and a write (an import) holds the database: busy, not down
+HEALTH_WAIT_SECONDS = 0.05  # longer, and a write (an import) holds the database: busy, not down
 PAGE_SIZE = 16384
 LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
 EXPORT_PAGE = 512  # rows per page of `faces`
