@@ -161,13 +161,25 @@ class GalleryWork:
             except BaseException:
                 stager.close()
                 raise
+        header = stager.header
+        assert header is not None  # finish() refuses an import without one
+
+        started = False
+
+        def store(collections: Collections) -> ImportOutcome:
+            nonlocal started
+            started = True
+            try:
+                return collections.import_faces(name, header, stager.records())
+            finally:
+                stager.close()  # on the thread that reads it, whatever becomes of the request
+
         try:
-            header = stager.header
-            assert header is not None  # finish() refuses an import without one
             async with self._storing:
-                return await self.run(lambda c: c.import_faces(name, header, stager.records()))
+                return await self.run(store)
         finally:
-            stager.close()
+            if not started:  # cancelled before the transaction began
+                stager.close()
 
 
 Name = Annotated[str, PathParameter(description="The collection's name: 1 to 64 letters, digits, '.', '_' or '-'")]
