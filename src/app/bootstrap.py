@@ -265,6 +265,8 @@ class Container(containers.DeclarativeContainer):
         cors_origins=config.cors_origins,
         version=providers.Callable(service_version),
         max_import_bytes=config.max_import_bytes,
+        max_import_line_bytes=config.max_import_line_bytes,
+        import_spool_dir=providers.Callable(lambda settings: settings.import_spool_dir(), settings),
         gallery_store=config.gallery,
         hidden_locations=providers.Callable(hidden_locations, config.data_dir, config.database_url),
     )

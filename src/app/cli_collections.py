@@ -108,7 +108,7 @@ def run_here(settings: Settings, args: argparse.Namespace) -> int:
             return emit(wire.search(collections.search_extraction(args.collection, extraction, args.top_k)))
         if args.command == "export":
             return export(collections, args.collection, args.output)
-        return import_file(collections, args.collection, args.file)
+        return import_file(collections, args.collection, args.file, settings)
     finally:
         container.gallery().close()
 
@@ -169,11 +169,20 @@ def export(collections: Collections, name: str, output: Path | None) -> int:
     return 0
 
 
-def import_file(collections: Collections, name: str, path: Path) -> int:
-    from adapters.http.collections import import_header, import_records
+def import_file(collections: Collections, name: str, path: Path, settings: Settings) -> int:
+    """As the HTTP route does it: every line checked (and a bad one named) before anything is stored,
+    then one transaction."""
+    from adapters.http.collections import IMPORT_FEED_BYTES, ImportStager
     from adapters.wire import collections as wire
 
-    with path.open("rb") as lines:
-        header = import_header(next(lines, b""))
-        imported = collections.import_faces(name, header, import_records(lines))
-    return emit(wire.ImportResponse(name, imported))
+    stager = ImportStager(collections, name, settings.max_import_line_bytes, settings.import_spool_dir())
+    try:
+        with path.open("rb") as source:
+            while data := source.read(IMPORT_FEED_BYTES):
+                stager.feed(data)
+        stager.finish()
+        assert stager.header is not None
+        outcome = collections.import_faces(name, stager.header, stager.records())
+    finally:
+        stager.close()
+    return emit(wire.ImportResponse(name, outcome.added))

@@ -194,6 +194,8 @@ class Settings:
     max_faces_per_collection: int = setting("MAX_FACES_PER_COLLECTION", _bounded_int(1, 100_000_000), 2_000_000)
     max_top_k: int = setting("MAX_TOP_K", _bounded_int(1, 1000), 100)
     max_import_bytes: int = setting("MAX_IMPORT_BYTES", _bounded_int(1024, 1 << 40), 10_000_000_000)
+    # A 512-D face's line is about 3.1 KB, a 4096-D one's 22 KB: a longer line is refused as it arrives.
+    max_import_line_bytes: int = setting("MAX_IMPORT_LINE_BYTES", _bounded_int(1024, 1 << 24), 65_536)
     exact_search_below: int = setting("EXACT_SEARCH_BELOW", _bounded_int(0, 100_000_000), 10_000)
     log_level: str = setting("LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "INFO")
     expose_docs: bool = setting("EXPOSE_DOCS", _boolean, False)
@@ -238,6 +240,12 @@ class Settings:
         if self.database_url:
             return "postgresql"
         return "memory" if self.face_backend == "fake" else "sqlite"
+
+    def import_spool_dir(self) -> Path | None:
+        """Where an import's checked faces wait until its body has arrived (then one transaction
+        stores them): DATA_DIR with SQLite, the disk they are going to; else the system's temporary
+        folder (None)."""
+        return self.data_dir if self.gallery() == "sqlite" else None
 
     @classmethod
     def variables(cls) -> list[str]:

@@ -14,7 +14,7 @@ from domain.model import Vector
 SMALLEST_NORM = 1e-30
 
 
-def checked_embedding(values: Sequence[float], dimension: int, field: str) -> Vector:
+def checked_embedding(values: Sequence[float] | Vector, dimension: int, field: str) -> Vector:
     """Return `values` as a float32 unit vector, or raise `InvalidEmbedding` naming `field`.
 
     A usable embedding has exactly `dimension` finite numbers, a norm that is neither zero, nor too

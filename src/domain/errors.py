@@ -117,3 +117,18 @@ class StoreUnavailable(FaceServiceError):
     """The gallery's database cannot be reached or is failing; the stateless face routes still work."""
 
     code = "store_unavailable"
+
+
+class CollectionUnavailable(FaceServiceError):
+    """The store read the collection back broken (a value no write could have stored): it is not
+    served until an operator deletes or repairs it; the other collections are served."""
+
+    code = "collection_unavailable"
+
+
+class InvalidImport(InvalidInput):
+    """A line of an import is unusable (`line` 1 is the header); nothing of the import is kept."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(f"line {line}: {message}", code="invalid_import")
+        self.line = line

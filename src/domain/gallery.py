@@ -3,10 +3,55 @@ subject is a person in it (named by the caller's own id), a face is one enrolled
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from domain.model import Vector
+
+# What a stored value may be. Checked (full match: "acme\n" is no name) before anything is written,
+# and again when a store reads its collections back at start, where a row outside them is quarantined.
+MAX_DIMENSION = 4096  # the longest embedding a collection may hold (the buffalo packs' is 512)
+# Collection names go in URLs and, for PostgreSQL, in table names: letters, digits, ".", "_", "-".
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# The caller's ids: user ids, UUIDs, e-mail addresses; one URL path segment, so no "/".
+EXTERNAL_ID = re.compile(r"[A-Za-z0-9._:@+=-]{1,128}")
+# Segments every URL normaliser (fetch, curl, proxies) removes: ".../subjects/.." reaches the
+# collection itself. Never an id.
+DOT_SEGMENTS = frozenset({".", ".."})
+MODEL_ID = re.compile(r"[^\x00-\x1f\x7f]{1,256}")  # `<pack>:<8 hex>`; a pack is named by its folder
+FACE_ID = re.compile(r"[0-9a-f]{32}")  # a UUID's hex
+SOURCE_DIGEST = re.compile(r"[0-9a-f]{64}")  # SHA-256 hex
+
+
+def is_collection_name(value: object) -> bool:
+    return isinstance(value, str) and COLLECTION_NAME.fullmatch(value) is not None
+
+
+def is_external_id(value: object) -> bool:
+    return isinstance(value, str) and value not in DOT_SEGMENTS and EXTERNAL_ID.fullmatch(value) is not None
+
+
+def is_face_id(value: object) -> bool:
+    return isinstance(value, str) and FACE_ID.fullmatch(value) is not None
+
+
+def is_source_digest(value: object) -> bool:
+    return isinstance(value, str) and SOURCE_DIGEST.fullmatch(value) is not None
+
+
+def collection_problem(name: object, model_id: object, dimension: object, threshold: object) -> str | None:
+    """What makes these a collection no store may hold (None: nothing). Also for values read back
+    from a database, whatever their types."""
+    if not is_collection_name(name):
+        return "its name is not a collection name"
+    if not isinstance(model_id, str) or MODEL_ID.fullmatch(model_id) is None:
+        return "its model id is empty, too long or holds control characters"
+    if isinstance(dimension, bool) or not isinstance(dimension, int) or not 1 <= dimension <= MAX_DIMENSION:
+        return f"its dimension must be a whole number from 1 to {MAX_DIMENSION}"
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not -1.0 <= threshold <= 1.0:
+        return "its threshold must be a number from -1 to 1"  # NaN fails the comparison too
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +110,23 @@ class GalleryLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class QuarantinedCollection:
+    """A collection the store found broken when it read it back: not served, kept for an operator."""
+
+    name: str  # as stored (it may be the broken part)
+    reason: str  # what is wrong, without paths or database addresses
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    created: bool  # the import created the collection
+    added: int  # faces stored
+    duplicates: int  # faces already there (same subject and source), kept once
+
+
+@dataclass(frozen=True, slots=True)
 class StoreHealth:
     store: str  # "sqlite", "postgresql" or "memory"
     ok: bool
     detail: str
+    quarantined: tuple[QuarantinedCollection, ...] = ()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, StoreHealth, SubjectInfo
+from domain.gallery import CollectionInfo, FaceRecord, ImportOutcome, SearchOutcome, StoreHealth, SubjectInfo
 from domain.model import DetectedFace, EmbeddingModel, Image, Vector
 
 
@@ -63,7 +63,10 @@ class FaceGallery(Protocol):
     Every method is synchronous, thread-safe and durable when it returns: a face `add_face` returned
     survives a crash; one `delete_*` removed is gone from disk and memory. Unknown names raise
     CollectionNotFound / SubjectNotFound / FaceNotFound; a database that fails raises
-    StoreUnavailable. Limits are the store's `GalleryLimits`, enforced atomically with the write
+    StoreUnavailable (naming no file, host or user). Nothing is written that the store could not
+    read back and serve; a collection read back broken anyway is quarantined: left out of
+    `collections`, listed by `health`, CollectionUnavailable to every call but `delete_collection`.
+    Limits are the store's `GalleryLimits`, enforced atomically with the write
     (GalleryLimitExceeded with code `collection_limit`, `subject_limit`, `subject_face_limit` or
     `collection_face_limit`).
     """
@@ -95,6 +98,15 @@ class FaceGallery(Protocol):
 
     def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
         """`add_face` for many faces in one transaction (imports), each answered as `add_face` would."""
+        ...
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        """In one transaction: the collection (created with these values when it does not exist; one of
+        another model or dimension raises CollectionModelMismatch) and `faces`, added as `add_faces`
+        adds them. Any error, the store's or one `faces` raises while it is read, leaves the store as
+        it was: nothing of the import is kept, even through a crash."""
         ...
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:

@@ -9,12 +9,14 @@ import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from litestar.testing import TestClient
 
+from app.bootstrap import bootstrap
 from bench.__main__ import API_KEY as BENCH_KEY
 from bench.__main__ import start_service
 from tests.support.pg import PostgresServer, create_database
@@ -145,6 +147,134 @@ def test_codes_for_bad_names_models_and_limits(gallery_client: Client) -> None:
     assert client.post("/collections/nope/search", headers=AUTH, json={"image_base64": flat}).status_code == 404
     top = client.post("/collections/c/search?top_k=101", headers=AUTH, json={"image_base64": random_image(11)})
     assert top.status_code == 400
+
+
+def test_names_and_ids_with_a_trailing_newline_are_refused(gallery_client: Client) -> None:
+    """`re.match` with `$` let "acme\n" live beside "acme" (and its export drop the connection)."""
+    client = gallery_client
+    refused = client.post("/collections", headers=AUTH, json={"name": "acme\n"})
+    assert (refused.status_code, refused.json()["code"]) == (400, "invalid_collection_name")
+    assert client.post("/collections", headers=AUTH, json={"name": "acme"}).status_code == 201
+    for subject in ("u-1%0A", "u-1%0D%0A", "u-1%20"):
+        answer = enroll(client, "acme", subject, random_image(1))
+        assert (answer.status_code, answer.json()["code"]) == (400, "invalid_external_id"), subject
+    assert client.get("/collections/acme%0A", headers=AUTH).json()["code"] == "invalid_collection_name"
+    assert [c["name"] for c in client.get("/collections", headers=AUTH).json()["collections"]] == ["acme"]
+    assert client.get("/collections/acme", headers=AUTH).json()["subjects"] == 0
+
+
+def test_dot_segments_and_trailing_slashes_never_reach_another_resource(gallery_client: Client) -> None:
+    """curl and fetch turn `/collections/c/subjects/..` into `/collections/c/`, which Litestar routed
+    as the collection: a subject's delete deleted the collection."""
+    client = gallery_client
+    client.post("/collections", headers=AUTH, json={"name": "c"})
+    face_id = enroll(client, "c", "alice", random_image(1)).json()["face_id"]
+    for path in ("/collections/c/", "/collections/c//", "/collections/c/subjects/", "/collections/c/faces/"):
+        answer = client.delete(path, headers=AUTH)
+        assert (answer.status_code, answer.json()["code"]) == (404, "not_found"), path
+    assert client.get("/collections/c/subjects/alice/", headers=AUTH).status_code == 404
+    assert client.post("/collections/", headers=AUTH, json={"name": "d"}).status_code == 404
+    # A client that does not rewrite them sends the dot segments as ids (percent-encoded here, since
+    # httpx would rewrite them too): refused, whatever the method.
+    for dots in ("%2E", "%2E%2E", ".%2E"):
+        for answer in (
+            client.delete(f"/collections/c/subjects/{dots}", headers=AUTH),
+            client.get(f"/collections/c/subjects/{dots}", headers=AUTH),
+            enroll(client, "c", dots, random_image(2)),
+        ):
+            assert (answer.status_code, answer.json()["code"]) == (400, "invalid_external_id"), dots
+    for bad in ("%2E%2E", "not-a-face-id", face_id.upper()):
+        answer = client.delete(f"/collections/c/faces/{bad}", headers=AUTH)
+        assert (answer.status_code, answer.json()["code"]) == (400, "invalid_face_id"), bad
+    info = client.get("/collections/c", headers=AUTH).json()
+    assert (info["subjects"], info["faces"]) == (1, 1)
+    assert client.delete(f"/collections/c/faces/{face_id}", headers=AUTH).status_code == 200
+
+
+def corrupt_store(env: dict[str, str], statement: str) -> None:
+    """Run `statement` on the store behind the service's back (it is not running)."""
+    if env["GALLERY_STORE"] == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(Path(env["DATA_DIR"]) / "gallery.sqlite3") as db:
+            db.execute(statement)
+    else:
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            conn.execute(statement.encode())
+
+
+@pytest.mark.parametrize(
+    ("store", "statement"),
+    [
+        ("sqlite", "UPDATE collections SET dimension = -5 WHERE name = 'broken'"),
+        ("postgresql", "UPDATE gallery_collections SET threshold = 99 WHERE name = 'broken'"),
+    ],
+)
+def test_the_service_starts_with_a_corrupt_collection_and_serves_the_others(
+    store: str, statement: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if store == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        env = {"GALLERY_STORE": store, "DATABASE_URL": create_database(server, f"corrupt_{id(tmp_path) % 100000}")}
+    else:
+        env = {"GALLERY_STORE": store, "DATA_DIR": str(tmp_path / "data")}
+    with make_client(settings_for("fake", **env)) as client:
+        for name in ("good", "broken"):
+            client.post("/collections", headers=AUTH, json={"name": name})
+            enroll(client, name, "alice", random_image(1))
+    corrupt_store(env, statement)
+    with make_client(settings_for("fake", **env)) as client:  # a new start on the same store
+        health = client.get("/health", headers=AUTH).json()["gallery"]
+        assert health["ok"] is True and [c["name"] for c in health["collections"]] == ["good"]
+        assert [q["name"] for q in health["quarantined"]] == ["broken"] and health["quarantined"][0]["reason"]
+        assert [c["name"] for c in client.get("/collections", headers=AUTH).json()["collections"]] == ["good"]
+        for answer in (
+            client.get("/collections/broken", headers=AUTH),
+            client.post("/collections/broken/search", headers=AUTH, json={"image_base64": random_image(1)}),
+            client.get("/collections/broken/export", headers=AUTH),
+            client.post("/collections", headers=AUTH, json={"name": "broken"}),
+        ):
+            assert (answer.status_code, answer.json()["code"]) == (503, "collection_unavailable"), answer.text
+            assert "Retry-After" not in answer.headers  # it stays so until an operator acts
+        search = client.post("/collections/good/search", headers=AUTH, json={"image_base64": random_image(1)})
+        assert search.json()["results"][0]["decision"]["external_id"] == "alice"
+        assert client.delete("/collections/broken", headers=AUTH).status_code == 204
+        assert client.get("/health").json()["gallery"]["quarantined"] == []
+    with make_client(settings_for("fake", **env)) as client:
+        assert [c["name"] for c in client.get("/collections", headers=AUTH).json()["collections"]] == ["good"]
+
+
+def test_store_errors_name_no_file_or_database(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """docs/api.md promises no path in an error: an unwritable DATA_DIR, a full disk, an unreachable
+    PostgreSQL (by socket) answer store_unavailable without the file, the socket or the user."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("DATA_DIR cannot be made under a file")
+    with make_client(settings_for("fake", GALLERY_STORE="sqlite", DATA_DIR=str(blocked / "data"))) as client:
+        answer = client.get("/collections", headers=AUTH)
+        assert (answer.status_code, answer.json()["code"]) == (503, "store_unavailable")
+        assert str(tmp_path) not in answer.text and "/" not in answer.json()["error"]
+        assert str(tmp_path) not in client.get("/health").text
+
+    data = tmp_path / "data"
+    container = bootstrap(settings_for("fake", GALLERY_STORE="sqlite", DATA_DIR=str(data)))
+    with make_client(container.settings(), container) as client:
+        client.post("/collections", headers=AUTH, json={"name": "c"})
+        gallery: Any = container.gallery()
+        pages = gallery._db.execute("PRAGMA page_count").fetchone()[0]
+        gallery._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+        answers = [enroll(client, "c", f"s{i}", random_image(i)) for i in range(40)]
+        full = [answer for answer in answers if answer.status_code == 503]
+        assert full and all(answer.json()["code"] == "store_unavailable" for answer in full)
+        assert all(str(data) not in answer.text and "sqlite3" not in answer.text for answer in full)
+        assert str(data) not in client.get("/health").text
+
+    url = "postgresql://nobody:hunter2@/none?host=/tmp/no-such-socket-dir&connect_timeout=2"
+    with make_client(settings_for("fake", DATABASE_URL=url)) as client:
+        for answer in (client.get("/collections", headers=AUTH), client.get("/health")):
+            assert "nobody" not in answer.text and "hunter2" not in answer.text
+            assert "no-such-socket" not in answer.text and ".s.PGSQL" not in answer.text
 
 
 def test_concurrent_enrollments_into_one_subject_neither_lose_nor_duplicate(gallery_client: Client) -> None:

@@ -397,12 +397,10 @@ def test_health_never_shows_the_data_folder(tmp_path: Path) -> None:
     with make_client(settings_for("fake", **env)) as first, make_client(settings_for("fake", **env)) as second:
         first.post("/collections", headers=AUTH, json={"name": "acme"})
         served = first.get("/health", headers=AUTH)
-        assert served.json()["gallery"]["detail"] == "DATA_DIR/gallery.sqlite3: 1 collections, 0 faces"
+        assert served.json()["gallery"]["detail"] == "1 collections, 0 faces"
         locked = second.get("/health", headers=AUTH)  # the first holds the file's lock
         gallery = locked.json()["gallery"]
-        assert gallery["ok"] is False and gallery["detail"].endswith(
-            "DATA_DIR/gallery.sqlite3 is open in another process"
-        )
+        assert gallery["ok"] is False and "open in another process" in gallery["detail"]
         for answer in (served, locked):
             assert str(tmp_path) not in answer.text and "secret-location" not in answer.text
 

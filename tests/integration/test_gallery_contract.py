@@ -25,9 +25,12 @@ from adapters.stores.sqlite import SqliteGallery
 from domain.errors import (
     CollectionExists,
     CollectionNotFound,
+    CollectionUnavailable,
     FaceNotFound,
+    FaceServiceError,
     GalleryLimitExceeded,
     InvalidEmbedding,
+    InvalidInput,
     StoreUnavailable,
     SubjectNotFound,
 )
@@ -98,8 +101,8 @@ def truth(probes: np.ndarray, vectors: np.ndarray, owners: list[str], ids: list[
 def clear_postgres(url: str) -> None:
     gallery = PostgresGallery(url, LIMITS)
     try:
-        for collection in gallery.collections():
-            gallery.delete_collection(collection.name)
+        for name in [c.name for c in gallery.collections()] + [q.name for q in gallery.health().quarantined]:
+            gallery.delete_collection(name)
     finally:
         gallery.close()
 
@@ -467,6 +470,279 @@ def test_add_faces_stores_all_or_none(make_gallery: Maker) -> None:
     assert [f.face_id for f in gallery.faces("c")] == [results[0][0].face_id]
 
 
+# --- nothing is written that a store could not read back and serve
+
+UNSERVABLE_COLLECTIONS = [  # each refused before anything is written
+    ("acme\n", MODEL, DIM, 0.3),
+    ("", MODEL, DIM, 0.3),
+    ("..", MODEL, DIM, 0.3),
+    ("c", MODEL, -5, 0.3),
+    ("c", MODEL, 0, 0.3),
+    ("c", MODEL, 100_000_000, 0.3),
+    ("c", MODEL, DIM, 99.0),
+    ("c", MODEL, DIM, float("nan")),
+    ("c", MODEL, DIM, float("-inf")),
+    ("c", "", DIM, 0.3),
+    ("c", "buffalo_s:1234abcd\n", DIM, 0.3),
+]
+
+
+def test_a_collection_no_store_could_serve_is_never_written(make_gallery: Maker) -> None:
+    gallery = make_gallery()
+    for values in UNSERVABLE_COLLECTIONS:
+        with pytest.raises(InvalidInput) as raised:
+            gallery.create_collection(*values)
+        assert raised.value.code == "invalid_collection", values
+    assert gallery.collections() == [] and gallery.health().quarantined == ()
+    gallery.close()
+    reopened = make_gallery()  # the same file or database: nothing to read back
+    assert reopened.collections() == [] and reopened.health().quarantined == ()
+
+
+def test_a_face_no_store_could_serve_is_never_written(gallery: FaceGallery) -> None:
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    vector = unit(np.random.default_rng(40), 1)[0]
+    poisoned = vector.copy()
+    poisoned[3] = np.nan
+    bad = [
+        face("ann", poisoned),
+        face("ann", vector, bbox=(0.0, 0.0, float("inf"), 1.0)),
+        FaceRecord("not-a-face-id", "ann", vector, None, None, "d" * 64, T0),
+        FaceRecord(uuid.uuid4().hex, "x" * 129, vector, None, None, "d" * 64, T0),
+    ]
+    for record in bad:
+        with pytest.raises(FaceServiceError) as raised:
+            gallery.add_face("c", record)
+        assert raised.value.code in ("invalid_embedding", "invalid_request", "invalid_face_id", "invalid_external_id")
+    assert gallery.collection("c").faces == 0 and list(gallery.faces("c")) == []
+
+
+# Rows written behind the store's back (by hand, by an older release): what each store must survive.
+CORRUPTIONS = {
+    "sqlite": [
+        ("bad-dimension", "UPDATE collections SET dimension = -5 WHERE name = 'bad-dimension'"),
+        ("bad-threshold", "UPDATE collections SET threshold = 99 WHERE name = 'bad-threshold'"),
+        ("bad-model", "UPDATE collections SET model_id = '' WHERE name = 'bad-model'"),
+        ("bad-type", "UPDATE collections SET dimension = 'many' WHERE name = 'bad-type'"),
+        ("acme\n", "UPDATE collections SET name = 'acme' || char(10) WHERE name = 'bad-name'"),
+        (
+            "bad-vector",
+            "UPDATE faces SET embedding = substr(embedding, 1, 10)"
+            " WHERE collection_id = (SELECT id FROM collections WHERE name = 'bad-vector')",
+        ),
+    ],
+    "postgresql": [
+        ("bad-dimension", "UPDATE gallery_collections SET dimension = 100000000 WHERE name = 'bad-dimension'"),
+        ("bad-threshold", "UPDATE gallery_collections SET threshold = 'NaN' WHERE name = 'bad-threshold'"),
+        ("bad-model", "UPDATE gallery_collections SET model_id = '' WHERE name = 'bad-model'"),
+        ("bad-type", "UPDATE gallery_collections SET faces = -3 WHERE name = 'bad-type'"),
+        ("acme\n", "UPDATE gallery_collections SET name = 'acme' || chr(10) WHERE name = 'bad-name'"),
+        (
+            "bad-vector",
+            "DO $$ BEGIN EXECUTE format('DROP TABLE gallery_faces_%s',"
+            " (SELECT id FROM gallery_collections WHERE name = 'bad-vector')); END $$",
+        ),
+    ],
+}
+
+
+def corrupt(kind: str, place: str, statements: list[str]) -> None:
+    if kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(place) as db:
+            for statement in statements:
+                db.execute(statement)
+    else:
+        with psycopg.connect(place, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement.encode())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_corrupt_collection_is_quarantined_and_the_others_served(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Every collection row corrupted behind the store's back, one way each: the store still opens,
+    serves the good collection, reports each broken one, answers it CollectionUnavailable, and lets
+    an operator delete it."""
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else ""
+    place = url or str(tmp_path / "faces.sqlite3")
+
+    def open_store() -> FaceGallery:
+        return PostgresGallery(url, LIMITS) if url else SqliteGallery(Path(place), LIMITS)
+
+    if url:
+        clear_postgres(url)
+    corruptions = CORRUPTIONS[kind]
+    rng = np.random.default_rng(41)
+    gallery = open_store()
+    for name in ["good", "bad-dimension", "bad-threshold", "bad-model", "bad-type", "bad-name", "bad-vector"]:
+        gallery.create_collection(name, MODEL, DIM, 0.3)
+        gallery.add_face(name, face("ann", unit(rng, 1)[0]))
+    probe = unit(rng, 1)
+    expected = gallery.search("good", probe, top_k=1).hits
+    gallery.close()
+    corrupt(kind, place, [statement for _, statement in corruptions])
+
+    gallery = open_store()  # the start: it must not die on them
+    try:
+        assert [c.name for c in gallery.collections()] == ["good"]
+        assert gallery.search("good", probe, top_k=1).hits == expected
+        gallery.add_face("good", face("bob", unit(rng, 1)[0]))
+        health = gallery.health()
+        assert health.ok and sorted(q.name for q in health.quarantined) == sorted(name for name, _ in corruptions)
+        assert all(q.reason and "/" not in q.reason for q in health.quarantined)
+        for name in ("bad-dimension", "bad-threshold", "bad-model", "bad-type", "bad-vector"):
+            calls: list[Callable[[str], object]] = [
+                gallery.collection,
+                lambda name: gallery.search(name, probe, top_k=1),
+                lambda name: gallery.add_face(name, face("cat", unit(rng, 1)[0])),
+                lambda name: gallery.subjects(name, None, 10),
+                lambda name: gallery.create_collection(name, MODEL, DIM, 0.3),
+            ]
+            for call in calls:
+                with pytest.raises(CollectionUnavailable) as raised:
+                    call(name)
+                assert raised.value.code == "collection_unavailable"
+        gallery.delete_collection("bad-dimension")  # an operator's way out
+        assert "bad-dimension" not in {q.name for q in gallery.health().quarantined}
+        with pytest.raises(CollectionNotFound):
+            gallery.collection("bad-dimension")
+    finally:
+        gallery.close()
+    reopened = open_store()
+    try:
+        assert [c.name for c in reopened.collections()] == ["good"] and reopened.collection("good").faces == 2
+        assert len(reopened.health().quarantined) == len(corruptions) - 1
+    finally:
+        reopened.close()
+        if url:
+            clear_postgres(url)
+
+
+# --- imports: one transaction, all or nothing
+
+
+def failing_after(records: list[FaceRecord], count: int) -> Iterator[FaceRecord]:
+    """The records, then an error after `count` of them (a bad line far into an import)."""
+    for index, record in enumerate(records):
+        if index == count:
+            raise InvalidInput("line 602: a bad line", code="invalid_import")
+        yield record
+
+
+def test_an_import_is_stored_whole_or_not_at_all(make_gallery: Maker) -> None:
+    gallery = make_gallery(GalleryLimits(5, 10_000, 10, 2_000))
+    rng = np.random.default_rng(43)
+    records = [face(f"s{i % 300}", vector) for i, vector in enumerate(unit(rng, 1_200))]
+
+    with pytest.raises(InvalidInput):  # 600 good faces, then a bad one: a new collection is not created
+        gallery.import_collection("new", MODEL, DIM, 0.3, failing_after(records, 600))
+    assert gallery.collections() == []
+    with pytest.raises(InvalidInput):  # nor with a bad first face
+        gallery.import_collection("new", MODEL, DIM, 0.3, failing_after(records, 0))
+    assert gallery.collections() == []
+
+    outcome = gallery.import_collection("new", MODEL, DIM, 0.3, records[:700])
+    assert (outcome.created, outcome.added, outcome.duplicates) == (True, 700, 0)
+    info = gallery.collection("new")
+    assert (info.model_id, info.dimension, info.threshold, info.subjects, info.faces) == (MODEL, DIM, 0.3, 300, 700)
+    probe = records[5].embedding[None, :]
+    assert gallery.search("new", probe, top_k=1).hits[0][0].face_id == records[5].face_id
+
+    with pytest.raises(InvalidInput):  # into an existing collection: it stays as it was
+        gallery.import_collection("new", MODEL, DIM, 0.3, failing_after(records[700:], 400))
+    with pytest.raises(GalleryLimitExceeded):  # the limit is reached part-way: nothing kept either
+        gallery.import_collection("new", MODEL, DIM, 0.3, [face(f"t{i}", v) for i, v in enumerate(unit(rng, 1_400))])
+    assert gallery.collection("new").faces == 700 and len(list(gallery.faces("new"))) == 700
+    assert gallery.search("new", probe, top_k=1).searched == 700
+
+    again = gallery.import_collection("new", MODEL, DIM, 0.3, records)  # a repeat completes it
+    assert (again.created, again.added, again.duplicates) == (False, 500, 700)
+    assert gallery.collection("new").faces == 1_200
+    with pytest.raises(FaceServiceError) as mismatch:
+        gallery.import_collection("new", "other:model", DIM, 0.3, records[:1])
+    assert mismatch.value.code == "model_mismatch"
+    with pytest.raises(FaceServiceError) as dimension:
+        gallery.import_collection("new", MODEL, DIM * 2, 0.3, [])
+    assert dimension.value.code == "model_mismatch"
+    with pytest.raises(InvalidInput):  # its values are checked before anything is written
+        gallery.import_collection("bad", MODEL, -5, 0.3, [])
+    assert [c.name for c in gallery.collections()] == ["new"]
+    empty = gallery.import_collection("empty", MODEL, DIM, 0.3, [])  # a header alone: an empty collection
+    assert (empty.created, gallery.collection("empty").faces) == (True, 0)
+
+
+KILLED_IMPORT = """
+import sys, time, uuid
+from datetime import UTC, datetime
+from pathlib import Path
+import numpy as np
+from adapters.stores.postgres import PostgresGallery
+from adapters.stores.sqlite import SqliteGallery
+from domain.gallery import FaceRecord, GalleryLimits
+
+kind, place = sys.argv[1], sys.argv[2]
+limits = GalleryLimits(20, 100_000, 200, 100_000)
+gallery = SqliteGallery(Path(place), limits) if kind == "sqlite" else PostgresGallery(place, limits)
+rng = np.random.default_rng(7)
+
+def faces():
+    for i in range(100_000):
+        if i == 3_000:  # well inside the transaction: thousands of faces written, none committed
+            print("inside", flush=True)
+            time.sleep(60)
+        vector = rng.standard_normal(64).astype(np.float32)
+        yield FaceRecord(uuid.uuid4().hex, f"s{i % 50}", vector / np.linalg.norm(vector), None, None,
+                         uuid.uuid4().hex * 2, datetime.now(UTC))
+
+gallery.import_collection(sys.argv[3], "buffalo_s:0123abcd", 64, 0.3, faces())
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_import_killed_mid_transaction_leaves_nothing(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """SIGKILL while an import's transaction has written 3,000 faces: after a restart the new
+    collection does not exist, and an existing one is as it was."""
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else ""
+    place = url or str(tmp_path / "faces.sqlite3")
+
+    def open_store() -> FaceGallery:
+        return PostgresGallery(url, LIMITS) if url else SqliteGallery(Path(place), LIMITS)
+
+    if url:
+        clear_postgres(url)
+    gallery = open_store()
+    gallery.create_collection("kept", MODEL, 64, 0.3)
+    gallery.add_face("kept", face("ann", unit(np.random.default_rng(44), 1)[0]))
+    gallery.close()
+    for target in ("fresh", "kept"):
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILLED_IMPORT, kind, place, target],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "inside", process.stderr.read() if process.stderr else ""
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+    reopened = open_store()
+    try:
+        assert [c.name for c in reopened.collections()] == ["kept"] and reopened.health().quarantined == ()
+        assert reopened.collection("kept").faces == 1 and len(list(reopened.faces("kept"))) == 1
+    finally:
+        reopened.close()
+        if url:
+            clear_postgres(url)
+
+
 # --- unknown names
 
 
@@ -788,6 +1064,18 @@ def test_postgres_deleted_faces_have_no_row(pg: Maker, postgres_url: str) -> Non
             row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'gallery_faces_%'")
         }
     assert len(tables) == 1  # the deleted collection's partition was dropped
+
+
+def test_postgres_a_face_row_edited_behind_its_back_is_collection_unavailable(pg: Maker, postgres_url: str) -> None:
+    gallery = pg()
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    vectors = unit(np.random.default_rng(42), 2)
+    gallery.add_face("c", face("ann", vectors[0]))
+    gallery.drop_index("c")  # its expression, embedding::vector(64), would refuse the edit
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE gallery_faces SET embedding = '[1,2,3]'")
+    with pytest.raises(CollectionUnavailable):
+        gallery.search("c", vectors[1:], top_k=1)
 
 
 def test_postgres_small_collection_in_a_large_table_gets_its_true_top_k(pg: Maker, postgres_url: str) -> None:

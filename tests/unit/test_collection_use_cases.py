@@ -294,13 +294,17 @@ def test_an_export_imports_into_a_new_collection_pinned_to_its_model(collections
     enroll(collections, "ann", ANN, b"ann.jpg")
     enroll(collections, "bob", BOB, b"bob.jpg")
     header, faces = collections.export("staff")
-    records = list(faces)
-    assert collections.import_faces("copy", header, records) == 2
+    exported = list(faces)
+    collections.import_header("copy", header)
+    records = [collections.import_face(header, face, line) for line, face in enumerate(exported, start=2)]
+    outcome = collections.import_faces("copy", header, records)
+    assert (outcome.created, outcome.added, outcome.duplicates) == (True, 2, 0)
     copy = collections.get("copy")
     assert (copy.model_id, copy.threshold, copy.faces) == (MODEL.id, 0.5, 2)
     # Imported faces get new ids; importing the same export again adds nothing.
-    assert {f.face_id for f in collections.export("copy")[1]}.isdisjoint({f.face_id for f in records})
-    assert collections.import_faces("copy", header, records) == 0
+    assert {f.face_id for f in collections.export("copy")[1]}.isdisjoint({f.face_id for f in exported})
+    again = collections.import_faces("copy", header, records)
+    assert (again.created, again.added, again.duplicates) == (False, 0, 2)
 
 
 def test_an_export_of_another_model_is_refused(collections: Collections) -> None:

@@ -104,6 +104,9 @@ export interface FaceServiceOptions {
  * Every failure, with the service's stable `code` (see docs/api.md), the HTTP `status` (0 when no
  * answer came), and the `requestId` to quote in a bug report. A key outside its scope gets status 403,
  * code `forbidden_scope` (its message names the verb or collection the key lacks); a wrong key, 401.
+ * A collection name, subject id or face id that a URL normaliser would rewrite ("..", ".", "", one holding "/", "?", "#", "%", "\\") is
+ * refused before anything is sent: status 400, the code the service would answer
+ * (`invalid_collection_name`, `invalid_external_id`, `invalid_face_id`), no `requestId`.
  */
 export class FaceServiceError extends Error {
   readonly status: number;
@@ -249,13 +252,13 @@ export class FaceServiceClient {
   }
 
   /** One collection (404 `collection_not_found`). */
-  getCollection(name: string, options: RequestOptions = {}): Promise<CollectionResponse> {
-    return this.request("GET", segments("collections", name), undefined, options);
+  async getCollection(name: string, options: RequestOptions = {}): Promise<CollectionResponse> {
+    return this.request("GET", segments("collections", checked(name, "collection")), undefined, options);
   }
 
   /** The collection and every face in it, gone from the store before the call returns. */
   async deleteCollection(name: string, options: RequestOptions = {}): Promise<void> {
-    await this.send("DELETE", segments("collections", name), undefined, options, (response) => response.body?.cancel());
+    await this.send("DELETE", segments("collections", checked(name, "collection")), undefined, options, (response) => response.body?.cancel());
   }
 
   /**
@@ -266,8 +269,9 @@ export class FaceServiceClient {
    * Errors: 422 `no_face`, `multiple_faces`, `face_too_small`, `low_confidence`; 409 `model_mismatch`
    * (an embedding of another model than the collection's) or a limit (`subject_face_limit`...).
    */
-  enrollFace(collection: string, externalId: string, input: GalleryInput, options: EnrollOptions = {}): Promise<EnrollResponse> {
-    const path = withQuery(segments("collections", collection, "subjects", externalId, "faces"), {
+  async enrollFace(collection: string, externalId: string, input: GalleryInput, options: EnrollOptions = {}): Promise<EnrollResponse> {
+    const subject = segments("collections", checked(collection, "collection"), "subjects", checked(externalId, "subject"));
+    const path = withQuery(`${subject}/faces`, {
       face: options.face,
       min_face_size: options.minFaceSize,
       min_confidence: options.minConfidence,
@@ -276,8 +280,8 @@ export class FaceServiceClient {
   }
 
   /** One page of subjects, ordered by id; pass its `next` as `after` for the next (null on the last). */
-  listSubjects(collection: string, options: ListSubjectsOptions = {}): Promise<SubjectsResponse> {
-    const path = withQuery(segments("collections", collection, "subjects"), { after: options.after, limit: options.limit });
+  async listSubjects(collection: string, options: ListSubjectsOptions = {}): Promise<SubjectsResponse> {
+    const path = withQuery(segments("collections", checked(collection, "collection"), "subjects"), { after: options.after, limit: options.limit });
     return this.request("GET", path, undefined, options);
   }
 
@@ -292,21 +296,23 @@ export class FaceServiceClient {
   }
 
   /** A subject and its faces, oldest first (404 `subject_not_found`). */
-  getSubject(collection: string, externalId: string, options: GetSubjectOptions = {}): Promise<SubjectResponse> {
-    const path = withQuery(segments("collections", collection, "subjects", externalId), {
+  async getSubject(collection: string, externalId: string, options: GetSubjectOptions = {}): Promise<SubjectResponse> {
+    const path = withQuery(segments("collections", checked(collection, "collection"), "subjects", checked(externalId, "subject")), {
       include: options.includeEmbeddings ? "embeddings" : undefined,
     });
     return this.request("GET", path, undefined, options);
   }
 
   /** Forget a subject: all its faces, gone from the store before the call returns. */
-  deleteSubject(collection: string, externalId: string, options: RequestOptions = {}): Promise<DeletedSubjectResponse> {
-    return this.request("DELETE", segments("collections", collection, "subjects", externalId), undefined, options);
+  async deleteSubject(collection: string, externalId: string, options: RequestOptions = {}): Promise<DeletedSubjectResponse> {
+    const path = segments("collections", checked(collection, "collection"), "subjects", checked(externalId, "subject"));
+    return this.request("DELETE", path, undefined, options);
   }
 
   /** Forget one face, by the `face_id` enrollment answered (a subject left without faces goes too). */
-  deleteFace(collection: string, faceId: string, options: RequestOptions = {}): Promise<DeletedFaceResponse> {
-    return this.request("DELETE", segments("collections", collection, "faces", faceId), undefined, options);
+  async deleteFace(collection: string, faceId: string, options: RequestOptions = {}): Promise<DeletedFaceResponse> {
+    const path = segments("collections", checked(collection, "collection"), "faces", checked(faceId, "face"));
+    return this.request("DELETE", path, undefined, options);
   }
 
   /**
@@ -314,22 +320,23 @@ export class FaceServiceClient {
    * `decision` against the collection's threshold (`decision.external_id` is null: nobody known).
    * An image without a face answers no `results`.
    */
-  searchCollection(collection: string, input: GalleryInput, options: SearchOptions = {}): Promise<SearchResponse> {
-    const path = withQuery(segments("collections", collection, "search"), { faces: options.faces, top_k: options.topK });
+  async searchCollection(collection: string, input: GalleryInput, options: SearchOptions = {}): Promise<SearchResponse> {
+    const path = withQuery(segments("collections", checked(collection, "collection"), "search"), { faces: options.faces, top_k: options.topK });
     return this.request("POST", path, galleryBody(input), options);
   }
 
   /** Is this that subject: the image's largest face (or the embedding) against the subject's best face. */
-  verifySubject(collection: string, externalId: string, input: GalleryInput, options: RequestOptions = {}): Promise<VerifyResponse> {
-    return this.request("POST", segments("collections", collection, "subjects", externalId, "verify"), galleryBody(input), options);
+  async verifySubject(collection: string, externalId: string, input: GalleryInput, options: RequestOptions = {}): Promise<VerifyResponse> {
+    const path = segments("collections", checked(collection, "collection"), "subjects", checked(externalId, "subject"), "verify");
+    return this.request("POST", path, galleryBody(input), options);
   }
 
   /**
    * The collection as JSON lines, streamed: its header, then one line per face with its vector.
    * `timeoutMs` is the wait for the answer to begin; the stream itself may take longer.
    */
-  exportCollection(collection: string, options: RequestOptions = {}): Promise<CollectionExport> {
-    const path = segments("collections", collection, "export");
+  async exportCollection(collection: string, options: RequestOptions = {}): Promise<CollectionExport> {
+    const path = segments("collections", checked(collection, "collection"), "export");
     const streamOf = (response: Response): CollectionExport => {
       const body = response.body ?? new ReadableStream<Uint8Array>({ start: (controller) => controller.close() });
       return { body, [Symbol.asyncIterator]: () => lines(body) };
@@ -339,12 +346,15 @@ export class FaceServiceClient {
 
   /**
    * An export into `collection`: created, pinned to the export's model, when it does not exist; 409
-   * `model_mismatch` if it holds vectors of another model. Faces get new ids; a face already there
-   * (same subject, same source) is kept once, so an import can be run again. For a large one, pass a
-   * longer `timeoutMs`: the answer comes when the whole body has been stored.
+   * `model_mismatch` if it holds vectors of another model. All or nothing: a bad line is refused (400
+   * `invalid_import`, the error's message names the line) and nothing of the import is kept. Faces
+   * get new ids; a face already there (same subject, same source) is kept once, so an import can be
+   * run again. For a large one, pass a longer `timeoutMs`: the answer comes when the whole body has
+   * been stored.
    */
-  importCollection(collection: string, body: ImportBody, options: RequestOptions = {}): Promise<ImportResponse> {
-    return this.request("POST", segments("collections", collection, "import"), importPayload(body), options);
+  async importCollection(collection: string, body: ImportBody, options: RequestOptions = {}): Promise<ImportResponse> {
+    const path = segments("collections", checked(collection, "collection"), "import");
+    return this.request("POST", path, importPayload(body), options);
   }
 
   /** One call, answered with its JSON. */
@@ -440,6 +450,28 @@ function unreachable(error: unknown, options: RequestOptions): FaceServiceError 
     code: "network_error",
     requestId: options.requestId,
   });
+}
+
+/** Ids URL normalisers (fetch, curl, proxies) would rewrite: "." and ".." are dot segments, removed
+ * with the segment before them (`/collections/c/subjects/..` reaches `/collections/c/`), "" makes an
+ * empty segment, and "/", "\\", "?", "#", "%" and control characters are not ids anywhere. */
+const REWRITTEN = /[/\\?#%\u0000-\u001f\u007f]/;
+const REFUSED_CODES = { collection: "invalid_collection_name", subject: "invalid_external_id", face: "invalid_face_id" };
+
+/**
+ * `value` as a collection name, subject id or face id, or a FaceServiceError (status 400, the code
+ * the service would answer) before anything is sent: an id a URL normaliser rewrites would reach
+ * another resource than the one it names.
+ */
+function checked(value: string, kind: keyof typeof REFUSED_CODES): string {
+  if (value === "" || value === "." || value === ".." || REWRITTEN.test(value)) {
+    throw new FaceServiceError(`${JSON.stringify(value)} cannot be a ${kind} id: it would not reach the ${kind} it names`, {
+      status: 400,
+      code: REFUSED_CODES[kind],
+      field: kind === "collection" ? "name" : kind === "subject" ? "external_id" : "face_id",
+    });
+  }
+  return value;
 }
 
 /** A path from segments, each escaped (a name or id is one segment, whatever it holds). */

@@ -359,6 +359,7 @@ export interface components {
             code: string;
             error: string;
             field?: string | null;
+            line?: number | null;
             request_id?: string | null;
         };
         /** ExtractEmbeddingResponse */
@@ -386,6 +387,7 @@ export interface components {
             collections: components["schemas"]["PinnedCollection"][];
             detail: string;
             ok: boolean;
+            quarantined?: components["schemas"]["QuarantinedCollectionHealth"][];
             store: string;
         };
         /** HealthResponse */
@@ -431,6 +433,11 @@ export interface components {
             decision: components["schemas"]["MatchDecision"];
             face: components["schemas"]["QueryFace"] | null;
             matches: components["schemas"]["SubjectMatch"][];
+        };
+        /** QuarantinedCollectionHealth */
+        QuarantinedCollectionHealth: {
+            name: string;
+            reason: string;
         };
         /** QueryFace */
         QueryFace: {
@@ -703,7 +710,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -817,7 +824,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -930,7 +937,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1041,7 +1048,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1154,7 +1161,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1269,7 +1276,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1306,7 +1313,7 @@ export interface operations {
                     "application/json": components["schemas"]["ImportResponse"];
                 };
             };
-            /** @description Malformed request: JSON, base64, fields or parameters */
+            /** @description A line that is not a usable export line (`line` names it); nothing is kept */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1342,6 +1349,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The body arrived slower than MAX_REQUEST_BYTES per BODY_TIMEOUT_SECONDS; nothing is kept */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The collection exists, holds another model's vectors, or is at a limit */
             409: {
                 headers: {
@@ -1351,26 +1367,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Body, image, or batch over its limit */
+            /** @description Over MAX_IMPORT_BYTES, or a line over MAX_IMPORT_LINE_BYTES; nothing is kept */
             413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Not a supported content type or image format */
-            415: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1387,7 +1385,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1523,7 +1521,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1640,7 +1638,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1758,7 +1756,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1873,7 +1871,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2021,7 +2019,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2154,7 +2152,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description At capacity, or the gallery's store is unavailable (Retry-After) */
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -122,7 +122,8 @@ test("errors carry the service's codes: 404s, 422 no_face and multiple_faces' ki
   await client.createCollection(name);
   await assert.rejects(client.getSubject(name, "nobody"), failsWith(404, "subject_not_found"));
   await assert.rejects(client.deleteSubject(name, "nobody"), failsWith(404, "subject_not_found"));
-  await assert.rejects(client.deleteFace(name, "0123456789abcdef"), failsWith(404, "face_not_found"));
+  await assert.rejects(client.deleteFace(name, "0123456789abcdef0123456789abcdef"), failsWith(404, "face_not_found"));
+  await assert.rejects(client.deleteFace(name, "0123456789abcdef"), failsWith(400, "invalid_face_id"));
   await assert.rejects(client.enrollFace(name, "x", await photo("blank.png")), failsWith(422, "no_face"));
   await assert.rejects(client.enrollFace(name, "x", await photo("yaoming.jpg"), { minFaceSize: 5000 }), failsWith(422, "face_too_small"));
   await assert.rejects(client.enrollFace(name, "x", await photo("yaoming.jpg"), { minConfidence: 1 }), failsWith(422, "low_confidence"));
@@ -130,6 +131,51 @@ test("errors carry the service's codes: 404s, 422 no_face and multiple_faces' ki
   await assert.rejects(client.enrollFace(name, "has space", await photo("yaoming.jpg")), failsWith(400, "invalid_external_id"));
   // No face in the photo is no result, not an error.
   assert.deepEqual((await client.searchCollection(name, await photo("blank.png"))).results, []);
+  await client.deleteCollection(name);
+});
+
+test("ids a URL normaliser would rewrite are refused before anything is sent", async () => {
+  const sent: string[] = [];
+  const spy = new FaceServiceClient({
+    baseUrl: url,
+    apiKey,
+    fetch: async (input, init) => {
+      sent.push(String(input));
+      return fetch(input, init);
+    },
+  });
+  const name = fresh("dots");
+  await spy.createCollection(name);
+  const enrolled = await spy.enrollFace(name, "alice", { embedding: unitVector(3), model: FAKE_MODEL });
+  sent.length = 0;
+  const refused = (code: string) => (error: unknown): boolean => {
+    assert.ok(error instanceof FaceServiceError, String(error));
+    assert.deepEqual([error.status, error.code, error.requestId, error.retryable], [400, code, undefined, false]);
+    return true;
+  };
+  const vector = { embedding: unitVector(4), model: FAKE_MODEL };
+  for (const id of ["..", ".", "", "a/b", "a?b", "a#b", "a%2Fb", "a\\b", "a\nb"]) {
+    await assert.rejects(spy.deleteSubject(name, id), refused("invalid_external_id"));
+    await assert.rejects(spy.getSubject(name, id), refused("invalid_external_id"));
+    await assert.rejects(spy.enrollFace(name, id, vector), refused("invalid_external_id"));
+    await assert.rejects(spy.verifySubject(name, id, vector), refused("invalid_external_id"));
+    await assert.rejects(spy.deleteFace(name, id), refused("invalid_face_id"));
+    await assert.rejects(spy.deleteCollection(id), refused("invalid_collection_name"));
+    await assert.rejects(spy.getCollection(id), refused("invalid_collection_name"));
+    await assert.rejects(spy.searchCollection(id, vector), refused("invalid_collection_name"));
+    await assert.rejects(spy.importCollection(id, "{}"), refused("invalid_collection_name"));
+  }
+  assert.deepEqual(sent, [], "nothing was sent");
+  // What fetch itself makes of "/subjects/..": the collection's path with a trailing slash, which the
+  // service answers 404 (it used to route it as the collection, and delete it).
+  const normalised = await fetch(`${url}/collections/${name}/subjects/..`, {
+    method: "DELETE",
+    headers: { Authorization: `Bearer ${apiKey}` },
+  });
+  assert.equal(new URL(normalised.url).pathname, `/collections/${name}/`);
+  assert.equal(normalised.status, 404);
+  assert.equal((await client.getCollection(name)).faces, 1);
+  assert.equal((await client.deleteFace(name, enrolled.face_id)).external_id, "alice");
   await client.deleteCollection(name);
 });
 

@@ -6,18 +6,21 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
 from adapters.http.auth import ApiKeyGuard
-from adapters.http.collections import CollectionController, GalleryPool, GalleryWork
+from adapters.http.collections import CollectionController, GalleryPool, GalleryWork, ImportLimits
 from adapters.http.controllers import FaceController, FaceWork, HealthController, JobError
 from adapters.http.errors import (
     handle_domain_error,
@@ -37,6 +40,8 @@ from domain.use_cases.collections import Collections
 
 logger = logging.getLogger(__name__)
 
+NO_SUCH_ENDPOINT = b'{"error":"No such endpoint","code":"not_found"}'
+
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
@@ -54,6 +59,8 @@ class HttpConfig:
     cors_origins: tuple[str, ...]
     version: str
     max_import_bytes: int
+    max_import_line_bytes: int
+    import_spool_dir: Path | None  # where an import's faces wait for the rest of its body (None: the temp dir)
     gallery_store: str  # the configured store: "sqlite", "postgresql" or "memory"
     # (value, name): locations /health shows by name only (the data folder, the database URL)
     hidden_locations: tuple[tuple[str, str], ...] = ()
@@ -96,7 +103,19 @@ def create_app(
     bodies = BodyBudget(total=config.body_budget_bytes, largest=config.max_request_bytes)
     limiter = RateLimiter(config.rate_limit_per_minute) if config.rate_limit_per_minute else None
     faces = FaceWork(runner, admission, bodies, metrics, config.body_timeout_seconds)
-    galleries = GalleryWork(collections, gallery_pool, metrics, config.max_import_bytes)
+    galleries = GalleryWork(
+        collections,
+        gallery_pool,
+        metrics,
+        ImportLimits(
+            config.max_import_bytes,
+            config.max_import_line_bytes,
+            config.body_timeout_seconds,
+            config.max_request_bytes,
+            config.import_spool_dir,
+        ),
+        bodies,
+    )
     metrics.watch_queue(lambda: admission.in_flight)
     protected_handlers: list[Any] = [FaceController, CollectionController]
     public_handlers: list[Any] = [HealthController]
@@ -148,5 +167,23 @@ def create_app(
     )
     # Around everything Litestar does, routing included, so that 404s, 405s, HEAD and requests cut
     # short at shutdown get a request id, a log line, metrics and the JSON error shape too.
-    app.asgi_handler = observe_requests(metrics)(app.asgi_handler)
+    app.asgi_handler = observe_requests(metrics)(exact_paths(app.asgi_handler))
     return app
+
+
+def exact_paths(app: ASGIApp) -> ASGIApp:
+    """A path that ends in "/" or holds an empty segment names no resource: 404. Litestar would route
+    `/collections/x/` as `/collections/x`, and URL normalisers (fetch, curl) turn
+    `/collections/x/subjects/..` into exactly that: a subject's delete would delete the collection."""
+
+    async def exact(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == ScopeType.HTTP else "/"
+        if path != "/" and (path.endswith("/") or "//" in path):
+            await send(
+                {"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]}
+            )
+            await send({"type": "http.response.body", "body": NO_SUCH_ENDPOINT, "more_body": False})
+            return
+        await app(scope, receive, send)
+
+    return exact

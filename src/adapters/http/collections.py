@@ -1,41 +1,49 @@
 """The collection routes. A body that holds an image or an embedding goes to an inference worker
 (parsed and embedded there); the gallery's work runs on its own small thread pool, off the event
-loop; the loop only reads bytes and writes answers."""
+loop; the loop only reads bytes and writes answers. An import's lines are split, checked and staged
+on those threads too (`ImportStager`), and stored in one transaction once the body is complete."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Annotated, Any, Literal, TypeVar
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal, TypeVar
 
 import msgspec
+import numpy as np
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import InternalServerException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 
+from adapters.http.admission import BodyBudget
 from adapters.http.auth import caller_scope
 from adapters.http.controllers import FaceWork
-from adapters.http.inputs import AnyRequest
-from adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, with_body
+from adapters.http.inputs import AnyRequest, BodyTimeoutError, ClientDisconnectedError
+from adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, IMPORT_ERRORS, with_body
 from adapters.inference.jobs import EmbedForGallery, JobResult
 from adapters.metrics import Metrics
 from adapters.wire import collections as wire
-from adapters.wire.bodies import GalleryInput, RequestTooLarge, decode_json, gallery_embedding
+from adapters.wire.bodies import GalleryInput, RequestTooLarge, gallery_embedding
 from domain.access import Verb
-from domain.errors import FaceServiceError, InvalidInput
-from domain.gallery import FaceRecord, StoreHealth
+from domain.errors import FaceServiceError, InvalidImport, InvalidInput, StoreUnavailable
+from domain.gallery import FaceRecord, ImportOutcome, StoreHealth
 from domain.ports import FaceGallery
-from domain.use_cases.collections import CollectionHeader, Collections, Enrollment, EnrollOptions
+from domain.use_cases.collections import CollectionHeader, Collections, Enrollment, EnrollOptions, nothing_kept
 
 T = TypeVar("T")
 SMALL_BODY = 64 * 1024  # names and thresholds: no reason to read more on the event loop
 EXPORT_CHUNK = 256  # faces per chunk of an export stream
+IMPORT_FEED_BYTES = 1 << 20  # an import's body is handed to a gallery thread this much at a time
 NDJSON = "application/x-ndjson"
 
 
@@ -49,6 +57,7 @@ class GalleryPool:
         self._gallery = gallery
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
+        self._checker: ThreadPoolExecutor | None = None  # /health's own thread: never behind busy gallery calls
         self.last = StoreHealth(store, False, "not checked yet")
         self.pinned: list[tuple[str, str]] = []  # (collection, model id), as of the last check
 
@@ -60,6 +69,11 @@ class GalleryPool:
 
     async def run(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, work)
+
+    async def _run_check(self, work: Callable[[], T]) -> T:
+        if self._checker is None:
+            self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery-health")
+        return await asyncio.get_running_loop().run_in_executor(self._checker, work)
 
     async def check(self) -> StoreHealth:
         """The store's health (opening it if it is not open yet) and each collection's model, within
@@ -76,12 +90,15 @@ class GalleryPool:
                 return StoreHealth(self.last.store, False, error.message)
 
         try:
-            self.last = await asyncio.wait_for(self.run(probe), self.CHECK_SECONDS)
+            self.last = await asyncio.wait_for(self._run_check(probe), self.CHECK_SECONDS)
         except TimeoutError:
             self.last = StoreHealth(self.last.store, False, f"no answer within {self.CHECK_SECONDS:.0f} s")
         return self.last
 
     def close(self) -> None:
+        checker, self._checker = self._checker, None
+        if checker is not None:
+            checker.shutdown(wait=False, cancel_futures=True)
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -89,22 +106,83 @@ class GalleryPool:
             self._gallery().close()
 
 
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    max_bytes: int  # MAX_IMPORT_BYTES
+    max_line_bytes: int  # MAX_IMPORT_LINE_BYTES
+    body_timeout_seconds: float  # BODY_TIMEOUT_SECONDS, for each `timeout_bytes` of the body
+    timeout_bytes: int  # MAX_REQUEST_BYTES
+    spool_dir: Path | None  # where the checked faces wait (None: the system's temporary folder)
+
+    @property
+    def held_bytes(self) -> int:
+        """The most of its body an import holds in memory: one feed and an unfinished line."""
+        return IMPORT_FEED_BYTES + self.max_line_bytes
+
+
 class GalleryWork:
     """The gallery's side of a collection route: the use cases, run on the gallery's threads."""
 
     def __init__(
-        self, collections: Callable[[], Collections], pool: GalleryPool, metrics: Metrics, import_limit: int
+        self,
+        collections: Callable[[], Collections],
+        pool: GalleryPool,
+        metrics: Metrics,
+        imports: ImportLimits,
+        bodies: BodyBudget,
     ) -> None:
         self._collections = collections  # a provider: retried after a store that could not open
         self._pool = pool
         self.metrics = metrics
-        self.import_limit = import_limit
+        self.imports = imports
+        self._bodies = bodies
+        # One import is stored at a time: its transaction holds a gallery thread (and, with SQLite,
+        # the database) for as long as it takes; more at once would leave no thread for the rest.
+        self._storing = asyncio.Lock()
 
     async def run(self, work: Callable[[Collections], T]) -> T:
         return await self._pool.run(lambda: work(self._collections()))
 
     def store(self) -> str:
         return self._collections().store
+
+    async def import_body(self, request: AnyRequest, name: str) -> ImportOutcome:
+        """Read, check and stage the body (bounded in bytes held, line length, total size and time),
+        then store it in one transaction."""
+        limits = self.imports
+        with self._bodies.reserve(limits.held_bytes):
+            stager = await self.run(lambda c: ImportStager(c, name, limits.max_line_bytes, limits.spool_dir))
+            try:
+                async for data in import_chunks(request, limits):
+                    await self._pool.run(lambda data=data: stager.feed(data))  # type: ignore[misc]
+                await self._pool.run(stager.finish)
+            except FaceServiceError as error:
+                stager.close()
+                # The caller may still be sending: close the connection rather than read the rest.
+                error.close_connection = True  # type: ignore[attr-defined]
+                raise
+            except BaseException:
+                stager.close()
+                raise
+        header = stager.header
+        assert header is not None  # finish() refuses an import without one
+
+        started = False
+
+        def store(collections: Collections) -> ImportOutcome:
+            nonlocal started
+            started = True
+            try:
+                return collections.import_faces(name, header, stager.records())
+            finally:
+                stager.close()  # on the thread that reads it, whatever becomes of the request
+
+        try:
+            async with self._storing:
+                return await self.run(store)
+        finally:
+            if not started:  # cancelled before the transaction began
+                stager.close()
 
 
 Name = Annotated[str, PathParameter(description="The collection's name: 1 to 64 letters, digits, '.', '_' or '-'")]
@@ -378,28 +456,19 @@ class CollectionController(Controller):
         status_code=200,
         request_max_body_size=None,  # bounded below by MAX_IMPORT_BYTES, read as a stream
         operation_class=with_body(IMPORT_BODY),
-        responses=COLLECTION_ERRORS,
+        responses=IMPORT_ERRORS,
     )
     async def import_collection(
         self, request: Request[Any, Any, Any], name: Name, gallery: NamedDependency[GalleryWork]
     ) -> wire.ImportResponse:
-        """Body: an export (JSON lines). The collection is created, pinned to the export's model, when it
-        does not exist; importing into a collection of another model is refused (409 `model_mismatch`).
-        Faces get new ids; a face already there for the same subject and source is kept once."""
-        lines = ndjson_lines(request, gallery.import_limit)
-        first = await anext(lines, None)
-        if first is None:
-            raise InvalidInput("The import is empty; send an export's JSON lines", code="invalid_import")
-        header = import_header(first)
-        imported = 0
-        batch: list[bytes] = []
-        async for line in lines:
-            batch.append(line)
-            if len(batch) == EXPORT_CHUNK:
-                imported += await gallery.run(partial(import_lines, name=name, header=header, lines=batch))
-                batch = []
-        imported += await gallery.run(partial(import_lines, name=name, header=header, lines=batch))
-        return wire.ImportResponse(name, imported)
+        """Body: an export (JSON lines). All or nothing: every line is checked as it arrives (a bad one
+        is answered at once, 400 `invalid_import` with its `line`), and the faces are stored in one
+        transaction once the whole body is in; any error, or a crash, leaves nothing of the import.
+        The collection is created, pinned to the export's model, when it does not exist; importing
+        into a collection of another model is refused (409 `model_mismatch`). Faces get new ids; a
+        face already there for the same subject and source is kept once, so an import can be sent again."""
+        outcome = await gallery.import_body(request, name)
+        return wire.ImportResponse(name, outcome.added)
 
 
 def export_chunks(header: CollectionHeader, records: Iterable[FaceRecord]) -> Iterator[bytes]:
@@ -416,33 +485,174 @@ def export_chunks(header: CollectionHeader, records: Iterable[FaceRecord]) -> It
         yield b"\n".join(chunk) + b"\n"
 
 
-def import_header(line: bytes) -> CollectionHeader:
-    """An export's first line."""
-    return wire.imported_header(decode_json(line, wire.ExportHeader))
+class _Staged(msgspec.Struct, array_like=True):
+    """A checked face, waiting in an import's temporary file."""
+
+    face_id: str
+    external_id: str
+    embedding: bytes  # float32, native order
+    bbox: tuple[float, float, float, float] | None
+    confidence: float | None
+    source_digest: str
+    created_at: datetime
 
 
-def import_records(lines: Iterable[bytes]) -> Iterator[FaceRecord]:
-    """An export's face lines (blank lines skipped)."""
-    for line in lines:
-        if line.strip():
-            yield wire.imported_face(decode_json(line, wire.ExportedFace))
+class ImportStager:
+    """An import's body, line by line, on a gallery thread: the header and each face are checked as they
+    arrive (a bad line is refused at once, with its number; a line longer than MAX_IMPORT_LINE_BYTES
+    as soon as it is), and the checked faces wait in a temporary file, deleted when closed (or when
+    the process dies). `records` gives them back to be stored in one transaction: nothing reaches the
+    store before the whole body has arrived and checked out. Shared by HTTP and the CLI."""
+
+    def __init__(self, collections: Collections, name: str, max_line_bytes: int, spool_dir: Path | None) -> None:
+        self._collections = collections
+        self._name = name
+        self._max_line = max_line_bytes
+        self._pending = bytearray()  # the line that has not ended yet
+        self._lines = 0  # lines ended so far
+        self._encoder = msgspec.msgpack.Encoder()
+        self.header: CollectionHeader | None = None
+        self.faces = 0
+        try:
+            self._spool: IO[bytes] = tempfile.TemporaryFile(prefix="face-import-", dir=spool_dir)  # noqa: SIM115
+        except OSError as exc:
+            raise _unstaged(exc) from exc
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the body."""
+        view = memoryview(data)
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            self._extend(view[start:end])
+            line = bytes(self._pending)
+            self._pending.clear()
+            self._take(line)
+            start = end + 1
+        self._extend(view[start:])
+
+    def finish(self) -> None:
+        """The body has ended: its last line (it needs no newline), then ready for `records`."""
+        if self._pending:
+            line = bytes(self._pending)
+            self._pending.clear()
+            self._take(line)
+        if self.header is None:
+            raise nothing_kept(InvalidInput("The import is empty; send an export's JSON lines", code="invalid_import"))
+        try:
+            self._spool.flush()
+            self._spool.seek(0)
+        except OSError as exc:
+            raise _unstaged(exc) from exc
+
+    def records(self) -> Iterator[FaceRecord]:
+        """The checked faces, in the order they came."""
+        decoder = msgspec.msgpack.Decoder(_Staged)
+        read = self._spool.read
+        while size := read(4):
+            staged = decoder.decode(read(int.from_bytes(size, "big")))
+            vector = np.frombuffer(staged.embedding, dtype=np.float32)
+            yield FaceRecord(
+                staged.face_id,
+                staged.external_id,
+                vector,
+                staged.bbox,
+                staged.confidence,
+                staged.source_digest,
+                staged.created_at,
+            )
+
+    def close(self) -> None:
+        self._spool.close()
+
+    def _extend(self, piece: memoryview) -> None:
+        if len(self._pending) + len(piece) > self._max_line:
+            raise nothing_kept(LineTooLong(self._lines + 1, self._max_line))
+        self._pending += piece
+
+    def _take(self, line: bytes) -> None:
+        self._lines += 1
+        if not line.strip():
+            return
+        if self.header is None:
+            exported = _decoded(line, wire.ExportHeader, self._lines)
+            self.header = self._collections.import_header(self._name, wire.imported_header(exported))
+            return
+        try:
+            given = wire.imported_face(_decoded(line, wire.ExportedFace, self._lines))
+        except ValueError as error:
+            raise nothing_kept(InvalidImport(str(error), self._lines)) from None
+        face = self._collections.import_face(self.header, given, self._lines)
+        vector = np.ascontiguousarray(face.embedding, dtype=np.float32)
+        staged = _Staged(
+            face.face_id,
+            face.external_id,
+            vector.tobytes(),
+            face.bbox,
+            face.confidence,
+            face.source_digest,
+            face.created_at,
+        )
+        payload = self._encoder.encode(staged)
+        try:
+            self._spool.write(len(payload).to_bytes(4, "big") + payload)
+        except OSError as exc:
+            raise _unstaged(exc) from exc
+        self.faces += 1
 
 
-def import_lines(collections: Collections, name: str, header: CollectionHeader, lines: list[bytes]) -> int:
-    return collections.import_faces(name, header, import_records(lines))
+class LineTooLong(RequestTooLarge):
+    code = "import_line_too_long"
+
+    def __init__(self, line: int, limit: int) -> None:
+        super().__init__(f"line {line}: longer than MAX_IMPORT_LINE_BYTES ({limit} bytes)")
+        self.line = line
 
 
-async def ndjson_lines(request: AnyRequest, limit: int) -> AsyncIterator[bytes]:
-    """The non-empty lines of a streamed body, at most `limit` bytes in all."""
-    pending, total = b"", 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise RequestTooLarge(f"The import is larger than MAX_IMPORT_BYTES ({limit} bytes)")
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            if line.strip():
-                yield line
-    if pending.strip():
-        yield pending
+def _decoded(line: bytes, kind: type[T], number: int) -> T:
+    try:
+        return msgspec.json.decode(line, type=kind)
+    except msgspec.ValidationError as error:
+        raise nothing_kept(InvalidImport(str(error), number)) from None
+    except (msgspec.DecodeError, RecursionError):
+        raise nothing_kept(InvalidImport("not a JSON object", number)) from None
+
+
+def _unstaged(error: OSError) -> FaceServiceError:
+    """The temporary file failed (a full disk): said without its path."""
+    return nothing_kept(
+        StoreUnavailable(f"the import cannot be staged on disk: {error.strerror or type(error).__name__}")
+    )
+
+
+async def import_chunks(request: AnyRequest, limits: ImportLimits) -> AsyncIterator[bytes]:
+    """The body in pieces of up to IMPORT_FEED_BYTES. At most MAX_IMPORT_BYTES in all (413), and in time:
+    the caller has BODY_TIMEOUT_SECONDS for every MAX_REQUEST_BYTES it sends (408, connection closed),
+    so a large import may take as long as it needs at a sane pace, and a trickle is cut. Only the
+    time spent waiting for the caller counts."""
+    loop = asyncio.get_running_loop()
+    stream = request.stream().__aiter__()
+    received, waited = 0, 0.0
+    buffer = bytearray()
+    while True:
+        allowed = limits.body_timeout_seconds * (1 + received // limits.timeout_bytes)
+        began = loop.time()
+        try:
+            async with asyncio.timeout(allowed - waited):
+                chunk = await anext(stream, None)
+        except TimeoutError:
+            raise BodyTimeoutError(headers={"Connection": "close"}) from None
+        except InternalServerException:  # Litestar's stream says so for a client that went away
+            raise ClientDisconnectedError() from None
+        waited += loop.time() - began
+        if chunk is None:
+            break
+        received += len(chunk)
+        if received > limits.max_bytes:
+            too_large = RequestTooLarge(f"The import is larger than MAX_IMPORT_BYTES ({limits.max_bytes} bytes)")
+            raise nothing_kept(too_large)
+        buffer += chunk
+        if len(buffer) >= IMPORT_FEED_BYTES:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)

@@ -144,9 +144,10 @@ class HealthController(Controller):
         scope = found[1].scope
         store = await store_health.check()
         pinned = [(name, model) for name, model in store_health.pinned if scope.sees(name)]
+        quarantined = [broken for broken in store.quarantined if scope.sees(broken.name)]
         if not scope.all_collections:  # the store's detail counts every collection: not for a tenant's key
             store = StoreHealth(store.store, store.ok, "ok" if store.ok else "unavailable")
-        gallery = presenters.gallery_health(store, pinned, hidden_locations)
+        gallery = presenters.gallery_health(store, pinned, hidden_locations, quarantined)
         health = presenters.health(runner.info, state.isolation, state.workers, state.alive, state.restarts, gallery)
         return Response(health, status_code=status_code)
 

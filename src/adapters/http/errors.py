@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException
 from adapters.http.inputs import ClientDisconnectedError
 from adapters.wire.errors import body_for, status_for
 from adapters.wire.schemas import ErrorResponse
-from domain.errors import FaceServiceError
+from domain.errors import CollectionUnavailable, FaceServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,12 @@ def error_response(status: int, body: ErrorResponse, headers: dict[str, str] | N
 
 def handle_domain_error(request: Request[Any, Any, Any], error: FaceServiceError) -> Response[ErrorResponse]:
     status = status_for(error)
-    return error_response(status, body_for(error), {"Retry-After": "5"} if status == 503 else None)
+    # A quarantined collection stays so until an operator acts: no point in a retry seconds later.
+    retry = status == 503 and not isinstance(error, CollectionUnavailable)
+    headers = {"Retry-After": "5"} if retry else {}
+    if getattr(error, "close_connection", False):  # refused while its body was still arriving
+        headers["Connection"] = "close"
+    return error_response(status, body_for(error), headers or None)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], error: HTTPException) -> Response[ErrorResponse]:

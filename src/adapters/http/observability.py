@@ -21,7 +21,7 @@ from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEven
 from adapters.metrics import Metrics
 
 access_log = logging.getLogger("face_service.access")
-SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 REJECTION_REASONS = {429: "rate_limited", 503: "overloaded"}
 
 
@@ -29,7 +29,7 @@ def request_id_of(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
-            if SAFE_REQUEST_ID.match(candidate):  # never echo arbitrary bytes into logs and headers
+            if SAFE_REQUEST_ID.fullmatch(candidate):  # never echo arbitrary bytes into logs and headers
                 return candidate
     return uuid.uuid4().hex
 

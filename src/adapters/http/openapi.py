@@ -138,11 +138,13 @@ def with_body(body: RequestBody) -> type[Operation]:
     return OperationWithBody
 
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
+def errors(*statuses: int, specific: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
+    """The error answers of these statuses, `specific` descriptions in place of the general ones."""
     descriptions = {
         400: "Malformed request: JSON, base64, fields or parameters",
         401: "Missing or wrong API key",
         403: "The API key's scope does not allow this verb on this collection (`forbidden_scope`)",
+        408: "The body did not arrive in time",
         413: "Body, image, or batch over its limit",
         415: "Not a supported content type or image format",
         404: "No such collection, subject or face",
@@ -150,6 +152,7 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
         422: "An image that cannot be decoded, unusable embeddings, or no usable face",
         429: "Rate limit of this API key reached (Retry-After)",
         503: "At capacity, or the gallery's store is unavailable (Retry-After)",
+        **(specific or {}),
     }
     return {
         status: ResponseSpec(data_container=ErrorResponse, description=descriptions[status], generate_examples=False)
@@ -158,4 +161,22 @@ def errors(*statuses: int) -> dict[int, ResponseSpec]:
 
 
 ERROR_RESPONSES = errors(400, 401, 403, 413, 415, 422, 429, 503)
-COLLECTION_ERRORS = errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+QUARANTINED = "At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined"
+COLLECTION_ERRORS = errors(400, 401, 403, 404, 409, 413, 415, 422, 429, 503, specific={503: QUARANTINED})
+IMPORT_ERRORS = errors(
+    400,
+    401,
+    403,
+    404,
+    408,
+    409,
+    413,
+    429,
+    503,
+    specific={
+        400: "A line that is not a usable export line (`line` names it); nothing is kept",
+        408: "The body arrived slower than MAX_REQUEST_BYTES per BODY_TIMEOUT_SECONDS; nothing is kept",
+        413: "Over MAX_IMPORT_BYTES, or a line over MAX_IMPORT_LINE_BYTES; nothing is kept",
+        503: QUARANTINED,
+    },
+)

@@ -6,7 +6,7 @@ Nothing survives the process. For the fake backend, tests, and trying the servic
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,11 +15,18 @@ import numpy.typing as npt
 
 from adapters.stores import checks
 from adapters.stores.matrix import FaceMatrix
-from domain.errors import CollectionExists, CollectionNotFound, FaceNotFound, SubjectNotFound
+from domain.errors import (
+    CollectionExists,
+    CollectionModelMismatch,
+    CollectionNotFound,
+    FaceNotFound,
+    SubjectNotFound,
+)
 from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,
+    ImportOutcome,
     SearchOutcome,
     StoreHealth,
     SubjectInfo,
@@ -85,6 +92,7 @@ class MemoryGallery:
         return "memory"
 
     def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        checks.collection(name, model_id, dimension, threshold)
         with self._lock:
             if name in self._collections:
                 raise CollectionExists(f"collection {name!r} already exists")
@@ -113,50 +121,70 @@ class MemoryGallery:
     def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
         """`add_face` for many faces at once: all are stored, or, when a limit would be exceeded, none."""
         with self._lock:
-            target = self._get(collection)
-            vectors = [checks.vector(face, target.dimension) for face in faces]
-            # First decide every face (raising before anything is stored), then store.
-            results: list[tuple[FaceRecord, bool]] = []
-            batch: dict[tuple[str, str], FaceRecord] = {}
-            counts: dict[str, int] = {}
-            subjects = len(target.subjects)
-            for face, vector in zip(faces, vectors, strict=True):
-                subject = target.subjects.get(face.external_id)
-                key = (face.external_id, face.source_digest)
-                if subject is not None and face.source_digest in subject.digests:
-                    results.append((subject.faces[subject.digests[face.source_digest]], True))
-                    continue
-                if key in batch:
-                    results.append((batch[key], True))
-                    continue
-                new_subject = subject is None and face.external_id not in counts
-                checks.new_face(
-                    self._limits,
-                    collection,
-                    new_subject=new_subject,
-                    subjects=subjects,
-                    subject_faces=(0 if subject is None else len(subject.faces)) + counts.get(face.external_id, 0),
-                    collection_faces=len(target.owner) + len(batch),
-                )
-                subjects += new_subject
-                counts[face.external_id] = counts.get(face.external_id, 0) + 1
-                batch[key] = _stored(face, vector)
-                results.append((batch[key], False))
-            for stored in batch.values():
-                subject = target.subjects.get(stored.external_id)
-                if subject is None:
-                    subject = target.subjects[stored.external_id] = _Subject(created_at=stored.created_at)
-                subject.faces[stored.face_id] = stored
-                subject.digests[stored.source_digest] = stored.face_id
-                target.owner[stored.face_id] = stored.external_id
-            if batch:
-                added = list(batch.values())
-                target.matrix.append(
-                    [face.face_id for face in added],
-                    [face.external_id for face in added],
-                    np.stack([face.embedding for face in added]),
-                )
-            return results
+            return self._add(self._get(collection), faces)
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        checks.collection(name, model_id, dimension, threshold)
+        records = list(faces)  # read first: whatever it raises, nothing has changed
+        with self._lock:
+            target = self._collections.get(name)
+            created = target is None
+            if target is None:
+                checks.new_collection(self._limits, len(self._collections))
+                target = _Collection(name, model_id, dimension, threshold, checks.now(), FaceMatrix(dimension))
+            elif (target.model_id, target.dimension) != (model_id, dimension):
+                raise CollectionModelMismatch(f"collection {name!r} holds vectors of {target.model_id}")
+            results = self._add(target, records)
+            self._collections[name] = target
+        duplicates = sum(1 for _, duplicate in results if duplicate)
+        return ImportOutcome(created, len(results) - duplicates, duplicates)
+
+    def _add(self, target: _Collection, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
+        vectors = [checks.vector(face, target.dimension) for face in faces]
+        # First decide every face (raising before anything is stored), then store.
+        results: list[tuple[FaceRecord, bool]] = []
+        batch: dict[tuple[str, str], FaceRecord] = {}
+        counts: dict[str, int] = {}
+        subjects = len(target.subjects)
+        for face, vector in zip(faces, vectors, strict=True):
+            subject = target.subjects.get(face.external_id)
+            key = (face.external_id, face.source_digest)
+            if subject is not None and face.source_digest in subject.digests:
+                results.append((subject.faces[subject.digests[face.source_digest]], True))
+                continue
+            if key in batch:
+                results.append((batch[key], True))
+                continue
+            new_subject = subject is None and face.external_id not in counts
+            checks.new_face(
+                self._limits,
+                target.name,
+                new_subject=new_subject,
+                subjects=subjects,
+                subject_faces=(0 if subject is None else len(subject.faces)) + counts.get(face.external_id, 0),
+                collection_faces=len(target.owner) + len(batch),
+            )
+            subjects += new_subject
+            counts[face.external_id] = counts.get(face.external_id, 0) + 1
+            batch[key] = _stored(face, vector)
+            results.append((batch[key], False))
+        for stored in batch.values():
+            subject = target.subjects.get(stored.external_id)
+            if subject is None:
+                subject = target.subjects[stored.external_id] = _Subject(created_at=stored.created_at)
+            subject.faces[stored.face_id] = stored
+            subject.digests[stored.source_digest] = stored.face_id
+            target.owner[stored.face_id] = stored.external_id
+        if batch:
+            added = list(batch.values())
+            target.matrix.append(
+                [face.face_id for face in added],
+                [face.external_id for face in added],
+                np.stack([face.embedding for face in added]),
+            )
+        return results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._lock:

@@ -16,13 +16,17 @@
 - A delete is a DELETE (or, for a collection, a DROP TABLE of its partition): no query finds the face
   afterwards. Its bytes stay in dead tuples until VACUUM (autovacuum) reclaims them.
 - Vectors travel in pgvector's binary format through the small codec below.
+- A collection row no write could have stored (edited by hand, an older release) is quarantined
+  wherever it is read: left out of `collections`, reported by `health`, logged at open, answered
+  `CollectionUnavailable`; the others are served. Errors name no host, socket or user: the log does.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,7 +45,9 @@ from psycopg.rows import TupleRow
 from adapters.stores import checks
 from domain.errors import (
     CollectionExists,
+    CollectionModelMismatch,
     CollectionNotFound,
+    CollectionUnavailable,
     FaceNotFound,
     StoreUnavailable,
     SubjectNotFound,
@@ -50,10 +56,13 @@ from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,
+    ImportOutcome,
+    QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
     SubjectHit,
     SubjectInfo,
+    collection_problem,
 )
 
 logger = logging.getLogger(__name__)
@@ -64,6 +73,7 @@ COLLECTIONS_LOCK = 0x6661636567616C32  # pg_advisory_xact_lock key: creating col
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 EXPORT_PAGE = 512
 COPY_FROM = 64  # faces added at once from which COPY beats INSERT
+IMPORT_CHUNK = 512  # faces checked and written together by an import
 
 # Each entry takes the schema from version i to i + 1 (table gallery_schema).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -115,6 +125,11 @@ _INSERT_COLUMNS = (
     "collection_id, face_id, external_id, source_digest, x1, y1, x2, y2, confidence, created_at, embedding"
 )
 _FACE_COLUMNS = "face_id, external_id, embedding, x1, y1, x2, y2, confidence, source_digest, created_at"
+# A collection's row as `_checked` reads it: its values, and whether its partition exists.
+_COLLECTION = (
+    "SELECT id, name, model_id, dimension, threshold, created_at, subjects, faces, most_subject_faces,"
+    " to_regclass('gallery_faces_' || id) IS NOT NULL FROM gallery_collections"
+)
 
 
 # --- the vector codec: pgvector's binary format is uint16 dimension, uint16 zero, big-endian float32s
@@ -204,7 +219,11 @@ class PostgresGallery:
             self._pool.open(wait=True, timeout=timeout)
         except psycopg_pool.PoolTimeout as exc:
             self._pool.close()
-            raise StoreUnavailable(f"the PostgreSQL gallery cannot be reached: {exc}") from exc
+            logger.error("the PostgreSQL gallery cannot be reached: %s", exc)
+            raise StoreUnavailable("the PostgreSQL gallery cannot be reached") from exc
+        self._answered = True  # the last health check's outcome: a failure is logged when it starts
+        for broken in self.health().quarantined:
+            logger.error("PostgreSQL gallery: collection %r is quarantined, not served: %s", broken.name, broken.reason)
 
     @property
     def kind(self) -> str:
@@ -235,7 +254,9 @@ class PostgresGallery:
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
         except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"the PostgreSQL gallery cannot be reached: {exc}") from exc
+            # psycopg's message names the host, port or socket and the user: for the log only
+            logger.error("the PostgreSQL gallery cannot be reached: %s", exc)
+            raise StoreUnavailable("the PostgreSQL gallery cannot be reached") from exc
         assert oid is not None and extension is not None
         self._vector_oid = int(oid[0])
         self._iterative_scan = _version(str(extension[0])) >= (0, 8)  # hnsw.iterative_scan came in 0.8
@@ -243,55 +264,60 @@ class PostgresGallery:
     # --- collections
 
     def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        checks.collection(name, model_id, dimension, threshold)
         with self._transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (COLLECTIONS_LOCK,))
             if conn.execute("SELECT 1 FROM gallery_collections WHERE name = %s", (name,)).fetchone():
+                self._find(conn, name)  # CollectionUnavailable when it is quarantined
                 raise CollectionExists(f"collection {name!r} already exists")
-            count = conn.execute("SELECT count(*) FROM gallery_collections").fetchone()
-            checks.new_collection(self._limits, int(count[0]) if count else 0)
-            row = conn.execute(
-                "INSERT INTO gallery_collections (name, model_id, dimension, threshold, created_at)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id, created_at",
-                (name, model_id, dimension, threshold, checks.now()),
-            ).fetchone()
-            assert row is not None
-            target = _Collection(int(row[0]), dimension, 0, 0, 0)
-            # toast_tuple_target: a face's row (2.2 KiB at 512-D) stays whole in its page; by default
-            # PostgreSQL would move its small text values to the TOAST table to get under 2 KiB.
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({}) WITH (toast_tuple_target = 8160)"
-                ).format(target.table, sql.Literal(target.id))
-            )
-            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE MAIN").format(target.table))
+            target, created_at = self._insert_collection(conn, name, model_id, dimension, threshold)
             if dimension <= HNSW_MAX_DIMENSION:
                 conn.execute(self._index_ddl(target))
-            return CollectionInfo(name, model_id, dimension, threshold, row[1], 0, 0)
+            return CollectionInfo(name, model_id, dimension, threshold, created_at, 0, 0)
+
+    def _insert_collection(
+        self, conn: psycopg.Connection[TupleRow], name: str, model_id: str, dimension: int, threshold: float
+    ) -> tuple[_Collection, datetime]:
+        """The collection's row and partition, without its index, inside the caller's transaction (which
+        holds COLLECTIONS_LOCK)."""
+        count = conn.execute("SELECT count(*) FROM gallery_collections").fetchone()
+        checks.new_collection(self._limits, int(count[0]) if count else 0)
+        row = conn.execute(
+            "INSERT INTO gallery_collections (name, model_id, dimension, threshold, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING id, created_at",
+            (name, model_id, dimension, threshold, checks.now()),
+        ).fetchone()
+        assert row is not None
+        target = _Collection(int(row[0]), dimension, 0, 0, 0)
+        # toast_tuple_target: a face's row (2.2 KiB at 512-D) stays whole in its page; by default
+        # PostgreSQL would move its small text values to the TOAST table to get under 2 KiB.
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({}) WITH (toast_tuple_target = 8160)"
+            ).format(target.table, sql.Literal(target.id))
+        )
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE MAIN").format(target.table))
+        return target, row[1]
 
     def collection(self, name: str) -> CollectionInfo:
         with self._connection() as conn:
-            row = conn.execute(
-                "SELECT name, model_id, dimension, threshold, created_at, subjects, faces"
-                " FROM gallery_collections WHERE name = %s",
-                (name,),
-            ).fetchone()
-        if row is None:
-            raise CollectionNotFound(f"collection {name!r} does not exist")
-        return _collection_info(row)
+            row = conn.execute(_COLLECTION + " WHERE name = %s", (name,)).fetchone()
+        return _info(_checked(row, name))
 
     def collections(self) -> list[CollectionInfo]:
+        """The collections served (a quarantined one is in `health`)."""
         with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT name, model_id, dimension, threshold, created_at, subjects, faces"
-                " FROM gallery_collections ORDER BY name"
-            ).fetchall()
-        return [_collection_info(row) for row in rows]
+            rows = conn.execute(_COLLECTION + " ORDER BY name").fetchall()
+        return [_info(row) for row in rows if _problem(row) is None]
 
     def delete_collection(self, name: str) -> None:
+        """Also a quarantined one: an operator's way out."""
         with self._transaction() as conn:
-            target = self._locked(conn, name)
-            conn.execute(sql.SQL("DROP TABLE {}").format(target.table))
-            conn.execute("DELETE FROM gallery_collections WHERE id = %s", (target.id,))
+            row = conn.execute("SELECT id FROM gallery_collections WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            if row is None:
+                raise CollectionNotFound(f"collection {name!r} does not exist")
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(f"gallery_faces_{int(row[0])}")))
+            conn.execute("DELETE FROM gallery_collections WHERE id = %s", (row[0],))
 
     # --- faces
 
@@ -302,44 +328,79 @@ class PostgresGallery:
         """`add_face` for many faces in one transaction (imports, the benchmark): all are stored, or,
         when a limit would be exceeded, none. Faces are written with COPY."""
         with self._transaction() as conn:
-            target = self._locked(conn, collection)
-            vectors = [checks.vector(face, target.dimension) for face in faces]
-            subjects = target.subjects
-            names = sorted({face.external_id for face in faces})
-            known = dict(
-                conn.execute(
-                    "SELECT external_id, faces FROM gallery_subjects"
-                    " WHERE collection_id = %s AND external_id = ANY(%s)",
-                    (target.id, names),
-                ).fetchall()
+            return self._add_in(conn, self._locked(conn, collection), collection, faces)
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        """One transaction for the collection and every face: an error or a crash part-way leaves
+        nothing. A collection the import creates gets its HNSW index after its faces (built at once,
+        faster than face by face). Meanwhile other writes to this collection, and the creation of
+        other collections, wait for it."""
+        checks.collection(name, model_id, dimension, threshold)
+        with self._transaction() as conn:
+            row = conn.execute(_COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            if row is None:  # take the creation lock, then look again: another replica may have won
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (COLLECTIONS_LOCK,))
+                row = conn.execute(_COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            created = row is None
+            if row is None:
+                target, _ = self._insert_collection(conn, name, model_id, dimension, threshold)
+            else:
+                _checked(row, name)
+                if (row[2], row[3]) != (model_id, dimension):
+                    raise CollectionModelMismatch(f"collection {name!r} holds vectors of {row[2]}")
+            added = duplicates = 0
+            records = iter(faces)
+            while chunk := list(itertools.islice(records, IMPORT_CHUNK)):
+                target = self._locked(conn, name)  # with the counts this transaction has changed
+                results = self._add_in(conn, target, name, chunk)
+                fresh = sum(1 for _, duplicate in results if not duplicate)
+                added, duplicates = added + fresh, duplicates + len(results) - fresh
+            if created and dimension <= HNSW_MAX_DIMENSION:
+                conn.execute(self._index_ddl(self._locked(conn, name)))
+        return ImportOutcome(created, added, duplicates)
+
+    def _add_in(
+        self, conn: psycopg.Connection[TupleRow], target: _Collection, collection: str, faces: Sequence[FaceRecord]
+    ) -> list[tuple[FaceRecord, bool]]:
+        """Write `faces` inside the caller's transaction, which holds the collection's row lock."""
+        vectors = [checks.vector(face, target.dimension) for face in faces]
+        subjects = target.subjects
+        names = sorted({face.external_id for face in faces})
+        known: dict[str, int] = dict(
+            conn.execute(
+                "SELECT external_id, faces FROM gallery_subjects WHERE collection_id = %s AND external_id = ANY(%s)",
+                (target.id, names),
+            ).fetchall()
+        )
+        existing = self._faces_by_digest(conn, target, faces)
+        results: list[tuple[FaceRecord, bool]] = []
+        added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
+        new_faces: dict[str, int] = {}
+        for face, vector in zip(faces, vectors, strict=True):
+            key = (face.external_id, face.source_digest)
+            if key in existing:
+                results.append((existing[key], True))
+                continue
+            checks.new_face(
+                self._limits,
+                collection,
+                new_subject=face.external_id not in known and face.external_id not in new_faces,
+                subjects=subjects,
+                subject_faces=known.get(face.external_id, 0) + new_faces.get(face.external_id, 0),
+                collection_faces=target.faces + len(added),
             )
-            existing = self._faces_by_digest(conn, target, faces)
-            results: list[tuple[FaceRecord, bool]] = []
-            added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
-            new_faces: dict[str, int] = {}
-            for face, vector in zip(faces, vectors, strict=True):
-                key = (face.external_id, face.source_digest)
-                if key in existing:
-                    results.append((existing[key], True))
-                    continue
-                checks.new_face(
-                    self._limits,
-                    collection,
-                    new_subject=face.external_id not in known and face.external_id not in new_faces,
-                    subjects=subjects,
-                    subject_faces=known.get(face.external_id, 0) + new_faces.get(face.external_id, 0),
-                    collection_faces=target.faces + len(added),
-                )
-                if face.external_id not in known and face.external_id not in new_faces:
-                    subjects += 1
-                new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
-                stored = _stored(face, vector)
-                existing[key] = stored
-                added.append((stored, vector))
-                results.append((stored, False))
-            if added:
-                self._write(conn, target, added, known, new_faces)
-            return results
+            if face.external_id not in known and face.external_id not in new_faces:
+                subjects += 1
+            new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
+            stored = _stored(face, vector)
+            existing[key] = stored
+            added.append((stored, vector))
+            results.append((stored, False))
+        if added:
+            self._write(conn, target, added, known, new_faces)
+        return results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._connection() as conn:
@@ -508,10 +569,19 @@ class PostgresGallery:
         try:
             with self._pool.connection(timeout=min(2.0, self._timeout)) as conn, conn.transaction():
                 conn.execute("SET LOCAL statement_timeout = 2000")
-                conn.execute("SELECT 1").fetchone()
+                rows = conn.execute(_COLLECTION + " ORDER BY name").fetchall()
         except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
-            return StoreHealth(store="postgresql", ok=False, detail=f"PostgreSQL does not answer: {exc}")
-        return StoreHealth(store="postgresql", ok=True, detail="PostgreSQL answers")
+            if self._answered:
+                logger.error("PostgreSQL gallery: the database does not answer: %s", exc)
+            self._answered = False
+            return StoreHealth(store="postgresql", ok=False, detail="PostgreSQL does not answer")
+        self._answered = True
+        quarantined = tuple(
+            QuarantinedCollection(row[1] if isinstance(row[1], str) else repr(row[1]), problem)
+            for row in rows
+            if (problem := _problem(row)) is not None
+        )
+        return StoreHealth("postgresql", True, "PostgreSQL answers", quarantined)
 
     def close(self) -> None:
         self._pool.close()
@@ -533,10 +603,16 @@ class PostgresGallery:
                 yield conn
         except psycopg.errors.UndefinedTable as exc:  # its partition was dropped after we looked it up
             raise CollectionNotFound("the collection was deleted meanwhile") from exc
+        except psycopg.DataError as exc:  # a row written behind our back: a vector of another dimension...
+            logger.error("PostgreSQL gallery: a stored row cannot be used: %s", exc)
+            raise CollectionUnavailable("the collection holds a row the database cannot use") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, psycopg.InternalError) as exc:
-            raise StoreUnavailable(f"the PostgreSQL gallery failed: {exc}") from exc
+            # The server's message may name a host, socket, role or file: for the log only.
+            logger.error("the PostgreSQL gallery failed: %s", exc)
+            raise StoreUnavailable(f"the PostgreSQL gallery failed ({type(exc).__name__})") from exc
         except (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
-            raise StoreUnavailable(f"the PostgreSQL gallery cannot be reached: {exc}") from exc
+            logger.error("the PostgreSQL gallery cannot be reached: %s", exc)
+            raise StoreUnavailable("the PostgreSQL gallery cannot be reached") from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:
@@ -558,25 +634,13 @@ class PostgresGallery:
 
     @staticmethod
     def _find(conn: psycopg.Connection[TupleRow], name: str) -> _Collection:
-        row = conn.execute(
-            "SELECT id, dimension, subjects, faces, most_subject_faces FROM gallery_collections WHERE name = %s",
-            (name,),
-        ).fetchone()
-        if row is None:
-            raise CollectionNotFound(f"collection {name!r} does not exist")
-        return _Collection(*(int(value) for value in row))
+        return _target(_checked(conn.execute(_COLLECTION + " WHERE name = %s", (name,)).fetchone(), name))
 
     @staticmethod
     def _locked(conn: psycopg.Connection[TupleRow], name: str) -> _Collection:
         """The collection, its row locked until the transaction ends: one writer per collection at a time."""
-        row = conn.execute(
-            "SELECT id, dimension, subjects, faces, most_subject_faces FROM gallery_collections"
-            " WHERE name = %s FOR UPDATE",
-            (name,),
-        ).fetchone()
-        if row is None:
-            raise CollectionNotFound(f"collection {name!r} does not exist")
-        return _Collection(*(int(value) for value in row))
+        row = conn.execute(_COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone()
+        return _target(_checked(row, name))
 
     @staticmethod
     def _faces_by_digest(
@@ -712,9 +776,35 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
-def _collection_info(row: Sequence[Any]) -> CollectionInfo:
-    name, model_id, dimension, threshold, created_at, subjects, faces = row
+def _problem(row: Sequence[Any]) -> str | None:
+    """What makes a collection row (as `_COLLECTION` reads it) unservable, or None."""
+    _, name, model_id, dimension, threshold, _, subjects, faces, most, partition = row
+    problem = collection_problem(name, model_id, dimension, threshold)
+    if problem is None and min(subjects, faces, most) < 0:
+        problem = "its subject or face counts are negative"
+    if problem is None and not partition:
+        problem = "its faces' table is missing"
+    return problem
+
+
+def _checked(row: Sequence[Any] | None, name: str) -> Sequence[Any]:
+    if row is None:
+        raise CollectionNotFound(f"collection {name!r} does not exist")
+    problem = _problem(row)
+    if problem is not None:
+        raise CollectionUnavailable(
+            f"collection {name!r} is quarantined: {problem}; it is not served until an operator deletes or repairs it"
+        )
+    return row
+
+
+def _info(row: Sequence[Any]) -> CollectionInfo:
+    _, name, model_id, dimension, threshold, created_at, subjects, faces, _, _ = row
     return CollectionInfo(name, model_id, dimension, threshold, created_at, int(subjects), int(faces))
+
+
+def _target(row: Sequence[Any]) -> _Collection:
+    return _Collection(int(row[0]), int(row[3]), int(row[6]), int(row[7]), int(row[8]))
 
 
 def _stored(face: FaceRecord, vector: npt.NDArray[np.float32]) -> FaceRecord:

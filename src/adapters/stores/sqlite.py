@@ -7,16 +7,21 @@
   since each process keeps its own matrix of the vectors. Threads share one connection and one lock;
   writes commit to SQLite first and only then change the matrix.
 - Vectors are float32 BLOBs, 16 KiB pages (a 512-D vector is 2 KiB; 4 KiB pages would hold one each).
+- A collection read back broken at open (a value no write could have stored, a vector of the wrong
+  size) is quarantined: logged, reported by `health`, answered `CollectionUnavailable`; the others
+  are served. Errors name no file: the path goes to the log only.
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -28,8 +33,11 @@ from adapters.stores import checks
 from adapters.stores.matrix import FaceMatrix
 from domain.errors import (
     CollectionExists,
+    CollectionModelMismatch,
     CollectionNotFound,
+    CollectionUnavailable,
     FaceNotFound,
+    FaceServiceError,
     StoreUnavailable,
     SubjectNotFound,
 )
@@ -37,15 +45,22 @@ from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     GalleryLimits,
+    ImportOutcome,
+    QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
     SubjectInfo,
+    collection_problem,
 )
 
+logger = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
+HEALTH_WAIT_SECONDS = 0.05  # longer, and a write (an import) holds the database: busy, not down
 PAGE_SIZE = 16384
 LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
 EXPORT_PAGE = 512  # rows per page of `faces`
+IMPORT_CHUNK = 512  # faces checked and written together by an import
 
 # Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -111,6 +126,37 @@ def _moment(micros: int) -> datetime:
 
 
 @dataclass
+class _Adding:
+    """What one transaction adds to a collection: for the limits while it runs, for the matrix after
+    its commit (never before: a search must not find a face a rollback would take back)."""
+
+    subjects: int  # the collection's, counting the new ones
+    subject_ids: dict[str, int | None] = field(default_factory=dict)  # external id -> row id (None: new)
+    pending: dict[tuple[str, str], FaceRecord] = field(default_factory=dict)  # (external id, digest) added
+    new_faces: dict[str, int] = field(default_factory=dict)  # per external id
+    face_ids: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)
+    vectors: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.face_ids)
+
+    def add(self, stored: FaceRecord, vector: npt.NDArray[np.float32]) -> None:
+        self.pending[(stored.external_id, stored.source_digest)] = stored
+        self.new_faces[stored.external_id] = self.new_faces.get(stored.external_id, 0) + 1
+        self.face_ids.append(stored.face_id)
+        self.owners.append(stored.external_id)
+        self.vectors.append(vector)
+
+    def commit(self, matrix: FaceMatrix) -> None:
+        for start in range(0, self.count, LOAD_CHUNK):
+            end = start + LOAD_CHUNK
+            matrix.append(self.face_ids[start:end], self.owners[start:end], np.stack(self.vectors[start:end]))
+
+
+@dataclass
 class _Collection:
     id: int
     name: str
@@ -140,6 +186,7 @@ class SqliteGallery:
         self._limits = limits
         self._lock = threading.Lock()  # every use of the connection, and every write
         self._collections: dict[str, _Collection] = {}
+        self._quarantined: dict[str, tuple[int, str]] = {}  # name as stored -> (row id, reason)
         self._closed = False
         self._lock_file = self._claim()
         try:
@@ -148,10 +195,17 @@ class SqliteGallery:
             self._load()
         except sqlite3.Error as exc:
             self._release()
-            raise StoreUnavailable(f"the SQLite gallery {self._path} cannot be opened: {exc}") from exc
+            logger.error("the SQLite gallery %s cannot be opened: %s", self._path, exc)
+            raise StoreUnavailable(f"the SQLite gallery cannot be opened: {exc}") from exc
         except BaseException:
             self._release()
             raise
+        logger.info(
+            "SQLite gallery %s: %d collections served, %d quarantined",
+            self._path,
+            len(self._collections),
+            len(self._quarantined),
+        )
 
     @property
     def kind(self) -> str:
@@ -164,20 +218,14 @@ class SqliteGallery:
     # --- collections
 
     def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        checks.collection(name, model_id, dimension, threshold)
         with self._writing() as db:
             if name in self._collections:
                 raise CollectionExists(f"collection {name!r} already exists")
-            checks.new_collection(self._limits, len(self._collections))
-            created_at = checks.now()
+            self._refuse_quarantined(name)
+            checks.new_collection(self._limits, len(self._collections) + len(self._quarantined))
             with _transaction(db):
-                cursor = db.execute(
-                    "INSERT INTO collections (name, model_id, dimension, threshold, created_at) VALUES (?, ?, ?, ?, ?)",
-                    (name, model_id, dimension, threshold, _micros(created_at)),
-                )
-            assert cursor.lastrowid is not None
-            collection = _Collection(
-                cursor.lastrowid, name, model_id, dimension, threshold, created_at, FaceMatrix(dimension)
-            )
+                collection = self._insert_collection(db, name, model_id, dimension, threshold)
             self._collections[name] = collection
             return collection.info()
 
@@ -192,6 +240,12 @@ class SqliteGallery:
 
     def delete_collection(self, name: str) -> None:
         with self._writing() as db:
+            if name in self._quarantined:  # an operator's way out: the broken rows go with it
+                with _transaction(db):
+                    db.execute("DELETE FROM collections WHERE id = ?", (self._quarantined[name][0],))
+                del self._quarantined[name]
+                self._forget_deleted(db)
+                return
             collection = self._get(name)
             with _transaction(db):
                 db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
@@ -210,71 +264,111 @@ class SqliteGallery:
         with self._writing() as db:
             target = self._get(collection)
             vectors = [checks.vector(face, target.dimension) for face in faces]
-            results: list[tuple[FaceRecord, bool]] = []
-            added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
-            subject_ids: dict[str, int | None] = {}
-            pending: dict[tuple[str, str], FaceRecord] = {}  # (external id, digest) stored in this batch
-            subjects = target.matrix.subjects
-            new_faces: dict[str, int] = {}
+            adding = _Adding(target.matrix.subjects)
             with _transaction(db):
-                for face, vector in zip(faces, vectors, strict=True):
-                    if face.external_id not in subject_ids:
-                        row = db.execute(
-                            "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?",
-                            (target.id, face.external_id),
-                        ).fetchone()
-                        subject_ids[face.external_id] = None if row is None else int(row[0])
-                    subject_id = subject_ids[face.external_id]
-                    key = (face.external_id, face.source_digest)
-                    existing = pending.get(key) or (
-                        None if subject_id is None else self._face_by_digest(db, subject_id, face.source_digest)
-                    )
-                    if existing is not None:
-                        results.append((existing, True))
-                        continue
-                    checks.new_face(
-                        self._limits,
-                        collection,
-                        new_subject=subject_id is None,
-                        subjects=subjects,
-                        subject_faces=target.matrix.faces_of(face.external_id) + new_faces.get(face.external_id, 0),
-                        collection_faces=len(target.matrix) + len(added),
-                    )
-                    if subject_id is None:
-                        cursor = db.execute(
-                            "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?)",
-                            (target.id, face.external_id, _micros(face.created_at)),
-                        )
-                        subject_id = subject_ids[face.external_id] = cursor.lastrowid
-                        subjects += 1
-                    box = face.bbox or (None, None, None, None)
-                    db.execute(
-                        "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
-                        " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            face.face_id,
-                            target.id,
-                            subject_id,
-                            face.source_digest,
-                            *box,
-                            face.confidence,
-                            _micros(face.created_at),
-                            vector.tobytes(),
-                        ),
-                    )
-                    stored = _stored(face, vector)
-                    pending[key] = stored
-                    new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
-                    added.append((stored, vector))
-                    results.append((stored, False))
-            # Committed: only now does the matrix see the new faces.
-            if added:
-                target.matrix.append(
-                    [stored.face_id for stored, _ in added],
-                    [stored.external_id for stored, _ in added],
-                    np.stack([vector for _, vector in added]),
-                )
+                results = self._add_rows(db, target, faces, vectors, adding)
+            adding.commit(target.matrix)  # committed: only now does the matrix see the new faces
             return results
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        """One transaction for the collection and every face: a crash or an error part-way leaves
+        nothing (SQLite rolls an uncommitted transaction back when it next opens the file)."""
+        checks.collection(name, model_id, dimension, threshold)
+        with self._writing() as db:
+            target = self._collections.get(name)
+            created = target is None
+            if target is None:
+                self._refuse_quarantined(name)
+            elif (target.model_id, target.dimension) != (model_id, dimension):
+                raise CollectionModelMismatch(f"collection {name!r} holds vectors of {target.model_id}")
+            with _transaction(db):
+                if target is None:
+                    checks.new_collection(self._limits, len(self._collections) + len(self._quarantined))
+                    target = self._insert_collection(db, name, model_id, dimension, threshold)
+                adding = _Adding(target.matrix.subjects)
+                records = iter(faces)
+                while chunk := list(itertools.islice(records, IMPORT_CHUNK)):
+                    vectors = [checks.vector(face, dimension) for face in chunk]
+                    self._add_rows(db, target, chunk, vectors, adding)
+            if created:
+                self._collections[name] = target
+            adding.commit(target.matrix)
+            return ImportOutcome(created, adding.count, adding.duplicates)
+
+    def _insert_collection(
+        self, db: sqlite3.Connection, name: str, model_id: str, dimension: int, threshold: float
+    ) -> _Collection:
+        created_at = checks.now()
+        cursor = db.execute(
+            "INSERT INTO collections (name, model_id, dimension, threshold, created_at) VALUES (?, ?, ?, ?, ?)",
+            (name, model_id, dimension, threshold, _micros(created_at)),
+        )
+        assert cursor.lastrowid is not None
+        return _Collection(cursor.lastrowid, name, model_id, dimension, threshold, created_at, FaceMatrix(dimension))
+
+    def _add_rows(
+        self,
+        db: sqlite3.Connection,
+        target: _Collection,
+        faces: Sequence[FaceRecord],
+        vectors: Sequence[npt.NDArray[np.float32]],
+        adding: _Adding,
+    ) -> list[tuple[FaceRecord, bool]]:
+        """Write `faces` inside the caller's transaction, as `add_face` would each; `adding` keeps what
+        this transaction added, for the limits and for the matrix after the commit."""
+        results: list[tuple[FaceRecord, bool]] = []
+        for face, vector in zip(faces, vectors, strict=True):
+            if face.external_id not in adding.subject_ids:
+                row = db.execute(
+                    "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?",
+                    (target.id, face.external_id),
+                ).fetchone()
+                adding.subject_ids[face.external_id] = None if row is None else int(row[0])
+            subject_id = adding.subject_ids[face.external_id]
+            key = (face.external_id, face.source_digest)
+            existing = adding.pending.get(key) or (
+                None if subject_id is None else self._face_by_digest(db, subject_id, face.source_digest)
+            )
+            if existing is not None:
+                adding.duplicates += 1
+                results.append((existing, True))
+                continue
+            checks.new_face(
+                self._limits,
+                target.name,
+                new_subject=subject_id is None,
+                subjects=adding.subjects,
+                subject_faces=target.matrix.faces_of(face.external_id) + adding.new_faces.get(face.external_id, 0),
+                collection_faces=len(target.matrix) + adding.count,
+            )
+            if subject_id is None:
+                cursor = db.execute(
+                    "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?)",
+                    (target.id, face.external_id, _micros(face.created_at)),
+                )
+                subject_id = adding.subject_ids[face.external_id] = cursor.lastrowid
+                adding.subjects += 1
+            box = face.bbox or (None, None, None, None)
+            db.execute(
+                "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
+                " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    face.face_id,
+                    target.id,
+                    subject_id,
+                    face.source_digest,
+                    *box,
+                    face.confidence,
+                    _micros(face.created_at),
+                    vector.tobytes(),
+                ),
+            )
+            stored = _stored(face, vector)
+            adding.add(stored, vector)
+            results.append((stored, False))
+        return results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._reading() as db:
@@ -361,14 +455,22 @@ class SqliteGallery:
     # --- the store
 
     def health(self) -> StoreHealth:
-        try:
-            with self._reading() as db:
-                db.execute("SELECT 1").fetchone()
-        except StoreUnavailable as exc:
-            return StoreHealth(store="sqlite", ok=False, detail=exc.message)
+        quarantined = tuple(
+            QuarantinedCollection(name, reason) for name, (_, reason) in sorted(self._quarantined.items())
+        )
         faces = sum(len(collection.matrix) for collection in list(self._collections.values()))
-        detail = f"{self._path}: {len(self._collections)} collections, {faces} faces"
-        return StoreHealth(store="sqlite", ok=True, detail=detail)
+        counts = f"{len(self._collections)} collections, {faces} faces"
+        if not self._lock.acquire(timeout=HEALTH_WAIT_SECONDS):
+            return StoreHealth("sqlite", True, f"{counts}; a long write is in progress", quarantined)
+        try:
+            self._check_open()
+            self._db.execute("SELECT 1").fetchone()
+        except (StoreUnavailable, sqlite3.Error) as exc:
+            message = exc.message if isinstance(exc, StoreUnavailable) else f"the SQLite gallery failed: {exc}"
+            return StoreHealth("sqlite", False, message, quarantined)
+        finally:
+            self._lock.release()
+        return StoreHealth("sqlite", True, counts, quarantined)
 
     def close(self) -> None:
         with self._lock:
@@ -386,14 +488,17 @@ class SqliteGallery:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             lock_file = open(self._path.with_name(self._path.name + ".lock"), "ab")  # noqa: SIM115 (held while open)
         except OSError as exc:
+            logger.error("the SQLite gallery's directory %s is not writable: %s", self._path.parent, exc)
+            # strerror ("Permission denied", "Not a directory") never holds the path; str(exc) does
             raise StoreUnavailable(
-                f"the SQLite gallery's directory {self._path.parent} is not writable: {exc.strerror or exc}"
+                f"the SQLite gallery's directory (DATA_DIR) is not writable: {exc.strerror or type(exc).__name__}"
             ) from exc
         try:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             lock_file.close()
-            raise StoreUnavailable(f"the SQLite gallery {self._path} is open in another process") from exc
+            logger.error("the SQLite gallery %s is open in another process", self._path)
+            raise StoreUnavailable("the SQLite gallery is open in another process") from exc
         return lock_file
 
     def _release(self) -> None:
@@ -408,7 +513,7 @@ class SqliteGallery:
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             db.close()
-            raise StoreUnavailable(f"the SQLite gallery {self._path} cannot use a write-ahead log (got {mode})")
+            raise StoreUnavailable(f"the SQLite gallery cannot use a write-ahead log (got {mode})")
         for pragma in (
             "synchronous = FULL",  # each commit fsyncs the WAL: what add_face returned survives power loss
             "foreign_keys = ON",
@@ -423,7 +528,7 @@ class SqliteGallery:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreUnavailable(
-                f"the SQLite gallery {self._path} has schema version {version}; this release knows {SCHEMA_VERSION}"
+                f"the SQLite gallery has schema version {version}; this release knows {SCHEMA_VERSION}"
             )
         for step in range(version, SCHEMA_VERSION):
             with _transaction(self._db):
@@ -432,38 +537,62 @@ class SqliteGallery:
                 self._db.execute(f"PRAGMA user_version = {step + 1}")
 
     def _load(self) -> None:
-        """Every collection's vectors into its matrix: one query per collection, read in chunks."""
+        """Every collection's vectors into its matrix: one query per collection, read in chunks. A
+        collection that cannot be served is quarantined, never a reason to serve none."""
+        rows = self._db.execute("SELECT id, name, model_id, dimension, threshold, created_at FROM collections")
+        for row in rows.fetchall():
+            cid, name = row[0], row[1]
+            try:
+                self._collections[name] = self._loaded(*row)
+            except Exception as exc:
+                reason = exc.message if isinstance(exc, FaceServiceError) else "its rows cannot be read"
+                label = name if isinstance(name, str) else repr(name)
+                logger.error(
+                    "SQLite gallery %s: collection %r (row %s) is quarantined, not served: %s (%r)",
+                    self._path,
+                    name,
+                    cid,
+                    reason,
+                    exc,
+                )
+                self._quarantined[label] = (int(cid), reason)
+
+    def _loaded(
+        self, cid: int, name: str, model_id: str, dimension: int, threshold: float, created_at: int
+    ) -> _Collection:
+        problem = collection_problem(name, model_id, dimension, threshold)
+        if problem is not None:
+            raise CollectionUnavailable(problem)
+        if isinstance(created_at, bool) or not isinstance(created_at, int):
+            raise CollectionUnavailable("its creation time is not a timestamp")
         db = self._db
-        for cid, name, model_id, dimension, threshold, created_at in db.execute(
-            "SELECT id, name, model_id, dimension, threshold, created_at FROM collections"
-        ).fetchall():
-            count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
-            names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
-            # Headroom: rows never written cost no memory (the pages stay untouched), and the first
-            # enrolments after a start do not copy the whole matrix to grow it.
-            matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
-            cursor = db.execute(
-                "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
-            )
-            while rows := cursor.fetchmany(LOAD_CHUNK):
-                blob = b"".join(row[2] for row in rows)
-                if len(blob) != len(rows) * dimension * 4:
-                    raise StoreUnavailable(f"the SQLite gallery {self._path} holds a vector of the wrong size")
-                vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
-                matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
-            self._collections[name] = _Collection(
-                cid, name, model_id, dimension, threshold, _moment(created_at), matrix
-            )
+        count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
+        names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
+        # Headroom: rows never written cost no memory (the pages stay untouched), and the first
+        # enrolments after a start do not copy the whole matrix to grow it.
+        matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
+        cursor = db.execute(
+            "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
+        )
+        while rows := cursor.fetchmany(LOAD_CHUNK):
+            blob = b"".join(row[2] for row in rows)
+            if len(blob) != len(rows) * dimension * 4:
+                raise CollectionUnavailable("it holds a vector of the wrong size")
+            vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
+            if not np.isfinite(vectors).all():
+                raise CollectionUnavailable("it holds a vector with a non-finite value")
+            matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
+        return _Collection(cid, name, model_id, dimension, threshold, _moment(created_at), matrix)
 
     def _forget_deleted(self, db: sqlite3.Connection) -> None:
         """After a delete: copy the WAL's pages (with the zeroed content) into the file and empty the WAL."""
         busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if busy:
-            raise StoreUnavailable(f"the SQLite gallery {self._path} could not checkpoint its write-ahead log")
+            raise StoreUnavailable("the SQLite gallery could not checkpoint its write-ahead log")
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreUnavailable(f"the SQLite gallery {self._path} is closed")
+            raise StoreUnavailable("the SQLite gallery is closed")
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -474,15 +603,25 @@ class SqliteGallery:
             except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
                 raise  # a bug, not a failing database
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"the SQLite gallery {self._path} failed: {exc}") from exc
+                # SQLite's own message ("database or disk is full") names no file; the log has the path.
+                logger.error("the SQLite gallery %s failed: %s", self._path, exc)
+                raise StoreUnavailable(f"the SQLite gallery failed: {exc}") from exc
 
     _writing = _reading  # one connection, one lock: reads and writes take the same path
 
     def _get(self, name: str) -> _Collection:
         collection = self._collections.get(name)
         if collection is None:
+            self._refuse_quarantined(name)
             raise CollectionNotFound(f"collection {name!r} does not exist")
         return collection
+
+    def _refuse_quarantined(self, name: str) -> None:
+        if name in self._quarantined:
+            raise CollectionUnavailable(
+                f"collection {name!r} is quarantined: {self._quarantined[name][1]}; it is not served until an "
+                "operator deletes or repairs it"
+            )
 
     @staticmethod
     def _face_by_digest(db: sqlite3.Connection, subject_id: int, digest: str) -> FaceRecord | None:

@@ -240,8 +240,17 @@ def exported_face(face: FaceRecord) -> ExportedFace:
 
 
 def imported_face(line: ExportedFace) -> FaceRecord:
-    vector = np.frombuffer(base64.b64decode(line.embedding, validate=True), dtype="<f4").astype(np.float32)
-    bbox = (line.bbox[0], line.bbox[1], line.bbox[2], line.bbox[3]) if line.bbox and len(line.bbox) == 4 else None
+    """An export's face line as a record (no id yet); ValueError says what is malformed."""
+    try:
+        raw = base64.b64decode(line.embedding, validate=True)
+    except ValueError:
+        raise ValueError("embedding is not base64") from None
+    if len(raw) % 4:
+        raise ValueError(f"embedding holds {len(raw)} bytes, not a whole number of float32 values")
+    vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if line.bbox is not None and len(line.bbox) != 4:
+        raise ValueError(f"bbox holds {len(line.bbox)} numbers, not 4")
+    bbox = None if line.bbox is None else (line.bbox[0], line.bbox[1], line.bbox[2], line.bbox[3])
     return FaceRecord("", line.external_id, vector, bbox, line.confidence, line.source_digest, line.created_at)
 
 

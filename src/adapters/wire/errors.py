@@ -12,6 +12,7 @@ from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
+    CollectionUnavailable,
     FaceNotFound,
     FaceServiceError,
     GalleryLimitExceeded,
@@ -47,6 +48,7 @@ DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     MultipleFaces: 422,
     PoorFace: 422,
     StoreUnavailable: 503,
+    CollectionUnavailable: 503,
 }
 
 
@@ -58,4 +60,6 @@ def status_for(error: FaceServiceError) -> int:
 
 
 def body_for(error: FaceServiceError) -> ErrorResponse:
-    return ErrorResponse(error=error.message, code=error.code, field=getattr(error, "field", None))
+    return ErrorResponse(
+        error=error.message, code=error.code, field=getattr(error, "field", None), line=getattr(error, "line", None)
+    )

@@ -19,9 +19,10 @@ from adapters.wire.schemas import (
     HealthResponse,
     InferenceHealth,
     PinnedCollection,
+    QuarantinedCollectionHealth,
     VerifyFaceResponse,
 )
-from domain.gallery import StoreHealth
+from domain.gallery import QuarantinedCollection, StoreHealth
 from domain.model import DetectedFace, EmbeddedFace, Vector
 from domain.use_cases.faces import BatchItem, Comparison, Detection, Extraction
 from domain.use_cases.service_info import ServiceInfo
@@ -167,11 +168,21 @@ def health(
 
 
 def gallery_health(
-    store: StoreHealth, pinned: list[tuple[str, str]], hidden: tuple[tuple[str, str], ...] = ()
+    store: StoreHealth,
+    pinned: list[tuple[str, str]],
+    hidden: tuple[tuple[str, str], ...] = (),
+    quarantined: list[QuarantinedCollection] | None = None,
 ) -> GalleryHealth:
-    """The gallery's part of /health, its detail without file paths or URLs (see `without_locations`)."""
-    pinned_collections = [PinnedCollection(name, model) for name, model in pinned]
-    return GalleryHealth(store.store, store.ok, without_locations(store.detail, hidden), pinned_collections)
+    """The gallery's part of /health, its detail without file paths or URLs (see `without_locations`);
+    `quarantined` as the caller may see them (default: every one the store reports)."""
+    broken = store.quarantined if quarantined is None else quarantined
+    return GalleryHealth(
+        store.store,
+        store.ok,
+        without_locations(store.detail, hidden),
+        [PinnedCollection(name, model) for name, model in pinned],
+        [QuarantinedCollectionHealth(item.name, item.reason) for item in broken],
+    )
 
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")

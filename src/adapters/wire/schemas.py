@@ -14,6 +14,7 @@ class ErrorResponse(msgspec.Struct, omit_defaults=True):
     error: str
     code: str
     field: str | None = None
+    line: int | None = None  # an import's line the error is about (1: the header)
     request_id: str | None = None
 
 
@@ -64,11 +65,17 @@ class PinnedCollection(msgspec.Struct):
     model: str  # the model id every vector in it must come from
 
 
+class QuarantinedCollectionHealth(msgspec.Struct):
+    name: str
+    reason: str  # what the store found broken when it read the collection back
+
+
 class GalleryHealth(msgspec.Struct):
     store: str  # "sqlite", "postgresql" or "memory"
     ok: bool
     detail: str
     collections: list[PinnedCollection]
+    quarantined: list[QuarantinedCollectionHealth] = []  # not served: 503 collection_unavailable
 
 
 class HealthResponse(msgspec.Struct, omit_defaults=True):

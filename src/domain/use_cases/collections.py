@@ -9,7 +9,7 @@ a gallery trustworthy: names, model pinning, one face per source image, quality 
 from __future__ import annotations
 
 import hashlib
-import re
+import math
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,16 +18,30 @@ from datetime import UTC, datetime
 import numpy as np
 
 from domain.embeddings import checked_embedding
-from domain.errors import CollectionModelMismatch, FaceServiceError, InvalidInput
-from domain.gallery import CollectionInfo, FaceRecord, SearchOutcome, SubjectHit, SubjectInfo
+from domain.errors import (
+    CollectionModelMismatch,
+    CollectionNotFound,
+    FaceServiceError,
+    InvalidEmbedding,
+    InvalidImport,
+    InvalidInput,
+)
+from domain.gallery import (
+    CollectionInfo,
+    FaceRecord,
+    ImportOutcome,
+    SearchOutcome,
+    SubjectHit,
+    SubjectInfo,
+    collection_problem,
+    is_collection_name,
+    is_external_id,
+    is_face_id,
+    is_source_digest,
+)
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
 from domain.ports import FaceGallery
 from domain.use_cases.faces import Extraction
-
-# Collection names go in URLs and, for PostgreSQL, in table names: letters, digits, ".", "_", "-".
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# The caller's ids: user ids, UUIDs, e-mail addresses; one URL path segment, so no "/".
-EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:@+=-]{1,128}$")
 
 
 class NoFace(FaceServiceError):
@@ -113,6 +127,17 @@ class CollectionHeader:
     threshold: float
 
 
+NOTHING_KEPT = "Nothing of this import was kept (an import is all or nothing); fix it and send it again"
+
+
+def nothing_kept(error: FaceServiceError) -> FaceServiceError:
+    """The error, saying what an import that failed left behind: nothing."""
+    if NOTHING_KEPT not in error.message:
+        error.message = f"{error.message}. {NOTHING_KEPT}"
+        error.args = (error.message,)
+    return error
+
+
 def image_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -122,7 +147,7 @@ def vector_digest(vector: Vector) -> str:
 
 
 def checked_name(name: str) -> str:
-    if not COLLECTION_NAME.match(name):
+    if not is_collection_name(name):
         raise InvalidInput(
             "A collection name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
             code="invalid_collection_name",
@@ -132,13 +157,21 @@ def checked_name(name: str) -> str:
 
 
 def checked_external_id(external_id: str) -> str:
-    if not EXTERNAL_ID.match(external_id):
+    if not is_external_id(external_id):
         raise InvalidInput(
-            "An external id is 1 to 128 letters, digits or . _ : @ + = -",
+            "An external id is 1 to 128 letters, digits or . _ : @ + = -, and not '.' or '..'",
             code="invalid_external_id",
             field="external_id",
         )
     return external_id
+
+
+def checked_face_id(face_id: str) -> str:
+    if not is_face_id(face_id):
+        raise InvalidInput(
+            "A face id is the 32 lowercase hex characters enrollment answered", code="invalid_face_id", field="face_id"
+        )
+    return face_id
 
 
 class Collections:
@@ -191,7 +224,7 @@ class Collections:
         return self._gallery.delete_subject(checked_name(name), checked_external_id(external_id))
 
     def delete_face(self, name: str, face_id: str) -> FaceRecord:
-        return self._gallery.delete_face(checked_name(name), face_id)
+        return self._gallery.delete_face(checked_name(name), checked_face_id(face_id))
 
     def enroll_extraction(
         self, name: str, external_id: str, extraction: Extraction, source_digest: str, options: EnrollOptions
@@ -242,30 +275,59 @@ class Collections:
         header = CollectionHeader(collection.name, collection.model_id, collection.dimension, collection.threshold)
         return header, self._gallery.faces(collection.name)
 
-    def import_faces(self, name: str, header: CollectionHeader, faces: Iterable[FaceRecord], chunk: int = 500) -> int:
-        """Add exported faces to collection `name` (created, pinned to the export's model, when it
-        does not exist). Faces get new ids; a face already there (same subject and source) is kept
-        once. Returns how many faces were added."""
+    def import_header(self, name: str, header: CollectionHeader) -> CollectionHeader:
+        """Check an import's first line before any face is read: a collection it could create must be
+        one the service can use, and one that exists must be of its model and dimension."""
         checked_name(name)
         try:
-            collection = self._gallery.collection(name)
+            problem = collection_problem(name, header.model_id, header.dimension, header.threshold)
+            if problem is not None:
+                raise InvalidImport(f"the collection it describes cannot be stored: {problem}", 1)
+            model = self._model()
+            if header.model_id == model.id and header.dimension != model.dimension:
+                raise InvalidImport(
+                    f"model {model.id}'s embeddings have {model.dimension} values, not {header.dimension}", 1
+                )
+            try:
+                collection = self._gallery.collection(name)
+            except CollectionNotFound:
+                return header
+            if (collection.model_id, collection.dimension) != (header.model_id, header.dimension):
+                raise CollectionModelMismatch(
+                    f"The export holds {header.dimension}-value vectors of model {header.model_id}; collection "
+                    f"{name} holds {collection.dimension}-value vectors of {collection.model_id}"
+                )
+            return header
         except FaceServiceError as error:
-            if error.code != "collection_not_found":
-                raise
-            collection = self._gallery.create_collection(name, header.model_id, header.dimension, header.threshold)
-        if collection.model_id != header.model_id:
-            raise CollectionModelMismatch(
-                f"The export holds vectors of model {header.model_id}; collection {name} holds {collection.model_id}"
-            )
-        added, batch = 0, []
-        for face in faces:
+            raise nothing_kept(error) from None
+
+    def import_face(self, header: CollectionHeader, face: FaceRecord, line: int) -> FaceRecord:
+        """An exported face (`line` of the import), checked as an enrollment is, with a new id."""
+        try:
             checked_external_id(face.external_id)
-            vector = checked_embedding(face.embedding.tolist(), collection.dimension, "embedding")
-            batch.append(self._record(face.external_id, vector, None, face.source_digest, face.bbox, face.confidence))
-            if len(batch) == chunk:
-                added += self._add_many(name, batch)
-                batch = []
-        return added + (self._add_many(name, batch) if batch else 0)
+            vector = checked_embedding(face.embedding, header.dimension, "embedding")
+            if not is_source_digest(face.source_digest):
+                raise InvalidInput("source_digest must be 64 lowercase hex characters (a SHA-256)")
+            if face.bbox is not None and (len(face.bbox) != 4 or not all(math.isfinite(v) for v in face.bbox)):
+                raise InvalidInput("bbox must be four finite numbers")
+            if face.confidence is not None and not 0.0 <= face.confidence <= 1.0:
+                raise InvalidInput("confidence must be a number from 0 to 1")
+        except (InvalidInput, InvalidEmbedding) as error:
+            raise nothing_kept(InvalidImport(error.message, line)) from None
+        created_at = face.created_at if face.created_at.tzinfo else face.created_at.replace(tzinfo=UTC)
+        return FaceRecord(
+            uuid.uuid4().hex, face.external_id, vector, face.bbox, face.confidence, face.source_digest, created_at
+        )
+
+    def import_faces(self, name: str, header: CollectionHeader, faces: Iterable[FaceRecord]) -> ImportOutcome:
+        """Store the faces `import_face` made, and the collection when it does not exist (pinned to the
+        export's model), in one transaction: all of them, or on any error none. A face already there
+        (same subject and source) is kept once, so an import can be sent again."""
+        checked_name(name)
+        try:
+            return self._gallery.import_collection(name, header.model_id, header.dimension, header.threshold, faces)
+        except FaceServiceError as error:
+            raise nothing_kept(error) from None
 
     # Rules
     def _pinned(self, name: str, model_id: str) -> CollectionInfo:
@@ -313,9 +375,6 @@ class Collections:
     def _add(self, collection: CollectionInfo, record: FaceRecord) -> Enrollment:
         stored, duplicate = self._gallery.add_face(collection.name, record)
         return Enrollment(stored, duplicate, collection.model_id)
-
-    def _add_many(self, name: str, records: list[FaceRecord]) -> int:
-        return sum(1 for _, duplicate in self._gallery.add_faces(name, records) if not duplicate)
 
     def _top_k(self, top_k: int | None) -> int:
         chosen = self.rules.default_top_k if top_k is None else top_k

@@ -13,6 +13,8 @@ export function cleanName(typed: string): string {
 
 /** The subject id for a name (longer than MAX_ID_LENGTH for a name too long). */
 export function subjectId(name: string): string {
+  // "." and ".." are no ids (URLs would lose them as dot segments): a name of dots only keeps them escaped.
+  if (/^\.+$/.test(name)) return "=2E".repeat(name.length);
   let id = "";
   for (const char of name) {
     if (char === " ") id += "_";

@@ -4,8 +4,8 @@ import { test } from "node:test";
 
 import { MAX_ID_LENGTH, cleanName, nameOf, subjectId } from "../lib/names.js";
 
-// face-service's rule for an external id (src/domain/use_cases/collections.py).
-const EXTERNAL_ID = /^[A-Za-z0-9._:@+=-]{1,128}$/;
+// face-service's rule for an external id (src/domain/gallery.py): and never "." or "..".
+const EXTERNAL_ID = /^(?!\.{1,2}$)[A-Za-z0-9._:@+=-]{1,128}$/;
 
 test("a name becomes a readable id that face-service accepts, and comes back unchanged", () => {
   const cases: [string, string][] = [
@@ -15,6 +15,10 @@ test("a name becomes a readable id that face-service accepts, and comes back unc
     ["snake_case = 1", "snake=5Fcase_=3D_1"],
     ["李娜", "=E6=9D=8E=E5=A8=9C"],
     ["a.b@c.d+e-f:g", "a.b@c.d+e-f:g"],
+    [".", "=2E"],
+    ["..", "=2E=2E"],
+    ["...", "=2E=2E=2E"],
+    ["A. B.", "A._B."],
   ];
   for (const [name, id] of cases) {
     assert.equal(subjectId(name), id);
