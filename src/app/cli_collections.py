@@ -156,7 +156,7 @@ def enroll_folder(container: Container, collections: Collections, name: str, fol
 
 
 def export(collections: Collections, name: str, output: Path | None) -> int:
-    from adapters.http.collections import export_chunks
+    from adapters.wire.collection_export import export_chunks
 
     header, faces = collections.export(name)
     sink = output.open("wb") if output else sys.stdout.buffer
@@ -172,8 +172,8 @@ def export(collections: Collections, name: str, output: Path | None) -> int:
 def import_file(collections: Collections, name: str, path: Path, settings: Settings) -> int:
     """As the HTTP route does it: every line checked (and a bad one named) before anything is stored,
     then one transaction."""
-    from adapters.http.collections import IMPORT_FEED_BYTES, ImportStager
     from adapters.wire import collections as wire
+    from adapters.wire.collection_export import IMPORT_FEED_BYTES, ImportStager
 
     stager = ImportStager(collections, name, settings.max_import_line_bytes, settings.import_spool_dir())
     try:

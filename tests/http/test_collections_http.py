@@ -241,7 +241,7 @@ def test_the_service_starts_with_a_corrupt_collection_and_serves_the_others(
         search = client.post("/collections/good/search", headers=AUTH, json={"image_base64": random_image(1)})
         assert search.json()["results"][0]["decision"]["external_id"] == "alice"
         assert client.delete("/collections/broken", headers=AUTH).status_code == 204
-        assert client.get("/health").json()["gallery"]["quarantined"] == []
+        assert client.get("/health", headers=AUTH).json()["gallery"]["quarantined"] == []
     with make_client(settings_for("fake", **env)) as client:
         assert [c["name"] for c in client.get("/collections", headers=AUTH).json()["collections"]] == ["good"]
 

@@ -20,7 +20,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http.admission import AdmissionQueue, BodyBudget, RateLimiter
 from adapters.http.auth import ApiKeyGuard
-from adapters.http.collections import CollectionController, GalleryPool, GalleryWork, ImportLimits
+from adapters.http.collections import CollectionController
 from adapters.http.controllers import FaceController, FaceWork, HealthController, JobError
 from adapters.http.errors import (
     handle_domain_error,
@@ -29,6 +29,7 @@ from adapters.http.errors import (
     handle_unexpected,
     handle_worker_failure,
 )
+from adapters.http.gallery import GalleryPool, GalleryWork, ImportLimits
 from adapters.http.observability import MetricsController, observe_requests
 from adapters.inference.pool import InferenceRunner
 from adapters.inference.worker import WorkerFailed
