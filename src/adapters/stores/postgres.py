@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import struct
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from psycopg.pq import Format
 from psycopg.rows import TupleRow
 
 from adapters.stores import checks
+from domain.additions import Additions, StoredState, check_new_collection, plan_additions
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -281,7 +283,7 @@ class PostgresGallery:
         """The collection's row and partition, without its index, inside the caller's transaction (which
         holds COLLECTIONS_LOCK)."""
         count = conn.execute("SELECT count(*) FROM gallery_collections").fetchone()
-        checks.new_collection(self._limits, int(count[0]) if count else 0)
+        check_new_collection(self._limits, int(count[0]) if count else 0)
         row = conn.execute(
             "INSERT INTO gallery_collections (name, model_id, dimension, threshold, created_at)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING id, created_at",
@@ -364,43 +366,21 @@ class PostgresGallery:
     def _add_in(
         self, conn: psycopg.Connection[TupleRow], target: _Collection, collection: str, faces: Sequence[FaceRecord]
     ) -> list[tuple[FaceRecord, bool]]:
-        """Write `faces` inside the caller's transaction, which holds the collection's row lock."""
-        vectors = [checks.vector(face, target.dimension) for face in faces]
-        subjects = target.subjects
-        names = sorted({face.external_id for face in faces})
-        known: dict[str, int] = dict(
+        """Decide `faces` by the add-faces rule and write what it answers, inside the caller's
+        transaction, which holds the collection's row lock."""
+        records = [checks.stored(face, target.dimension) for face in faces]
+        names = sorted({face.external_id for face in records})
+        held: dict[str, int] = dict(
             conn.execute(
                 "SELECT external_id, faces FROM gallery_subjects WHERE collection_id = %s AND external_id = ANY(%s)",
                 (target.id, names),
             ).fetchall()
         )
-        existing = self._faces_by_digest(conn, target, faces)
-        results: list[tuple[FaceRecord, bool]] = []
-        added: list[tuple[FaceRecord, npt.NDArray[np.float32]]] = []
-        new_faces: dict[str, int] = {}
-        for face, vector in zip(faces, vectors, strict=True):
-            key = (face.external_id, face.source_digest)
-            if key in existing:
-                results.append((existing[key], True))
-                continue
-            checks.new_face(
-                self._limits,
-                collection,
-                new_subject=face.external_id not in known and face.external_id not in new_faces,
-                subjects=subjects,
-                subject_faces=known.get(face.external_id, 0) + new_faces.get(face.external_id, 0),
-                collection_faces=target.faces + len(added),
-            )
-            if face.external_id not in known and face.external_id not in new_faces:
-                subjects += 1
-            new_faces[face.external_id] = new_faces.get(face.external_id, 0) + 1
-            stored = _stored(face, vector)
-            existing[key] = stored
-            added.append((stored, vector))
-            results.append((stored, False))
-        if added:
-            self._write(conn, target, added, known, new_faces)
-        return results
+        state = StoredState(target.subjects, target.faces, held, self._faces_by_source(conn, target, records))
+        plan = plan_additions(collection, records, self._limits, state)
+        if plan.new_faces:
+            self._write(conn, target, plan, held)
+        return plan.results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._connection() as conn:
@@ -643,7 +623,7 @@ class PostgresGallery:
         return _target(_checked(row, name))
 
     @staticmethod
-    def _faces_by_digest(
+    def _faces_by_source(
         conn: psycopg.Connection[TupleRow], target: _Collection, faces: Sequence[FaceRecord]
     ) -> dict[tuple[str, str], FaceRecord]:
         """The stored faces with the (external id, source digest) of any of `faces` (the unique index)."""
@@ -663,28 +643,18 @@ class PostgresGallery:
         return {(face.external_id, face.source_digest): face for face in found}
 
     def _write(
-        self,
-        conn: psycopg.Connection[TupleRow],
-        target: _Collection,
-        added: list[tuple[FaceRecord, npt.NDArray[np.float32]]],
-        known: dict[str, int],
-        new_faces: dict[str, int],
+        self, conn: psycopg.Connection[TupleRow], target: _Collection, plan: Additions, held: dict[str, int]
     ) -> None:
-        fresh = [name for name in new_faces if name not in known]
-        if fresh:
-            first: dict[str, datetime] = {}
-            for face, _ in added:
-                first.setdefault(face.external_id, face.created_at)
-            conn.cursor().executemany(
-                "INSERT INTO gallery_subjects (collection_id, external_id, created_at, faces) VALUES (%s, %s, %s, %s)",
-                [(target.id, name, first[name], new_faces[name]) for name in fresh],
-            )
-        for name in new_faces:
-            if name in known:
-                conn.execute(
-                    "UPDATE gallery_subjects SET faces = faces + %s WHERE collection_id = %s AND external_id = %s",
-                    (new_faces[name], target.id, name),
-                )
+        """Store the plan's subjects and faces, and the counts the collection's row keeps."""
+        added = Counter(face.external_id for face in plan.new_faces)
+        conn.cursor().executemany(
+            "INSERT INTO gallery_subjects (collection_id, external_id, created_at, faces) VALUES (%s, %s, %s, %s)",
+            [(target.id, first.external_id, first.created_at, added[first.external_id]) for first in plan.new_subjects],
+        )
+        conn.cursor().executemany(
+            "UPDATE gallery_subjects SET faces = faces + %s WHERE collection_id = %s AND external_id = %s",
+            [(count, target.id, name) for name, count in added.items() if name in held],
+        )
         rows = [
             (
                 target.id,
@@ -694,9 +664,9 @@ class PostgresGallery:
                 *(face.bbox or (None, None, None, None)),
                 face.confidence,
                 face.created_at,
-                PgVector(vector),
+                PgVector(face.embedding),
             )
-            for face, vector in added
+            for face in plan.new_faces
         ]
         if len(rows) < COPY_FROM:
             conn.cursor().executemany(
@@ -713,11 +683,11 @@ class PostgresGallery:
                 copy.set_types([*_COPY_TYPES, self._vector_oid])
                 for row in rows:
                     copy.write_row(row)
-        most = max(known.get(name, 0) + count for name, count in new_faces.items())
+        most = max(held.get(name, 0) + count for name, count in added.items())
         conn.execute(
             "UPDATE gallery_collections SET subjects = subjects + %s, faces = faces + %s,"
             " most_subject_faces = greatest(most_subject_faces, %s) WHERE id = %s",
-            (len(fresh), len(added), most, target.id),
+            (len(plan.new_subjects), len(plan.new_faces), most, target.id),
         )
 
     @staticmethod
@@ -805,18 +775,6 @@ def _info(row: Sequence[Any]) -> CollectionInfo:
 
 def _target(row: Sequence[Any]) -> _Collection:
     return _Collection(int(row[0]), int(row[3]), int(row[6]), int(row[7]), int(row[8]))
-
-
-def _stored(face: FaceRecord, vector: npt.NDArray[np.float32]) -> FaceRecord:
-    return FaceRecord(
-        face_id=face.face_id,
-        external_id=face.external_id,
-        embedding=vector,
-        bbox=face.bbox,
-        confidence=face.confidence,
-        source_digest=face.source_digest,
-        created_at=face.created_at,
-    )
 
 
 def _record(row: Sequence[Any]) -> FaceRecord:
