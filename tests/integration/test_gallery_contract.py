@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from adapters.stores.memory import MemoryGallery
-from adapters.stores.postgres import PostgresGallery
+from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
 from domain.errors import (
     CollectionExists,
@@ -689,7 +689,7 @@ import sys, time, uuid
 from datetime import UTC, datetime
 from pathlib import Path
 import numpy as np
-from adapters.stores.postgres import PostgresGallery
+from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
 from domain.gallery import FaceRecord, GalleryLimits
 
