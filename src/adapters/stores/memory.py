@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from adapters.stores import checks
 from adapters.stores.matrix import FaceMatrix
+from adapters.stores.matrix_collection import MatrixCollection
 from domain.additions import StoredState, check_new_collection, plan_additions
 from domain.errors import (
     CollectionExists,
@@ -42,26 +43,9 @@ class _Subject:
 
 
 @dataclass
-class _Collection:
-    name: str
-    model_id: str
-    dimension: int
-    threshold: float
-    created_at: datetime
-    matrix: FaceMatrix
+class _Collection(MatrixCollection):
     subjects: dict[str, _Subject] = field(default_factory=dict)
     owner: dict[str, str] = field(default_factory=dict)  # face id -> external id, in enrolment order
-
-    def info(self) -> CollectionInfo:
-        return CollectionInfo(
-            name=self.name,
-            model_id=self.model_id,
-            dimension=self.dimension,
-            threshold=self.threshold,
-            created_at=self.created_at,
-            subjects=len(self.subjects),
-            faces=len(self.owner),
-        )
 
 
 def _stored_state(target: _Collection, faces: Sequence[FaceRecord]) -> StoredState:

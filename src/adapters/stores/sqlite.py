@@ -32,7 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.stores import checks
+from adapters.stores.face_rows import face_record
 from adapters.stores.matrix import FaceMatrix
+from adapters.stores.matrix_collection import MatrixCollection
 from domain.additions import Additions, StoredState, check_new_collection, plan_additions
 from domain.errors import (
     CollectionExists,
@@ -99,7 +101,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-# A face's columns in `_record`'s order, after any leading columns a query names first.
+# A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
 _FACE_COLUMNS = (
     " f.face_id, s.external_id, f.embedding, f.x1, f.y1, f.x2, f.y2, f.confidence, f.source_digest, f.created_at"
 )
@@ -174,25 +176,8 @@ class _Adding:
 
 
 @dataclass
-class _Collection:
-    id: int
-    name: str
-    model_id: str
-    dimension: int
-    threshold: float
-    created_at: datetime
-    matrix: FaceMatrix
-
-    def info(self) -> CollectionInfo:
-        return CollectionInfo(
-            name=self.name,
-            model_id=self.model_id,
-            dimension=self.dimension,
-            threshold=self.threshold,
-            created_at=self.created_at,
-            subjects=self.matrix.subjects,
-            faces=len(self.matrix),
-        )
+class _Collection(MatrixCollection):
+    id: int  # its row in `collections`
 
 
 class SqliteGallery:
@@ -322,7 +307,7 @@ class SqliteGallery:
             (name, model_id, dimension, threshold, _micros(created_at)),
         )
         assert cursor.lastrowid is not None
-        return _Collection(cursor.lastrowid, name, model_id, dimension, threshold, created_at, FaceMatrix(dimension))
+        return _Collection(name, model_id, dimension, threshold, created_at, FaceMatrix(dimension), cursor.lastrowid)
 
     def _add_rows(
         self, db: sqlite3.Connection, target: _Collection, faces: Sequence[FaceRecord], adding: _Adding
@@ -575,7 +560,7 @@ class SqliteGallery:
             if not np.isfinite(vectors).all():
                 raise CollectionUnavailable("it holds a vector with a non-finite value")
             matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
-        return _Collection(cid, name, model_id, dimension, threshold, _moment(created_at), matrix)
+        return _Collection(name, model_id, dimension, threshold, _moment(created_at), matrix, cid)
 
     def _forget_deleted(self, db: sqlite3.Connection) -> None:
         """After a delete: copy the WAL's pages (with the zeroed content) into the file and empty the WAL."""
@@ -635,16 +620,8 @@ def _stored(face: FaceRecord, dimension: int) -> FaceRecord:
 
 
 def _record(row: Sequence[Any], dimension: int) -> FaceRecord:
-    face_id, external_id, blob, x1, y1, x2, y2, confidence, digest, created_at = row
+    face_id, external_id, blob, *box_and_confidence, digest, created_at = row
     embedding = np.frombuffer(blob, dtype=np.float32).copy()
     if embedding.shape[0] != dimension:
         raise StoreUnavailable("the SQLite gallery holds a vector of the wrong size")
-    return FaceRecord(
-        face_id=face_id,
-        external_id=external_id,
-        embedding=embedding,
-        bbox=None if x1 is None else (x1, y1, x2, y2),
-        confidence=confidence,
-        source_digest=digest,
-        created_at=_moment(created_at),
-    )
+    return face_record((face_id, external_id, embedding, *box_and_confidence, digest, _moment(created_at)))

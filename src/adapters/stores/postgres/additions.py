@@ -12,7 +12,8 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from adapters.stores import checks
-from adapters.stores.postgres.rows import FACE_COLUMNS, Target, record
+from adapters.stores.face_rows import face_record
+from adapters.stores.postgres.rows import FACE_COLUMNS, Target
 from adapters.stores.postgres.vector_codec import PgVector
 from domain.additions import Additions, StoredState, plan_additions
 from domain.gallery import FaceRecord, GalleryLimits
@@ -64,7 +65,7 @@ def _faces_by_source(
             " ON f.external_id = wanted.external_id AND f.source_digest = wanted.source_digest"
         ).format(sql.SQL(", ".join(f"f.{column}" for column in FACE_COLUMNS.split(", "))), target.table)
         cursor.execute(query, ([face.external_id for face in faces], [face.source_digest for face in faces]))
-    found = [record(row) for row in cursor.fetchall()]
+    found = [face_record(row) for row in cursor.fetchall()]
     return {(face.external_id, face.source_digest): face for face in found}
 
 

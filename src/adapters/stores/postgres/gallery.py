@@ -32,6 +32,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from adapters.stores import checks
+from adapters.stores.face_rows import face_record
 from adapters.stores.postgres import rows, schema, search, vector_codec
 from adapters.stores.postgres.additions import add_faces
 from domain.additions import check_new_collection
@@ -42,7 +43,6 @@ from domain.errors import (
     CollectionUnavailable,
     FaceNotFound,
     StoreUnavailable,
-    SubjectNotFound,
 )
 from domain.gallery import (
     CollectionInfo,
@@ -223,12 +223,7 @@ class PostgresGallery:
     def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
         with self._connection() as conn:
             target = rows.find(conn, collection)
-            row = conn.execute(
-                "SELECT faces, created_at FROM gallery_subjects WHERE collection_id = %s AND external_id = %s",
-                (target.id, external_id),
-            ).fetchone()
-            if row is None:
-                raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
+            _, created_at = rows.subject(conn, target, collection, external_id)
             cursor = conn.cursor(binary=True)
             faces = cursor.execute(
                 sql.SQL("SELECT {} FROM {} WHERE external_id = %s ORDER BY created_at, seq").format(
@@ -236,20 +231,18 @@ class PostgresGallery:
                 ),
                 (external_id,),
             ).fetchall()
-        return SubjectInfo(external_id, len(faces), row[1]), [rows.record(face) for face in faces]
+        return SubjectInfo(external_id, len(faces), created_at), [face_record(face) for face in faces]
 
     def delete_subject(self, collection: str, external_id: str) -> int:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
+            rows.subject(conn, target, collection, external_id)  # SubjectNotFound before anything is deleted
             removed = conn.execute(
                 sql.SQL("DELETE FROM {} WHERE external_id = %s").format(target.table), (external_id,)
             ).rowcount
-            subject = conn.execute(
-                "DELETE FROM gallery_subjects WHERE collection_id = %s AND external_id = %s RETURNING 1",
-                (target.id, external_id),
-            ).fetchone()
-            if subject is None:
-                raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
+            conn.execute(
+                "DELETE FROM gallery_subjects WHERE collection_id = %s AND external_id = %s", (target.id, external_id)
+            )
             conn.execute(
                 "UPDATE gallery_collections SET subjects = subjects - 1, faces = faces - %s WHERE id = %s",
                 (removed, target.id),
@@ -271,7 +264,7 @@ class PostgresGallery:
             )
             if row is None:
                 raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
-            face = rows.record(row)
+            face = face_record(row)
             left = conn.execute(
                 "UPDATE gallery_subjects SET faces = faces - 1 WHERE collection_id = %s AND external_id = %s"
                 " RETURNING faces",
@@ -299,13 +292,8 @@ class PostgresGallery:
             matrix = checks.probes(probes, target.dimension, top_k)
             if external_id is None:
                 return self._search.everyone(conn, target, matrix, top_k)
-            row = conn.execute(
-                "SELECT faces FROM gallery_subjects WHERE collection_id = %s AND external_id = %s",
-                (target.id, external_id),
-            ).fetchone()
-            if row is None:
-                raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
-            return search.of_subject(conn, target, matrix, top_k, external_id, int(row[0]))
+            subject_faces, _ = rows.subject(conn, target, collection, external_id)
+            return search.of_subject(conn, target, matrix, top_k, external_id, subject_faces)
 
     def faces(self, collection: str) -> Iterator[FaceRecord]:
         with self._connection() as conn:
@@ -327,7 +315,7 @@ class PostgresGallery:
                 return
             after = page[-1][0]
             for row in page:
-                yield rows.record(row[1:])
+                yield face_record(row[1:])
 
     # --- bulk imports (not in the port)
 

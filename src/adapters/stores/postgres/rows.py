@@ -1,26 +1,28 @@
 """How the PostgreSQL gallery reads its rows back: a collection's row, checked wherever it is read (a
-row no write could have stored is quarantined, never served), and a face's row as a FaceRecord."""
+row no write could have stored is quarantined, never served), and the face columns it selects."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from adapters.stores.face_rows import COLUMNS
 from adapters.stores.postgres.schema import faces_table
-from domain.errors import CollectionNotFound, CollectionUnavailable
-from domain.gallery import CollectionInfo, FaceRecord, collection_problem
+from domain.errors import CollectionNotFound, CollectionUnavailable, SubjectNotFound
+from domain.gallery import CollectionInfo, collection_problem
 
 # A collection's row as `checked` reads it: its values, and whether its partition exists.
 COLLECTION = (
     "SELECT id, name, model_id, dimension, threshold, created_at, subjects, faces, most_subject_faces,"
     " to_regclass('gallery_faces_' || id) IS NOT NULL FROM gallery_collections"
 )
-FACE_COLUMNS = "face_id, external_id, embedding, x1, y1, x2, y2, confidence, source_digest, created_at"
+FACE_COLUMNS = ", ".join(COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,19 @@ def find(conn: psycopg.Connection[TupleRow], name: str) -> Target:
 def locked(conn: psycopg.Connection[TupleRow], name: str) -> Target:
     """The collection, its row locked until the transaction ends: one writer per collection at a time."""
     return _target(checked(conn.execute(COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone(), name))
+
+
+def subject(
+    conn: psycopg.Connection[TupleRow], target: Target, collection: str, external_id: str
+) -> tuple[int, datetime]:
+    """The subject's face count and first enrolment time; SubjectNotFound when the collection has no such subject."""
+    row = conn.execute(
+        "SELECT faces, created_at FROM gallery_subjects WHERE collection_id = %s AND external_id = %s",
+        (target.id, external_id),
+    ).fetchone()
+    if row is None:
+        raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
+    return int(row[0]), row[1]
 
 
 def problem(row: Sequence[Any]) -> str | None:
@@ -72,20 +87,6 @@ def checked(row: Sequence[Any] | None, name: str) -> Sequence[Any]:
 def info(row: Sequence[Any]) -> CollectionInfo:
     _, name, model_id, dimension, threshold, created_at, subjects, faces, _, _ = row
     return CollectionInfo(name, model_id, dimension, threshold, created_at, int(subjects), int(faces))
-
-
-def record(row: Sequence[Any]) -> FaceRecord:
-    """A face from FACE_COLUMNS."""
-    face_id, external_id, embedding, x1, y1, x2, y2, confidence, digest, created_at = row
-    return FaceRecord(
-        face_id=face_id,
-        external_id=external_id,
-        embedding=embedding,
-        bbox=None if x1 is None else (x1, y1, x2, y2),
-        confidence=confidence,
-        source_digest=digest,
-        created_at=created_at,
-    )
 
 
 def _target(row: Sequence[Any]) -> Target:
