@@ -190,8 +190,10 @@ class PostgresGallery:
             created = row is None
             if row is None:
                 self._insert_collection(conn, name, model_id, dimension, threshold)
-            elif (rows.checked(row, name)[2], row[3]) != (model_id, dimension):
-                raise CollectionModelMismatch(f"collection {name!r} holds vectors of {row[2]}")
+            else:
+                rows.checked(row, name)
+                if (row[2], row[3]) != (model_id, dimension):
+                    raise CollectionModelMismatch(f"collection {name!r} holds vectors of {row[2]}")
             added = duplicates = 0
             records = iter(faces)
             while chunk := list(itertools.islice(records, IMPORT_CHUNK)):

@@ -1,5 +1,6 @@
 """How the PostgreSQL gallery reads its rows back: a collection's row, checked wherever it is read (a
-row no write could have stored is quarantined, never served), and the face columns it selects."""
+row no write could have stored is quarantined, never served), a subject's row, and the face columns
+it selects."""
 
 from __future__ import annotations
 
