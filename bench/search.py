@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from adapters.stores.postgres import PostgresGallery
+from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
 from domain.gallery import FaceRecord, GalleryLimits
 

@@ -136,7 +136,7 @@ def sqlite_gallery(data_dir: Path, limits: GalleryLimits) -> FaceGallery:
 
 
 def postgres_gallery(url: str, limits: GalleryLimits, exact_below: int) -> FaceGallery:
-    from adapters.stores.postgres import PostgresGallery  # deferred: psycopg only when used
+    from adapters.stores.postgres.gallery import PostgresGallery  # deferred: psycopg only when used
 
     return PostgresGallery(url, limits, exact_below=exact_below)
 

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from adapters.stores.memory import MemoryGallery
-from adapters.stores.postgres import PostgresGallery
+from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
 from domain.errors import (
     CollectionExists,
@@ -468,6 +468,14 @@ def test_add_faces_stores_all_or_none(make_gallery: Maker) -> None:
     assert raised.value.code == "collection_face_limit"
     assert (gallery.collection("c").subjects, gallery.collection("c").faces) == (1, 1)
     assert [f.face_id for f in gallery.faces("c")] == [results[0][0].face_id]
+    # A batch's sources already stored answer the stored face, the others are added, each once.
+    again = gallery.add_faces(
+        "c",
+        [face("bob", vectors[2], digest="b"), face("ann", vectors[3], digest="d"), face("bob", vectors[4], digest="b")],
+    )
+    assert [duplicate for _, duplicate in again] == [False, True, True]
+    assert again[1][0].face_id == results[0][0].face_id and again[2][0].face_id == again[0][0].face_id
+    assert (gallery.collection("c").subjects, gallery.collection("c").faces) == (2, 2)
 
 
 # --- nothing is written that a store could not read back and serve
@@ -509,6 +517,8 @@ def test_a_face_no_store_could_serve_is_never_written(gallery: FaceGallery) -> N
         face("ann", vector, bbox=(0.0, 0.0, float("inf"), 1.0)),
         FaceRecord("not-a-face-id", "ann", vector, None, None, "d" * 64, T0),
         FaceRecord(uuid.uuid4().hex, "x" * 129, vector, None, None, "d" * 64, T0),
+        FaceRecord(uuid.uuid4().hex, "ann\x00", vector, None, None, "d" * 64, T0),  # text no store can look up
+        FaceRecord(uuid.uuid4().hex, "ann", vector, None, None, "d\x00", T0),
     ]
     for record in bad:
         with pytest.raises(FaceServiceError) as raised:
@@ -679,7 +689,7 @@ import sys, time, uuid
 from datetime import UTC, datetime
 from pathlib import Path
 import numpy as np
-from adapters.stores.postgres import PostgresGallery
+from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
 from domain.gallery import FaceRecord, GalleryLimits
 

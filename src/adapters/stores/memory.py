@@ -15,6 +15,8 @@ import numpy.typing as npt
 
 from adapters.stores import checks
 from adapters.stores.matrix import FaceMatrix
+from adapters.stores.matrix_collection import MatrixCollection
+from domain.additions import StoredState, check_new_collection, plan_additions
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -41,38 +43,23 @@ class _Subject:
 
 
 @dataclass
-class _Collection:
-    name: str
-    model_id: str
-    dimension: int
-    threshold: float
-    created_at: datetime
-    matrix: FaceMatrix
+class _Collection(MatrixCollection):
     subjects: dict[str, _Subject] = field(default_factory=dict)
     owner: dict[str, str] = field(default_factory=dict)  # face id -> external id, in enrolment order
 
-    def info(self) -> CollectionInfo:
-        return CollectionInfo(
-            name=self.name,
-            model_id=self.model_id,
-            dimension=self.dimension,
-            threshold=self.threshold,
-            created_at=self.created_at,
-            subjects=len(self.subjects),
-            faces=len(self.owner),
-        )
 
-
-def _stored(face: FaceRecord, vector: npt.NDArray[np.float32]) -> FaceRecord:
-    return FaceRecord(
-        face_id=face.face_id,
-        external_id=face.external_id,
-        embedding=vector.copy(),
-        bbox=face.bbox,
-        confidence=face.confidence,
-        source_digest=face.source_digest,
-        created_at=face.created_at,
-    )
+def _stored_state(target: _Collection, faces: Sequence[FaceRecord]) -> StoredState:
+    """What the add-faces rule needs to know of `target` for this batch."""
+    held = {
+        face.external_id: target.subjects[face.external_id] for face in faces if face.external_id in target.subjects
+    }
+    by_source = {
+        (face.external_id, face.source_digest): subject.faces[subject.digests[face.source_digest]]
+        for face in faces
+        if (subject := held.get(face.external_id)) is not None and face.source_digest in subject.digests
+    }
+    subject_faces = {external_id: len(subject.faces) for external_id, subject in held.items()}
+    return StoredState(len(target.subjects), len(target.owner), subject_faces, by_source)
 
 
 def _subject_info(external_id: str, subject: _Subject) -> SubjectInfo:
@@ -96,7 +83,7 @@ class MemoryGallery:
         with self._lock:
             if name in self._collections:
                 raise CollectionExists(f"collection {name!r} already exists")
-            checks.new_collection(self._limits, len(self._collections))
+            check_new_collection(self._limits, len(self._collections))
             collection = _Collection(name, model_id, dimension, threshold, checks.now(), FaceMatrix(dimension))
             self._collections[name] = collection
             return collection.info()
@@ -132,7 +119,7 @@ class MemoryGallery:
             target = self._collections.get(name)
             created = target is None
             if target is None:
-                checks.new_collection(self._limits, len(self._collections))
+                check_new_collection(self._limits, len(self._collections))
                 target = _Collection(name, model_id, dimension, threshold, checks.now(), FaceMatrix(dimension))
             elif (target.model_id, target.dimension) != (model_id, dimension):
                 raise CollectionModelMismatch(f"collection {name!r} holds vectors of {target.model_id}")
@@ -142,49 +129,22 @@ class MemoryGallery:
         return ImportOutcome(created, len(results) - duplicates, duplicates)
 
     def _add(self, target: _Collection, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
-        vectors = [checks.vector(face, target.dimension) for face in faces]
-        # First decide every face (raising before anything is stored), then store.
-        results: list[tuple[FaceRecord, bool]] = []
-        batch: dict[tuple[str, str], FaceRecord] = {}
-        counts: dict[str, int] = {}
-        subjects = len(target.subjects)
-        for face, vector in zip(faces, vectors, strict=True):
-            subject = target.subjects.get(face.external_id)
-            key = (face.external_id, face.source_digest)
-            if subject is not None and face.source_digest in subject.digests:
-                results.append((subject.faces[subject.digests[face.source_digest]], True))
-                continue
-            if key in batch:
-                results.append((batch[key], True))
-                continue
-            new_subject = subject is None and face.external_id not in counts
-            checks.new_face(
-                self._limits,
-                target.name,
-                new_subject=new_subject,
-                subjects=subjects,
-                subject_faces=(0 if subject is None else len(subject.faces)) + counts.get(face.external_id, 0),
-                collection_faces=len(target.owner) + len(batch),
-            )
-            subjects += new_subject
-            counts[face.external_id] = counts.get(face.external_id, 0) + 1
-            batch[key] = _stored(face, vector)
-            results.append((batch[key], False))
-        for stored in batch.values():
-            subject = target.subjects.get(stored.external_id)
-            if subject is None:
-                subject = target.subjects[stored.external_id] = _Subject(created_at=stored.created_at)
-            subject.faces[stored.face_id] = stored
-            subject.digests[stored.source_digest] = stored.face_id
-            target.owner[stored.face_id] = stored.external_id
-        if batch:
-            added = list(batch.values())
+        records = [checks.stored(face, target.dimension) for face in faces]
+        plan = plan_additions(target.name, records, self._limits, _stored_state(target, records))
+        for first in plan.new_subjects:
+            target.subjects[first.external_id] = _Subject(created_at=first.created_at)
+        for face in plan.new_faces:
+            subject = target.subjects[face.external_id]
+            subject.faces[face.face_id] = face
+            subject.digests[face.source_digest] = face.face_id
+            target.owner[face.face_id] = face.external_id
+        if plan.new_faces:
             target.matrix.append(
-                [face.face_id for face in added],
-                [face.external_id for face in added],
-                np.stack([face.embedding for face in added]),
+                [face.face_id for face in plan.new_faces],
+                [face.external_id for face in plan.new_faces],
+                np.stack([face.embedding for face in plan.new_faces]),
             )
-        return results
+        return plan.results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._lock:

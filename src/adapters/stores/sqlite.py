@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import json
 import logging
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -30,7 +32,10 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.stores import checks
+from adapters.stores.face_rows import face_record
 from adapters.stores.matrix import FaceMatrix
+from adapters.stores.matrix_collection import MatrixCollection
+from domain.additions import Additions, StoredState, check_new_collection, plan_additions
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -96,11 +101,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
-# A face's columns in `_record`'s order, after any leading columns a query names first.
-_FACES = (
+# A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
+_FACE_COLUMNS = (
     " f.face_id, s.external_id, f.embedding, f.x1, f.y1, f.x2, f.y2, f.confidence, f.source_digest, f.created_at"
-    " FROM faces f JOIN subjects s ON s.id = f.subject_id"
 )
+_FACES = _FACE_COLUMNS + " FROM faces f JOIN subjects s ON s.id = f.subject_id"
 _SUBJECT_FACES = "SELECT" + _FACES + " WHERE f.subject_id = ? ORDER BY f.created_at, f.seq"
 _FACE_TO_DELETE = "SELECT f.seq, f.subject_id," + _FACES + " WHERE f.face_id = ? AND f.collection_id = ?"
 _EXPORT_PAGE = "SELECT f.seq," + _FACES + " WHERE f.collection_id = ? AND f.seq > ? ORDER BY f.seq LIMIT ?"
@@ -110,7 +115,18 @@ _SUBJECTS = (
 )
 _SUBJECTS_PAGE = _SUBJECTS + " ORDER BY s.external_id LIMIT ?"
 _SUBJECTS_AFTER = _SUBJECTS + " AND s.external_id > ? ORDER BY s.external_id LIMIT ?"
-_FACE_BY_DIGEST = "SELECT length(f.embedding) / 4," + _FACES + " WHERE f.subject_id = ? AND f.source_digest = ?"
+# The batch's subjects and the faces already stored for its (external id, source digest) pairs, each in
+# one query: the batch's keys travel as one JSON array, read first (CROSS JOIN fixes the order) so
+# that every key is one look-up in the unique indexes.
+_SUBJECT_IDS = (
+    "SELECT s.external_id, s.id FROM json_each(?) AS wanted CROSS JOIN subjects s"
+    " WHERE s.collection_id = ? AND s.external_id = wanted.value"
+)
+_FACES_BY_SOURCE = (
+    "SELECT" + _FACE_COLUMNS + " FROM json_each(?) AS wanted CROSS JOIN subjects s CROSS JOIN faces f"
+    " WHERE s.collection_id = ? AND s.external_id = json_extract(wanted.value, '$[0]')"
+    " AND f.subject_id = s.id AND f.source_digest = json_extract(wanted.value, '$[1]')"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -127,55 +143,41 @@ def _moment(micros: int) -> datetime:
 
 @dataclass
 class _Adding:
-    """What one transaction adds to a collection: for the limits while it runs, for the matrix after
-    its commit (never before: a search must not find a face a rollback would take back)."""
+    """What one transaction has added to a collection: counted with the matrix for the limits while it
+    runs, appended to the matrix after its commit (never before: a search must not find a face a
+    rollback would take back)."""
 
-    subjects: int  # the collection's, counting the new ones
-    subject_ids: dict[str, int | None] = field(default_factory=dict)  # external id -> row id (None: new)
-    pending: dict[tuple[str, str], FaceRecord] = field(default_factory=dict)  # (external id, digest) added
-    new_faces: dict[str, int] = field(default_factory=dict)  # per external id
-    face_ids: list[str] = field(default_factory=list)
-    owners: list[str] = field(default_factory=list)
-    vectors: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    faces: list[FaceRecord] = field(default_factory=list)
+    subjects: int = 0  # created
+    per_subject: Counter[str] = field(default_factory=Counter)  # faces added, by external id
     duplicates: int = 0
 
-    @property
-    def count(self) -> int:
-        return len(self.face_ids)
+    def stored_state(
+        self, matrix: FaceMatrix, subjects: Iterable[str], by_source: dict[tuple[str, str], FaceRecord]
+    ) -> StoredState:
+        """The add-faces rule's view of the collection: the matrix (committed) and this transaction's."""
+        held = {name: matrix.faces_of(name) + self.per_subject[name] for name in subjects}
+        return StoredState(matrix.subjects + self.subjects, len(matrix) + len(self.faces), held, by_source)
 
-    def add(self, stored: FaceRecord, vector: npt.NDArray[np.float32]) -> None:
-        self.pending[(stored.external_id, stored.source_digest)] = stored
-        self.new_faces[stored.external_id] = self.new_faces.get(stored.external_id, 0) + 1
-        self.face_ids.append(stored.face_id)
-        self.owners.append(stored.external_id)
-        self.vectors.append(vector)
+    def add(self, plan: Additions) -> None:
+        self.faces += plan.new_faces
+        self.subjects += len(plan.new_subjects)
+        self.per_subject.update(face.external_id for face in plan.new_faces)
+        self.duplicates += sum(1 for _, duplicate in plan.results if duplicate)
 
     def commit(self, matrix: FaceMatrix) -> None:
-        for start in range(0, self.count, LOAD_CHUNK):
-            end = start + LOAD_CHUNK
-            matrix.append(self.face_ids[start:end], self.owners[start:end], np.stack(self.vectors[start:end]))
+        for start in range(0, len(self.faces), LOAD_CHUNK):
+            chunk = self.faces[start : start + LOAD_CHUNK]
+            matrix.append(
+                [face.face_id for face in chunk],
+                [face.external_id for face in chunk],
+                np.stack([face.embedding for face in chunk]),
+            )
 
 
 @dataclass
-class _Collection:
-    id: int
-    name: str
-    model_id: str
-    dimension: int
-    threshold: float
-    created_at: datetime
-    matrix: FaceMatrix
-
-    def info(self) -> CollectionInfo:
-        return CollectionInfo(
-            name=self.name,
-            model_id=self.model_id,
-            dimension=self.dimension,
-            threshold=self.threshold,
-            created_at=self.created_at,
-            subjects=self.matrix.subjects,
-            faces=len(self.matrix),
-        )
+class _Collection(MatrixCollection):
+    id: int  # its row in `collections`
 
 
 class SqliteGallery:
@@ -223,7 +225,7 @@ class SqliteGallery:
             if name in self._collections:
                 raise CollectionExists(f"collection {name!r} already exists")
             self._refuse_quarantined(name)
-            checks.new_collection(self._limits, len(self._collections) + len(self._quarantined))
+            check_new_collection(self._limits, len(self._collections) + len(self._quarantined))
             with _transaction(db):
                 collection = self._insert_collection(db, name, model_id, dimension, threshold)
             self._collections[name] = collection
@@ -263,10 +265,10 @@ class SqliteGallery:
         when a limit would be exceeded, none. Each result as `add_face` gives it."""
         with self._writing() as db:
             target = self._get(collection)
-            vectors = [checks.vector(face, target.dimension) for face in faces]
-            adding = _Adding(target.matrix.subjects)
+            records = [_stored(face, target.dimension) for face in faces]
+            adding = _Adding()
             with _transaction(db):
-                results = self._add_rows(db, target, faces, vectors, adding)
+                results = self._add_rows(db, target, records, adding)
             adding.commit(target.matrix)  # committed: only now does the matrix see the new faces
             return results
 
@@ -283,19 +285,18 @@ class SqliteGallery:
                 self._refuse_quarantined(name)
             elif (target.model_id, target.dimension) != (model_id, dimension):
                 raise CollectionModelMismatch(f"collection {name!r} holds vectors of {target.model_id}")
+            adding = _Adding()
             with _transaction(db):
                 if target is None:
-                    checks.new_collection(self._limits, len(self._collections) + len(self._quarantined))
+                    check_new_collection(self._limits, len(self._collections) + len(self._quarantined))
                     target = self._insert_collection(db, name, model_id, dimension, threshold)
-                adding = _Adding(target.matrix.subjects)
                 records = iter(faces)
                 while chunk := list(itertools.islice(records, IMPORT_CHUNK)):
-                    vectors = [checks.vector(face, dimension) for face in chunk]
-                    self._add_rows(db, target, chunk, vectors, adding)
+                    self._add_rows(db, target, [_stored(face, dimension) for face in chunk], adding)
             if created:
                 self._collections[name] = target
             adding.commit(target.matrix)
-            return ImportOutcome(created, adding.count, adding.duplicates)
+            return ImportOutcome(created, len(adding.faces), adding.duplicates)
 
     def _insert_collection(
         self, db: sqlite3.Connection, name: str, model_id: str, dimension: int, threshold: float
@@ -306,69 +307,46 @@ class SqliteGallery:
             (name, model_id, dimension, threshold, _micros(created_at)),
         )
         assert cursor.lastrowid is not None
-        return _Collection(cursor.lastrowid, name, model_id, dimension, threshold, created_at, FaceMatrix(dimension))
+        return _Collection(name, model_id, dimension, threshold, created_at, FaceMatrix(dimension), cursor.lastrowid)
 
     def _add_rows(
-        self,
-        db: sqlite3.Connection,
-        target: _Collection,
-        faces: Sequence[FaceRecord],
-        vectors: Sequence[npt.NDArray[np.float32]],
-        adding: _Adding,
+        self, db: sqlite3.Connection, target: _Collection, faces: Sequence[FaceRecord], adding: _Adding
     ) -> list[tuple[FaceRecord, bool]]:
-        """Write `faces` inside the caller's transaction, as `add_face` would each; `adding` keeps what
-        this transaction added, for the limits and for the matrix after the commit."""
-        results: list[tuple[FaceRecord, bool]] = []
-        for face, vector in zip(faces, vectors, strict=True):
-            if face.external_id not in adding.subject_ids:
-                row = db.execute(
-                    "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?",
-                    (target.id, face.external_id),
-                ).fetchone()
-                adding.subject_ids[face.external_id] = None if row is None else int(row[0])
-            subject_id = adding.subject_ids[face.external_id]
-            key = (face.external_id, face.source_digest)
-            existing = adding.pending.get(key) or (
-                None if subject_id is None else self._face_by_digest(db, subject_id, face.source_digest)
+        """Decide `faces` by the add-faces rule and write what it answers, inside the caller's
+        transaction; `adding` keeps what this transaction added (earlier chunks of an import too)."""
+        names = json.dumps(sorted({face.external_id for face in faces}))
+        subject_ids: dict[str, int] = dict(db.execute(_SUBJECT_IDS, (names, target.id)).fetchall())
+        keys = json.dumps([(face.external_id, face.source_digest) for face in faces])
+        found = [_record(row, target.dimension) for row in db.execute(_FACES_BY_SOURCE, (keys, target.id))]
+        by_source = {(face.external_id, face.source_digest): face for face in found}
+        state = adding.stored_state(target.matrix, subject_ids, by_source)
+        plan = plan_additions(target.name, faces, self._limits, state)
+        for first in plan.new_subjects:
+            cursor = db.execute(
+                "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?)",
+                (target.id, first.external_id, _micros(first.created_at)),
             )
-            if existing is not None:
-                adding.duplicates += 1
-                results.append((existing, True))
-                continue
-            checks.new_face(
-                self._limits,
-                target.name,
-                new_subject=subject_id is None,
-                subjects=adding.subjects,
-                subject_faces=target.matrix.faces_of(face.external_id) + adding.new_faces.get(face.external_id, 0),
-                collection_faces=len(target.matrix) + adding.count,
-            )
-            if subject_id is None:
-                cursor = db.execute(
-                    "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?)",
-                    (target.id, face.external_id, _micros(face.created_at)),
-                )
-                subject_id = adding.subject_ids[face.external_id] = cursor.lastrowid
-                adding.subjects += 1
-            box = face.bbox or (None, None, None, None)
-            db.execute(
-                "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
-                " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            assert cursor.lastrowid is not None
+            subject_ids[first.external_id] = cursor.lastrowid
+        db.executemany(
+            "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
+            " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
                 (
                     face.face_id,
                     target.id,
-                    subject_id,
+                    subject_ids[face.external_id],
                     face.source_digest,
-                    *box,
+                    *(face.bbox or (None, None, None, None)),
                     face.confidence,
                     _micros(face.created_at),
-                    vector.tobytes(),
-                ),
-            )
-            stored = _stored(face, vector)
-            adding.add(stored, vector)
-            results.append((stored, False))
-        return results
+                    face.embedding.tobytes(),
+                )
+                for face in plan.new_faces
+            ],
+        )
+        adding.add(plan)
+        return plan.results
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._reading() as db:
@@ -582,7 +560,7 @@ class SqliteGallery:
             if not np.isfinite(vectors).all():
                 raise CollectionUnavailable("it holds a vector with a non-finite value")
             matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
-        return _Collection(cid, name, model_id, dimension, threshold, _moment(created_at), matrix)
+        return _Collection(name, model_id, dimension, threshold, _moment(created_at), matrix, cid)
 
     def _forget_deleted(self, db: sqlite3.Connection) -> None:
         """After a delete: copy the WAL's pages (with the zeroed content) into the file and empty the WAL."""
@@ -623,11 +601,6 @@ class SqliteGallery:
                 "operator deletes or repairs it"
             )
 
-    @staticmethod
-    def _face_by_digest(db: sqlite3.Connection, subject_id: int, digest: str) -> FaceRecord | None:
-        row = db.execute(_FACE_BY_DIGEST, (subject_id, digest)).fetchone()
-        return None if row is None else _record(row[1:], int(row[0]))
-
 
 @contextmanager
 def _transaction(db: sqlite3.Connection) -> Iterator[None]:
@@ -641,29 +614,14 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def _stored(face: FaceRecord, vector: npt.NDArray[np.float32]) -> FaceRecord:
-    return FaceRecord(
-        face_id=face.face_id,
-        external_id=face.external_id,
-        embedding=vector,
-        bbox=face.bbox,
-        confidence=face.confidence,
-        source_digest=face.source_digest,
-        created_at=_moment(_micros(face.created_at)),
-    )
+def _stored(face: FaceRecord, dimension: int) -> FaceRecord:
+    """The face as this store reads it back: checked, its time in UTC to the microsecond."""
+    return replace(checks.stored(face, dimension), created_at=_moment(_micros(face.created_at)))
 
 
 def _record(row: Sequence[Any], dimension: int) -> FaceRecord:
-    face_id, external_id, blob, x1, y1, x2, y2, confidence, digest, created_at = row
+    face_id, external_id, blob, *box_and_confidence, digest, created_at = row
     embedding = np.frombuffer(blob, dtype=np.float32).copy()
     if embedding.shape[0] != dimension:
         raise StoreUnavailable("the SQLite gallery holds a vector of the wrong size")
-    return FaceRecord(
-        face_id=face_id,
-        external_id=external_id,
-        embedding=embedding,
-        bbox=None if x1 is None else (x1, y1, x2, y2),
-        confidence=confidence,
-        source_digest=digest,
-        created_at=_moment(created_at),
-    )
+    return face_record((face_id, external_id, embedding, *box_and_confidence, digest, _moment(created_at)))

@@ -1,0 +1,391 @@
+"""A gallery in PostgreSQL with pgvector: several service replicas can share it.
+
+- Faces live in `gallery_faces`, LIST-partitioned by collection: each collection is its own table
+  (`gallery_faces_<id>`) with its own HNSW index (schema.py), so a small collection in a large table
+  is searched on its own vectors only (search.py: exact below `exact_below` faces, else HNSW).
+- Limits hold across replicas: every write to a collection first locks its row (`FOR UPDATE`), and a
+  unique index on (collection, external id, source digest) backs the one-face-per-source rule
+  (additions.py applies domain/additions.py's rule inside that transaction).
+- Nothing is cached here: every call reads the database, so replicas see each other's writes.
+- A delete is a DELETE (or, for a collection, a DROP TABLE of its partition): no query finds the face
+  afterwards. Its bytes stay in dead tuples until VACUUM (autovacuum) reclaims them.
+- A collection row no write could have stored (edited by hand, an older release) is quarantined
+  wherever it is read (rows.py): left out of `collections`, reported by `health`, logged at open,
+  answered `CollectionUnavailable`; the others are served. Errors name no host, socket or user: the
+  log does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+import psycopg_pool
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from adapters.stores import checks
+from adapters.stores.face_rows import face_record
+from adapters.stores.postgres import rows, schema, search, vector_codec
+from adapters.stores.postgres.additions import add_faces
+from domain.additions import check_new_collection
+from domain.errors import (
+    CollectionExists,
+    CollectionModelMismatch,
+    CollectionNotFound,
+    CollectionUnavailable,
+    FaceNotFound,
+    StoreUnavailable,
+)
+from domain.gallery import (
+    CollectionInfo,
+    FaceRecord,
+    GalleryLimits,
+    ImportOutcome,
+    QuarantinedCollection,
+    SearchOutcome,
+    StoreHealth,
+    SubjectInfo,
+)
+
+logger = logging.getLogger(__name__)
+
+COLLECTIONS_LOCK = 0x6661636567616C32  # pg_advisory_xact_lock key: creating collections (their limit)
+EXPORT_PAGE = 512
+IMPORT_CHUNK = 512  # faces checked and written together by an import
+
+
+class PostgresGallery:
+    """The FaceGallery port on PostgreSQL + pgvector, through a pool of `pool_size` connections."""
+
+    def __init__(
+        self,
+        url: str,
+        limits: GalleryLimits,
+        pool_size: int = 4,
+        exact_below: int = 10_000,
+        ef_search: int = 100,
+        *,
+        hnsw_m: int = 16,
+        hnsw_ef_construction: int = 64,
+        timeout: float = 5.0,
+    ) -> None:
+        self._url = url
+        self._limits = limits
+        self._index = schema.IndexBuild(hnsw_m, hnsw_ef_construction)
+        self._timeout = timeout
+        extension = self.migrate()
+        self._vector_oid = extension.vector_oid
+        self._search = search.Search(exact_below, ef_search, extension.iterative_scan)
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": max(2, round(timeout))},
+            configure=self._configure,
+            check=psycopg_pool.ConnectionPool.check_connection,
+            timeout=timeout,
+            name="face-gallery",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout)
+        except psycopg_pool.PoolTimeout as exc:
+            self._pool.close()
+            logger.error("the PostgreSQL gallery cannot be reached: %s", exc)
+            raise StoreUnavailable("the PostgreSQL gallery cannot be reached") from exc
+        self._answered = True  # the last health check's outcome: a failure is logged when it starts
+        for broken in self.health().quarantined:
+            logger.error("PostgreSQL gallery: collection %r is quarantined, not served: %s", broken.name, broken.reason)
+
+    @property
+    def kind(self) -> str:
+        return "postgresql"
+
+    def migrate(self) -> schema.Extension:
+        """Create or upgrade the schema (idempotent); replicas starting together take turns (advisory lock)."""
+        return schema.migrate(self._url, self._timeout)
+
+    # --- collections
+
+    def create_collection(self, name: str, model_id: str, dimension: int, threshold: float) -> CollectionInfo:
+        checks.collection(name, model_id, dimension, threshold)
+        with self._transaction() as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (COLLECTIONS_LOCK,))
+            if conn.execute("SELECT 1 FROM gallery_collections WHERE name = %s", (name,)).fetchone():
+                rows.find(conn, name)  # CollectionUnavailable when it is quarantined
+                raise CollectionExists(f"collection {name!r} already exists")
+            target, created_at = self._insert_collection(conn, name, model_id, dimension, threshold)
+            schema.create_index(conn, target.id, dimension, self._index)
+            return CollectionInfo(name, model_id, dimension, threshold, created_at, 0, 0)
+
+    def _insert_collection(
+        self, conn: psycopg.Connection[TupleRow], name: str, model_id: str, dimension: int, threshold: float
+    ) -> tuple[rows.Target, datetime]:
+        """The collection's row and partition, without its index, inside the caller's transaction (which
+        holds COLLECTIONS_LOCK)."""
+        count = conn.execute("SELECT count(*) FROM gallery_collections").fetchone()
+        check_new_collection(self._limits, int(count[0]) if count else 0)
+        row = conn.execute(
+            "INSERT INTO gallery_collections (name, model_id, dimension, threshold, created_at)"
+            " VALUES (%s, %s, %s, %s, %s) RETURNING id, created_at",
+            (name, model_id, dimension, threshold, checks.now()),
+        ).fetchone()
+        assert row is not None
+        schema.create_partition(conn, int(row[0]))
+        return rows.Target(int(row[0]), dimension, 0, 0, 0), row[1]
+
+    def collection(self, name: str) -> CollectionInfo:
+        with self._connection() as conn:
+            row = conn.execute(rows.COLLECTION + " WHERE name = %s", (name,)).fetchone()
+        return rows.info(rows.checked(row, name))
+
+    def collections(self) -> list[CollectionInfo]:
+        """The collections served (a quarantined one is in `health`)."""
+        with self._connection() as conn:
+            found = conn.execute(rows.COLLECTION + " ORDER BY name").fetchall()
+        return [rows.info(row) for row in found if rows.problem(row) is None]
+
+    def delete_collection(self, name: str) -> None:
+        """Also a quarantined one: an operator's way out."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT id FROM gallery_collections WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            if row is None:
+                raise CollectionNotFound(f"collection {name!r} does not exist")
+            schema.drop_partition(conn, int(row[0]))
+            conn.execute("DELETE FROM gallery_collections WHERE id = %s", (row[0],))
+
+    # --- faces
+
+    def add_face(self, collection: str, face: FaceRecord) -> tuple[FaceRecord, bool]:
+        return self.add_faces(collection, [face])[0]
+
+    def add_faces(self, collection: str, faces: Sequence[FaceRecord]) -> list[tuple[FaceRecord, bool]]:
+        """`add_face` for many faces in one transaction (imports, the benchmark): all are stored, or,
+        when a limit would be exceeded, none. Faces are written with COPY."""
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            return add_faces(conn, target, collection, faces, self._limits, self._vector_oid)
+
+    def import_collection(
+        self, name: str, model_id: str, dimension: int, threshold: float, faces: Iterable[FaceRecord]
+    ) -> ImportOutcome:
+        """One transaction for the collection and every face: an error or a crash part-way leaves
+        nothing. A collection the import creates gets its HNSW index after its faces (built at once,
+        faster than face by face). Meanwhile other writes to this collection, and the creation of
+        other collections, wait for it."""
+        checks.collection(name, model_id, dimension, threshold)
+        with self._transaction() as conn:
+            row = conn.execute(rows.COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            if row is None:  # take the creation lock, then look again: another replica may have won
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (COLLECTIONS_LOCK,))
+                row = conn.execute(rows.COLLECTION + " WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            created = row is None
+            if row is None:
+                self._insert_collection(conn, name, model_id, dimension, threshold)
+            else:
+                rows.checked(row, name)
+                if (row[2], row[3]) != (model_id, dimension):
+                    raise CollectionModelMismatch(f"collection {name!r} holds vectors of {row[2]}")
+            added = duplicates = 0
+            records = iter(faces)
+            while chunk := list(itertools.islice(records, IMPORT_CHUNK)):
+                target = rows.locked(conn, name)  # with the counts this transaction has changed
+                results = add_faces(conn, target, name, chunk, self._limits, self._vector_oid)
+                fresh = sum(1 for _, duplicate in results if not duplicate)
+                added, duplicates = added + fresh, duplicates + len(results) - fresh
+            if created:
+                schema.create_index(conn, rows.locked(conn, name).id, dimension, self._index)
+        return ImportOutcome(created, added, duplicates)
+
+    def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
+        with self._connection() as conn:
+            target = rows.find(conn, collection)
+            if after is None:
+                found = conn.execute(
+                    "SELECT external_id, faces, created_at FROM gallery_subjects"
+                    " WHERE collection_id = %s ORDER BY external_id LIMIT %s",
+                    (target.id, max(0, limit)),
+                ).fetchall()
+            else:  # a range on the primary key (collection_id, external_id)
+                found = conn.execute(
+                    "SELECT external_id, faces, created_at FROM gallery_subjects"
+                    " WHERE collection_id = %s AND external_id > %s ORDER BY external_id LIMIT %s",
+                    (target.id, after, max(0, limit)),
+                ).fetchall()
+        return [SubjectInfo(external_id=row[0], faces=row[1], created_at=row[2]) for row in found]
+
+    def subject(self, collection: str, external_id: str) -> tuple[SubjectInfo, list[FaceRecord]]:
+        with self._connection() as conn:
+            target = rows.find(conn, collection)
+            _, created_at = rows.subject(conn, target, collection, external_id)
+            cursor = conn.cursor(binary=True)
+            faces = cursor.execute(
+                sql.SQL("SELECT {} FROM {} WHERE external_id = %s ORDER BY created_at, seq").format(
+                    sql.SQL(rows.FACE_COLUMNS), target.table
+                ),
+                (external_id,),
+            ).fetchall()
+        return SubjectInfo(external_id, len(faces), created_at), [face_record(face) for face in faces]
+
+    def delete_subject(self, collection: str, external_id: str) -> int:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            rows.subject(conn, target, collection, external_id)  # SubjectNotFound before anything is deleted
+            removed = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE external_id = %s").format(target.table), (external_id,)
+            ).rowcount
+            conn.execute(
+                "DELETE FROM gallery_subjects WHERE collection_id = %s AND external_id = %s", (target.id, external_id)
+            )
+            conn.execute(
+                "UPDATE gallery_collections SET subjects = subjects - 1, faces = faces - %s WHERE id = %s",
+                (removed, target.id),
+            )
+            return removed
+
+    def delete_face(self, collection: str, face_id: str) -> FaceRecord:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            row = (
+                conn.cursor(binary=True)
+                .execute(
+                    sql.SQL("DELETE FROM {} WHERE face_id = %s RETURNING {}").format(
+                        target.table, sql.SQL(rows.FACE_COLUMNS)
+                    ),
+                    (face_id,),
+                )
+                .fetchone()
+            )
+            if row is None:
+                raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
+            face = face_record(row)
+            left = conn.execute(
+                "UPDATE gallery_subjects SET faces = faces - 1 WHERE collection_id = %s AND external_id = %s"
+                " RETURNING faces",
+                (target.id, face.external_id),
+            ).fetchone()
+            gone = left is not None and left[0] <= 0
+            if gone:
+                conn.execute(
+                    "DELETE FROM gallery_subjects WHERE collection_id = %s AND external_id = %s",
+                    (target.id, face.external_id),
+                )
+            conn.execute(
+                "UPDATE gallery_collections SET subjects = subjects - %s, faces = faces - 1 WHERE id = %s",
+                (int(gone), target.id),
+            )
+            return face
+
+    # --- search and export
+
+    def search(
+        self, collection: str, probes: npt.NDArray[np.float32], top_k: int, external_id: str | None = None
+    ) -> SearchOutcome:
+        with self._transaction() as conn:
+            target = rows.find(conn, collection)
+            matrix = checks.probes(probes, target.dimension, top_k)
+            if external_id is None:
+                return self._search.everyone(conn, target, matrix, top_k)
+            subject_faces, _ = rows.subject(conn, target, collection, external_id)
+            return search.of_subject(conn, target, matrix, top_k, external_id, subject_faces)
+
+    def faces(self, collection: str) -> Iterator[FaceRecord]:
+        with self._connection() as conn:
+            target = rows.find(conn, collection)
+        return self._export(target)
+
+    def _export(self, target: rows.Target) -> Iterator[FaceRecord]:
+        after = -1
+        query = sql.SQL("SELECT seq, {} FROM {} WHERE seq > %s ORDER BY seq LIMIT %s").format(
+            sql.SQL(rows.FACE_COLUMNS), target.table
+        )
+        while True:
+            try:
+                with self._connection() as conn:
+                    page = conn.cursor(binary=True).execute(query, (after, EXPORT_PAGE)).fetchall()
+            except CollectionNotFound:
+                return  # deleted meanwhile
+            if not page:
+                return
+            after = page[-1][0]
+            for row in page:
+                yield face_record(row[1:])
+
+    # --- bulk imports (not in the port)
+
+    def drop_index(self, collection: str) -> None:
+        """Drop the collection's HNSW index before a large import (each face added then skips the graph
+        update); searches meanwhile scan exactly. `build_index` puts it back, much faster than the
+        inserts would have: pgvector builds a graph in memory, in parallel workers."""
+        with self._transaction() as conn:
+            schema.drop_index(conn, rows.locked(conn, collection).id)
+
+    def build_index(self, collection: str, maintenance_work_mem: str | None = None) -> None:
+        """Build the collection's HNSW index if it has none. Writes to the collection wait meanwhile;
+        searches go on. `maintenance_work_mem` (for example "4GB") should hold the whole graph."""
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            if maintenance_work_mem is not None:
+                conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (maintenance_work_mem,))
+            schema.create_index(conn, target.id, target.dimension, self._index)
+
+    # --- the store
+
+    def health(self) -> StoreHealth:
+        try:
+            with self._pool.connection(timeout=min(2.0, self._timeout)) as conn, conn.transaction():
+                conn.execute("SET LOCAL statement_timeout = 2000")
+                found = conn.execute(rows.COLLECTION + " ORDER BY name").fetchall()
+        except (psycopg.Error, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+            if self._answered:
+                logger.error("PostgreSQL gallery: the database does not answer: %s", exc)
+            self._answered = False
+            return StoreHealth(store="postgresql", ok=False, detail="PostgreSQL does not answer")
+        self._answered = True
+        quarantined = tuple(
+            QuarantinedCollection(row[1] if isinstance(row[1], str) else repr(row[1]), problem)
+            for row in found
+            if (problem := rows.problem(row)) is not None
+        )
+        return StoreHealth("postgresql", True, "PostgreSQL answers", quarantined)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # --- inside
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Each new connection: the vector codec, UTC timestamps."""
+        vector_codec.register(conn, self._vector_oid)
+        conn.execute("SET TIME ZONE 'UTC'")
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.errors.UndefinedTable as exc:  # its partition was dropped after we looked it up
+            raise CollectionNotFound("the collection was deleted meanwhile") from exc
+        except psycopg.DataError as exc:  # a row written behind our back: a vector of another dimension...
+            logger.error("PostgreSQL gallery: a stored row cannot be used: %s", exc)
+            raise CollectionUnavailable("the collection holds a row the database cannot use") from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg.InternalError) as exc:
+            # The server's message may name a host, socket, role or file: for the log only.
+            logger.error("the PostgreSQL gallery failed: %s", exc)
+            raise StoreUnavailable(f"the PostgreSQL gallery failed ({type(exc).__name__})") from exc
+        except (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed) as exc:
+            logger.error("the PostgreSQL gallery cannot be reached: %s", exc)
+            raise StoreUnavailable("the PostgreSQL gallery cannot be reached") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:
+        with self._connection() as conn, conn.transaction():
+            yield conn

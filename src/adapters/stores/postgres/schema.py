@@ -1,0 +1,168 @@
+"""The PostgreSQL gallery's tables: the migrations (run under an advisory lock, so replicas starting
+together take turns) and the DDL of each collection's partition and HNSW index."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from domain.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MIGRATION_LOCK = 0x6661636567616C31  # pg_advisory_lock key: schema changes, one replica at a time
+HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
+
+# Each entry takes the schema from version i to i + 1 (table gallery_schema).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE gallery_collections (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            name text COLLATE "C" NOT NULL UNIQUE,
+            model_id text NOT NULL,
+            dimension integer NOT NULL CHECK (dimension > 0),
+            threshold double precision NOT NULL,
+            created_at timestamptz NOT NULL,
+            subjects integer NOT NULL DEFAULT 0,
+            faces bigint NOT NULL DEFAULT 0,
+            -- the most faces a subject has had: how many nearest faces an approximate search groups
+            most_subject_faces integer NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE gallery_subjects (
+            collection_id bigint NOT NULL REFERENCES gallery_collections (id) ON DELETE CASCADE,
+            external_id text COLLATE "C" NOT NULL,
+            created_at timestamptz NOT NULL,
+            faces integer NOT NULL,
+            PRIMARY KEY (collection_id, external_id)
+        )""",
+        "CREATE SEQUENCE gallery_faces_seq AS bigint",
+        """CREATE TABLE gallery_faces (
+            collection_id bigint NOT NULL,
+            seq bigint NOT NULL DEFAULT nextval('gallery_faces_seq'),
+            face_id text NOT NULL,
+            external_id text COLLATE "C" NOT NULL,
+            source_digest text NOT NULL,
+            x1 double precision, y1 double precision, x2 double precision, y2 double precision,
+            confidence double precision,
+            created_at timestamptz NOT NULL,
+            embedding vector NOT NULL,
+            PRIMARY KEY (collection_id, seq),
+            UNIQUE (collection_id, face_id),
+            UNIQUE (collection_id, external_id, source_digest),
+            FOREIGN KEY (collection_id, external_id)
+                REFERENCES gallery_subjects (collection_id, external_id) ON DELETE CASCADE
+        ) PARTITION BY LIST (collection_id)""",
+        # Vectors inline in the row (2 KiB for 512-D), not moved to the TOAST table: an exact scan
+        # would otherwise fetch every one of them through the TOAST index.
+        "ALTER TABLE gallery_faces ALTER COLUMN embedding SET STORAGE MAIN",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """What the migration learnt of the database's pgvector."""
+
+    vector_oid: int  # the `vector` type's oid, for the codec
+    iterative_scan: bool  # hnsw.iterative_scan came in pgvector 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBuild:
+    """HNSW build parameters of the indexes the gallery creates."""
+
+    m: int = 16
+    ef_construction: int = 64
+
+
+def migrate(url: str, timeout: float) -> Extension:
+    """Create or upgrade the schema (idempotent)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(2, round(timeout))) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+            try:
+                _upgrade(conn)
+                oid = conn.execute("SELECT 'vector'::regtype::oid::bigint").fetchone()
+                extension = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    except psycopg.OperationalError as exc:
+        # psycopg's message names the host, port or socket and the user: for the log only
+        logger.error("the PostgreSQL gallery cannot be reached: %s", exc)
+        raise StoreUnavailable("the PostgreSQL gallery cannot be reached") from exc
+    assert oid is not None and extension is not None
+    return Extension(int(oid[0]), _version(str(extension[0])) >= (0, 8))
+
+
+def _upgrade(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    conn.execute("CREATE TABLE IF NOT EXISTS gallery_schema (version integer NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM gallery_schema").fetchone()
+    version = 0 if row is None or row[0] is None else int(row[0])
+    if version > SCHEMA_VERSION:
+        raise StoreUnavailable(
+            f"the PostgreSQL gallery has schema version {version}; this release knows {SCHEMA_VERSION}"
+        )
+    for step in range(version, SCHEMA_VERSION):
+        with conn.transaction():
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement.encode())
+            conn.execute("INSERT INTO gallery_schema (version) VALUES (%s)", (step + 1,))
+        logger.info("gallery schema migrated to version %d", step + 1)
+
+
+def faces_table(collection_id: int) -> sql.Identifier:
+    """The collection's partition of gallery_faces."""
+    return sql.Identifier(f"gallery_faces_{collection_id}")
+
+
+def create_partition(conn: psycopg.Connection[Any], collection_id: int) -> None:
+    table = faces_table(collection_id)
+    # toast_tuple_target: a face's row (2.2 KiB at 512-D) stays whole in its page; by default
+    # PostgreSQL would move its small text values to the TOAST table to get under 2 KiB.
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} PARTITION OF gallery_faces FOR VALUES IN ({}) WITH (toast_tuple_target = 8160)"
+        ).format(table, sql.Literal(collection_id))
+    )
+    conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN embedding SET STORAGE MAIN").format(table))
+
+
+def drop_partition(conn: psycopg.Connection[Any], collection_id: int) -> None:
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(faces_table(collection_id)))
+
+
+def create_index(conn: psycopg.Connection[Any], collection_id: int, dimension: int, build: IndexBuild) -> None:
+    """The partition's HNSW index on `embedding::vector(dimension)`, if it has none; none past
+    HNSW_MAX_DIMENSION (such a collection is always scanned)."""
+    if dimension > HNSW_MAX_DIMENSION:
+        return
+    conn.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw ((embedding::vector({})) vector_cosine_ops)"
+            " WITH (m = {}, ef_construction = {})"
+        ).format(
+            _index_name(collection_id),
+            faces_table(collection_id),
+            sql.Literal(dimension),
+            sql.Literal(build.m),
+            sql.Literal(build.ef_construction),
+        )
+    )
+
+
+def drop_index(conn: psycopg.Connection[Any], collection_id: int) -> None:
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(_index_name(collection_id)))
+
+
+def _index_name(collection_id: int) -> sql.Identifier:
+    return sql.Identifier(f"gallery_faces_{collection_id}_hnsw")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
