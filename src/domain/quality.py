@@ -117,11 +117,12 @@ class QualityRules:
     sharpness: Curve
     face_size: Curve
     blockiness: Curve
-    contrast: Curve  # low contrast from haze or from darkness: the reason says which
+    contrast: Curve  # on contrast, for faces not darker than `dark_below`: haze, glare, flat light
+    dark_contrast: Curve  # on contrast, for darker faces: darkness costs less than haze at equal contrast
     over_exposure: Curve  # on brightness: bright faces lose detail to clipping
-    high: float  # score at or above: high
+    high: float  # score (two places) at or above: high
     medium: float  # score at or above: medium; below: low
-    dark_below: float  # a low-contrast face darker than this is LOW_BRIGHTNESS, else LOW_CONTRAST
+    dark_below: float  # a face darker than this is judged on `dark_contrast` (LOW_BRIGHTNESS), else on `contrast`
     min_confidence: float  # below: LOW_CONFIDENCE, and the face is low
     max_yaw: float  # beyond (either way): EXTREME_POSE, and the face is low
     max_pitch_down: float
@@ -134,31 +135,35 @@ def assess(measures: QualityMeasures, rules: QualityRules) -> FaceQuality:
     The score is the product of what each measure keeps (sharpness, face size, compression and
     exposure each lose identity on their own). The level follows the score, except that a face
     past the pose limits or under the confidence floor is low whatever its pixels: the score does not
-    see those (docs/quality.md). A measure that alone would keep the score under `high` is a reason.
+    see those (docs/quality.md). A measure that alone would keep the score under `high` is a reason;
+    a face below high for no such measure alone (several small losses) names the largest.
     """
     kept = _kept(measures, rules)
-    score = 1.0
+    product = 1.0
     for share in kept.values():
-        score *= share
+        product *= share
+    score = round(min(1.0, max(0.0, product)), 2)  # reported to two places; the level is read off it
     gates = _gates(measures, rules)
     if gates or score < rules.medium:
         level = QualityLevel.LOW
     else:
         level = QualityLevel.HIGH if score >= rules.high else QualityLevel.MEDIUM
-    below = sorted((share, reason) for reason, share in kept.items() if share < rules.high)
+    losses = sorted((share, reason) for reason, share in kept.items() if share < 1.0)
+    below = [(share, reason) for share, reason in losses if share < rules.high]
     if level is not QualityLevel.HIGH and not below and not gates:
-        # several measures each a little short: name those that cost anything
-        below = sorted((share, reason) for reason, share in kept.items() if share < 1.0)
+        below = losses[:1]
     reasons = tuple(gates) + tuple(reason for _, reason in below)
-    return FaceQuality(level, round(min(1.0, max(0.0, score)), 4), reasons, measures)
+    return FaceQuality(level, score, reasons, measures)
 
 
 def _kept(measures: QualityMeasures, rules: QualityRules) -> dict[QualityReason, float]:
-    exposure = QualityReason.LOW_BRIGHTNESS if measures.brightness < rules.dark_below else QualityReason.LOW_CONTRAST
+    dark = measures.brightness < rules.dark_below
     kept = {
         QualityReason.LOW_SHARPNESS: rules.sharpness(measures.sharpness),
         QualityReason.SMALL_BOUNDING_BOX: rules.face_size(measures.face_size),
-        exposure: rules.contrast(measures.contrast),
+        QualityReason.LOW_BRIGHTNESS if dark else QualityReason.LOW_CONTRAST: (
+            rules.dark_contrast if dark else rules.contrast
+        )(measures.contrast),
         QualityReason.HIGH_BRIGHTNESS: rules.over_exposure(measures.brightness),
     }
     if measures.blockiness is not None:
@@ -176,18 +181,53 @@ def _gates(measures: QualityMeasures, rules: QualityRules) -> list[QualityReason
     return gates
 
 
-# Calibrated by `uv run python -m bench.quality` (docs/quality.md): each curve is the median cosine
-# a face kept to its clean embedding when the measure had that value, 1 where it kept at least 0.95.
+# Calibrated by `uv run python -m bench.quality` (docs/quality.md has the figures and the reasons):
+# each curve is the median cosine faces kept to their clean embedding when the measure had that value
+# (monotone; 1 where they kept at least 0.95; 0 where nothing of the face is left). `high` and
+# `medium` come from MATCH_THRESHOLD and the bundled photos' same-person and nearest different-person
+# similarities; the pose limits are Rekognition's recommended angles.
 DEFAULT_RULES = QualityRules(
-    sharpness=Curve(((0.12, 0.23), (0.15, 0.48), (0.2, 0.65), (0.28, 0.8), (0.44, 0.92), (0.72, 1.0))),
-    face_size=Curve(((16.0, 0.5), (24.0, 0.81), (28.0, 0.88), (40.0, 0.93), (48.0, 1.0))),
-    blockiness=Curve(((1.22, 1.0), (1.31, 0.92), (1.56, 0.84), (1.71, 0.77), (2.0, 0.65), (3.06, 0.4))),
-    contrast=Curve(((0.006, 0.6), (0.01, 0.78), (0.015, 0.85), (0.022, 0.9), (0.031, 0.93), (0.056, 1.0))),
-    over_exposure=Curve(((0.63, 1.0), (0.79, 0.94), (0.88, 0.88), (0.94, 0.8), (0.97, 0.65), (0.99, 0.41))),
+    sharpness=Curve(
+        (
+            (0.0, 0.0),
+            (0.119, 0.229),
+            (0.125, 0.285),
+            (0.131, 0.349),
+            (0.149, 0.48),
+            (0.198, 0.652),
+            (0.277, 0.797),
+            (0.436, 0.92),
+            (0.722, 1.0),
+        )
+    ),
+    face_size=Curve(
+        ((0.0, 0.0), (16.1, 0.659), (19.95, 0.816), (23.9, 0.881), (28.0, 0.915), (31.9, 0.948), (39.95, 1.0))
+    ),
+    blockiness=Curve(
+        ((1.089, 1.0), (1.205, 0.924), (1.244, 0.893), (1.371, 0.843), (1.415, 0.767), (1.743, 0.652), (2.366, 0.405))
+    ),
+    contrast=Curve(
+        ((0.0, 0.0), (0.01, 0.535), (0.015, 0.73), (0.022, 0.83), (0.031, 0.883), (0.044, 0.924), (0.062, 1.0))
+    ),
+    dark_contrast=Curve(
+        (
+            (0.0, 0.0),
+            (0.006, 0.603),
+            (0.01, 0.782),
+            (0.015, 0.855),
+            (0.022, 0.898),
+            (0.031, 0.927),
+            (0.044, 0.949),
+            (0.056, 1.0),
+        )
+    ),
+    over_exposure=Curve(
+        ((0.786, 0.945), (0.882, 0.877), (0.938, 0.801), (0.968, 0.648), (0.981, 0.531), (0.991, 0.406), (1.0, 0.0))
+    ),
     high=0.74,
     medium=0.63,
-    dark_below=0.3,
-    min_confidence=0.72,
+    dark_below=0.221,
+    min_confidence=0.723,
     max_yaw=45.0,
     max_pitch_down=30.0,
     max_pitch_up=45.0,

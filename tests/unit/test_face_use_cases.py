@@ -111,6 +111,7 @@ RULES = QualityRules(
     face_size=Curve(((29.0, 0.0), (30.0, 1.0))),
     blockiness=FLAT,
     contrast=FLAT,
+    dark_contrast=FLAT,
     over_exposure=FLAT,
     high=0.8,
     medium=0.6,

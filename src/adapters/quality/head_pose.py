@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import numpy.typing as npt
 
 from adapters.models.alignment import ARCFACE_REFERENCE
 from domain.model import Point
@@ -27,22 +26,24 @@ from domain.quality import HeadPose
 MEAN_FACE_DEPTH = np.array([-5.6202, -5.2395, 13.3896, -1.1369, -1.393])
 
 _MEAN_FACE = np.column_stack([ARCFACE_REFERENCE - ARCFACE_REFERENCE.mean(axis=0), MEAN_FACE_DEPTH, np.ones(5)])
-# The least-squares camera is this fixed matrix times the (centred) landmarks: one product per face.
-_SOLVE = np.linalg.pinv(_MEAN_FACE)
+# The least-squares camera is this fixed 4x5 matrix times the centred landmarks: a few products per
+# face, in plain Python (numpy's call overhead on 5x2 arrays would cost more than the arithmetic).
+_SOLVE: tuple[tuple[float, ...], ...] = tuple(tuple(float(v) for v in row) for row in np.linalg.pinv(_MEAN_FACE)[:3])
 
 
 def head_pose(landmarks: tuple[Point, Point, Point, Point, Point]) -> HeadPose:
-    points: npt.NDArray[np.float64] = np.asarray(landmarks, dtype=np.float64)
-    camera = (_SOLVE @ (points - points.mean(axis=0))).T  # 2x4: rows project x and y
-    first, second = camera[0, :3], camera[1, :3]
-    first_norm, second_norm = float(np.linalg.norm(first)), float(np.linalg.norm(second))
+    mean_x = sum(x for x, _ in landmarks) / 5
+    mean_y = sum(y for _, y in landmarks) / 5
+    # The camera's rows (how x and y in the image follow the face's 3 axes), then normalised.
+    first = [sum(w * (x - mean_x) for w, (x, _) in zip(row, landmarks, strict=True)) for row in _SOLVE]
+    second = [sum(w * (y - mean_y) for w, (_, y) in zip(row, landmarks, strict=True)) for row in _SOLVE]
+    first_norm, second_norm = math.hypot(*first), math.hypot(*second)
     if first_norm < 1e-9 or second_norm < 1e-9:  # every point in one place: no pose to read
         return HeadPose(0.0, 0.0, 0.0)
-    first, second = first / first_norm, second / second_norm
-    third = np.cross(first, second)
-    across = math.hypot(first[0], second[0])
+    (a, b, c), (d, e, f) = (v / first_norm for v in first), (v / second_norm for v in second)
+    third = (b * f - c * e, c * d - a * f, a * e - b * d)  # first x second
     return HeadPose(
-        yaw=round(math.degrees(math.atan2(-third[0], across)), 1),
+        yaw=round(math.degrees(math.atan2(-third[0], math.hypot(a, d))), 1),
         pitch=round(math.degrees(math.atan2(third[1], third[2])), 1),
-        roll=round(math.degrees(math.atan2(second[0], first[0])), 1),
+        roll=round(math.degrees(math.atan2(d, a)), 1),
     )
