@@ -188,6 +188,7 @@ class Record:
     found: bool
     cosine: float | None = None  # with the clean embedding of the same face
     genuine: float | None = None  # with the clean embedding of the same person in another photo
+    impostor: float | None = None  # the largest with a clean embedding of anyone else
     score: float | None = None
     level: str | None = None
     reasons: list[str] = field(default_factory=list)
@@ -304,13 +305,14 @@ def pool_adjacent(values: list[float]) -> list[float]:
 def curve(
     records: list[Record], measure: str, degradations: Sequence[str], rising: bool, nothing_left: float | None
 ) -> Curve:
-    """Median measure and median cosine kept at each step of the degradations, monotone (the share
-    kept rises with the measure when `rising`, else falls), 1 from where at least KEPT_FULLY was kept,
-    and 0 at `nothing_left` (where the measure leaves nothing of a face), if given."""
+    """Median measure and median cosine kept at each step of the degradations (the clean step too,
+    where nothing was lost), monotone (the share kept rises with the measure when `rising`, else
+    falls), 1 from where at least KEPT_FULLY was kept, and 0 at `nothing_left` (where the measure
+    leaves nothing of a face), if given."""
     points = []
     for name in degradations:
         for step in sorted({r.step for r in records if r.degradation == name}):
-            at = [r for r in records if r.degradation == name and r.step == step and r.found and r.severity > 0]
+            at = [r for r in records if r.degradation == name and r.step == step and r.found]
             if len(at) >= 3:
                 points.append(
                     (statistics.median(r.measures[measure] for r in at), statistics.median(r.cosine for r in at))
@@ -438,7 +440,14 @@ def monotonic(records: list[Record], scores: list[float]) -> dict[str, Any]:
                 severity, score = zip(*points, strict=True)
                 rho = spearmanr(severity, score).statistic if len(set(score)) > 1 else 0.0
                 rhos.append(-float(rho))
+        steps: dict[int, list[float]] = defaultdict(list)
+        for r, score in zip(records, scores, strict=True):
+            if r.degradation == name:
+                steps[r.severity].append(score)
+        severities = sorted(steps)
+        medians = [statistics.median(steps[s]) for s in severities]
         out[name] = {
+            "curve": round(-float(spearmanr(severities, medians).statistic), 3),  # of the median score per step
             "faces": len(rhos),
             "median": round(statistics.median(rhos), 3),
             "mean": round(statistics.mean(rhos), 3),
@@ -469,7 +478,8 @@ def leave_one_photo_out(records: list[Record], found_anchors: Anchors) -> dict[s
 
 
 def levels_table(records: list[Record]) -> dict[str, Any]:
-    """Per level: how many records, the cosine kept, and how often the same-person pair still matched."""
+    """Per level: how many records, the cosine kept, how often the same-person pair still matched,
+    and the largest similarity of a copy to anyone else (would it match a stranger?)."""
     table = {}
     for level in ("high", "medium", "low"):
         at = [r for r in records if r.level == level]
@@ -480,6 +490,8 @@ def levels_table(records: list[Record]) -> dict[str, Any]:
             "cosine_p10": round(float(np.quantile([r.cosine for r in at], 0.1)), 3) if at else None,
             "same_person_pairs": len(genuine),
             "same_person_matched": round(sum(g >= 0.4 for g in genuine) / len(genuine), 3) if genuine else None,
+            "different_person_max": round(max(r.impostor for r in at if r.impostor is not None), 3) if at else None,
+            "different_person_p99": round(float(np.quantile([r.impostor for r in at], 0.99)), 3) if at else None,
         }
     return table
 
@@ -705,10 +717,21 @@ def main() -> None:
     print(f"{len(faces)} faces; same person: {found_anchors.pair} at {found_anchors.genuine}", flush=True)
     records = bench.collect(faces)
     pair = {(faces[a].photo, faces[a].index): faces[b].embedding, (faces[b].photo, faces[b].index): faces[a].embedding}
+    same = {(faces[a].photo, faces[a].index): b, (faces[b].photo, faces[b].index): a}
+    clean = np.array([face.embedding for face in faces])
     for r in records:
+        if not r.found:
+            continue
         other = pair.get((r.photo, r.face))
-        if r.found and other is not None:
+        if other is not None:
             r.genuine = float(r.vector @ other)  # type: ignore[attr-defined]
+        similarities = clean @ r.vector  # type: ignore[attr-defined]
+        others = [
+            j
+            for j, face in enumerate(faces)
+            if (face.photo, face.index) != (r.photo, r.face) and j != same.get((r.photo, r.face))
+        ]
+        r.impostor = float(similarities[others].max())
     if args.records:
         with args.records.open("w") as stream:
             for r in records:

@@ -47,21 +47,22 @@ def test_the_clean_selfie_is_high(real_service: FaceService) -> None:
 
 
 @pytest.mark.parametrize(
-    ("degrade", "amount", "reason"),
+    ("degrade", "amount", "level", "reason"),
     [
-        (blur, 6.0, QualityReason.LOW_SHARPNESS),  # Gaussian sigma, pixels
-        (downscale, 14.0, QualityReason.SMALL_BOUNDING_BOX),  # the face's box side, pixels
-        (darken, 0.05, QualityReason.LOW_BRIGHTNESS),  # the pixels times 0.05
-        (brighten, 3.0, QualityReason.HIGH_BRIGHTNESS),  # times 3, clipped to white
-        (haze, 0.08, QualityReason.LOW_CONTRAST),  # contrast around mid-grey times 0.08
+        (blur, 6.0, QualityLevel.LOW, QualityReason.LOW_SHARPNESS),  # Gaussian sigma, pixels
+        (downscale, 14.0, QualityLevel.LOW, QualityReason.SMALL_BOUNDING_BOX),  # the face's box side, pixels
+        # Times 0.05: the darkest the detector still finds this face at with confidence over the floor.
+        (darken, 0.05, QualityLevel.MEDIUM, QualityReason.LOW_BRIGHTNESS),
+        (brighten, 3.0, QualityLevel.LOW, QualityReason.HIGH_BRIGHTNESS),  # times 3, clipped to white
+        (haze, 0.08, QualityLevel.LOW, QualityReason.LOW_CONTRAST),  # contrast around mid-grey times 0.08
     ],
 )
-def test_each_degradation_makes_the_face_low_for_its_own_reason(
-    real_service: FaceService, degrade: Degrade, amount: float, reason: QualityReason
+def test_each_degradation_takes_the_face_from_high_for_its_own_reason(
+    real_service: FaceService, degrade: Degrade, amount: float, level: QualityLevel, reason: QualityReason
 ) -> None:
     pixels, box = selfie()
     quality = primary_quality(real_service, encode_png(degrade(pixels, amount, box)))
-    assert quality.level is QualityLevel.LOW
+    assert quality.level is level
     assert quality.reasons == (reason,)
 
 
