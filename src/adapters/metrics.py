@@ -34,7 +34,7 @@ class Metrics:
         )
         self.stages = Histogram(
             "face_service_stage_duration_seconds",
-            "Time spent in each processing stage (decode, detect, embed).",
+            "Time spent in each processing stage (decode, detect, embed, quality).",
             ["stage"],
             buckets=STAGE_BUCKETS,
             registry=self.registry,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from dependency_injector import containers, providers
 
-from adapters.fake_backend import FakeDetector, FakeEmbedder
+from adapters.fake_backend import FakeDetector, FakeEmbedder, FakeQualityMeter
 from adapters.images.decoder import OpenCVImageDecoder, configure_opencv
 from adapters.inference.pool import ProcessRunner, ThreadRunner
 from adapters.inference.stage_recorder import RECORDER
@@ -24,6 +24,7 @@ from adapters.metrics import Metrics
 from adapters.models.model_pack import ModelPack, embedded_pack, load_model, pack_from_dir
 from adapters.models.onnx_runtime import resolve_providers, session_options
 from adapters.models.registry import Task
+from adapters.quality.meter import OpenCVQualityMeter
 from adapters.stores.memory import MemoryGallery
 from app.logging_setup import configure_logging
 from app.settings import Settings
@@ -191,7 +192,14 @@ class Container(containers.DeclarativeContainer):
         ),
         fake=providers.Singleton(FakeEmbedder),
     )
-    # Loaded only when asked for: no route uses it yet (face-quality checks will, for head pose).
+    # Measures each face's quality on the embedder's aligned crops; head pose from the detector's
+    # five points (docs/quality.md: as accurate as the 106-point model here, at no model cost).
+    quality_meter = providers.Selector(
+        config.face_backend,
+        insightface=providers.Singleton(OpenCVQualityMeter),
+        fake=providers.Singleton(FakeQualityMeter),
+    )
+    # Loaded only when asked for: no route uses it (bench/quality.py compares its head pose).
     landmarks = providers.Singleton(
         load_model,
         Task.LANDMARKS_2D_106,
@@ -217,6 +225,7 @@ class Container(containers.DeclarativeContainer):
         embedder=embedder,
         similarity=providers.Singleton(CosineSimilarity),
         match_threshold=config.match_threshold,
+        meter=quality_meter,
         observer=providers.Object(RECORDER),  # jobs carry the records to `metrics`
         limits=providers.Singleton(
             Limits,

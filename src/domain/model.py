@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from domain.quality import FaceQuality
+
 Vector = npt.NDArray[np.float32]
 Pixels = npt.NDArray[np.uint8]
 
@@ -69,12 +71,14 @@ class DetectedFace:
     """One face found by a detector.
 
     `landmarks` are five points: left eye, right eye, nose tip, left and right mouth corners
-    (the layout ArcFace alignment expects).
+    (the layout ArcFace alignment expects). `quality` is None as a detector finds the face;
+    `FaceService` assesses each face it reports.
     """
 
     box: BoundingBox
     confidence: float
     landmarks: tuple[Point, Point, Point, Point, Point]
+    quality: FaceQuality | None = None
 
     def in_source_pixels(self, image: Image) -> DetectedFace:
         """This face in the pixels of the image as sent, if it was decoded at a reduced size."""
@@ -93,6 +97,7 @@ class DetectedFace:
                 (p[3][0] * sx, p[3][1] * sy),
                 (p[4][0] * sx, p[4][1] * sy),
             ),
+            quality=self.quality,
         )
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.gallery import CollectionInfo, FaceRecord, ImportOutcome, SearchOutcome, StoreHealth, SubjectInfo
-from domain.model import DetectedFace, EmbeddingModel, Image, Vector
+from domain.model import DetectedFace, EmbeddingModel, Image, Pixels, Vector
+from domain.quality import QualityMeasures
 
 
 class ImageDecoder(Protocol):
@@ -36,8 +37,27 @@ class Embedder(Protocol):
         """One L2-normalised vector of `model.dimension` floats per face, in the order given."""
         ...
 
+    def align(self, image: Image, faces: Sequence[DetectedFace]) -> list[Pixels]:
+        """Each face as the recogniser reads it (for ArcFace, the 5-point aligned crop), in the order
+        given: `embed` is `embed_aligned(align(...))`, and the quality meter reads the same crops."""
+        ...
+
+    def embed_aligned(self, crops: Sequence[Pixels]) -> list[Vector]:
+        """`embed` for crops `align` made (of any images), run through the model together."""
+        ...
+
     def embed_many(self, items: Sequence[tuple[Image, Sequence[DetectedFace]]]) -> list[list[Vector]]:
         """`embed` for several images at once, so the model can run all their faces together."""
+        ...
+
+
+class QualityMeter(Protocol):
+    """Measures what decides a face's quality (domain/quality.py): size, pose, sharpness, exposure,
+    compression, the detector's confidence."""
+
+    def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
+        """One set of measures per face, in the order given; `crops` are the faces' crops as the
+        embedder's `align` made them (reused, never aligned twice)."""
         ...
 
 

@@ -286,6 +286,7 @@ export interface components {
             faces_count?: number | null;
             index: number;
             model?: string | null;
+            quality?: components["schemas"]["Quality"] | null;
         };
         /** CandidateResult */
         CandidateResult: {
@@ -373,6 +374,7 @@ export interface components {
             faces?: components["schemas"]["Face"][] | null;
             faces_count: number;
             model?: string | null;
+            quality?: components["schemas"]["Quality"] | null;
         };
         /** Face */
         Face: {
@@ -381,6 +383,7 @@ export interface components {
             confidence: number;
             embedding?: number[] | null;
             landmarks: number[][];
+            quality?: components["schemas"]["Quality"] | null;
         };
         /** GalleryHealth */
         GalleryHealth: {
@@ -433,6 +436,39 @@ export interface components {
             decision: components["schemas"]["MatchDecision"];
             face: components["schemas"]["QueryFace"] | null;
             matches: components["schemas"]["SubjectMatch"][];
+        };
+        /** Quality */
+        Quality: {
+            /** @enum {string} */
+            level: "low" | "medium" | "high";
+            measures: components["schemas"]["QualityMeasures"];
+            /** @description Why not high, worst first */
+            reasons: ("EXTREME_POSE" | "LOW_CONFIDENCE" | "SMALL_BOUNDING_BOX" | "LOW_SHARPNESS" | "COMPRESSION_ARTIFACTS" | "LOW_BRIGHTNESS" | "HIGH_BRIGHTNESS" | "LOW_CONTRAST")[];
+            /** @description Estimated share of identity kept, 0..1 */
+            score: number;
+        };
+        /** QualityMeasures */
+        QualityMeasures: {
+            /** @description JPEG block edges against other edges: 1 none; null: not measured */
+            blockiness: number | null;
+            /** @description Mean grey level of the face, 0..1 */
+            brightness: number;
+            /** @description The detector's confidence */
+            confidence: number;
+            /** @description Standard deviation of the face's grey levels, 0..1 */
+            contrast: number;
+            /** @description Between the eye centres, pixels */
+            eye_distance: number;
+            /** @description The box's shorter side, pixels */
+            face_size: number;
+            /** @description Degrees; > 0: tilted up */
+            pitch: number;
+            /** @description Degrees; > 0: rotated clockwise in the image */
+            roll: number;
+            /** @description Detail of the aligned face: ~0.8 sharp, < 0.3 blurred */
+            sharpness: number;
+            /** @description Degrees; > 0: turned toward the image's right */
+            yaw: number;
         };
         /** QuarantinedCollectionHealth */
         QuarantinedCollectionHealth: {
@@ -488,6 +524,7 @@ export interface components {
             faces?: components["schemas"]["Face"][] | null;
             faces_count: number;
             message?: string | null;
+            quality?: components["schemas"]["Quality"] | null;
         };
         /** VerifyResponse */
         VerifyResponse: {

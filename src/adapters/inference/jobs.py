@@ -60,7 +60,7 @@ class Detect(Job):
     """/verify-face: where the faces are, without embeddings."""
 
     def run(self, service: FaceService) -> JobResult:
-        detection = service.detect(bodies.image_from(self.content_type, self.body, MAX_PARTS))
+        detection = service.detect(bodies.image_from(self.content_type, self.body, MAX_PARTS), self.all_faces)
         answer = presenters.detection(detection, self.all_faces)
         return JobResult(200, ENCODER.encode(answer), faces=len(detection.faces))
 

@@ -21,23 +21,30 @@ ARCFACE_REFERENCE = np.array(
 
 def similarity_transform(source: npt.NDArray[np.float64], target: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The 2x3 matrix of the rotation + uniform scale + translation that best maps `source` onto
-    `target` in the least-squares sense (Umeyama 1991, without reflection)."""
-    src_mean = source.mean(axis=0)
-    dst_mean = target.mean(axis=0)
-    src = source - src_mean
-    dst = target - dst_mean
-    covariance = dst.T @ src / len(source)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.ones(2)
-    if np.linalg.det(covariance) < 0:
-        sign[1] = -1.0
-    rotation = u @ np.diag(sign) @ vt
-    variance = src.var(axis=0).sum()
-    scale = float((singular * sign).sum() / variance) if variance > 0 else 1.0
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
-    return matrix
+    `target` in the least-squares sense (Umeyama 1991, without reflection).
+
+    In two dimensions Umeyama's solution has a closed form: with the points as complex numbers
+    centred on their means, the rotation and scale are the one complex factor
+    z = sum(conj(s) * t) / sum(|s|^2). Plain floats: five points cost microseconds, where numpy's SVD
+    call cost a tenth of a millisecond per face."""
+    points = [(float(x), float(y)) for x, y in source]
+    targets = [(float(x), float(y)) for x, y in target]
+    count = len(points)
+    source_x, source_y = sum(x for x, _ in points) / count, sum(y for _, y in points) / count
+    target_x, target_y = sum(x for x, _ in targets) / count, sum(y for _, y in targets) / count
+    real = imaginary = spread = 0.0
+    for (x, y), (u, v) in zip(points, targets, strict=True):
+        x, y, u, v = x - source_x, y - source_y, u - target_x, v - target_y
+        real += x * u + y * v  # conj(x + iy) * (u + iv)
+        imaginary += x * v - y * u
+        spread += x * x + y * y
+    a, b = (real / spread, imaginary / spread) if spread > 0 else (1.0, 0.0)
+    return np.array(
+        [
+            [a, -b, target_x - (a * source_x - b * source_y)],
+            [b, a, target_y - (b * source_x + a * source_y)],
+        ]
+    )
 
 
 def align_face(pixels: Pixels, landmarks: npt.NDArray[np.float64], size: int = 112) -> Pixels:

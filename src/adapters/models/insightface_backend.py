@@ -23,7 +23,7 @@ import onnxruntime as ort
 from adapters.models.alignment import align_face
 from adapters.models.onnx_model import GraphSignature, OnnxModel, subtracts_and_scales_inside
 from domain.errors import ModelUnavailable
-from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Point, Vector
+from domain.model import BoundingBox, DetectedFace, EmbeddingModel, Image, Pixels, Point, Vector
 
 STRIDE = 32  # SCRFD's coarsest feature stride: input sides must be multiples of it
 NMS_THRESHOLD = 0.4  # insightface's default
@@ -200,30 +200,35 @@ class InsightFaceEmbedder(OnnxModel):
         )
 
     def embed(self, image: Image, faces: Sequence[DetectedFace]) -> list[Vector]:
-        return self.embed_many([(image, faces)])[0]
+        return self.embed_aligned(self.align(image, faces))
 
     def embed_many(self, items: Sequence[tuple[Image, Sequence[DetectedFace]]]) -> list[list[Vector]]:
-        crops = [
-            align_face(image.pixels, np.asarray(face.landmarks, dtype=np.float64), self._crop_size)
-            for image, faces in items
-            for face in faces
+        crops = [self.align(image, faces) for image, faces in items]
+        features = self.embed_aligned([crop for image_crops in crops for crop in image_crops])
+        vectors: list[list[Vector]] = []
+        start = 0
+        for image_crops in crops:
+            vectors.append(features[start : start + len(image_crops)])
+            start += len(image_crops)
+        return vectors
+
+    def align(self, image: Image, faces: Sequence[DetectedFace]) -> list[Pixels]:
+        return [
+            align_face(image.pixels, np.asarray(face.landmarks, dtype=np.float64), self._crop_size) for face in faces
         ]
+
+    def embed_aligned(self, crops: Sequence[Pixels]) -> list[Vector]:
         if not crops:
-            return [[] for _ in items]
+            return []
         size = (self._crop_size, self._crop_size)
         chunks = []
         for start in range(0, len(crops), MAX_RECOGNISER_BATCH):
-            run = crops[start : start + MAX_RECOGNISER_BATCH]
+            run = list(crops[start : start + MAX_RECOGNISER_BATCH])
             blob = cv2.dnn.blobFromImages(run, 1.0 / self.input_std, size, (self.input_mean,) * 3, swapRB=True)
             chunks.append(self._session.run(self._output_names, {self._input_name: blob})[0])
         features = np.concatenate(chunks).astype(np.float32, copy=False)
         features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        vectors: list[list[Vector]] = []
-        start = 0
-        for _, faces in items:
-            vectors.append(list(features[start : start + len(faces)]))
-            start += len(faces)
-        return vectors
+        return list(features)
 
 
 def _nms(detections: Floats, threshold: float) -> list[int]:

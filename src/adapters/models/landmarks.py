@@ -1,9 +1,11 @@
 """106 facial landmarks per face: insightface's 2d106det, with the pre- and post-processing of
 `insightface.model_zoo.landmark.Landmark` (tests compare the points with insightface's own).
 
-No route uses it yet (face-quality checks will read head pose from these points), so the container
-loads it only when asked for (`Container.landmarks`): start-up time and memory are as without it.
-Its rewritten graph is cached as the recogniser's; `face-service prepare` does not load it yet.
+No route uses it: the face-quality head pose comes from the detector's five points, which
+bench/quality.py measured as accurate as these 106 (docs/quality.md) at no model cost. So the
+container loads it only when asked for (`Container.landmarks`; the bench does): start-up time and
+memory are as without it. Its rewritten graph is cached as the recogniser's; `face-service prepare`
+does not load it.
 """
 
 from __future__ import annotations

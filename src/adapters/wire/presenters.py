@@ -1,6 +1,7 @@
 """Use-case results to the wire format, in one place, so the HTTP API and the CLI name and round
 every field alike: boxes to whole pixels, confidences to 4 places, landmarks to 0.1 pixel,
-similarities to 6 places, embeddings as the float32 values the model produced."""
+similarities to 6 places, embeddings as the float32 values the model produced, quality measures as
+the meter rounded them."""
 
 from __future__ import annotations
 
@@ -19,11 +20,14 @@ from adapters.wire.schemas import (
     HealthResponse,
     InferenceHealth,
     PinnedCollection,
+    Quality,
+    QualityMeasures,
     QuarantinedCollectionHealth,
     VerifyFaceResponse,
 )
 from domain.gallery import QuarantinedCollection, StoreHealth
 from domain.model import DetectedFace, EmbeddedFace, Vector
+from domain.quality import FaceQuality
 from domain.use_cases.faces import BatchItem, Comparison, Detection, Extraction
 from domain.use_cases.service_info import ServiceInfo
 
@@ -52,12 +56,38 @@ def similarity(value: float) -> float:
     return round(value, 6)
 
 
+def quality(detected: DetectedFace) -> Quality | None:
+    assessed: FaceQuality | None = detected.quality
+    if assessed is None:
+        return None
+    measured = assessed.measures
+    return Quality(
+        # The wire's literals spell the domain's enums (tests/unit/test_quality.py keeps them equal).
+        level=assessed.level.value,
+        score=assessed.score,
+        reasons=[reason.value for reason in assessed.reasons],
+        measures=QualityMeasures(
+            face_size=measured.face_size,
+            eye_distance=measured.eye_distance,
+            yaw=measured.pose.yaw,
+            pitch=measured.pose.pitch,
+            roll=measured.pose.roll,
+            sharpness=measured.sharpness,
+            brightness=measured.brightness,
+            contrast=measured.contrast,
+            blockiness=measured.blockiness,
+            confidence=measured.confidence,
+        ),
+    )
+
+
 def face(detected: DetectedFace, embedded: EmbeddedFace | None = None) -> Face:
     return Face(
         bbox=box(detected),
         confidence=confidence(detected),
         landmarks=landmarks(detected),
         embedding=embedding(embedded.embedding) if embedded is not None else None,
+        quality=quality(detected),
     )
 
 
@@ -73,6 +103,7 @@ def detection(result: Detection, all_faces: bool) -> VerifyFaceResponse:
         bbox=box(primary),
         message="Face detected successfully",
         faces=faces,
+        quality=quality(primary),
     )
 
 
@@ -94,6 +125,7 @@ def extraction(result: Extraction, all_faces: bool) -> ExtractEmbeddingResponse:
         confidence=confidence(primary.face),
         model=primary.model.id,
         faces=_every_face(result, all_faces),
+        quality=quality(primary.face),
     )
 
 
@@ -113,6 +145,7 @@ def batch_result(item: BatchItem, all_faces: bool) -> BatchResult:
         error=one.error,
         code=None if one.face_detected else "no_face",
         faces=one.faces,
+        quality=one.quality,
     )
 
 

@@ -3,11 +3,24 @@ fields marked "addition" are new and optional for existing clients."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 Box = Annotated[list[int], msgspec.Meta(description="[x1, y1, x2, y2] in the sent image's pixels")]
+
+# The wire's spelling of domain.quality's QualityLevel and QualityReason (a test keeps them equal).
+QualityLevelName = Literal["low", "medium", "high"]
+QualityReasonCode = Literal[
+    "EXTREME_POSE",
+    "LOW_CONFIDENCE",
+    "SMALL_BOUNDING_BOX",
+    "LOW_SHARPNESS",
+    "COMPRESSION_ARTIFACTS",
+    "LOW_BRIGHTNESS",
+    "HIGH_BRIGHTNESS",
+    "LOW_CONTRAST",
+]
 
 
 class ErrorResponse(msgspec.Struct, omit_defaults=True):
@@ -46,11 +59,38 @@ class CompareRequest(msgspec.Struct):
     model_b: str | None = None  # addition: the `model` that made embedding_b / the candidates
 
 
+class QualityMeasures(msgspec.Struct):
+    """What the quality was judged on, in the pixels the models read (docs/quality.md)."""
+
+    face_size: Annotated[float, msgspec.Meta(description="The box's shorter side, pixels")]
+    eye_distance: Annotated[float, msgspec.Meta(description="Between the eye centres, pixels")]
+    yaw: Annotated[float, msgspec.Meta(description="Degrees; > 0: turned toward the image's right")]
+    pitch: Annotated[float, msgspec.Meta(description="Degrees; > 0: tilted up")]
+    roll: Annotated[float, msgspec.Meta(description="Degrees; > 0: rotated clockwise in the image")]
+    sharpness: Annotated[float, msgspec.Meta(description="Detail of the aligned face: ~0.8 sharp, < 0.3 blurred")]
+    brightness: Annotated[float, msgspec.Meta(description="Mean grey level of the face, 0..1")]
+    contrast: Annotated[float, msgspec.Meta(description="Standard deviation of the face's grey levels, 0..1")]
+    blockiness: Annotated[
+        float | None, msgspec.Meta(description="JPEG block edges against other edges: 1 none; null: not measured")
+    ]
+    confidence: Annotated[float, msgspec.Meta(description="The detector's confidence")]
+
+
+class Quality(msgspec.Struct):
+    """Addition: how far the face's embedding can be trusted to identify it (docs/api.md, docs/quality.md)."""
+
+    level: QualityLevelName
+    score: Annotated[float, msgspec.Meta(ge=0, le=1, description="Estimated share of identity kept, 0..1")]
+    reasons: Annotated[list[QualityReasonCode], msgspec.Meta(description="Why not high, worst first")]
+    measures: QualityMeasures
+
+
 class Face(msgspec.Struct, omit_defaults=True):
     bbox: Box
     confidence: float
     landmarks: list[list[float]]
     embedding: list[float] | None = None
+    quality: Quality | None = None  # addition
 
 
 class InferenceHealth(msgspec.Struct):
@@ -102,6 +142,7 @@ class VerifyFaceResponse(msgspec.Struct, omit_defaults=True):
     message: str | None = None
     error: str | None = None
     faces: list[Face] | None = None
+    quality: Quality | None = None  # addition: the primary face's
 
 
 class ExtractEmbeddingResponse(msgspec.Struct, omit_defaults=True):
@@ -113,6 +154,7 @@ class ExtractEmbeddingResponse(msgspec.Struct, omit_defaults=True):
     model: str | None = None
     error: str | None = None
     faces: list[Face] | None = None
+    quality: Quality | None = None  # addition: the primary face's
 
 
 class BatchResult(msgspec.Struct, omit_defaults=True):
@@ -126,6 +168,7 @@ class BatchResult(msgspec.Struct, omit_defaults=True):
     error: str | None = None
     code: str | None = None
     faces: list[Face] | None = None
+    quality: Quality | None = None  # addition: the primary face's
 
 
 class BatchExtractResponse(msgspec.Struct):

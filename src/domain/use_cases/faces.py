@@ -5,6 +5,7 @@ Every method is synchronous and CPU-bound; transports run them on a bounded exec
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ import numpy as np
 
 from domain.embeddings import checked_embedding, checked_embeddings
 from domain.errors import BatchFaceLimit, BatchTooLarge, FaceServiceError, InvalidInput, ModelMismatch
-from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Vector
-from domain.ports import Embedder, FaceDetector, ImageDecoder, ServiceObserver, Similarity
+from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Image, Pixels, Vector
+from domain.ports import Embedder, FaceDetector, ImageDecoder, QualityMeter, ServiceObserver, Similarity
+from domain.quality import DEFAULT_RULES, QualityRules, assess
 
 T = TypeVar("T")
 
@@ -30,7 +32,8 @@ class NoObserver:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """Faces found in one image, largest first."""
+    """Faces found in one image, largest first; the primary face's quality is assessed, every
+    face's when all faces were asked for."""
 
     width: int
     height: int
@@ -41,8 +44,8 @@ class Detection:
 class Extraction:
     """Faces found in one image with their embeddings, largest first.
 
-    `faces` holds only the primary (largest) face unless every face was asked for;
-    `faces_count` always counts every face detected.
+    `faces` holds only the primary (largest) face unless every face was asked for, each with its
+    quality; `faces_count` always counts every face detected.
     """
 
     width: int
@@ -119,11 +122,15 @@ class FaceService:
         similarity: Similarity,
         match_threshold: float,
         limits: Limits,
+        meter: QualityMeter,
+        quality_rules: QualityRules = DEFAULT_RULES,
         observer: ServiceObserver | None = None,
     ) -> None:
         self._decoder = decoder
         self._detector = detector
         self._embedder = embedder
+        self._meter = meter
+        self.quality_rules = quality_rules
         self._similarity = similarity
         self.match_threshold = match_threshold
         self.limits = limits
@@ -158,11 +165,40 @@ class FaceService:
             confidence=1.0,
             landmarks=((100, 110), (156, 110), (128, 140), (105, 170), (151, 170)),
         )
-        self._embedder.embed(image, [face])
+        crops = self._embedder.align(image, [face])
+        self._embedder.embed_aligned(crops)
+        self._meter.measure(image, [face], crops)
 
-    def detect(self, data: bytes) -> Detection:
+    def _embedded(self, image: Image, faces: list[DetectedFace]) -> tuple[list[Pixels], list[Vector]]:
+        """The faces' aligned crops and their embeddings."""
+
+        def embedded() -> tuple[list[Pixels], list[Vector]]:
+            crops = self._embedder.align(image, faces)
+            return crops, self._embedder.embed_aligned(crops)
+
+        return self._timed("embed", embedded)
+
+    def _assessed(
+        self, image: Image, faces: list[DetectedFace], crops: Sequence[Pixels] | None = None
+    ) -> list[DetectedFace]:
+        """The faces with their quality, measured on the crops the embedder aligned (aligned here
+        when the faces are not embedded)."""
+
+        def assessed() -> list[DetectedFace]:
+            measures = self._meter.measure(image, faces, self._embedder.align(image, faces) if crops is None else crops)
+            return [
+                dataclasses.replace(face, quality=assess(measured, self.quality_rules))
+                for face, measured in zip(faces, measures, strict=True)
+            ]
+
+        return self._timed("quality", assessed)
+
+    def detect(self, data: bytes, all_faces: bool = False) -> Detection:
+        """Every face; the quality of the primary one, or of each with `all_faces`."""
         image = self.decode(data)
-        faces = self._detect(image)
+        found = self._detect(image)
+        chosen = found if all_faces else found[:1]
+        faces = self._assessed(image, chosen) + found[len(chosen) :]
         return Detection(image.source_width, image.source_height, [f.in_source_pixels(image) for f in faces])
 
     def extract(self, data: bytes, all_faces: bool = False) -> Extraction:
@@ -171,8 +207,8 @@ class FaceService:
     def extract_image(self, image: Image, all_faces: bool = False) -> Extraction:
         found = self._detect(image)
         chosen = found if all_faces else found[:1]
-        vectors = self._timed("embed", lambda: self._embedder.embed(image, chosen))
-        return self._extraction(image, found, chosen, vectors)
+        crops, vectors = self._embedded(image, chosen)
+        return self._extraction(image, found, self._assessed(image, chosen, crops), vectors)
 
     def _extraction(
         self, image: Image, found: list[DetectedFace], chosen: list[DetectedFace], vectors: list[Vector]
@@ -226,13 +262,19 @@ class FaceService:
         """Every face of a group of images through the recogniser together."""
         if not group:
             return []
-        vectors = self._timed(
-            "embed", lambda: self._embedder.embed_many([(image, chosen) for _, image, _, chosen in group])
-        )
-        return [
-            BatchItem(index, extraction=self._extraction(image, found, chosen, image_vectors))
-            for (index, image, found, chosen), image_vectors in zip(group, vectors, strict=True)
-        ]
+
+        def embedded() -> tuple[list[list[Pixels]], list[Vector]]:
+            crops = [self._embedder.align(image, chosen) for _, image, _, chosen in group]
+            return crops, self._embedder.embed_aligned([crop for each in crops for crop in each])
+
+        crops, vectors = self._timed("embed", embedded)
+        items, start = [], 0
+        for (index, image, found, chosen), image_crops in zip(group, crops, strict=True):
+            image_vectors = vectors[start : start + len(chosen)]
+            start += len(chosen)
+            assessed = self._assessed(image, chosen, image_crops)
+            items.append(BatchItem(index, extraction=self._extraction(image, found, assessed, image_vectors)))
+        return items
 
     def compare(
         self,
