@@ -30,6 +30,17 @@ class QualityLevel(StrEnum):
 
 _RANKS = {QualityLevel.LOW: 0, QualityLevel.MEDIUM: 1, QualityLevel.HIGH: 2}
 
+NO_FLOOR = "none"
+FLOOR_NAMES = (NO_FLOOR, *(level.value for level in QualityLevel))  # what a `quality` filter may ask
+
+
+def quality_floor(name: str) -> QualityLevel | None:
+    """A filter's floor by name: `none` (no filter: even a face whose quality is unknown passes) or the
+    lowest level let through (`low` lets every assessed face through)."""
+    if name not in FLOOR_NAMES:
+        raise ValueError(f"a quality floor is one of {', '.join(FLOOR_NAMES)}, not {name!r}")
+    return None if name == NO_FLOOR else QualityLevel(name)
+
 
 class QualityReason(StrEnum):
     """Why a face is not of high quality: stable codes, as Rekognition's `UnindexedFaces` reasons."""

@@ -318,6 +318,14 @@ def test_identify_a_person_with_the_real_models(real_client: Client) -> None:
         headers=AUTH,
         json={"image_base64": b64(TRIO_PHOTO)},
     )
+    # Its largest face is turned about 50 degrees away: below the default quality floor (medium).
+    assert (largest.status_code, largest.json()["code"]) == (422, "low_quality_face")
+    assert largest.json()["reasons"][0] == "EXTREME_POSE"
+    largest = client.post(
+        "/collections/players/subjects/trio/faces?face=largest&min_face_size=20&quality=none",
+        headers=AUTH,
+        json={"image_base64": b64(TRIO_PHOTO)},
+    )
     assert largest.status_code == 201
     tiny = client.post(
         "/collections/players/subjects/group/faces?face=largest&min_face_size=2000",

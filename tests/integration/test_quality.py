@@ -8,8 +8,10 @@ import pickle
 from collections.abc import Callable
 
 import cv2
+import httpx
 import numpy as np
 import pytest
+from litestar.testing import TestClient
 
 from adapters.quality.head_pose import MEAN_FACE_DEPTH
 from bench.quality import blur, brighten, darken, downscale, haze, jpeg
@@ -17,7 +19,7 @@ from domain.model import BoundingBox, Image
 from domain.quality import DEFAULT_RULES, FaceQuality, QualityLevel, QualityReason
 from domain.use_cases.faces import FaceService
 from tests.support.photos import GROUP_PHOTO, INSIGHTFACE_IMAGES, SELFIE, TEAM_PHOTO
-from tests.support.services import encode_png
+from tests.support.services import AUTH, encode_png
 
 pytestmark = pytest.mark.real_model
 
@@ -149,3 +151,35 @@ def test_a_quarter_size_decode_does_not_measure_blocks(real_service: FaceService
     image = Image(pixels[::4, ::4].copy(), source_size=(pixels.shape[1], pixels.shape[0]))
     quality = real_service.extract_image(image).faces[0].face.quality
     assert quality is not None and quality.measures.blockiness is None
+
+
+def test_enrollment_refuses_a_blurred_real_face_at_medium_and_takes_it_at_none(real_client: TestClient) -> None:  # type: ignore[type-arg]
+    pixels, box = selfie()
+    blurred = encode_png(blur(pixels, 6.0, box))  # LOW_SHARPNESS, low (above)
+    real_client.post("/collections", headers=AUTH, json={"name": "blurred-enrollment"})
+
+    def enroll(query: str) -> httpx.Response:
+        return real_client.post(
+            f"/collections/blurred-enrollment/subjects/yao-ming/faces{query}",
+            headers=AUTH,
+            files={"file": ("blurred.png", blurred, "image/png")},
+        )
+
+    for refused in (enroll(""), enroll("?quality=medium")):  # medium is the default
+        assert (refused.status_code, refused.json()["code"]) == (422, "low_quality_face")
+        assert refused.json()["reasons"] == ["LOW_SHARPNESS"]
+    assert real_client.get("/collections/blurred-enrollment", headers=AUTH).json()["faces"] == 0
+    assert enroll("?quality=none").status_code == 201
+    clean = real_client.post(
+        "/collections/blurred-enrollment/subjects/yao-ming/faces?quality=high",
+        headers=AUTH,
+        files={"file": ("clean.jpg", SELFIE.read_bytes(), "image/jpeg")},
+    )
+    assert clean.status_code == 201
+    searched = real_client.post(
+        "/collections/blurred-enrollment/search?min_quality=medium",
+        headers=AUTH,
+        files={"file": ("blurred.png", blurred, "image/png")},
+    ).json()
+    assert searched["results"] == [] and searched["skipped"][0]["quality"]["reasons"] == ["LOW_SHARPNESS"]
+    real_client.delete("/collections/blurred-enrollment", headers=AUTH)

@@ -16,11 +16,14 @@ from adapters.stores.memory import MemoryGallery
 from domain.errors import FaceServiceError
 from domain.gallery import FaceRecord, GalleryLimits
 from domain.model import BoundingBox, DetectedFace, EmbeddedFace, EmbeddingModel, Vector
+from domain.quality import FaceQuality, HeadPose, QualityLevel, QualityMeasures, QualityReason
 from domain.use_cases.collections import (
+    DEFAULT_ENROLL_QUALITY,
     CollectionHeader,
     CollectionRules,
     Collections,
     EnrollOptions,
+    PoorFace,
     image_digest,
 )
 from domain.use_cases.faces import Extraction
@@ -47,8 +50,17 @@ ANN, BOB, CAT = unit(1), unit(0, 1), unit(0, 0, 1)
 ANN_AGAIN = unit(1, 0.2)
 
 
-def embedded(vector: Vector, side: float = 100.0, confidence: float = 0.9) -> EmbeddedFace:
-    face = DetectedFace(BoundingBox(10, 10, 10 + side, 10 + side), confidence, LANDMARKS)
+MEASURES = QualityMeasures(100.0, 40.0, HeadPose(0.0, 0.0, 0.0), 0.8, 0.5, 0.12, 1.0, 0.9)
+HIGH = FaceQuality(QualityLevel.HIGH, 0.95, (), MEASURES)
+MEDIUM = FaceQuality(QualityLevel.MEDIUM, 0.7, (QualityReason.LOW_SHARPNESS,), MEASURES)
+LOW = FaceQuality(QualityLevel.LOW, 0.3, (QualityReason.LOW_SHARPNESS, QualityReason.LOW_BRIGHTNESS), MEASURES)
+
+
+def embedded(
+    vector: Vector, side: float = 100.0, confidence: float = 0.9, quality: FaceQuality | None = HIGH
+) -> EmbeddedFace:
+    """A face as the face use cases hand it over: assessed (high unless told)."""
+    face = DetectedFace(BoundingBox(10, 10, 10 + side, 10 + side), confidence, LANDMARKS, quality)
     return EmbeddedFace(face, vector, MODEL)
 
 
@@ -183,6 +195,54 @@ def test_quality_floors_refuse_poor_faces(
     assert collections.get("staff").faces == 0
 
 
+def test_enrollment_refuses_faces_under_medium_quality_by_default_with_the_reasons(collections: Collections) -> None:
+    collections.create("staff")
+    assert EnrollOptions().min_quality is DEFAULT_ENROLL_QUALITY is QualityLevel.MEDIUM
+    with pytest.raises(PoorFace) as error:
+        collections.enroll_extraction("staff", "ann", extraction(embedded(ANN, quality=LOW)), "a" * 64, EnrollOptions())
+    assert error.value.code == "low_quality_face"
+    assert error.value.reasons == (QualityReason.LOW_SHARPNESS, QualityReason.LOW_BRIGHTNESS)
+    assert "low" in error.value.message and "LOW_SHARPNESS" in error.value.message
+    assert collections.get("staff").faces == 0
+    enrolled = collections.enroll_extraction(
+        "staff", "ann", extraction(embedded(ANN, quality=MEDIUM)), "b" * 64, EnrollOptions()
+    )
+    assert enrolled.face.external_id == "ann" and collections.get("staff").faces == 1
+
+
+@pytest.mark.parametrize(
+    ("floor", "accepted"),
+    [
+        (None, ["low", "medium", "high", "unassessed"]),
+        (QualityLevel.LOW, ["low", "medium", "high"]),
+        (QualityLevel.MEDIUM, ["medium", "high"]),
+        (QualityLevel.HIGH, ["high"]),
+    ],
+)
+def test_each_quality_floor_lets_through_its_level_and_above(
+    collections: Collections, floor: QualityLevel | None, accepted: list[str]
+) -> None:
+    collections.create("staff")
+    faces = {"low": LOW, "medium": MEDIUM, "high": HIGH, "unassessed": None}
+    enrolled = []
+    for index, (name, quality) in enumerate(faces.items()):
+        face = extraction(embedded(unit(1, index), quality=quality))
+        try:
+            collections.enroll_extraction(
+                "staff", name, face, image_digest(name.encode()), EnrollOptions(min_quality=floor)
+            )
+            enrolled.append(name)
+        except PoorFace as error:
+            assert error.code == "low_quality_face"  # never another refusal
+    assert enrolled == accepted
+    assert sorted(s.external_id for s in collections.subjects("staff", None, 10)) == sorted(accepted)
+
+
+def test_an_enrolled_embedding_has_no_quality_to_refuse(collections: Collections) -> None:
+    collections.create("staff")  # the caller vouches for it, whatever the default floor
+    assert collections.enroll_embedding("staff", "ann", ANN.tolist(), MODEL.id).duplicate is False
+
+
 def test_a_face_of_another_model_never_enters_a_pinned_collection(collections: Collections, serving: Serving) -> None:
     collections.create("staff")
     serving.model = OTHER_MODEL  # the service was upgraded
@@ -250,6 +310,27 @@ def test_top_k_outside_its_bounds_is_refused(collections: Collections, top_k: in
 def test_an_image_without_faces_searches_nothing(collections: Collections) -> None:
     collections.create("staff")
     assert collections.search_extraction("staff", extraction()).probes == []
+
+
+def test_search_skips_probe_faces_under_min_quality_and_reports_them(collections: Collections) -> None:
+    collections.create("staff")
+    enroll(collections, "ann", ANN, b"ann.jpg")
+    enroll(collections, "bob", BOB, b"bob.jpg")
+    faces = extraction(embedded(ANN_AGAIN, quality=HIGH), embedded(BOB, side=50, quality=LOW))
+    everyone = collections.search_extraction("staff", faces)
+    assert [p.decision.external_id for p in everyone.probes] == ["ann", "bob"] and everyone.skipped == []
+    filtered = collections.search_extraction("staff", faces, min_quality=QualityLevel.MEDIUM)
+    assert [p.decision.external_id for p in filtered.probes] == ["ann"]
+    assert filtered.probes[0].face is faces.faces[0].face
+    assert filtered.skipped == [faces.faces[1].face]  # with its quality, never searched
+
+
+def test_search_with_every_probe_face_under_min_quality_searches_nothing(collections: Collections) -> None:
+    collections.create("staff")
+    enroll(collections, "ann", ANN, b"ann.jpg")
+    faces = extraction(embedded(ANN, quality=MEDIUM), embedded(ANN_AGAIN, quality=None))
+    result = collections.search_extraction("staff", faces, min_quality=QualityLevel.HIGH)
+    assert result.probes == [] and result.skipped == [face.face for face in faces.faces]
 
 
 def test_verify_compares_with_the_subjects_best_face_only(collections: Collections) -> None:

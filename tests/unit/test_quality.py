@@ -7,9 +7,11 @@ import typing
 
 import pytest
 
+from adapters.http.collections import QualityFloor
 from adapters.wire.schemas import QualityLevelName, QualityReasonCode
 from domain.quality import (
     DEFAULT_RULES,
+    FLOOR_NAMES,
     Curve,
     HeadPose,
     QualityLevel,
@@ -17,6 +19,7 @@ from domain.quality import (
     QualityReason,
     QualityRules,
     assess,
+    quality_floor,
 )
 
 FULL = Curve(((0.0, 1.0),))
@@ -156,6 +159,17 @@ def test_levels_are_ordered() -> None:
 def test_the_wire_spells_every_level_and_reason_of_the_domain() -> None:
     assert set(typing.get_args(QualityLevelName)) == {level.value for level in QualityLevel}
     assert set(typing.get_args(QualityReasonCode)) == {reason.value for reason in QualityReason}
+
+
+def test_the_wire_spells_every_quality_floor() -> None:
+    assert typing.get_args(QualityFloor) == FLOOR_NAMES
+
+
+def test_a_floor_is_none_or_a_level() -> None:
+    assert quality_floor("none") is None
+    assert [quality_floor(name) for name in ("low", "medium", "high")] == list(QualityLevel)
+    with pytest.raises(ValueError, match="one of none, low, medium, high"):
+        quality_floor("auto")
 
 
 def test_the_default_rules_keep_a_clean_face_high_and_rank_levels() -> None:

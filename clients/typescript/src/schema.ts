@@ -361,6 +361,7 @@ export interface components {
             error: string;
             field?: string | null;
             line?: number | null;
+            reasons?: ("EXTREME_POSE" | "LOW_CONFIDENCE" | "SMALL_BOUNDING_BOX" | "LOW_SHARPNESS" | "COMPRESSION_ARTIFACTS" | "LOW_BRIGHTNESS" | "HIGH_BRIGHTNESS" | "LOW_CONTRAST")[] | null;
             request_id?: string | null;
         };
         /** ExtractEmbeddingResponse */
@@ -479,6 +480,7 @@ export interface components {
         QueryFace: {
             bbox: number[];
             confidence: number;
+            quality?: components["schemas"]["Quality"] | null;
         };
         /** SearchResponse */
         SearchResponse: {
@@ -487,6 +489,7 @@ export interface components {
             model: string;
             results: components["schemas"]["ProbeResponse"][];
             searched_faces: number;
+            skipped?: components["schemas"]["QueryFace"][];
         };
         /** SubjectMatch */
         SubjectMatch: {
@@ -1440,6 +1443,8 @@ export interface operations {
                 faces?: "all" | "largest";
                 /** @description subjects per face (default 5) */
                 top_k?: number | null;
+                /** @description Search only the image's faces of at least this quality; the others are listed in `skipped` with their quality. `none`: every face */
+                min_quality?: "none" | "low" | "medium" | "high";
             };
             header?: never;
             path: {
@@ -1927,6 +1932,8 @@ export interface operations {
                 /** @description pixels, the face box's shorter side */
                 min_face_size?: number;
                 min_confidence?: number;
+                /** @description Refuse an image's face below this quality level (422 `low_quality_face` with its `reasons`); `none`: no floor. An embedding has no quality: the caller vouches for it */
+                quality?: "none" | "low" | "medium" | "high";
             };
             header?: never;
             path: {

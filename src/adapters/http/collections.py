@@ -23,7 +23,8 @@ from adapters.wire import collections as wire
 from adapters.wire.bodies import GalleryInput, gallery_embedding
 from adapters.wire.collection_export import export_chunks
 from domain.access import Verb
-from domain.use_cases.collections import Collections, Enrollment, EnrollOptions
+from domain.quality import quality_floor
+from domain.use_cases.collections import DEFAULT_ENROLL_QUALITY, Collections, Enrollment, EnrollOptions
 
 T = TypeVar("T")
 SMALL_BODY = 64 * 1024  # names and thresholds: no reason to read more on the event loop
@@ -49,8 +50,16 @@ def gallery_post(
     )
 
 
-def enroll_options(face: str, min_face_size: int, min_confidence: float) -> EnrollOptions:
-    return EnrollOptions(largest=face == "largest", min_face_size=min_face_size, min_confidence=min_confidence)
+QualityFloor = Literal["none", "low", "medium", "high"]  # domain.quality.FLOOR_NAMES (tests/unit/test_quality.py)
+
+
+def enroll_options(face: str, min_face_size: int, min_confidence: float, quality: str) -> EnrollOptions:
+    return EnrollOptions(
+        largest=face == "largest",
+        min_face_size=min_face_size,
+        min_confidence=min_confidence,
+        min_quality=quality_floor(quality),
+    )
 
 
 def embedding_here(content_type: str, body: bytes) -> JobResult | None:
@@ -140,12 +149,20 @@ class CollectionController(Controller):
             int, QueryParameter(ge=0, le=10_000, description="pixels, the face box's shorter side")
         ] = 0,
         min_confidence: Annotated[float, QueryParameter(ge=0, le=1)] = 0.0,
+        quality: Annotated[
+            QualityFloor,
+            QueryParameter(
+                description="Refuse an image's face below this quality level (422 `low_quality_face` with its "
+                "`reasons`); `none`: no floor. An embedding has no quality: the caller vouches for it"
+            ),
+        ] = DEFAULT_ENROLL_QUALITY.value,  # type: ignore[assignment]
     ) -> Response[wire.EnrollResponse]:
-        """From an image (multipart `file` or `image_base64`: exactly one face unless `face=largest`) or
-        from `{embedding, model}`. The same image again for the same subject returns the face already
-        enrolled (`duplicate: true`, 200), never a copy. Creates the subject on its first face."""
+        """From an image (multipart `file` or `image_base64`: exactly one face unless `face=largest`, of
+        at least `quality`) or from `{embedding, model}`. The same image again for the same subject
+        returns the face already enrolled (`duplicate: true`, 200), never a copy. Creates the subject on
+        its first face."""
         given = await gallery_input(request, faces, all_faces=False)
-        options = enroll_options(face, min_face_size, min_confidence)
+        options = enroll_options(face, min_face_size, min_confidence, quality)
 
         def enroll(c: Collections) -> Enrollment:
             if given.extraction is not None:
@@ -236,16 +253,24 @@ class CollectionController(Controller):
             QueryParameter(name="faces", description="every face of the image, or the largest"),
         ] = "all",
         top_k: Annotated[int | None, QueryParameter(ge=1, le=100, description="subjects per face (default 5)")] = None,
+        min_quality: Annotated[
+            QualityFloor,
+            QueryParameter(
+                description="Search only the image's faces of at least this quality; the others are listed in "
+                "`skipped` with their quality. `none`: every face"
+            ),
+        ] = "none",
     ) -> wire.SearchResponse:
         """By image (every face, or the largest with `faces=largest`) or by `{embedding, model}`: for
         each query face the `top_k` best subjects with their best face, and the match decision against
-        the collection's threshold."""
+        the collection's threshold. Each image face is reported with its quality."""
         given = await gallery_input(request, faces, all_faces=which == "all")
         k = top_k if top_k is not None else given.top_k
+        floor = quality_floor(min_quality)
 
         def search(c: Collections) -> Any:
             if given.extraction is not None:
-                return c.search_extraction(name, given.extraction, k)
+                return c.search_extraction(name, given.extraction, k, floor)
             return c.search_embedding(name, given.embedding or [], given.model or "", k)
 
         began = time.perf_counter()

@@ -11,7 +11,9 @@ import numpy as np
 
 from adapters.wire import presenters
 from adapters.wire.presenters import similarity
+from adapters.wire.schemas import Quality
 from domain.gallery import CollectionInfo, FaceRecord, SubjectHit, SubjectInfo
+from domain.model import DetectedFace
 from domain.use_cases.collections import CollectionHeader, Enrollment, SearchResult, Verification
 
 Box = list[int]
@@ -82,9 +84,10 @@ class DeletedFaceResponse(msgspec.Struct):
     external_id: str
 
 
-class QueryFace(msgspec.Struct):
+class QueryFace(msgspec.Struct, omit_defaults=True):
     bbox: Box
     confidence: float
+    quality: Quality | None = None
 
 
 class SubjectMatch(msgspec.Struct):
@@ -112,6 +115,8 @@ class SearchResponse(msgspec.Struct):
     method: str  # "exact" or "approximate"
     searched_faces: int
     results: list[ProbeResponse]
+    # The image's faces under `min_quality`, with their quality: not searched.
+    skipped: list[QueryFace] = msgspec.field(default_factory=list)
 
 
 class VerifyResponse(msgspec.Struct):
@@ -198,6 +203,10 @@ def hit(match: SubjectHit) -> SubjectMatch:
     return SubjectMatch(match.external_id, match.face_id, similarity(match.similarity))
 
 
+def query_face(face: DetectedFace) -> QueryFace:
+    return QueryFace(presenters.box(face), presenters.confidence(face), presenters.quality(face))
+
+
 def search(result: SearchResult) -> SearchResponse:
     probes = []
     for probe in result.probes:
@@ -205,7 +214,7 @@ def search(result: SearchResult) -> SearchResponse:
         decision = probe.decision
         probes.append(
             ProbeResponse(
-                face=QueryFace(presenters.box(face), presenters.confidence(face)) if face is not None else None,
+                face=query_face(face) if face is not None else None,
                 matches=[hit(m) for m in probe.hits],
                 decision=MatchDecision(
                     decision.match,
@@ -215,7 +224,14 @@ def search(result: SearchResult) -> SearchResponse:
                 ),
             )
         )
-    return SearchResponse(result.collection.name, result.collection.model_id, result.method, result.searched, probes)
+    return SearchResponse(
+        result.collection.name,
+        result.collection.model_id,
+        result.method,
+        result.searched,
+        probes,
+        [query_face(face) for face in result.skipped],
+    )
 
 
 def verification(result: Verification) -> VerifyResponse:

@@ -60,6 +60,12 @@ def status_for(error: FaceServiceError) -> int:
 
 
 def body_for(error: FaceServiceError) -> ErrorResponse:
+    reasons = error.reasons if isinstance(error, PoorFace) else None
     return ErrorResponse(
-        error=error.message, code=error.code, field=getattr(error, "field", None), line=getattr(error, "line", None)
+        error=error.message,
+        code=error.code,
+        field=getattr(error, "field", None),
+        line=getattr(error, "line", None),
+        # The wire's literals spell the domain's reason codes (tests/unit/test_quality.py keeps them equal).
+        reasons=[reason.value for reason in reasons] if reasons is not None else None,  # type: ignore[misc]
     )

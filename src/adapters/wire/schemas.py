@@ -28,6 +28,7 @@ class ErrorResponse(msgspec.Struct, omit_defaults=True):
     code: str
     field: str | None = None
     line: int | None = None  # an import's line the error is about (1: the header)
+    reasons: list[QualityReasonCode] | None = None  # addition: why a face's quality was refused (low_quality_face)
     request_id: str | None = None
 
 

@@ -8,6 +8,7 @@ a gallery trustworthy: names, model pinning, one face per source image, quality 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import uuid
@@ -41,6 +42,7 @@ from domain.gallery import (
 )
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
 from domain.ports import FaceGallery
+from domain.quality import FaceQuality, QualityLevel, QualityReason
 from domain.use_cases.faces import Extraction
 
 
@@ -53,11 +55,20 @@ class MultipleFaces(FaceServiceError):
 
 
 class PoorFace(FaceServiceError):
-    """The face is below a quality floor the caller asked for (`code` says which)."""
+    """The face is below a floor the caller asked for (`code` says which; `reasons`, for the quality
+    floor, the quality's reason codes)."""
 
-    def __init__(self, message: str, code: str) -> None:
+    def __init__(self, message: str, code: str, reasons: tuple[QualityReason, ...] | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.reasons = reasons
+
+
+# Enrollment's quality floor unless the caller names one. Medium, as Rekognition's AUTO: in the bench's
+# evidence (docs/quality.md, "Levels against what happened to the face") the one same-person pair still
+# matched in 6 of 15 low copies, 8 of 9 medium ones and 95 of 95 high ones; high would also refuse faces
+# that identify well (the level's threshold keeps a margin), low would let in faces that miss.
+DEFAULT_ENROLL_QUALITY = QualityLevel.MEDIUM
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,7 @@ class EnrollOptions:
     largest: bool = False  # several faces: take the largest instead of refusing with multiple_faces
     min_face_size: int = 0  # pixels, the box's shorter side
     min_confidence: float = 0.0
+    min_quality: QualityLevel | None = DEFAULT_ENROLL_QUALITY  # None: no quality floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +117,7 @@ class SearchResult:
     probes: list[ProbeResult]
     method: str
     searched: int
+    skipped: list[DetectedFace] = dataclasses.field(default_factory=list)  # probe faces under `min_quality`
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +185,23 @@ def checked_face_id(face_id: str) -> str:
             "A face id is the 32 lowercase hex characters enrollment answered", code="invalid_face_id", field="face_id"
         )
     return face_id
+
+
+def at_least(quality: FaceQuality | None, floor: QualityLevel | None) -> bool:
+    """Whether a face passes a quality floor. A face never assessed passes only when there is no floor."""
+    return floor is None or (quality is not None and quality.level.at_least(floor))
+
+
+def poor_quality(quality: FaceQuality | None, floor: QualityLevel | None) -> PoorFace:
+    if quality is None:
+        return PoorFace(f"The face's quality was not assessed; quality={floor} needs it", "low_quality_face", ())
+    reasons = ", ".join(reason.value for reason in quality.reasons) or "none named"
+    return PoorFace(
+        f"The face's quality is {quality.level} (score {quality.score:.2f}; reasons: {reasons}); quality={floor} "
+        "refuses it. Send a sharper, larger, better lit, frontal photo, or ask for a lower quality",
+        "low_quality_face",
+        quality.reasons,
+    )
 
 
 class Collections:
@@ -244,13 +274,19 @@ class Collections:
         return self._add(collection, self._record(external_id, vector, None, vector_digest(vector)))
 
     # Identification and verification
-    def search_extraction(self, name: str, extraction: Extraction, top_k: int | None = None) -> SearchResult:
+    def search_extraction(
+        self, name: str, extraction: Extraction, top_k: int | None = None, min_quality: QualityLevel | None = None
+    ) -> SearchResult:
+        """Every face of the extraction, but those under `min_quality` (None: no floor), which are
+        reported as skipped, not searched."""
         collection = self._pinned(name, self._model().id)
-        faces = extraction.faces
+        faces = [face for face in extraction.faces if at_least(face.face.quality, min_quality)]
+        skipped = [face.face for face in extraction.faces if not at_least(face.face.quality, min_quality)]
         if not faces:
-            return SearchResult(collection, [], "exact", collection.faces)
+            return SearchResult(collection, [], "exact", collection.faces, skipped)
         probes = np.stack([face.embedding for face in faces]).astype(np.float32)
-        return self._search(collection, probes, [face.face for face in faces], top_k)
+        found = self._search(collection, probes, [face.face for face in faces], top_k)
+        return dataclasses.replace(found, skipped=skipped)
 
     def search_embedding(
         self, name: str, values: Sequence[float], model_id: str, top_k: int | None = None
@@ -356,6 +392,8 @@ class Collections:
                 f"min_confidence is {options.min_confidence}",
                 "low_confidence",
             )
+        if not at_least(face.face.quality, options.min_quality):
+            raise poor_quality(face.face.quality, options.min_quality)
         return face
 
     def _record(
