@@ -18,6 +18,7 @@ import msgspec
 
 from app.settings import Settings
 from domain.errors import FaceServiceError, StoreUnavailable
+from domain.quality import DEFAULT_ENROLL_QUALITY, FLOOR_NAMES, quality_floor
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -49,12 +50,25 @@ def add_commands(commands: Any) -> None:
     enroll.add_argument("collection", help="the collection to enroll into (it must exist)")
     enroll.add_argument("folder", type=Path, help="a folder with one subfolder of photos per subject")
     enroll.add_argument("--largest", action="store_true", help="take the largest face of a photo with several")
+    enroll.add_argument(
+        "--quality",
+        choices=FLOOR_NAMES,
+        default=DEFAULT_ENROLL_QUALITY.value,
+        help="refuse a face of a lower quality level (code low_quality_face, with its reasons); none: no floor "
+        "(default: %(default)s)",
+    )
     search = commands.add_parser(
         "search", parents=[remote], help="who is in this image: the best subjects for each face"
     )
     search.add_argument("collection", help="the collection to search")
     search.add_argument("image", type=Path, help="the photo: every face in it is searched")
     search.add_argument("--top-k", type=int, default=None, help="subjects per face (default 5)")
+    search.add_argument(
+        "--min-quality",
+        choices=FLOOR_NAMES,
+        default="none",
+        help="search only faces of at least this quality level; the others are listed in skipped (default: none)",
+    )
     export = commands.add_parser("export", parents=[remote], help="export a collection as JSON lines")
     export.add_argument("collection", help="the collection to export")
     export.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
@@ -102,10 +116,16 @@ def run_here(settings: Settings, args: argparse.Namespace) -> int:
             collections.delete(args.name)
             return emit(DeletedCollection(deleted.name, deleted.subjects, deleted.faces))
         if args.command == "enroll":
-            return enroll_folder(container, collections, args.collection, args.folder, args.largest)
+            return enroll_folder(container, collections, args.collection, args.folder, args.largest, args.quality)
         if args.command == "search":
             extraction = container.service().extract(args.image.read_bytes(), all_faces=True)
-            return emit(wire.search(collections.search_extraction(args.collection, extraction, args.top_k)))
+            return emit(
+                wire.search(
+                    collections.search_extraction(
+                        args.collection, extraction, args.top_k, quality_floor(args.min_quality)
+                    )
+                )
+            )
         if args.command == "export":
             return export(collections, args.collection, args.output)
         return import_file(collections, args.collection, args.file, settings)
@@ -126,32 +146,36 @@ def emit(record: msgspec.Struct) -> int:
     return 0
 
 
-def enroll_folder(container: Container, collections: Collections, name: str, folder: Path, largest: bool) -> int:
+def enroll_folder(
+    container: Container, collections: Collections, name: str, folder: Path, largest: bool, quality: str
+) -> int:
     """Every image in each subfolder of `folder`, enrolled under the subfolder's name. One JSON line per
     image (its face id, or its error); a progress bar on a terminal."""
     from tqdm import tqdm
 
     from adapters.wire import collections as wire
     from app.image_files import image_files
-    from domain.use_cases.collections import EnrollOptions, image_digest
+    from domain.use_cases.collections import EnrollOptions, PoorFace, image_digest
 
     if not folder.is_dir():
         raise FaceServiceError(f"{folder} is not a folder of subject folders")
     service = container.service()
+    options = EnrollOptions(largest=largest, min_quality=quality_floor(quality))
     subjects = [subject for subject in sorted(folder.iterdir()) if subject.is_dir()]
     jobs = [(subject.name, path) for subject in subjects for path in image_files([subject])]
     status = 0
     for subject, path in tqdm(jobs, unit="image", disable=None, file=sys.stderr, leave=False):
         try:
             data = path.read_bytes()
-            enrolled = collections.enroll_extraction(
-                name, subject, service.extract(data), image_digest(data), EnrollOptions(largest=largest)
-            )
+            enrolled = collections.enroll_extraction(name, subject, service.extract(data), image_digest(data), options)
             record = msgspec.structs.asdict(wire.enrollment(enrolled))
             print(msgspec.json.encode({"file": str(path), **record}).decode())
         except FaceServiceError as error:
             status = 1
-            print(msgspec.json.encode({"file": str(path), "error": error.message, "code": error.code}).decode())
+            failure: dict[str, object] = {"file": str(path), "error": error.message, "code": error.code}
+            if isinstance(error, PoorFace) and error.reasons is not None:
+                failure["reasons"] = [reason.value for reason in error.reasons]
+            print(msgspec.json.encode(failure).decode())
     return status
 
 

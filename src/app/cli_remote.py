@@ -31,11 +31,17 @@ NDJSON = "application/x-ndjson"
 class RemoteError(FaceServiceError):
     """The service answered with an error (its `error` and `code`), or could not be reached."""
 
-    def __init__(self, reason: str, code: str, status: int = 0) -> None:
+    def __init__(self, reason: str, code: str, status: int = 0, reasons: list[str] | None = None) -> None:
         super().__init__(f"{reason} (HTTP {status} {code})" if status else reason)
         self.reason = reason  # the service's own words, as the local verbs print them
         self.code = code
         self.status = status  # 0: no answer
+        self.reasons = reasons  # low_quality_face: the face's quality reasons
+
+    @property
+    def details(self) -> dict[str, list[str]]:
+        """What the error adds to a printed failure, as the local verbs print it."""
+        return {"reasons": self.reasons} if self.reasons is not None else {}
 
     @property
     def stops_the_run(self) -> bool:
@@ -121,9 +127,10 @@ def answered_error(response: httpx.Response) -> RemoteError:
     try:
         body = msgspec.json.decode(response.content)
         message, code = str(body["error"]), str(body["code"])
-    except (msgspec.DecodeError, KeyError, TypeError):
-        message, code = response.text[:200] or response.reason_phrase, "http_error"
-    return RemoteError(message, code, response.status_code)
+        reasons = [str(reason) for reason in body["reasons"]] if isinstance(body.get("reasons"), list) else None
+    except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
+        message, code, reasons = response.text[:200] or response.reason_phrase, "http_error", None
+    return RemoteError(message, code, response.status_code, reasons)
 
 
 def emit(record: Any) -> int:
@@ -153,9 +160,11 @@ def verb(remote: Remote, args: argparse.Namespace) -> int:
         return emit({"name": info["name"], "deleted_subjects": info["subjects"], "deleted_faces": info["faces"]})
     collection = f"/collections/{segment(args.collection)}"
     if args.command == "enroll":
-        return enroll_folder(remote, collection, args.folder, args.largest)
+        return enroll_folder(remote, collection, args.folder, args.largest, args.quality)
     if args.command == "search":
-        params = {"top_k": args.top_k} if args.top_k is not None else {}
+        params: dict[str, Any] = {"min_quality": args.min_quality}
+        if args.top_k is not None:
+            params["top_k"] = args.top_k
         return emit(remote.call("POST", f"{collection}/search", params=params, files=image(args.image)))
     if args.command == "export":
         return export(remote, f"{collection}/export", args.output)
@@ -172,7 +181,7 @@ def chunks(file: Any, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-def enroll_folder(remote: Remote, collection: str, folder: Path, largest: bool) -> int:
+def enroll_folder(remote: Remote, collection: str, folder: Path, largest: bool, quality: str) -> int:
     """The local verb's walk (each subfolder's name is the subject), each image sent to the service."""
     from tqdm import tqdm
 
@@ -182,7 +191,7 @@ def enroll_folder(remote: Remote, collection: str, folder: Path, largest: bool) 
         raise FaceServiceError(f"{folder} is not a folder of subject folders")
     subjects = [subject for subject in sorted(folder.iterdir()) if subject.is_dir()]
     jobs = [(subject.name, path) for subject in subjects for path in image_files([subject])]
-    params = {"face": "largest"} if largest else {}
+    params = {"face": "largest" if largest else "one", "quality": quality}
     status = 0
     for subject, path in tqdm(jobs, unit="image", disable=None, file=sys.stderr, leave=False):
         try:
@@ -194,7 +203,7 @@ def enroll_folder(remote: Remote, collection: str, folder: Path, largest: bool) 
             if error.stops_the_run:
                 raise
             status = 1
-            emit({"file": str(path), "error": error.reason, "code": error.code})
+            emit({"file": str(path), "error": error.reason, "code": error.code, **error.details})
         except OSError as error:
             status = 1
             emit({"file": str(path), "error": str(error), "code": "unreadable_file"})

@@ -34,6 +34,13 @@ NO_FLOOR = "none"
 FLOOR_NAMES = (NO_FLOOR, *(level.value for level in QualityLevel))  # what a `quality` filter may ask
 
 
+# Enrollment's quality floor unless the caller names one. Medium, as Rekognition's AUTO: in the bench's
+# evidence (docs/quality.md, "Levels against what happened to the face") the one same-person pair still
+# matched in 6 of 15 low copies, 8 of 9 medium ones and 95 of 95 high ones; high would also refuse faces
+# that identify well (the level's threshold keeps a margin), low would let in faces that miss.
+DEFAULT_ENROLL_QUALITY = QualityLevel.MEDIUM
+
+
 def quality_floor(name: str) -> QualityLevel | None:
     """A filter's floor by name: `none` (no filter: even a face whose quality is unknown passes) or the
     lowest level let through (`low` lets every assessed face through)."""

@@ -121,6 +121,10 @@ def test_node_suite_passes_against_live_servers(
     ok, blank = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))  # a flat colour: no face
     assert ok
     (photos / "blank.png").write_bytes(blank.tobytes())
+    dark = np.random.default_rng(0).integers(0, 4, size=(200, 200, 3), dtype=np.uint8)  # a low face (fake)
+    (photos / "dark.png").write_bytes(cv2.imencode(".png", dark)[1].tobytes())
+    blurred = cv2.GaussianBlur(cv2.imread(str(SELFIE)), (0, 0), 6.0)  # a low face (real models): LOW_SHARPNESS
+    (photos / "blurred.png").write_bytes(cv2.imencode(".png", blurred)[1].tobytes())
     fake_url, real_url = servers
     env = {
         "FACE_SERVICE_URL": fake_url,
@@ -141,7 +145,7 @@ def test_node_suite_passes_against_live_servers(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "# fail 0" in output and "# skipped 0" in output
-    assert "# pass 22" in output
+    assert "# pass 23" in output
 
 
 # ----- README: the collections example, with curl and with the client, on the real models

@@ -3,6 +3,9 @@ errors carried with the service's code, an import sent once."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -71,3 +74,16 @@ def test_the_key_comes_from_the_environment() -> None:
     assert cli_remote.api_key({"API_KEY": "b"}) == "b"
     with pytest.raises(Exception, match="FACE_SERVICE_API_KEY or API_KEY"):
         cli_remote.api_key({"FACE_SERVICE_API_KEY": ""})
+
+
+def test_enroll_sends_the_quality_floor_and_prints_a_refusals_reasons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "dark.png").write_bytes(b"\x89PNG not decoded here")
+    refusal = {"error": "The face's quality is low", "code": "low_quality_face", "reasons": ["LOW_BRIGHTNESS"]}
+    service, sent = remote(httpx.Response(422, json=refusal))
+    assert cli_remote.enroll_folder(service, "/collections/staff", tmp_path, False, "high") == 1
+    assert sent[0].url.params["quality"] == "high" and sent[0].url.params["face"] == "one"
+    (printed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (printed["code"], printed["reasons"]) == ("low_quality_face", ["LOW_BRIGHTNESS"])

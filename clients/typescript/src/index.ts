@@ -31,6 +31,8 @@ export type BatchResult = Schemas["BatchResult"];
 export type CompareFacesResponse = Schemas["CompareFacesResponse"];
 export type Face = Schemas["Face"];
 export type ErrorBody = Schemas["ErrorResponse"];
+export type Quality = Schemas["Quality"];
+export type QualityReason = Quality["reasons"][number];
 export type CompareFacesRequest = NonNullable<
   operations["compareFaces"]["requestBody"]
 >["content"]["application/json"];
@@ -112,18 +114,28 @@ export class FaceServiceError extends Error {
   readonly status: number;
   readonly code: string;
   readonly field: string | undefined;
+  /** `low_quality_face`: why the face's quality was refused, worst first (docs/api.md, "Face quality"). */
+  readonly reasons: QualityReason[] | undefined;
   readonly requestId: string | undefined;
   readonly retryAfterSeconds: number | undefined;
 
   constructor(
     message: string,
-    options: { status: number; code: string; field?: string; requestId?: string; retryAfterSeconds?: number },
+    options: {
+      status: number;
+      code: string;
+      field?: string;
+      reasons?: QualityReason[];
+      requestId?: string;
+      retryAfterSeconds?: number;
+    },
   ) {
     super(message);
     this.name = "FaceServiceError";
     this.status = options.status;
     this.code = options.code;
     this.field = options.field;
+    this.reasons = options.reasons;
     this.requestId = options.requestId;
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
@@ -162,6 +174,12 @@ export interface EnrollOptions extends RequestOptions {
   minFaceSize?: EnrollQuery["min_face_size"];
   /** Refuse a face the detector is less sure of (0 to 1; 422 `low_confidence`). */
   minConfidence?: EnrollQuery["min_confidence"];
+  /**
+   * Refuse an image's face whose quality level is lower (422 `low_quality_face`, its `reasons` on the
+   * error). The service's default is "medium"; "none" enrolls whatever face was found. An embedding
+   * has no quality and is enrolled whatever this says.
+   */
+  quality?: EnrollQuery["quality"];
 }
 
 type SearchQuery = NonNullable<operations["searchCollection"]["parameters"]["query"]>;
@@ -170,6 +188,8 @@ export interface SearchOptions extends RequestOptions {
   faces?: SearchQuery["faces"];
   /** Subjects per face, best first (the service's default is 5). */
   topK?: NonNullable<SearchQuery["top_k"]>;
+  /** Search only the image's faces of at least this quality level; the others come back in `skipped` (default "none": every face). */
+  minQuality?: SearchQuery["min_quality"];
 }
 
 type SubjectsQuery = NonNullable<operations["listSubjects"]["parameters"]["query"]>;
@@ -266,7 +286,8 @@ export class FaceServiceClient {
    * most 128), from an image (exactly one face, unless `face: "largest"`) or an embedding and its
    * model. The subject is created with its first face. The same image again for the same subject is
    * not stored twice: the answer is the face already enrolled, with `duplicate: true`.
-   * Errors: 422 `no_face`, `multiple_faces`, `face_too_small`, `low_confidence`; 409 `model_mismatch`
+   * Errors: 422 `no_face`, `multiple_faces`, `face_too_small`, `low_confidence`, `low_quality_face`
+   * (below `quality`, "medium" unless told; the error's `reasons` say why); 409 `model_mismatch`
    * (an embedding of another model than the collection's) or a limit (`subject_face_limit`...).
    */
   async enrollFace(collection: string, externalId: string, input: GalleryInput, options: EnrollOptions = {}): Promise<EnrollResponse> {
@@ -275,6 +296,7 @@ export class FaceServiceClient {
       face: options.face,
       min_face_size: options.minFaceSize,
       min_confidence: options.minConfidence,
+      quality: options.quality,
     });
     return this.request("POST", path, galleryBody(input), options);
   }
@@ -318,10 +340,15 @@ export class FaceServiceClient {
   /**
    * Who is this: for each face of the image (or the embedding), the `topK` best subjects and the
    * `decision` against the collection's threshold (`decision.external_id` is null: nobody known).
-   * An image without a face answers no `results`.
+   * An image without a face answers no `results`. Each image face carries its `quality`; those under
+   * `minQuality` are listed in `skipped` instead of searched.
    */
   async searchCollection(collection: string, input: GalleryInput, options: SearchOptions = {}): Promise<SearchResponse> {
-    const path = withQuery(segments("collections", checked(collection, "collection"), "search"), { faces: options.faces, top_k: options.topK });
+    const path = withQuery(segments("collections", checked(collection, "collection"), "search"), {
+      faces: options.faces,
+      top_k: options.topK,
+      min_quality: options.minQuality,
+    });
     return this.request("POST", path, galleryBody(input), options);
   }
 
@@ -588,6 +615,7 @@ async function toError(response: Response): Promise<FaceServiceError> {
     status: response.status,
     code: body.code ?? `http_${response.status}`,
     field: body.field ?? undefined,
+    reasons: body.reasons ?? undefined,
     requestId: body.request_id ?? response.headers.get("x-request-id") ?? undefined,
     retryAfterSeconds: Number.isFinite(retryAfter) ? retryAfter : undefined,
   });

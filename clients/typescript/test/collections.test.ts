@@ -297,6 +297,32 @@ test("retries: an enrollment whose answer was lost is sent again and answers the
   await client.deleteCollection(name);
 });
 
+test("quality: enrollment refuses a low face with its reasons unless told; search skips faces under minQuality", async () => {
+  const name = fresh("quality");
+  await client.createCollection(name);
+  const dark = await photo("dark.png"); // the fake's face: dark and flat, LOW_BRIGHTNESS
+  const refused = (error: unknown): boolean => {
+    assert.ok(failsWith(422, "low_quality_face")(error));
+    assert.deepEqual((error as FaceServiceError).reasons, ["LOW_BRIGHTNESS"]);
+    return true;
+  };
+  await assert.rejects(client.enrollFace(name, "ann", dark), refused); // "medium", the service's default
+  await assert.rejects(client.enrollFace(name, "ann", dark, { quality: "high" }), refused);
+  assert.equal((await client.getCollection(name)).faces, 0);
+  const enrolled = await client.enrollFace(name, "ann", dark, { quality: "none" });
+  assert.equal(enrolled.duplicate, false);
+
+  const every = await client.searchCollection(name, dark);
+  assert.equal(every.results[0]?.decision.external_id, "ann");
+  assert.equal(every.results[0]?.face?.quality?.level, "low");
+  assert.deepEqual(every.skipped, []);
+  const filtered = await client.searchCollection(name, dark, { minQuality: "medium" });
+  assert.deepEqual(filtered.results, []);
+  assert.deepEqual(filtered.skipped?.[0]?.quality?.reasons, ["LOW_BRIGHTNESS"]);
+  assert.deepEqual(filtered.skipped?.[0]?.bbox, every.results[0]?.face?.bbox);
+  await client.deleteCollection(name);
+});
+
 test("real models: Yao Ming, enrolled from his photo, is found in the team photo", async () => {
   assert.ok(realUrl, "FACE_SERVICE_REAL_URL must point at a server on the real models");
   const real = new FaceServiceClient({ baseUrl: realUrl, apiKey });
@@ -306,6 +332,14 @@ test("real models: Yao Ming, enrolled from his photo, is found in the team photo
   assert.equal(enrolled.duplicate, false);
   assert.notEqual(enrolled.model, FAKE_MODEL);
   await assert.rejects(real.enrollFace(name, "group", await photo("t1.jpg")), failsWith(422, "multiple_faces"));
+  // His photo blurred: low quality (LOW_SHARPNESS), refused at the default floor, taken at "none".
+  await assert.rejects(real.enrollFace(name, "blurred", await photo("blurred.png")), (error: unknown) => {
+    assert.ok(failsWith(422, "low_quality_face")(error));
+    assert.deepEqual((error as FaceServiceError).reasons, ["LOW_SHARPNESS"]);
+    return true;
+  });
+  assert.equal((await real.enrollFace(name, "blurred", await photo("blurred.png"), { quality: "none" })).duplicate, false);
+  await real.deleteSubject(name, "blurred");
 
   const team = await real.searchCollection(name, await photo("players.jpg"), { topK: 1 });
   assert.ok(team.results.length > 5, "every face of the team is searched");

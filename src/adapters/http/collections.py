@@ -23,8 +23,8 @@ from adapters.wire import collections as wire
 from adapters.wire.bodies import GalleryInput, gallery_embedding
 from adapters.wire.collection_export import export_chunks
 from domain.access import Verb
-from domain.quality import quality_floor
-from domain.use_cases.collections import DEFAULT_ENROLL_QUALITY, Collections, Enrollment, EnrollOptions
+from domain.quality import DEFAULT_ENROLL_QUALITY, quality_floor
+from domain.use_cases.collections import Collections, Enrollment, EnrollOptions
 
 T = TypeVar("T")
 SMALL_BODY = 64 * 1024  # names and thresholds: no reason to read more on the event loop

@@ -42,7 +42,7 @@ from domain.gallery import (
 )
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
 from domain.ports import FaceGallery
-from domain.quality import FaceQuality, QualityLevel, QualityReason
+from domain.quality import DEFAULT_ENROLL_QUALITY, FaceQuality, QualityLevel, QualityReason
 from domain.use_cases.faces import Extraction
 
 
@@ -62,13 +62,6 @@ class PoorFace(FaceServiceError):
         super().__init__(message)
         self.code = code
         self.reasons = reasons
-
-
-# Enrollment's quality floor unless the caller names one. Medium, as Rekognition's AUTO: in the bench's
-# evidence (docs/quality.md, "Levels against what happened to the face") the one same-person pair still
-# matched in 6 of 15 low copies, 8 of 9 medium ones and 95 of 95 high ones; high would also refuse faces
-# that identify well (the level's threshold keeps a margin), low would let in faces that miss.
-DEFAULT_ENROLL_QUALITY = QualityLevel.MEDIUM
 
 
 @dataclass(frozen=True, slots=True)
