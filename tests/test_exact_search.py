@@ -67,9 +67,11 @@ class Collection:
         self.owners: list[str] = []
         self.ids: list[str] = []
 
-    def add(self, vectors: np.ndarray, owners: list[str], ids: list[str] | None = None) -> list[str]:
+    def add(self, vectors: np.ndarray, owners: list[str], ids: list[str] | None = None, wait: bool = True) -> list[str]:
         ids = ids or [uuid.uuid4().hex for _ in owners]
         self.matrix.append(ids, owners, np.asarray(vectors, dtype=np.float32))
+        if wait:  # a large append is coded to int8 in the background
+            assert self.matrix.wait_coded(timeout=60)
         self.vectors += list(np.asarray(vectors, dtype=np.float32))
         self.owners += owners
         self.ids += ids
@@ -321,6 +323,56 @@ def test_a_vector_with_nan_falls_back_to_the_float32_scan() -> None:
     assert not collection._finite
     hits, searched = collection.search(np.array([[1] + [0] * 7], dtype=np.float32), 2)
     assert searched == 2 and hits[0][0] == SubjectHit("x", "a" * 32, 1.0)
+
+
+def test_rows_not_coded_yet_are_searched_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large append is coded in the background; until then its rows are scanned in float32 beside the
+    coded ones, with the same guarantee. Deletes that move such rows into the coded part code them."""
+    rng = np.random.default_rng(10)
+    dimension = 64
+    collection = Collection(dimension)
+    collection.add(clustered(rng, 100, 5, dimension), [f"s{i // 5}" for i in range(500)])  # coded at once
+    assert collection.matrix._coded == 500
+    monkeypatch.setattr(FaceMatrix, "_code_backlog", lambda self: None)  # the coder does nothing
+    late = clustered(rng, 500, 5, dimension)
+    ids = collection.add(late, [f"t{i // 5}" for i in range(2500)], wait=False)
+    assert collection.matrix._coded == 500 and not collection.matrix.wait_coded(timeout=0.1)
+    probes = unit_rows(
+        np.vstack([late[::600], collection.vectors[0][None]]) + 0.05 * rng.standard_normal((6, dimension))
+    )
+    collection.check(probes, 5)
+
+    for face_id in [collection.ids[i] for i in (3, 77, 499)] + ids[-20:]:
+        collection.remove_face(face_id)  # rows from the uncoded tail move into the coded prefix
+    matrix = collection.matrix
+    assert matrix._coded == 500  # its three holes filled with rows from the tail, coded on the way in
+    assert np.array_equal(matrix._codes[:500], quantize(matrix._vectors[:500]).codes)
+    collection.check(probes, 5)
+
+    monkeypatch.undo()  # the next append starts a coder that works
+    collection.add(unit_rows(rng.standard_normal((3, dimension))), ["u0", "u1", "u2"])
+    n = len(collection.ids)
+    assert matrix._coded == n and np.array_equal(matrix._codes[:n], quantize(matrix._vectors[:n]).codes)
+    collection.check(probes, 5)
+
+
+def test_the_background_coder_keeps_up_with_deletes_and_searches() -> None:
+    """Deletes and searches while the coder works: every search exact, every code right in the end."""
+    rng = np.random.default_rng(11)
+    dimension = 64
+    collection = Collection(dimension)
+    vectors = clustered(rng, 4000, 5, dimension)
+    probes = unit_rows(vectors[::5000] + 0.05 * rng.standard_normal((4, dimension)))
+    ids = collection.add(vectors, [f"s{i // 5}" for i in range(len(vectors))], wait=False)
+    for step, face_id in enumerate(rng.choice(ids, 60, replace=False)):
+        collection.remove_face(str(face_id))
+        if step % 15 == 0:
+            collection.check(probes, 3)
+    assert collection.matrix.wait_coded(timeout=60)
+    matrix, n = collection.matrix, len(collection.ids)
+    assert np.array_equal(matrix._codes[:n], quantize(matrix._vectors[:n]).codes)
+    assert np.array_equal(matrix._scales[:n], quantize(matrix._vectors[:n]).scales)
+    collection.check(probes, 3)
 
 
 def test_sqlite_search_is_exact_after_reopening_deleting_and_importing(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import itertools
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,6 +36,8 @@ from domain.gallery import SubjectHit
 
 FACE_ID_BYTES = 32  # a face id is 32 hex characters
 QUANTIZE_ROWS = 4096  # rows quantized at a time: the float32 scratch stays in cache
+BACKGROUND_ROWS = 1024  # appends of this many rows or more (a start's load, an import) are coded in the background
+CODE_ROWS = 16_384  # rows the background coder quantizes per turn (then it lets writers in)
 PART_ROWS = 32_768  # at least this many rows per scanning thread (below it, a hand-off costs more than it saves)
 PROBE_GROUP = 8  # probes scanned together in one pass over the int8 copy (a group photo's faces)
 BLOCK_ROWS = 64  # the first candidates are picked by the best score of each block of this many rows
@@ -165,10 +168,16 @@ class FaceMatrix:
         self._scales = np.zeros(capacity, dtype=np.float32)
         self._face_ids = np.zeros(capacity, dtype=f"S{FACE_ID_BYTES}")
         self._subject_of = np.zeros(capacity, dtype=np.int32)  # a slot in the subject table
-        # Bounds over every row added since the last clear (deletes leave them: still bounds, if loose).
+        # Rows [0, _coded) have their int8 codes; the rest (a large append's) wait for the background
+        # coder, and searches scan them in float32 meanwhile.
+        self._coded = 0
+        self._coder: threading.Thread | None = None
+        self._version = 0  # changes whenever rows move or go: the coder's work on old rows is dropped
+        self._backlog_norm = (-1, 0, 0, 0.0)  # (version, start, end, the largest norm of rows [start, end))
+        # Bounds over every row coded since the last clear (deletes leave them: still bounds, if loose).
         self._largest_scale = 0.0
         self._largest_norm = 0.0
-        self._finite = True  # False once a row with a NaN or an infinity was added: then only float32 scans
+        self._finite = True  # False once a row with a NaN or an infinity was coded: then only float32 scans
         # The subject table: slot -> external id and face count; free slots are reused.
         self._names: list[str] = []
         self._slots: dict[str, int] = {}
@@ -197,26 +206,73 @@ class FaceMatrix:
         return sum(int(array.nbytes) for array in arrays)
 
     def append(self, face_ids: Sequence[str], subjects: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        """Add rows; `vectors` is (len(face_ids), dimension) float32."""
+        """Add rows; `vectors` is (len(face_ids), dimension) float32.
+
+        A few rows are coded to int8 at once (before the lock: searches go on). A large batch (a
+        start's load, an import) is coded by a background thread: the rows are searchable at once (in
+        float32, exactly) and move to the int8 scan as they are coded, so a start does not wait for it."""
         count = len(face_ids)
         if not count:
             return
         ids = np.array(face_ids, dtype=f"S{FACE_ID_BYTES}")
-        compact = quantize(np.ascontiguousarray(vectors, dtype=np.float32))  # before the lock: searches go on
+        compact = quantize(np.ascontiguousarray(vectors, dtype=np.float32)) if count < BACKGROUND_ROWS else None
         with self._lock.writing():
             slots = np.fromiter((self._slot(name) for name in subjects), dtype=np.int32, count=count)
             self._reserve(self._n + count)
-            end = self._n + count
-            self._vectors[self._n : end] = vectors
-            self._codes[self._n : end] = compact.codes
-            self._scales[self._n : end] = compact.scales
-            self._face_ids[self._n : end] = ids
-            self._subject_of[self._n : end] = slots
+            start, end = self._n, self._n + count
+            self._vectors[start:end] = vectors
+            self._face_ids[start:end] = ids
+            self._subject_of[start:end] = slots
             np.add.at(self._counts, slots, 1)
-            self._largest_scale = max(self._largest_scale, float(compact.scales.max()))
-            self._largest_norm = max(self._largest_norm, compact.largest_norm)
-            self._finite = self._finite and compact.finite
             self._n = end
+            if compact is not None and self._coded == start:
+                self._store_codes(start, compact)
+            elif self._coder is None or not self._coder.is_alive():
+                self._coder = threading.Thread(target=self._code_backlog, name="gallery-coder", daemon=True)
+                self._coder.start()
+
+    def wait_coded(self, timeout: float | None = None) -> bool:
+        """Wait until every row has its int8 codes (the benchmark, tests); False if `timeout` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock.reading():
+                if self._coded >= self._n:
+                    return True
+                coder = self._coder
+            if coder is not None:
+                coder.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                with self._lock.reading():
+                    return self._coded >= self._n
+
+    def _code_backlog(self) -> None:
+        """The background coder: quantizes rows [_coded, n) a turn at a time, under the read lock
+        (searches go on; writers wait at most one turn), and stores each turn's codes under the write
+        lock unless rows moved meanwhile (then that turn is done again)."""
+        while True:
+            with self._lock.reading():
+                start, end, version = self._coded, min(self._n, self._coded + CODE_ROWS), self._version
+                compact = quantize(self._vectors[start:end]) if start < end else None
+            with self._lock.writing():
+                if compact is None:
+                    if self._coded >= self._n:
+                        self._coder = None
+                        return
+                elif self._version == version and self._coded == start:
+                    self._store_codes(start, compact)
+
+    def _store_codes(self, start: int, compact: Quantized) -> None:
+        """Rows [start, start + len) get their codes; the coded prefix grows to cover them."""
+        end = start + len(compact.codes)
+        self._codes[start:end] = compact.codes
+        self._scales[start:end] = compact.scales
+        self._bound_by(compact)
+        self._coded = max(self._coded, end)
+
+    def _bound_by(self, compact: Quantized) -> None:
+        self._largest_scale = max(self._largest_scale, float(compact.scales.max()))
+        self._largest_norm = max(self._largest_norm, compact.largest_norm)
+        self._finite = self._finite and compact.finite
 
     def remove_face(self, face_id: str) -> bool:
         with self._lock.writing():
@@ -246,7 +302,8 @@ class FaceMatrix:
             self._scales = np.zeros(0, dtype=np.float32)
             self._face_ids = np.zeros(0, dtype=f"S{FACE_ID_BYTES}")
             self._subject_of = np.zeros(0, dtype=np.int32)
-            self._n = 0
+            self._n = self._coded = 0
+            self._version += 1
             self._largest_scale, self._largest_norm, self._finite = 0.0, 0.0, True
             self._names, self._slots, self._free = [], {}, []
             self._counts = np.zeros(0, dtype=np.int32)
@@ -279,7 +336,7 @@ class FaceMatrix:
             if not n:
                 return [[] for _ in range(len(probes))], 0
             wanted = top_k * int(self._counts.max())  # holds >= top_k subjects: none has more faces than that
-            use_int8 = scan == "int8" and self._finite and bool(np.isfinite(probes).all())
+            use_int8 = scan == "int8" and self._coded > 0 and self._finite and bool(np.isfinite(probes).all())
             hits: list[list[SubjectHit]] = []
             for lo in range(0, len(probes), PROBE_GROUP):
                 group = probes[lo : lo + PROBE_GROUP]
@@ -320,8 +377,9 @@ class FaceMatrix:
             np.float32
         )
         bounds = residual * self._largest_norm + _slack(probes, self._largest_norm)
-        coarse = Coarse.empty(count, n, compact.scales.astype(np.float64), bounds)
-        codes, scales, scores = self._codes, self._scales, coarse.scores
+        units = compact.scales.astype(np.float64)
+        coarse = Coarse.empty(count, n, units, bounds)
+        codes, scales, scores, coded = self._codes, self._scales, coarse.scores, self._coded
         packed = numkong.dots_pack(compact.codes) if count > 1 else None  # each face row read once for all probes
 
         def work(lo: int, hi: int) -> None:
@@ -335,20 +393,45 @@ class FaceMatrix:
             np.multiply(part, scales[lo:hi], out=part)
             coarse.summarize(lo, hi)
 
-        _in_parts(n, work)
+        _in_parts(coded, work)
+        if coded < n:  # rows not coded yet: float32, their bound carried into these units
+            tail, tail_bounds = self._float32_bounded(probes, coded, n)
+            scores[:, coded:n] = (tail + (tail_bounds - bounds)[:, None]) / units[:, None]
+            coarse.summarize(coded - coded % BLOCK_ROWS, n)
         return coarse
 
     def _float32_scores(self, probes: npt.NDArray[np.float32], n: int) -> Coarse:
-        """One float32 matrix product over every row. A float32 dot product of length d is within
-        gamma_d * sum|p_i x_i| <= gamma_d |p| |x| of the true one, gamma_d = d u / (1 - d u) (u = 2^-24),
-        whatever order the BLAS sums in: that is the bound."""
-        gamma = self.dimension * UNIT_ROUNDOFF / (1 - self.dimension * UNIT_ROUNDOFF)
-        lengths = np.linalg.norm(probes.astype(np.float64), axis=1)
-        bounds = gamma * lengths * self._largest_norm + _slack(probes, self._largest_norm)
+        """Scores from one float32 matrix product over every row (`_float32_bounded`)."""
+        scores, bounds = self._float32_bounded(probes, 0, n)
         coarse = Coarse.empty(len(probes), n, np.ones(len(probes)), bounds)
-        coarse.scores[:, :n] = probes @ self._vectors[:n].T
+        coarse.scores[:, :n] = scores
         coarse.summarize(0, n)
         return coarse
+
+    def _float32_bounded(
+        self, probes: npt.NDArray[np.float32], lo: int, hi: int
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+        """The probes' float32 scores against rows [lo, hi), and per probe a bound of their error. A
+        float32 dot product of length d is within gamma_d * sum|p_i x_i| <= gamma_d |p| |x| of the true
+        one, gamma_d = d u / (1 - d u) (u = 2^-24), whatever order the BLAS sums in."""
+        largest = self._largest_norm_of(lo, hi)
+        gamma = self.dimension * UNIT_ROUNDOFF / (1 - self.dimension * UNIT_ROUNDOFF)
+        lengths = np.linalg.norm(probes.astype(np.float64), axis=1)
+        scores: npt.NDArray[np.float32] = probes @ self._vectors[lo:hi].T
+        return scores, gamma * lengths * largest + _slack(probes, largest)
+
+    def _largest_norm_of(self, lo: int, hi: int) -> float:
+        """A bound of the rows' norms: the coded rows' is kept; rows not coded yet are measured, once per
+        backlog (it stays a bound while the coder shrinks the backlog and nothing moves)."""
+        if hi <= self._coded:
+            return self._largest_norm
+        version, start, end, largest = self._backlog_norm
+        if (version, end) != (self._version, hi) or max(lo, self._coded) < start:
+            start = max(lo, self._coded)
+            rows = self._vectors[start:hi]
+            largest = math.sqrt(float(np.einsum("ij,ij->i", rows, rows).max())) * (1 + 1e-4)
+            self._backlog_norm = (self._version, start, hi, largest)
+        return max(self._largest_norm, largest)
 
     # --- the second pass: exact scores of every face that could still be among the best
 
@@ -464,6 +547,14 @@ class FaceMatrix:
         movers = np.flatnonzero(~removed[keep:]) + keep
         for array in (self._vectors, self._codes, self._scales, self._face_ids, self._subject_of):
             array[holes] = array[movers]
+        uncoded = holes[(holes < self._coded) & (movers >= self._coded)]  # moved into the coded prefix
+        if uncoded.size:
+            compact = quantize(self._vectors[uncoded])
+            self._codes[uncoded] = compact.codes
+            self._scales[uncoded] = compact.scales
+            self._bound_by(compact)
+        self._coded = min(self._coded, keep)
+        self._version += 1
         self._vectors[keep:n] = 0
         self._codes[keep:n] = 0
         self._scales[keep:n] = 0
@@ -509,7 +600,7 @@ class Coarse:
         """Fill `block_best` for rows [lo, hi): lo is a whole block; hi is too, or the last row."""
         first, last = lo // BLOCK_ROWS, -(-hi // BLOCK_ROWS)
         blocks = self.scores[:, first * BLOCK_ROWS : last * BLOCK_ROWS].reshape(len(self.scores), -1, BLOCK_ROWS)
-        np.max(blocks, axis=2, out=self.block_best[:, first:last])
+        np.fmax.reduce(blocks, axis=2, out=self.block_best[:, first:last])  # a NaN (no bound) hides no other row
 
     def cut_reached_by(self, j: int, wanted: int) -> float:
         """A score that at least `wanted` faces reach: the `wanted`-th best block maximum (each of the
