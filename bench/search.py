@@ -11,17 +11,20 @@ vectors, regenerated block by block from their seeds, independently of the store
 
 Per store and size: bulk enrolment (`add_faces`, one transaction per block) and single `add_face`
 (one durable commit each) in embeddings/s; search latency p50/p99 over `--queries` single-probe
-searches, top_k 5; top-1 agreement with the ground truth. SQLite: the open (start) time, when the int8 copy
-(coded in the background from the start) is complete, and the process's resident memory per face
-then; and its search two ways side by side, probe by
-probe in turn: as it was (one float32 matrix product and a partial sort, `float32_search`) and as it
-is (the int8 scan and its exact re-rank), per single probe and per probe of a group of `--group`
-probes (one pass for the group), with how many results are identical (same subjects and faces in
-order, similarities within 1e-6). The memory bandwidth one and two threads get reading a 1 GiB
-array is measured first: a scan's floor is the bytes it reads over that bandwidth. PostgreSQL (a
-pgserver instance unless `--postgres-url`): the index built after loading, its build time and
-on-disk size, exact and HNSW latency, and a sweep of collection sizes for the exact/approximate
-threshold.
+searches, top_k 5; top-1 agreement with the ground truth.
+
+SQLite: the open (start) time; when the int8 copy (coded in the background from the start) is
+complete; the process's resident memory per face then; and its search two ways side by side, in
+alternating blocks of probes: as it was (one float32 matrix product and a partial sort,
+`float32_search`) and as it is (the int8 scan and its exact re-rank), per single probe and per probe
+of a group of `--group` probes (one pass for the group), with how many results are identical (same
+subjects and faces in order, similarities within 1e-6). The memory bandwidth one and two threads get
+reading a 1 GiB array is measured first: a scan's floor is the bytes it reads over that bandwidth.
+
+PostgreSQL (a pgserver instance unless `--postgres-url`): the index built after loading, its build
+time and on-disk size, exact and HNSW latency, and a sweep of collection sizes for the
+exact/approximate threshold.
+
 Writes the JSON summary to bench/results/search.json (git-ignored) and prints it.
 """
 
@@ -59,6 +62,7 @@ RESULTS = Path(__file__).parent / "results" / "search.json"
 BLOCK_SUBJECTS = 2000  # subjects generated (and enrolled) together: one seed, one add_faces call
 SAME_PERSON_COSINE = 0.6
 MODEL = "bench:synthetic"
+SIDE_BY_SIDE_BLOCK = 10
 
 
 def rss_bytes() -> int:
@@ -253,8 +257,10 @@ def float32_search(matrix: FaceMatrix, probes: np.ndarray, top_k: int) -> list[l
 
 def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: int) -> dict[str, Any]:
     """The search before the int8 copy (`float32_search`) and the search now (int8 scan, exact
-    re-rank), on the same probes, in turn probe by probe (which goes first alternates), so that other
-    work on the machine weighs on both alike."""
+    re-rank), on the same probes, in turn: blocks of SIDE_BY_SIDE_BLOCK probes, which goes first
+    alternating, so that other work on the machine weighs on both alike (and neither runs right
+    after the other every time: the float32 pass evicts the int8 copy from the caches, and BLAS
+    threads spin a while after a product)."""
     matrix = gallery._collections["bench"].matrix
     dimension = probes.shape[1]
 
@@ -267,13 +273,14 @@ def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: 
     for probe in probes[:10]:  # warm up
         old(probe[np.newaxis]), new(probe[np.newaxis])
     times: dict[str, list[float]] = {"old": [], "new": []}
-    results: dict[str, list[list[SubjectHit]]] = {"old": [], "new": []}
-    for i, probe in enumerate(probes):
-        for which in ("old", "new") if i % 2 == 0 else ("new", "old"):
-            began = time.perf_counter()
-            hits = (old if which == "old" else new)(probe[np.newaxis])
-            times[which].append((time.perf_counter() - began) * 1000)
-            results[which] += hits
+    results: dict[str, list[list[SubjectHit]]] = {"old": [], "new": [], "new_group": []}
+    for i in range(0, len(probes), SIDE_BY_SIDE_BLOCK):
+        for which in ("old", "new") if (i // SIDE_BY_SIDE_BLOCK) % 2 == 0 else ("new", "old"):
+            for probe in probes[i : i + SIDE_BY_SIDE_BLOCK]:
+                began = time.perf_counter()
+                hits = (old if which == "old" else new)(probe[np.newaxis])
+                times[which].append((time.perf_counter() - began) * 1000)
+                results[which] += hits
     group_times: dict[str, list[float]] = {"old": [], "new": []}
     for i in range(0, len(probes) - group + 1, group):
         batch = probes[i : i + group]
@@ -282,9 +289,9 @@ def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: 
             hits = (old if which == "old" else new)(batch)
             group_times[which].append((time.perf_counter() - began) * 1000 / len(batch))
             if which == "new":
-                results["new_group"] = results.get("new_group", []) + hits
+                results["new_group"] += hits
     compared = [same_hits(a, b) for a, b in zip(results["old"], results["new"], strict=True)]
-    grouped = [same_hits(a, b) for a, b in zip(results["old"], results.get("new_group", []), strict=False)]
+    grouped = [same_hits(a, b) for a, b in zip(results["old"], results["new_group"], strict=False)]
     return {
         "float32_scan_p50_ms": round(percentile(times["old"], 50), 2),
         "float32_scan_p99_ms": round(percentile(times["old"], 99), 2),
