@@ -368,6 +368,9 @@ def test_the_background_coder_keeps_up_with_deletes_and_searches() -> None:
         collection.remove_face(str(face_id))
         if step % 15 == 0:
             collection.check(probes, 3)
+    # More rows than the arrays hold: they are replaced (and the old ones zeroed) while the coder works.
+    collection.add(clustered(rng, 3000, 5, dimension), [f"t{i // 5}" for i in range(15_000)], wait=False)
+    collection.check(probes, 3)
     assert collection.matrix.wait_coded(timeout=60)
     matrix, n = collection.matrix, len(collection.ids)
     assert np.array_equal(matrix._codes[:n], quantize(matrix._vectors[:n]).codes)

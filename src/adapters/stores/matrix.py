@@ -172,7 +172,7 @@ class FaceMatrix:
         # coder, and searches scan them in float32 meanwhile.
         self._coded = 0
         self._coder: threading.Thread | None = None
-        self._version = 0  # changes whenever rows move or go: the coder's work on old rows is dropped
+        self._version = 0  # changes whenever rows move or go or the arrays are replaced: the coder's turn is redone
         self._backlog_norm = (-1, 0, 0, 0.0)  # (version, start, end, the largest norm of rows [start, end))
         # Bounds over every row coded since the last clear (deletes leave them: still bounds, if loose).
         self._largest_scale = 0.0
@@ -246,13 +246,15 @@ class FaceMatrix:
                     return self._coded >= self._n
 
     def _code_backlog(self) -> None:
-        """The background coder: quantizes rows [_coded, n) a turn at a time, under the read lock
-        (searches go on; writers wait at most one turn), and stores each turn's codes under the write
-        lock unless rows moved meanwhile (then that turn is done again)."""
+        """The background coder: quantizes rows [_coded, n) a turn at a time, holding no lock while it
+        works (a start's load and searches go on), and stores each turn's codes under the write lock
+        unless rows moved or the arrays were replaced meanwhile (`_version`: then that turn is done
+        again; what it read may have been half-moved)."""
         while True:
             with self._lock.reading():
                 start, end, version = self._coded, min(self._n, self._coded + CODE_ROWS), self._version
-                compact = quantize(self._vectors[start:end]) if start < end else None
+                vectors = self._vectors
+            compact = quantize(vectors[start:end]) if start < end else None
             with self._lock.writing():
                 if compact is None:
                     if self._coded >= self._n:
@@ -533,6 +535,7 @@ class FaceMatrix:
         # in memory the allocator hands back.
         self._vectors[:n] = 0
         self._codes[:n] = 0
+        self._version += 1
         self._vectors, self._codes, self._scales = vectors, codes, scales
         self._face_ids, self._subject_of = face_ids, subject_of
 
