@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numkong
 import numpy as np
 import psycopg
 
@@ -208,10 +209,14 @@ def single_adds(gallery: Any, data: Faces, count: int) -> float:
 
 
 def memory_bandwidth() -> dict[str, float]:
-    """GB/s reading a 1 GiB array (numpy sums of int64; numpy lets go of the GIL in the loop): one
-    thread, and two threads each reading half at once. Median of 5."""
+    """GB/s reading a 1 GiB array, median of 5: numpy sums of int64 (one thread, and two threads each
+    reading half at once; numpy lets go of the GIL in the loop), and numkong's int8 dot product of
+    one probe with every 512-byte row (the int8 scan's kernel), one and two threads."""
     data = np.ones(2**27, dtype=np.int64)
     halves = [data[: len(data) // 2], data[len(data) // 2 :]]
+    rows = data.view(np.int8).reshape(-1, 512)
+    row_halves = [rows[: len(rows) // 2], rows[len(rows) // 2 :]]
+    probe = np.ones((1, 512), dtype=np.int8)
 
     def rate(read: Any) -> float:
         read()
@@ -222,10 +227,15 @@ def memory_bandwidth() -> dict[str, float]:
             times.append(time.perf_counter() - began)
         return round(data.nbytes / float(np.median(times)) / 1e9, 1)
 
+    def scan(part: np.ndarray) -> Any:
+        return numkong.cdist(probe, part, metric="dot", out_dtype="float32")
+
     with ThreadPoolExecutor(2) as pool:
         return {
-            "one_thread_gb_s": rate(lambda: data.sum()),
-            "two_threads_gb_s": rate(lambda: list(pool.map(np.sum, halves))),
+            "sum_one_thread_gb_s": rate(lambda: data.sum()),
+            "sum_two_threads_gb_s": rate(lambda: list(pool.map(np.sum, halves))),
+            "int8_scan_one_thread_gb_s": rate(lambda: scan(rows)),
+            "int8_scan_two_threads_gb_s": rate(lambda: list(pool.map(scan, row_halves))),
         }
 
 
