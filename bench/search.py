@@ -210,14 +210,16 @@ def single_adds(gallery: Any, data: Faces, count: int) -> float:
 
 
 def memory_bandwidth() -> dict[str, float]:
-    """GB/s reading a 1 GiB array, median of 5: numpy sums of int64 (one thread, and two threads each
-    reading half at once; numpy lets go of the GIL in the loop), and numkong's int8 dot product of
-    one probe with every 512-byte row (the int8 scan's kernel), one and two threads."""
-    data = np.ones(2**27, dtype=np.int64)
-    halves = [data[: len(data) // 2], data[len(data) // 2 :]]
-    rows = data.view(np.int8).reshape(-1, 512)
-    row_halves = [rows[: len(rows) // 2], rows[len(rows) // 2 :]]
+    """GB/s reading a 1 GiB array, median of 5: a numpy sum of int64 (one core's plain read rate), the
+    float32 product with one vector over 512-float rows (the old search's kernel: BLAS, every core),
+    and numkong's int8 dot product of one probe with every 512-byte row (the int8 scan's kernel), on
+    one thread and on two each reading half at once."""
+    words = np.ones(2**27, dtype=np.int64)
+    floats = np.ones((2**28 // 512, 512), dtype=np.float32)
+    rows = words.view(np.int8).reshape(-1, 512)
+    halves = [rows[: len(rows) // 2], rows[len(rows) // 2 :]]
     probe = np.ones((1, 512), dtype=np.int8)
+    vector = np.ones(512, dtype=np.float32)
 
     def rate(read: Any) -> float:
         read()
@@ -226,17 +228,17 @@ def memory_bandwidth() -> dict[str, float]:
             began = time.perf_counter()
             read()
             times.append(time.perf_counter() - began)
-        return round(data.nbytes / float(np.median(times)) / 1e9, 1)
+        return round(2**30 / float(np.median(times)) / 1e9, 1)
 
     def scan(part: np.ndarray) -> Any:
         return numkong.cdist(probe, part, metric="dot", out_dtype="float32")
 
     with ThreadPoolExecutor(2) as pool:
         return {
-            "sum_one_thread_gb_s": rate(lambda: data.sum()),
-            "sum_two_threads_gb_s": rate(lambda: list(pool.map(np.sum, halves))),
+            "sum_one_thread_gb_s": rate(lambda: words.sum()),
+            "float32_product_gb_s": rate(lambda: floats @ vector),
             "int8_scan_one_thread_gb_s": rate(lambda: scan(rows)),
-            "int8_scan_two_threads_gb_s": rate(lambda: list(pool.map(scan, row_halves))),
+            "int8_scan_two_threads_gb_s": rate(lambda: list(pool.map(scan, halves))),
         }
 
 
