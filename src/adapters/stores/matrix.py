@@ -37,7 +37,8 @@ from domain.gallery import SubjectHit
 FACE_ID_BYTES = 32  # a face id is 32 hex characters
 QUANTIZE_ROWS = 4096  # rows quantized at a time: the float32 scratch stays in cache
 BACKGROUND_ROWS = 1024  # appends of this many rows or more (a start's load, an import) are coded in the background
-CODE_ROWS = 16_384  # rows the background coder quantizes per turn (then it lets writers in)
+CODE_ROWS = 16_384  # rows the background coder quantizes per turn
+CODER_PAUSE = 0.2  # seconds the coder waits after a large append, so a start's load runs first, alone
 PART_ROWS = 32_768  # at least this many rows per scanning thread (below it, a hand-off costs more than it saves)
 PROBE_GROUP = 8  # probes scanned together in one pass over the int8 copy (a group photo's faces)
 BLOCK_ROWS = 64  # the first candidates are picked by the best score of each block of this many rows
@@ -172,6 +173,7 @@ class FaceMatrix:
         # coder, and searches scan them in float32 meanwhile.
         self._coded = 0
         self._coder: threading.Thread | None = None
+        self._last_large_append = 0.0  # time.monotonic() of the last append left to the coder
         self._version = 0  # changes whenever rows move or go or the arrays are replaced: the coder's turn is redone
         self._backlog_norm = (-1, 0, 0, 0.0)  # (version, start, end, the largest norm of rows [start, end))
         # Bounds over every row coded since the last clear (deletes leave them: still bounds, if loose).
@@ -209,14 +211,17 @@ class FaceMatrix:
         """Add rows; `vectors` is (len(face_ids), dimension) float32.
 
         A few rows are coded to int8 at once (before the lock: searches go on). A large batch (a
-        start's load, an import) is coded by a background thread: the rows are searchable at once (in
-        float32, exactly) and move to the int8 scan as they are coded, so a start does not wait for it."""
+        start's load, an import) is coded by a background thread once such appends pause: the rows
+        are searchable at once (in float32, exactly) and move to the int8 scan as they are coded, so a
+        start does not wait for it."""
         count = len(face_ids)
         if not count:
             return
         ids = np.array(face_ids, dtype=f"S{FACE_ID_BYTES}")
         compact = quantize(np.ascontiguousarray(vectors, dtype=np.float32)) if count < BACKGROUND_ROWS else None
         with self._lock.writing():
+            if compact is None:
+                self._last_large_append = time.monotonic()
             slots = np.fromiter((self._slot(name) for name in subjects), dtype=np.int32, count=count)
             self._reserve(self._n + count)
             start, end = self._n, self._n + count
@@ -246,11 +251,14 @@ class FaceMatrix:
                     return self._coded >= self._n
 
     def _code_backlog(self) -> None:
-        """The background coder: quantizes rows [_coded, n) a turn at a time, holding no lock while it
-        works (a start's load and searches go on), and stores each turn's codes under the write lock
-        unless rows moved or the arrays were replaced meanwhile (`_version`: then that turn is done
-        again; what it read may have been half-moved)."""
+        """The background coder: once large appends pause for CODER_PAUSE (a start's load is CPU-bound
+        too, and on a busy machine the two would share its cores), it quantizes rows [_coded, n) a
+        turn at a time, holding no lock while it works (searches go on), and stores each turn's codes
+        under the write lock unless rows moved or the arrays were replaced meanwhile (`_version`: then
+        that turn is done again; what it read may have been half-moved)."""
         while True:
+            while (idle := time.monotonic() - self._last_large_append) < CODER_PAUSE:
+                time.sleep(CODER_PAUSE - idle)  # a load or an import is under way: it goes first
             with self._lock.reading():
                 start, end, version = self._coded, min(self._n, self._coded + CODE_ROWS), self._version
                 vectors = self._vectors
