@@ -1,13 +1,15 @@
 """One collection's vectors in memory, searched exactly through a compact int8 copy (SQLite and memory galleries).
 
-Each face is kept twice: its float32 vector (for the re-rank, and the memory gallery's records) and
-an int8 copy of it, a quarter of the bytes, which a search scans first. The scan gives every face an
+Each face is kept twice: its float32 vector (for the re-rank) and an int8 copy of it, a quarter of
+the bytes, which a search scans first. The scan gives every face an
 upper bound of its score, proven for every face (`FaceMatrix._int8_scores`); the faces whose bound
 reaches what the best subjects already score are then scored exactly and ranked
 (`FaceMatrix._refine`), so a search returns exactly what scoring every face exactly would: the same
 subjects, faces and similarities. A search is bound by memory bandwidth; it reads d bytes per face,
 not 4d. The int8 dot products are numkong's (SIMD kernels picked at run time: AVX-512 VNNI, AVX2,
-NEON, SVE); several probes share one pass (`dots_packed`).
+NEON, SVE); several probes share one pass (`dots_packed`). A large append (a start's load, an
+import) is coded by a background thread (`_code_backlog`); until then its rows are scanned in
+float32, with that product's own bound, so results are exact all along.
 
 The arrays grow by doubling their capacity (rows past `n` are never read, so never paged in), and a
 deleted row is overwritten by the last one and the freed tail zeroed in both copies, so a removed
