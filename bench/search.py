@@ -1,6 +1,7 @@
 """Gallery search benchmark: enrolment throughput, search latency, memory and start time, HNSW agreement.
 
     uv run python -m bench.search [--sizes 10000,100000,1000000] [--stores sqlite,postgresql]
+                                  [--identities face-like,uniform]
 
 Synthetic face-like embeddings: each subject an identity direction, each of its faces that direction
 plus Gaussian noise scaled so two faces of one subject have cosine ~0.6 (as ArcFace's do); different
@@ -10,10 +11,21 @@ vectors, regenerated block by block from their seeds, independently of the store
 
 Per store and size: bulk enrolment (`add_faces`, one transaction per block) and single `add_face`
 (one durable commit each) in embeddings/s; search latency p50/p99 over `--queries` single-probe
-searches, top_k 5; top-1 agreement with the ground truth. SQLite: the open (start) time and the
-process's resident memory per face after opening. PostgreSQL (a pgserver instance unless
-`--postgres-url`): the index built after loading, its build time and on-disk size, exact and HNSW
-latency, and a sweep of collection sizes for the exact/approximate threshold.
+searches, top_k 5; top-1 agreement with the ground truth.
+
+SQLite: the open (start) time, without the int8 copy (its background coder off: the start as it
+was) and with it, in turn, twice each; when the int8 copy is complete; the process's resident memory
+per face then; and its search two ways side by side, in
+alternating blocks of probes: as it was (one float32 matrix product and a partial sort,
+`float32_search`) and as it is (the int8 scan and its exact re-rank), per single probe and per probe
+of a group of `--group` probes (one pass for the group), with how many results are identical (same
+subjects and faces in order, similarities within 1e-6). The memory bandwidth one and two threads get
+reading a 1 GiB array is measured first: a scan's floor is the bytes it reads over that bandwidth.
+
+PostgreSQL (a pgserver instance unless `--postgres-url`): the index built after loading, its build
+time and on-disk size, exact and HNSW latency, and a sweep of collection sizes for the
+exact/approximate threshold.
+
 Writes the JSON summary to bench/results/search.json (git-ignored) and prints it.
 """
 
@@ -32,22 +44,27 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numkong
 import numpy as np
 import psycopg
 
+from adapters.stores import checks
+from adapters.stores.matrix import FaceMatrix
 from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
-from domain.gallery import FaceRecord, GalleryLimits
+from domain.gallery import FaceRecord, GalleryLimits, SubjectHit
 
 RESULTS = Path(__file__).parent / "results" / "search.json"
 BLOCK_SUBJECTS = 2000  # subjects generated (and enrolled) together: one seed, one add_faces call
 SAME_PERSON_COSINE = 0.6
 MODEL = "bench:synthetic"
+SIDE_BY_SIDE_BLOCK = 10
 
 
 def rss_bytes() -> int:
@@ -192,6 +209,141 @@ def single_adds(gallery: Any, data: Faces, count: int) -> float:
     return count / (time.perf_counter() - began)
 
 
+def memory_bandwidth() -> dict[str, float]:
+    """GB/s reading a 1 GiB array, median of 5: a numpy sum of int64 (one core's plain read rate), the
+    float32 product with one vector over 512-float rows (the old search's kernel: BLAS, every core),
+    and numkong's int8 dot product of one probe with every 512-byte row (the int8 scan's kernel), on
+    one thread and on two each reading half at once."""
+    words = np.ones(2**27, dtype=np.int64)
+    floats = np.ones((2**28 // 512, 512), dtype=np.float32)
+    rows = words.view(np.int8).reshape(-1, 512)
+    halves = [rows[: len(rows) // 2], rows[len(rows) // 2 :]]
+    probe = np.ones((1, 512), dtype=np.int8)
+    vector = np.ones(512, dtype=np.float32)
+
+    def rate(read: Any) -> float:
+        read()
+        times = []
+        for _ in range(5):
+            began = time.perf_counter()
+            read()
+            times.append(time.perf_counter() - began)
+        return round(2**30 / float(np.median(times)) / 1e9, 1)
+
+    def scan(part: np.ndarray) -> Any:
+        return numkong.cdist(probe, part, metric="dot", out_dtype="float32")
+
+    with ThreadPoolExecutor(2) as pool:
+        return {
+            "sum_one_thread_gb_s": rate(lambda: words.sum()),
+            "float32_product_gb_s": rate(lambda: floats @ vector),
+            "int8_scan_one_thread_gb_s": rate(lambda: scan(rows)),
+            "int8_scan_two_threads_gb_s": rate(lambda: list(pool.map(scan, halves))),
+        }
+
+
+def same_hits(old: list[SubjectHit], new: list[SubjectHit]) -> tuple[bool, float]:
+    """Same subjects and faces in the same order; and the largest difference of their similarities."""
+    ids = [(h.external_id, h.face_id) for h in old] == [(h.external_id, h.face_id) for h in new]
+    gap = max((abs(a.similarity - b.similarity) for a, b in zip(old, new, strict=False)), default=0.0)
+    return ids, gap
+
+
+def float32_search(matrix: FaceMatrix, probes: np.ndarray, top_k: int) -> list[list[SubjectHit]]:
+    """The search as it was before the int8 copy (one float32 matrix product, then per probe the best
+    top_k * m faces by a partial sort, grouped to subjects), on the same matrix: the old side."""
+    with matrix._lock.reading():
+        n = matrix._n
+        face_ids, subject_of = matrix._face_ids[:n], matrix._subject_of[:n]
+        scores = probes @ matrix._vectors[:n].T
+        wanted = min(n, top_k * max(1, int(matrix._counts.max())))
+        hits = []
+        for row in scores:
+            candidates = np.argpartition(row, n - wanted)[n - wanted :] if wanted < n else np.arange(n)
+            order = candidates[np.argsort(-row[candidates], kind="stable")]
+            _, first = np.unique(subject_of[order], return_index=True)
+            best = order[np.sort(first)[:top_k]]
+            names = matrix._names
+            hits.append([SubjectHit(names[subject_of[i]], face_ids[i].decode(), float(row[i])) for i in best])
+        return hits
+
+
+def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: int) -> dict[str, Any]:
+    """The search before the int8 copy (`float32_search`) and the search now (int8 scan, exact
+    re-rank), on the same probes, in turn: blocks of SIDE_BY_SIDE_BLOCK probes, which goes first
+    alternating, so that other work on the machine weighs on both alike (and neither runs right
+    after the other every time: the float32 pass evicts the int8 copy from the caches, and BLAS
+    threads spin a while after a product)."""
+    matrix = gallery._collections["bench"].matrix
+    dimension = probes.shape[1]
+
+    def old(batch: np.ndarray) -> list[list[SubjectHit]]:
+        return float32_search(matrix, checks.probes(batch, dimension, top_k), top_k)
+
+    def new(batch: np.ndarray) -> list[list[SubjectHit]]:
+        return gallery.search("bench", batch, top_k).hits
+
+    rescored: list[int] = []  # faces scored exactly per probe (the re-rank's share of the collection)
+    rank = matrix._rank
+
+    def counting_rank(rows: np.ndarray, probe: np.ndarray, k: int) -> list[SubjectHit]:
+        rescored.append(len(rows))
+        return rank(rows, probe, k)
+
+    matrix._rank = counting_rank  # type: ignore[method-assign,assignment]
+
+    for probe in probes[:10]:  # warm up
+        old(probe[np.newaxis]), new(probe[np.newaxis])
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    results: dict[str, list[list[SubjectHit]]] = {"old": [], "new": [], "new_group": []}
+    for i in range(0, len(probes), SIDE_BY_SIDE_BLOCK):
+        for which in ("old", "new") if (i // SIDE_BY_SIDE_BLOCK) % 2 == 0 else ("new", "old"):
+            for probe in probes[i : i + SIDE_BY_SIDE_BLOCK]:
+                began = time.perf_counter()
+                hits = (old if which == "old" else new)(probe[np.newaxis])
+                times[which].append((time.perf_counter() - began) * 1000)
+                results[which] += hits
+    group_times: dict[str, list[float]] = {"old": [], "new": []}
+    for i in range(0, len(probes) - group + 1, group):
+        batch = probes[i : i + group]
+        for which in ("old", "new") if (i // group) % 2 == 0 else ("new", "old"):
+            began = time.perf_counter()
+            hits = (old if which == "old" else new)(batch)
+            group_times[which].append((time.perf_counter() - began) * 1000 / len(batch))
+            if which == "new":
+                results["new_group"] += hits
+    matrix._rank = rank  # type: ignore[method-assign,assignment]
+    compared = [same_hits(a, b) for a, b in zip(results["old"], results["new"], strict=True)]
+    grouped = [same_hits(a, b) for a, b in zip(results["old"], results["new_group"], strict=False)]
+    return {
+        "float32_scan_p50_ms": round(percentile(times["old"], 50), 2),
+        "float32_scan_p99_ms": round(percentile(times["old"], 99), 2),
+        "int8_scan_p50_ms": round(percentile(times["new"], 50), 2),
+        "int8_scan_p99_ms": round(percentile(times["new"], 99), 2),
+        "p50_speed_up": round(percentile(times["old"], 50) / percentile(times["new"], 50), 2),
+        "group": group,
+        "float32_scan_group_p50_ms_per_probe": round(percentile(group_times["old"], 50), 2),
+        "int8_scan_group_p50_ms_per_probe": round(percentile(group_times["new"], 50), 2),
+        "int8_scan_group_p99_ms_per_probe": round(percentile(group_times["new"], 99), 2),
+        "faces_rescored_per_probe_p50": int(np.percentile(rescored, 50)),
+        "faces_rescored_per_probe_max": int(max(rescored)),
+        "identical_top_k": f"{sum(ids and gap <= 1e-6 for ids, gap in compared)}/{len(compared)}",
+        "identical_top_k_in_groups": f"{sum(ids and gap <= 1e-6 for ids, gap in grouped)}/{len(grouped)}",
+        "largest_similarity_gap": float(max(gap for _, gap in compared + grouped)),
+        "new_top1": [int(hits[0].external_id.removeprefix("subject-")) for hits in results["new"]],
+    }
+
+
+@contextlib.contextmanager
+def patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
 def limits(size: int) -> GalleryLimits:
     return GalleryLimits(100, size + 10_000, 50, size + 10_000)
 
@@ -214,25 +366,46 @@ def bench_sqlite(data: Faces, probes: np.ndarray, truth: np.ndarray, args: argpa
         del gallery
         trim()
 
-        before = rss_bytes()
-        began = time.perf_counter()
-        gallery = SqliteGallery(path, limits(data.size))
-        start_s = time.perf_counter() - began
-        trim()  # what stays: the load's transient buffers are given back
-        memory = rss_bytes() - before
-        times, top1, method = latencies(gallery, probes, args.top_k)
+        # Starts without the int8 copy (as before it) and with it, in turn, twice each; the last one
+        # stays open for the searches.
+        starts: dict[str, list[float]] = {"old": [], "new": []}
+        for which in ("old", "new", "old", "new"):
+            before = rss_bytes()
+            began = time.perf_counter()
+            with contextlib.ExitStack() as stack:
+                if which == "old":  # no background coder: the load alone
+                    stack.enter_context(patched(FaceMatrix, "_code_backlog", lambda self: None))
+                gallery = SqliteGallery(path, limits(data.size))
+            starts[which].append(time.perf_counter() - began)
+            if which == "new":
+                gallery._collections["bench"].matrix.wait_coded()  # the int8 copy, coded in the background
+                coded_s = time.perf_counter() - began
+                trim()  # what stays: the load's transient buffers are given back
+                memory = rss_bytes() - before
+            if len(starts["new"]) < 2:
+                gallery.close()
+                del gallery
+                trim()
+        start_s = starts["new"][-1]
+        compared = side_by_side(gallery, probes, args.top_k, args.group)
+        top1 = compared.pop("new_top1")
         single = single_adds(gallery, data, args.single_adds)
         gallery.close()
         return {
             "store": "sqlite",
             "faces": data.size,
+            "identities": data.identities_kind,
             "bulk_add_faces_per_s": round(bulk),
             "add_face_per_s": round(single),
-            "search_method": method,
-            "search_p50_ms": round(percentile(times, 50), 2),
-            "search_p99_ms": round(percentile(times, 99), 2),
+            "search_method": "exact",
+            "search_p50_ms": compared["int8_scan_p50_ms"],
+            "search_p99_ms": compared["int8_scan_p99_ms"],
+            **compared,
             "top1_agreement_with_exact": float(np.mean(np.asarray(top1) == truth)),
             "open_s": round(start_s, 2),
+            "int8_copy_ready_s": round(coded_s, 2),
+            "open_s_without_int8_copy": [round(t, 2) for t in starts["old"]],
+            "open_s_with_int8_copy": [round(t, 2) for t in starts["new"]],
             "rss_after_open_mb": round(memory / 2**20, 1),
             "rss_bytes_per_face": round(memory / data.size),
             "rss_mb_per_100k_faces": round(memory / data.size * 100_000 / 2**20, 1),
@@ -367,10 +540,11 @@ def main() -> None:
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--dimension", type=int, default=512)
     parser.add_argument("--faces-per-subject", type=int, default=5)
-    parser.add_argument("--identities", choices=["face-like", "uniform"], default="face-like")
+    parser.add_argument("--identities", default="face-like", help="face-like, uniform, or both: face-like,uniform")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--exact-queries", type=int, default=50, help="PostgreSQL exact searches per size")
     parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--group", type=int, default=8, help="SQLite: probes searched together (a group photo)")
     parser.add_argument("--single-adds", type=int, default=300)
     parser.add_argument("--ef-search", default="100", help="PostgreSQL: one value, or several to compare")
     parser.add_argument("--postgres-url", default="")
@@ -382,6 +556,9 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",") if size]
     stores = [store for store in args.stores.split(",") if store]
+    kinds = [kind for kind in args.identities.split(",") if kind]
+    if not kinds or not set(kinds) <= {"face-like", "uniform"}:
+        parser.error("--identities: face-like, uniform, or both")
 
     summary: dict[str, Any] = {
         "command": " ".join(["uv run python -m bench.search", *sys.argv[1:]]),
@@ -389,6 +566,7 @@ def main() -> None:
         "dimension": args.dimension,
         "faces_per_subject": args.faces_per_subject,
         "identities": args.identities,
+        "memory_bandwidth": memory_bandwidth() if "sqlite" in stores else None,
         "queries": args.queries,
         "top_k": args.top_k,
         "results": [],
@@ -400,21 +578,24 @@ def main() -> None:
                 version = conn.execute("SHOW server_version").fetchone()
                 settings = conn.execute("SHOW shared_buffers").fetchone()
             summary["postgresql"] = {"version": version and version[0], "shared_buffers": settings and settings[0]}
-        for size in sizes:
-            data = Faces(size, args.dimension, args.faces_per_subject, args.identities)
-            probes, subjects = data.probes(args.queries)
-            truth = data.best_subjects(probes)
-            print(f"{size} faces: {np.mean(truth == subjects):.3f} of probes' best subject is their own", flush=True)
-            for store in stores:
-                if store == "sqlite":
-                    result = bench_sqlite(data, probes, truth, args)
-                else:
-                    result = bench_postgres(url, data, probes, truth, args)
-                result["probe_own_subject_is_best"] = float(np.mean(truth == subjects))
-                result["load_average_1m_after"] = round(os.getloadavg()[0], 2)  # other work on the machine
-                summary["results"].append(result)
-                print(json.dumps(result), flush=True)
+        for kind in kinds:
+            for size in sizes:
+                data = Faces(size, args.dimension, args.faces_per_subject, kind)
+                probes, subjects = data.probes(args.queries)
+                truth = data.best_subjects(probes)
+                share = np.mean(truth == subjects)
+                print(f"{size} {kind} faces: {share:.3f} of probes' best subject is their own", flush=True)
+                for store in stores:
+                    if store == "sqlite":
+                        result = bench_sqlite(data, probes, truth, args)
+                    else:
+                        result = bench_postgres(url, data, probes, truth, args)
+                    result["probe_own_subject_is_best"] = float(share)
+                    result["load_average_1m_after"] = round(os.getloadavg()[0], 2)  # other work on the machine
+                    summary["results"].append(result)
+                    print(json.dumps(result), flush=True)
         if url and args.sweep:
+            args.identities = kinds[0]
             summary["postgresql_threshold_sweep"] = sweep_postgres(url, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -19,6 +19,7 @@ import numpy as np
 import psycopg
 import pytest
 
+from adapters.stores.matrix import quantize
 from adapters.stores.memory import MemoryGallery
 from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
@@ -928,13 +929,20 @@ def test_sqlite_deleted_vectors_leave_no_bytes_in_the_files_or_memory(tmp_path: 
 
     files = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("faces.sqlite3"))
     memory = b"".join(c.matrix._vectors.tobytes() for c in gallery._collections.values())
+    compact = b"".join(c.matrix._codes.tobytes() for c in gallery._collections.values())  # the int8 copy
+
+    def codes(record: FaceRecord) -> bytes:
+        return quantize(np.asarray(record.embedding, dtype=np.float32)[None]).codes.tobytes()
+
     for record in deleted:
         blob = np.asarray(record.embedding, dtype=np.float32).tobytes()
         assert blob not in files, record.face_id
         assert blob[:256] not in files and blob[-256:] not in files
         assert blob not in memory
+        assert codes(record) not in compact
     assert all(np.asarray(r.embedding, np.float32).tobytes() in files for r in kept)  # the scan does find vectors
     assert all(np.asarray(r.embedding, np.float32).tobytes() in memory for r in kept)
+    assert all(codes(r) in compact for r in kept)
     gallery.close()
 
 
