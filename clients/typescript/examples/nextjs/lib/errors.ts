@@ -36,6 +36,10 @@ const PHOTO_PROBLEMS = {
   multiple_faces: { status: 422, message: "There are several faces in this photo. Use a photo of one person only." },
   face_too_small: { status: 422, message: "The face is too small in this photo. Use one taken closer up." },
   low_confidence: { status: 422, message: "The face is not clear enough in this photo. Try a sharper, better lit one." },
+  low_quality_face: {
+    status: 422,
+    message: "This photo is not good enough to recognise the face (blurred, dark, small or turned away). Try a sharper, better lit one, facing the camera.",
+  },
   invalid_image: { status: 422, message: "The photo could not be read; the file may be damaged. Try another one." },
   unsupported_image_format: { status: 415, message: "This file is not a photo we can read. Use a JPEG, PNG, WebP or BMP." },
   image_too_large: { status: 413, message: "The photo is too large. Try a smaller one." },

@@ -29,6 +29,7 @@ test("the photo's fault is a 4xx with a message for the person, and the service'
     [fromService(422, "multiple_faces"), 422, "multiple_faces"],
     [fromService(422, "face_too_small"), 422, "face_too_small"],
     [fromService(422, "low_confidence"), 422, "low_confidence"],
+    [fromService(422, "low_quality_face"), 422, "low_quality_face"],
   ];
   for (const [error, status, code] of cases) {
     const mapped = toBrowserError(error, "req-1");
