@@ -118,9 +118,8 @@ class EmbedForGallery(Job):
         else:
             bodies.check_media_type(self.content_type, multipart_allowed=True)
             payload = bodies.decode_json(self.body, GalleryRequest)
-            if payload.embedding is not None:
-                given = GalleryInput(embedding=payload.embedding, model=payload.model, top_k=payload.top_k)
-                return JobResult(200, gallery_input=given)
+            if (embedding := bodies.embedding_input(payload)) is not None:
+                return JobResult(200, gallery_input=embedding)
             if payload.image_base64 is None:
                 raise InvalidInput(
                     "Send a 'file' part, 'image_base64', or 'embedding' with 'model'", code="missing_image"

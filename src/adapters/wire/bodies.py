@@ -197,7 +197,11 @@ def gallery_embedding(content_type: str, body: bytes) -> GalleryInput | None:
     needed. None when the body is not JSON or holds an image instead."""
     if not is_json(media_type_of(content_type)):
         return None
-    payload = decode_json(body, GalleryRequest)
+    return embedding_input(decode_json(body, GalleryRequest))
+
+
+def embedding_input(payload: GalleryRequest) -> GalleryInput | None:
+    """The embedding a parsed collection body holds (+ `model`, `top_k`); None when it holds none."""
     if payload.embedding is None:
         return None
     return GalleryInput(embedding=payload.embedding, model=payload.model, top_k=payload.top_k)
