@@ -18,6 +18,7 @@ docs/quality.md has the figures):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,9 @@ from domain.quality import QualityMeasures
 CROP = 112  # ArcFace's crop side, which the rows and columns below are in
 INNER_ROWS, INNER_COLUMNS = slice(32, 104), slice(24, 88)  # eyes to mouth in the aligned crop
 HALF_ROWS, HALF_COLUMNS = slice(16, 52), slice(12, 44)  # the same at half size
+# What the measures read of a crop: the inner face with the one pixel (at half size) around it that
+# the Laplacian reads; even bounds, so halving it halves the crop's own 2x2 blocks.
+READ_ROWS, READ_COLUMNS = slice(30, 106), slice(22, 90)
 JPEG_BLOCK = 8
 # Blockiness reads a window twice the face's box around its centre (a photo is compressed as a whole:
 # more blocks than a small face holds make a steadier measure), at most this many pixels a side.
@@ -41,34 +45,74 @@ Floats = npt.NDArray[np.float32]
 
 class OpenCVQualityMeter:
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
+        if not faces:
+            return []
         period = _block_period(image)
-        return [self._measures(image, face, crop, period) for face, crop in zip(faces, crops, strict=True)]
-
-    def _measures(self, image: Image, face: DetectedFace, crop: Pixels, period: int | None) -> QualityMeasures:
-        if crop.shape[:2] != (CROP, CROP):  # a recogniser of another input size: measured at ArcFace's
-            crop = np.asarray(cv2.resize(crop, (CROP, CROP), interpolation=cv2.INTER_AREA), dtype=np.uint8)
-        grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        mean, deviation = (float(v[0][0]) for v in cv2.meanStdDev(grey[INNER_ROWS, INNER_COLUMNS]))
-        (left_x, left_y), (right_x, right_y) = face.landmarks[0], face.landmarks[1]
-        box = face.box
-        return QualityMeasures(
-            face_size=round(min(box.x2 - box.x1, box.y2 - box.y1), 1),
-            eye_distance=round(float(np.hypot(right_x - left_x, right_y - left_y)), 1),
-            pose=head_pose(face.landmarks),
-            sharpness=round(_sharpness(grey), 4),
-            brightness=round(mean / 255.0, 4),
-            contrast=round(deviation / 255.0, 4),
-            blockiness=None if period is None else round(_blockiness(image, face, period), 4),
-            confidence=round(face.confidence, 4),
-        )
+        sharpness, brightness, contrast = _crop_measures(crops)
+        return [
+            QualityMeasures(
+                face_size=round(min(face.box.x2 - face.box.x1, face.box.y2 - face.box.y1), 1),
+                eye_distance=round(_eye_distance(face), 1),
+                pose=head_pose(face.landmarks),
+                sharpness=round(sharp, 4),
+                brightness=round(mean / 255.0, 4),
+                contrast=round(deviation / 255.0, 4),
+                blockiness=None if period is None else round(_blockiness(image, face, period), 4),
+                confidence=round(face.confidence, 4),
+            )
+            for face, sharp, mean, deviation in zip(faces, sharpness, brightness, contrast, strict=True)
+        ]
 
 
-def _sharpness(grey: Floats) -> float:
-    half = cv2.resize(grey, (CROP // 2, CROP // 2), interpolation=cv2.INTER_AREA)
+def _eye_distance(face: DetectedFace) -> float:
+    (left_x, left_y), (right_x, right_y) = face.landmarks[0], face.landmarks[1]
+    return math.hypot(right_x - left_x, right_y - left_y)
+
+
+def _crop_measures(crops: Sequence[Pixels]) -> tuple[list[float], list[float], list[float]]:
+    """Sharpness, mean and standard deviation of the grey levels per crop, for all the crops of a call
+    at once: the parts they read are stacked into one column, so each OpenCV step runs once whatever
+    the number of faces (the per-call overhead, not the arithmetic, was most of a face's cost). The
+    steps are the per-crop ones (2x2 means at half size, a 3x3 Laplacian read away from the stack's
+    seams, OpenCV's sum-of-squares deviation): the same numbers as measuring each crop alone."""
+    parts = [
+        (crop if crop.shape[:2] == (CROP, CROP) else cv2.resize(crop, (CROP, CROP), interpolation=cv2.INTER_AREA))[
+            READ_ROWS, READ_COLUMNS
+        ]
+        for crop in crops  # a recogniser of another input size: measured at ArcFace's
+    ]
+    rows, columns = parts[0].shape[:2]
+    grey = cv2.cvtColor(np.concatenate(parts), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    half = cv2.resize(grey, (columns // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
     edges = cv2.Laplacian(half, cv2.CV_32F)
-    edge_deviation = cv2.meanStdDev(edges[HALF_ROWS, HALF_COLUMNS])[1][0][0]
-    deviation = cv2.meanStdDev(half[HALF_ROWS, HALF_COLUMNS])[1][0][0]
-    return float(edge_deviation) / max(float(deviation), 1.0)  # a flat face (under a grey level) has none
+    count = len(parts)
+    inner = grey.reshape(count, rows, columns)[
+        :,
+        INNER_ROWS.start - READ_ROWS.start : INNER_ROWS.stop - READ_ROWS.start,
+        INNER_COLUMNS.start - READ_COLUMNS.start : INNER_COLUMNS.stop - READ_COLUMNS.start,
+    ]
+    top, left = READ_ROWS.start // 2, READ_COLUMNS.start // 2
+    half_inner = (
+        slice(None),
+        slice(HALF_ROWS.start - top, HALF_ROWS.stop - top),
+        slice(HALF_COLUMNS.start - left, HALF_COLUMNS.stop - left),
+    )
+    half_shape = (count, rows // 2, columns // 2)
+    mean, deviation = _mean_deviation(inner)
+    _, half_deviation = _mean_deviation(half.reshape(half_shape)[half_inner])
+    _, edge_deviation = _mean_deviation(edges.reshape(half_shape)[half_inner])
+    # A flat face (under a grey level) has no sharpness.
+    sharpness = edge_deviation / np.maximum(half_deviation, 1.0)
+    return sharpness.tolist(), mean.tolist(), deviation.tolist()
+
+
+def _mean_deviation(regions: Floats) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per region (the first axis), cv2.meanStdDev's mean and deviation: sums in double, then
+    sqrt(E[x^2] - E[x]^2)."""
+    values = regions.reshape(len(regions), -1).astype(np.float64)
+    scale = 1.0 / values.shape[1]
+    mean = values.sum(axis=1) * scale
+    return mean, np.sqrt(np.maximum((values * values).sum(axis=1) * scale - mean * mean, 0.0))
 
 
 def _block_period(image: Image) -> int | None:
