@@ -57,7 +57,11 @@ class QualityMeter(Protocol):
 
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
         """One set of measures per face, in the order given; `crops` are the faces' crops as the
-        embedder's `align` made them (reused, never aligned twice)."""
+        embedder's `align` made them (reused, never aligned twice), or as this meter's `align` made them."""
+        ...
+
+    def align(self, image: Image, faces: Sequence[DetectedFace]) -> list[Pixels]:
+        """Crops for `measure` of faces no embedder aligned: the meter may warp only what it reads."""
         ...
 
 

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from adapters.models.alignment import ARCFACE_REFERENCE, similarity_transform
 from adapters.quality.head_pose import head_pose
 from domain.model import DetectedFace, Image, Pixels
 from domain.quality import QualityMeasures
@@ -44,6 +45,20 @@ Floats = npt.NDArray[np.float32]
 
 
 class OpenCVQualityMeter:
+    def align(self, image: Image, faces: Sequence[DetectedFace]) -> list[Pixels]:
+        """For faces no recogniser aligned (/verify-face): only the part of each ArcFace crop that the
+        measures read, warped straight from the image (41% of the crop's pixels; the warp of the whole
+        crop was a third of a face's assessment). The same pixels as that part of the recogniser's
+        crop, but for OpenCV's rounding of the shifted coordinates: about one channel value in 3,000
+        differs by a grey level (tests/integration/test_quality.py bounds what that moves)."""
+        size = (READ_COLUMNS.stop - READ_COLUMNS.start, READ_ROWS.stop - READ_ROWS.start)
+        crops = []
+        for face in faces:
+            matrix = similarity_transform(np.asarray(face.landmarks, dtype=np.float64), ARCFACE_REFERENCE)
+            matrix[:, 2] -= (READ_COLUMNS.start, READ_ROWS.start)
+            crops.append(np.asarray(cv2.warpAffine(image.pixels, matrix, size, borderValue=0.0), dtype=np.uint8))
+        return crops
+
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
         if not faces:
             return []
@@ -75,12 +90,7 @@ def _crop_measures(crops: Sequence[Pixels]) -> tuple[list[float], list[float], l
     the number of faces (the per-call overhead, not the arithmetic, was most of a face's cost). The
     steps are the per-crop ones (2x2 means at half size, a 3x3 Laplacian read away from the stack's
     seams, OpenCV's sum-of-squares deviation): the same numbers as measuring each crop alone."""
-    parts = [
-        (crop if crop.shape[:2] == (CROP, CROP) else cv2.resize(crop, (CROP, CROP), interpolation=cv2.INTER_AREA))[
-            READ_ROWS, READ_COLUMNS
-        ]
-        for crop in crops  # a recogniser of another input size: measured at ArcFace's
-    ]
+    parts = [_read_part(crop) for crop in crops]
     rows, columns = parts[0].shape[:2]
     grey = cv2.cvtColor(np.concatenate(parts), cv2.COLOR_BGR2GRAY).astype(np.float32)
     half = cv2.resize(grey, (columns // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
@@ -104,6 +114,16 @@ def _crop_measures(crops: Sequence[Pixels]) -> tuple[list[float], list[float], l
     # A flat face (under a grey level) has no sharpness.
     sharpness = edge_deviation / np.maximum(half_deviation, 1.0)
     return sharpness.tolist(), mean.tolist(), deviation.tolist()
+
+
+def _read_part(crop: Pixels) -> Pixels:
+    """The part of a crop the measures read: all of one from `align`, that part of a recogniser's
+    crop (one of another input size first brought to ArcFace's)."""
+    if crop.shape[:2] == (READ_ROWS.stop - READ_ROWS.start, READ_COLUMNS.stop - READ_COLUMNS.start):
+        return crop
+    if crop.shape[:2] != (CROP, CROP):
+        crop = np.asarray(cv2.resize(crop, (CROP, CROP), interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return crop[READ_ROWS, READ_COLUMNS]
 
 
 def _mean_deviation(regions: Floats) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -181,11 +181,11 @@ class FaceService:
     def _assessed(
         self, image: Image, faces: list[DetectedFace], crops: Sequence[Pixels] | None = None
     ) -> list[DetectedFace]:
-        """The faces with their quality, measured on the crops the embedder aligned (aligned here
-        when the faces are not embedded)."""
+        """The faces with their quality, measured on the crops the embedder aligned (aligned by the
+        meter, which warps only what it reads, when the faces are not embedded)."""
 
         def assessed() -> list[DetectedFace]:
-            measures = self._meter.measure(image, faces, self._embedder.align(image, faces) if crops is None else crops)
+            measures = self._meter.measure(image, faces, self._meter.align(image, faces) if crops is None else crops)
             return [
                 dataclasses.replace(face, quality=assess(measured, self.quality_rules))
                 for face, measured in zip(faces, measures, strict=True)
