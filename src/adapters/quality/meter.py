@@ -19,6 +19,7 @@ docs/quality.md has the figures):
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,18 @@ JPEG_BLOCK = 8
 # more blocks than a small face holds make a steadier measure), at most this many pixels a side.
 BLOCK_WINDOW = 128
 Floats = npt.NDArray[np.float32]
+_FLOAT32 = struct.Struct("f")
+_READ_SIZE = (READ_COLUMNS.stop - READ_COLUMNS.start, READ_ROWS.stop - READ_ROWS.start)  # width, height
+_READ_REFERENCE = ARCFACE_REFERENCE - (READ_COLUMNS.start, READ_ROWS.start)  # the landmarks' places in it
+# The parts of a read part each measure reads: the inner face, and the same at half size.
+_INNER = (
+    slice(INNER_ROWS.start - READ_ROWS.start, INNER_ROWS.stop - READ_ROWS.start),
+    slice(INNER_COLUMNS.start - READ_COLUMNS.start, INNER_COLUMNS.stop - READ_COLUMNS.start),
+)
+_HALF_INNER = (
+    slice(HALF_ROWS.start - READ_ROWS.start // 2, HALF_ROWS.stop - READ_ROWS.start // 2),
+    slice(HALF_COLUMNS.start - READ_COLUMNS.start // 2, HALF_COLUMNS.stop - READ_COLUMNS.start // 2),
+)
 
 
 class OpenCVQualityMeter:
@@ -51,12 +64,10 @@ class OpenCVQualityMeter:
         crop was a third of a face's assessment). The same pixels as that part of the recogniser's
         crop, but for OpenCV's rounding of the shifted coordinates: about one channel value in 3,000
         differs by a grey level (tests/integration/test_quality.py bounds what that moves)."""
-        size = (READ_COLUMNS.stop - READ_COLUMNS.start, READ_ROWS.stop - READ_ROWS.start)
         crops = []
         for face in faces:
-            matrix = similarity_transform(np.asarray(face.landmarks, dtype=np.float64), ARCFACE_REFERENCE)
-            matrix[:, 2] -= (READ_COLUMNS.start, READ_ROWS.start)
-            crops.append(np.asarray(cv2.warpAffine(image.pixels, matrix, size, borderValue=0.0), dtype=np.uint8))
+            matrix = similarity_transform(np.asarray(face.landmarks, dtype=np.float64), _READ_REFERENCE)
+            crops.append(np.asarray(cv2.warpAffine(image.pixels, matrix, _READ_SIZE, borderValue=0.0), dtype=np.uint8))
         return crops
 
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
@@ -85,48 +96,43 @@ def _eye_distance(face: DetectedFace) -> float:
 
 
 def _crop_measures(crops: Sequence[Pixels]) -> tuple[list[float], list[float], list[float]]:
-    """Sharpness, mean and standard deviation of the grey levels per crop, for all the crops of a call
-    at once: the parts they read are stacked into one column, so each OpenCV step runs once whatever
-    the number of faces (the per-call overhead, not the arithmetic, was most of a face's cost). The
-    steps are the per-crop ones (2x2 means at half size, a 3x3 Laplacian read away from the stack's
-    seams, OpenCV's sum-of-squares deviation): the same numbers as measuring each crop alone."""
+    """Sharpness, mean and standard deviation of the grey levels per crop. Most of a face's cost was
+    per call (a cold cache after the models ran makes each OpenCV or numpy call cost 10-20 us, the
+    pixels little), so one face takes the fewest calls and several faces are measured at once: their
+    parts stacked into one column, each step run once. Both are the per-crop steps (2x2 means at half
+    size, a 3x3 Laplacian read away from the stack's seams, OpenCV's sum-of-squares deviation): the
+    same numbers as measuring each crop alone."""
     parts = [_read_part(crop) for crop in crops]
-    rows, columns = parts[0].shape[:2]
-    grey = cv2.cvtColor(np.concatenate(parts), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    grey = cv2.cvtColor(parts[0] if len(parts) == 1 else np.concatenate(parts), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    rows, columns = _READ_SIZE[1], _READ_SIZE[0]
     half = cv2.resize(grey, (columns // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
     edges = cv2.Laplacian(half, cv2.CV_32F)
+    if len(parts) == 1:
+        (mean,), (deviation,) = cv2.meanStdDev(grey[_INNER])
+        half_deviation = float(cv2.meanStdDev(half[_HALF_INNER])[1][0][0])
+        edge_deviation = float(cv2.meanStdDev(edges[_HALF_INNER])[1][0][0])
+        # A flat face (under a grey level) has no sharpness.
+        return [edge_deviation / max(half_deviation, 1.0)], [float(mean[0])], [float(deviation[0])]
     count = len(parts)
-    inner = grey.reshape(count, rows, columns)[
-        :,
-        INNER_ROWS.start - READ_ROWS.start : INNER_ROWS.stop - READ_ROWS.start,
-        INNER_COLUMNS.start - READ_COLUMNS.start : INNER_COLUMNS.stop - READ_COLUMNS.start,
-    ]
-    top, left = READ_ROWS.start // 2, READ_COLUMNS.start // 2
-    half_inner = (
-        slice(None),
-        slice(HALF_ROWS.start - top, HALF_ROWS.stop - top),
-        slice(HALF_COLUMNS.start - left, HALF_COLUMNS.stop - left),
-    )
     half_shape = (count, rows // 2, columns // 2)
-    mean, deviation = _mean_deviation(inner)
-    _, half_deviation = _mean_deviation(half.reshape(half_shape)[half_inner])
-    _, edge_deviation = _mean_deviation(edges.reshape(half_shape)[half_inner])
-    # A flat face (under a grey level) has no sharpness.
-    sharpness = edge_deviation / np.maximum(half_deviation, 1.0)
-    return sharpness.tolist(), mean.tolist(), deviation.tolist()
+    means, deviations = _mean_deviation(grey.reshape(count, rows, columns)[:, *_INNER])
+    _, half_deviations = _mean_deviation(half.reshape(half_shape)[:, *_HALF_INNER])
+    _, edge_deviations = _mean_deviation(edges.reshape(half_shape)[:, *_HALF_INNER])
+    sharpness = edge_deviations / np.maximum(half_deviations, 1.0)
+    return sharpness.tolist(), means.tolist(), deviations.tolist()
 
 
 def _read_part(crop: Pixels) -> Pixels:
     """The part of a crop the measures read: all of one from `align`, that part of a recogniser's
     crop (one of another input size first brought to ArcFace's)."""
-    if crop.shape[:2] == (READ_ROWS.stop - READ_ROWS.start, READ_COLUMNS.stop - READ_COLUMNS.start):
+    if crop.shape[:2] == (_READ_SIZE[1], _READ_SIZE[0]):
         return crop
     if crop.shape[:2] != (CROP, CROP):
         crop = np.asarray(cv2.resize(crop, (CROP, CROP), interpolation=cv2.INTER_AREA), dtype=np.uint8)
     return crop[READ_ROWS, READ_COLUMNS]
 
 
-def _mean_deviation(regions: Floats) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+def _mean_deviation(regions: npt.NDArray[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per region (the first axis), cv2.meanStdDev's mean and deviation: sums in double, then
     sqrt(E[x^2] - E[x]^2)."""
     values = regions.reshape(len(regions), -1).astype(np.float64)
@@ -155,14 +161,24 @@ def _blockiness(image: Image, face: DetectedFace, period: int) -> float:
     across = cv2.reduce(cv2.absdiff(grey[:, 1:], grey[:, :-1]), 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F)
     down = cv2.reduce(cv2.absdiff(grey[1:], grey[:-1]), 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F)
     # JPEG's grid runs both ways; resampling (a resize, a warp) can leave a period in one direction only.
-    return min(_grid_contrast(np.ravel(across), period), _grid_contrast(np.ravel(down), period))
+    return min(_grid_contrast(across[0], period), _grid_contrast(down[:, 0], period))
 
 
-def _grid_contrast(steps: npt.NDArray[np.floating[Any]], period: int) -> float:
+def _grid_contrast(steps: npt.NDArray[Any], period: int) -> float:
     """How much larger the mean step between neighbouring pixels is on the strongest phase of a
     `period`-pixel grid than on the next strongest (plus half a grey level each, so a flat face reads
     1). A JPEG grid stands out on one phase; chance makes some phase the largest in any image, but
-    seldom by much over the next, even over a few blocks."""
-    whole = steps.size - steps.size % period
-    means = np.sort(steps[:whole].reshape(-1, period).mean(axis=0))
-    return float((means[-1] + 0.5) / (means[-2] + 0.5))
+    seldom by much over the next, even over a few blocks.
+
+    In single precision, as numpy's mean of the steps was: OpenCV sums the phases (the same
+    row-by-row float32 sums), the rest is two numbers, rounded to float32 at each step in Python;
+    the numpy calls it replaces cost more than their arithmetic once the models have run."""
+    blocks = steps.size // period
+    sums = cv2.reduce(steps[: blocks * period].reshape(blocks, period), 0, cv2.REDUCE_SUM, dtype=cv2.CV_32F)
+    second, first = sorted(sums[0].tolist())[-2:]  # the mean's order is the sum's
+    return _single(_single(_single(first / blocks) + 0.5) / _single(_single(second / blocks) + 0.5))
+
+
+def _single(value: float) -> float:
+    """`value` rounded to float32 (one operation in double rounded once gives float32's own result)."""
+    return float(_FLOAT32.unpack(_FLOAT32.pack(value))[0])
