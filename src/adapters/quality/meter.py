@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.models.alignment import ARCFACE_REFERENCE, similarity_transform
-from adapters.quality.head_pose import head_pose
+from adapters.quality.head_pose import head_poses
 from domain.model import DetectedFace, Image, Pixels
 from domain.quality import QualityMeasures
 
@@ -75,18 +75,19 @@ class OpenCVQualityMeter:
             return []
         period = _block_period(image)
         sharpness, brightness, contrast = _crop_measures(crops)
+        poses = head_poses([face.landmarks for face in faces])
         return [
             QualityMeasures(
                 face_size=round(min(face.box.x2 - face.box.x1, face.box.y2 - face.box.y1), 1),
                 eye_distance=round(_eye_distance(face), 1),
-                pose=head_pose(face.landmarks),
+                pose=pose,
                 sharpness=round(sharp, 4),
                 brightness=round(mean / 255.0, 4),
                 contrast=round(deviation / 255.0, 4),
                 blockiness=None if period is None else round(_blockiness(image, face, period), 4),
                 confidence=round(face.confidence, 4),
             )
-            for face, sharp, mean, deviation in zip(faces, sharpness, brightness, contrast, strict=True)
+            for face, pose, sharp, mean, deviation in zip(faces, poses, sharpness, brightness, contrast, strict=True)
         ]
 
 
@@ -104,22 +105,23 @@ def _crop_measures(crops: Sequence[Pixels]) -> tuple[list[float], list[float], l
     same numbers as measuring each crop alone."""
     parts = [_read_part(crop) for crop in crops]
     grey = cv2.cvtColor(parts[0] if len(parts) == 1 else np.concatenate(parts), cv2.COLOR_BGR2GRAY).astype(np.float32)
-    rows, columns = _READ_SIZE[1], _READ_SIZE[0]
-    half = cv2.resize(grey, (columns // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    count, (columns, rows) = len(parts), _READ_SIZE
+    half = cv2.resize(grey, (columns // 2, count * rows // 2), interpolation=cv2.INTER_AREA)
     edges = cv2.Laplacian(half, cv2.CV_32F)
-    if len(parts) == 1:
-        (mean,), (deviation,) = cv2.meanStdDev(grey[_INNER])
-        half_deviation = float(cv2.meanStdDev(half[_HALF_INNER])[1][0][0])
-        edge_deviation = float(cv2.meanStdDev(edges[_HALF_INNER])[1][0][0])
-        # A flat face (under a grey level) has no sharpness.
-        return [edge_deviation / max(half_deviation, 1.0)], [float(mean[0])], [float(deviation[0])]
-    count = len(parts)
-    half_shape = (count, rows // 2, columns // 2)
-    means, deviations = _mean_deviation(grey.reshape(count, rows, columns)[:, *_INNER])
-    _, half_deviations = _mean_deviation(half.reshape(half_shape)[:, *_HALF_INNER])
-    _, edge_deviations = _mean_deviation(edges.reshape(half_shape)[:, *_HALF_INNER])
-    sharpness = edge_deviations / np.maximum(half_deviations, 1.0)
-    return sharpness.tolist(), means.tolist(), deviations.tolist()
+    sharpness, means, deviations = [], [], []
+    for inner, half_inner, edges_inner in zip(
+        grey.reshape(count, rows, columns)[:, *_INNER],
+        half.reshape(count, rows // 2, columns // 2)[:, *_HALF_INNER],
+        edges.reshape(count, rows // 2, columns // 2)[:, *_HALF_INNER],
+        strict=True,
+    ):
+        (mean,), (deviation,) = cv2.meanStdDev(inner)
+        half_deviation = float(cv2.meanStdDev(half_inner)[1][0][0])
+        edge_deviation = float(cv2.meanStdDev(edges_inner)[1][0][0])
+        sharpness.append(edge_deviation / max(half_deviation, 1.0))  # a flat face (under a grey level) has none
+        means.append(float(mean[0]))
+        deviations.append(float(deviation[0]))
+    return sharpness, means, deviations
 
 
 def _read_part(crop: Pixels) -> Pixels:
@@ -130,15 +132,6 @@ def _read_part(crop: Pixels) -> Pixels:
     if crop.shape[:2] != (CROP, CROP):
         crop = np.asarray(cv2.resize(crop, (CROP, CROP), interpolation=cv2.INTER_AREA), dtype=np.uint8)
     return crop[READ_ROWS, READ_COLUMNS]
-
-
-def _mean_deviation(regions: npt.NDArray[Any]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per region (the first axis), cv2.meanStdDev's mean and deviation: sums in double, then
-    sqrt(E[x^2] - E[x]^2)."""
-    values = regions.reshape(len(regions), -1).astype(np.float64)
-    scale = 1.0 / values.shape[1]
-    mean = values.sum(axis=1) * scale
-    return mean, np.sqrt(np.maximum((values * values).sum(axis=1) * scale - mean * mean, 0.0))
 
 
 def _block_period(image: Image) -> int | None:
