@@ -43,17 +43,20 @@ JPEG_BLOCK = 8
 # more blocks than a small face holds make a steadier measure), at most this many pixels a side.
 BLOCK_WINDOW = 128
 Floats = npt.NDArray[np.float32]
+Floats64 = npt.NDArray[np.float64]
 _FLOAT32 = struct.Struct("f")
 _READ_SIZE = (READ_COLUMNS.stop - READ_COLUMNS.start, READ_ROWS.stop - READ_ROWS.start)  # width, height
 _READ_REFERENCE = ARCFACE_REFERENCE - (READ_COLUMNS.start, READ_ROWS.start)  # the landmarks' places in it
+_READ_CENTRE = tuple(float(v) for v in _READ_REFERENCE.sum(axis=0) / 5)
+_READ_TARGET = (_READ_REFERENCE - _READ_CENTRE).T
 # The parts of a read part each measure reads: the inner face, and the same at half size.
 _INNER = (
-    slice(INNER_ROWS.start - READ_ROWS.start, INNER_ROWS.stop - READ_ROWS.start),
-    slice(INNER_COLUMNS.start - READ_COLUMNS.start, INNER_COLUMNS.stop - READ_COLUMNS.start),
+    (INNER_ROWS.start - READ_ROWS.start, INNER_ROWS.stop - READ_ROWS.start),
+    (INNER_COLUMNS.start - READ_COLUMNS.start, INNER_COLUMNS.stop - READ_COLUMNS.start),
 )
 _HALF_INNER = (
-    slice(HALF_ROWS.start - READ_ROWS.start // 2, HALF_ROWS.stop - READ_ROWS.start // 2),
-    slice(HALF_COLUMNS.start - READ_COLUMNS.start // 2, HALF_COLUMNS.stop - READ_COLUMNS.start // 2),
+    (HALF_ROWS.start - READ_ROWS.start // 2, HALF_ROWS.stop - READ_ROWS.start // 2),
+    (HALF_COLUMNS.start - READ_COLUMNS.start // 2, HALF_COLUMNS.stop - READ_COLUMNS.start // 2),
 )
 
 
@@ -64,11 +67,10 @@ class OpenCVQualityMeter:
         crop was a third of a face's assessment). The same pixels as that part of the recogniser's
         crop, but for OpenCV's rounding of the shifted coordinates: about one channel value in 3,000
         differs by a grey level (tests/integration/test_quality.py bounds what that moves)."""
-        crops = []
-        for face in faces:
-            matrix = similarity_transform(np.asarray(face.landmarks, dtype=np.float64), _READ_REFERENCE)
-            crops.append(np.asarray(cv2.warpAffine(image.pixels, matrix, _READ_SIZE, borderValue=0.0), dtype=np.uint8))
-        return crops
+        return [
+            np.asarray(cv2.warpAffine(image.pixels, matrix, _READ_SIZE, borderValue=0.0), dtype=np.uint8)
+            for matrix in _read_matrices(faces)
+        ]
 
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
         if not faces:
@@ -91,6 +93,30 @@ class OpenCVQualityMeter:
         ]
 
 
+def _read_matrices(faces: Sequence[DetectedFace]) -> list[Floats64]:
+    """Each face's ArcFace similarity transform onto the read part: alignment.similarity_transform
+    (Umeyama's closed form), for several faces in one numpy pass."""
+    if len(faces) < 2:
+        return [similarity_transform(np.asarray(face.landmarks, dtype=np.float64), _READ_REFERENCE) for face in faces]
+    points = np.asarray([face.landmarks for face in faces], dtype=np.float64)  # (faces, 5, 2)
+    centre = points.sum(axis=1) / 5
+    x, y = np.moveaxis(points - centre[:, None], 2, 0)
+    u, v = _READ_TARGET
+    spread = (x * x + y * y).sum(axis=1)
+    scale = np.where(spread > 0, spread, 1.0)
+    a = np.where(spread > 0, (x * u + y * v).sum(axis=1) / scale, 1.0)
+    b = np.where(spread > 0, (x * v - y * u).sum(axis=1) / scale, 0.0)
+    (centre_x, centre_y), (target_x, target_y) = centre.T, _READ_CENTRE
+    matrices = np.stack(
+        [
+            np.stack([a, -b, target_x - (a * centre_x - b * centre_y)], axis=1),
+            np.stack([b, a, target_y - (b * centre_x + a * centre_y)], axis=1),
+        ],
+        axis=1,
+    )
+    return list(matrices)
+
+
 def _eye_distance(face: DetectedFace) -> float:
     (left_x, left_y), (right_x, right_y) = face.landmarks[0], face.landmarks[1]
     return math.hypot(right_x - left_x, right_y - left_y)
@@ -105,20 +131,20 @@ def _crop_measures(crops: Sequence[Pixels]) -> tuple[list[float], list[float], l
     same numbers as measuring each crop alone."""
     parts = [_read_part(crop) for crop in crops]
     grey = cv2.cvtColor(parts[0] if len(parts) == 1 else np.concatenate(parts), cv2.COLOR_BGR2GRAY).astype(np.float32)
-    count, (columns, rows) = len(parts), _READ_SIZE
-    half = cv2.resize(grey, (columns // 2, count * rows // 2), interpolation=cv2.INTER_AREA)
+    columns, rows = _READ_SIZE
+    half = cv2.resize(grey, (columns // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA)
     edges = cv2.Laplacian(half, cv2.CV_32F)
+    (top, bottom), (left, right) = _INNER
+    (half_top, half_bottom), (half_left, half_right) = _HALF_INNER
     sharpness, means, deviations = [], [], []
-    for inner, half_inner, edges_inner in zip(
-        grey.reshape(count, rows, columns)[:, *_INNER],
-        half.reshape(count, rows // 2, columns // 2)[:, *_HALF_INNER],
-        edges.reshape(count, rows // 2, columns // 2)[:, *_HALF_INNER],
-        strict=True,
-    ):
-        (mean,), (deviation,) = cv2.meanStdDev(inner)
-        half_deviation = float(cv2.meanStdDev(half_inner)[1][0][0])
-        edge_deviation = float(cv2.meanStdDev(edges_inner)[1][0][0])
-        sharpness.append(edge_deviation / max(half_deviation, 1.0))  # a flat face (under a grey level) has none
+    for start, half_start in zip(range(0, grey.shape[0], rows), range(0, half.shape[0], rows // 2), strict=True):
+        (mean,), (deviation,) = cv2.meanStdDev(grey[start + top : start + bottom, left:right])
+        half_deviation = cv2.meanStdDev(half[half_start + half_top : half_start + half_bottom, half_left:half_right])[1]
+        edge_deviation = cv2.meanStdDev(edges[half_start + half_top : half_start + half_bottom, half_left:half_right])[
+            1
+        ]
+        # A flat face (under a grey level) has no sharpness.
+        sharpness.append(float(edge_deviation[0][0]) / max(float(half_deviation[0][0]), 1.0))
         means.append(float(mean[0]))
         deviations.append(float(deviation[0]))
     return sharpness, means, deviations
