@@ -1,5 +1,7 @@
 """The real backend's quality meter: each measure of `domain.quality.QualityMeasures` from the face's
-aligned crop (the one the recogniser reads), its box in the decoded image, and its landmarks.
+aligned crop (the one the recogniser reads, or for /verify-face the part of it the measures read,
+aligned by `align`), its box in the decoded image, and its landmarks. How it keeps a face's cost
+down (several faces per OpenCV call, few calls for one) is in docs/quality.md, "Cost".
 
 Why these measures (bench/quality.py measured each against degraded copies of the bundled photos;
 docs/quality.md has the figures):
@@ -66,7 +68,7 @@ class OpenCVQualityMeter:
         measures read, warped straight from the image (41% of the crop's pixels; the warp of the whole
         crop was a third of a face's assessment). The same pixels as that part of the recogniser's
         crop, but for OpenCV's rounding of the shifted coordinates: about one channel value in 3,000
-        differs by a grey level (tests/integration/test_quality.py bounds what that moves)."""
+        differs by a grey level (tests/integration/test_quality_meter.py bounds what that moves)."""
         return [
             np.asarray(cv2.warpAffine(image.pixels, matrix, _READ_SIZE, borderValue=0.0), dtype=np.uint8)
             for matrix in _read_matrices(faces)
