@@ -109,6 +109,18 @@ def test_every_exif_orientation_is_applied_as_opencv_applies_it(orientation: int
     assert np.array_equal(turbo, plain(data))
 
 
+@pytest.mark.parametrize("factor", [2, 4, 8])
+def test_reduced_decodes_match_opencvs_reduced_decodes(factor: int) -> None:
+    """FAST_JPEG_DECODE's path: the same pixels as OpenCV's IMREAD_REDUCED_COLOR_*, odd sizes and
+    EXIF turns included."""
+    flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+    pixels = phone_sized(GROUP_PHOTO)[:2999, :4001]
+    for data in (encode(pixels), stored_sideways(pixels), encode(pixels, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)):
+        turbo = decode_jpeg(data, factor)
+        assert turbo is not None
+        assert np.array_equal(turbo, cv2.imdecode(np.frombuffer(data, np.uint8), flag))
+
+
 def test_cmyk_and_an_unreadable_exif_segment_go_to_the_plain_path() -> None:
     from PIL import Image as PILImage
 

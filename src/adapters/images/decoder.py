@@ -1,9 +1,9 @@
 """Image decoding. The format is decided by the file's bytes, never by a declared type, and the size
 is checked from the header before any pixel is decoded.
 
-JPEGs at full resolution go through simplejpeg (libjpeg-turbo, bundled in its wheels): the same
-pixels as OpenCV's decoder, bit for bit, in half the time on an 11.6 MP phone photo (OpenCV 5's
-`imdecode` spends the other half around libjpeg-turbo). Everything else, and every JPEG that
+JPEGs go through simplejpeg (libjpeg-turbo, bundled in its wheels): the same pixels as OpenCV's
+decoder, bit for bit, in half the time on an 11.6 MP phone photo (OpenCV 5's `imdecode` spends the
+other half around libjpeg-turbo; bench/decode.py measures both). Everything else, and every JPEG that
 simplejpeg cannot read exactly as OpenCV would (CMYK, YCCK, Adobe RGB, a damaged file, an
 unreadable EXIF segment), goes through OpenCV, as before."""
 
@@ -94,7 +94,7 @@ class OpenCVImageDecoder:
         factor = 1
         if self._fast_jpeg_decode and header.format == "jpeg":
             factor = reduction_for(header.width, header.height, self._det_size)
-        pixels: Pixels | MatLike | None = decode_jpeg(data) if header.format == "jpeg" and factor == 1 else None
+        pixels: Pixels | MatLike | None = decode_jpeg(data, factor) if header.format == "jpeg" else None
         if pixels is None:
             flag = REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
             pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
@@ -107,17 +107,22 @@ class OpenCVImageDecoder:
         return Image(pixels=np.asarray(pixels, dtype=np.uint8), source_size=source if factor > 1 else None)
 
 
-def decode_jpeg(data: bytes) -> Pixels | None:
-    """A JPEG decoded at full resolution to upright BGR with libjpeg-turbo, or None where OpenCV
-    must decide (a colour space or EXIF segment read otherwise, data libjpeg-turbo warns about)."""
+def decode_jpeg(data: bytes, factor: int = 1) -> Pixels | None:
+    """A JPEG decoded to upright BGR with libjpeg-turbo, at 1/`factor` of its size (1, 2, 4 or 8, as
+    OpenCV's IMREAD_REDUCED_COLOR_*), or None where OpenCV must decide (a colour space or EXIF
+    segment read otherwise, data libjpeg-turbo warns about)."""
     orientation = jpeg_orientation(data)
     if orientation is None:
         return None
     try:
-        if simplejpeg.decode_jpeg_header(data)[2] not in TURBO_COLORSPACES:
+        height, width, colorspace, _subsampling = simplejpeg.decode_jpeg_header(data)
+        if colorspace not in TURBO_COLORSPACES:
             return None
         # strict: a recoverable error (a truncated scan, say) is OpenCV's to answer, as before.
-        pixels = np.asarray(simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True), dtype=np.uint8)
+        decoded = simplejpeg.decode_jpeg(
+            data, colorspace="BGR", strict=True, min_width=-(-width // factor), min_height=-(-height // factor)
+        )
+        pixels = np.asarray(decoded, dtype=np.uint8)
     except ValueError:
         return None
     return oriented(pixels, orientation)
