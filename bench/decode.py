@@ -7,7 +7,8 @@ reads every bit of the file's entropy-coded data, which is the floor of any deco
 
 Then a phone photo's whole extraction in-process (decode, detect, align, embed, quality; all six
 faces) with OpenCV's decode and with the service's, alternating image by image so that a shared
-machine's load falls on both alike.
+machine's load falls on both alike, memory trimmed after each as the service's executor does (so
+each decode writes into freshly mapped pages, as in the service).
 
 Last, how faithful the region design could be at best: the detector run on a reduced decode, every face
 then aligned from the full-resolution pixels (what a region decode would give), against the plain
@@ -27,6 +28,7 @@ import numpy as np
 import simplejpeg
 
 from adapters.images.decoder import OpenCVImageDecoder
+from adapters.inference.executor import trim_memory
 from app.bootstrap import bootstrap
 from app.settings import Settings
 from bench.model_cost import ModelCost
@@ -97,6 +99,7 @@ def whole_extraction(images: list[bytes], repeats: int) -> None:
                 began = time.perf_counter()
                 path(data)
                 times[name].append((time.perf_counter() - began) * 1000)
+                trim_memory()
     print(f"whole extraction of a phone photo, {len(images)} photos x {repeats}, one thread:")
     for name, spent in times.items():
         print(f"{min(spent):7.1f} / {statistics.median(spent):7.1f} ms  {name}")

@@ -2,10 +2,10 @@
 is checked from the header before any pixel is decoded.
 
 JPEGs go through simplejpeg (libjpeg-turbo, bundled in its wheels): the same pixels as OpenCV's
-decoder, bit for bit, in half the time on an 11.6 MP phone photo (OpenCV 5's `imdecode` spends the
-other half around libjpeg-turbo; bench/decode.py measures both). Everything else, and every JPEG that
-simplejpeg cannot read exactly as OpenCV would (CMYK, YCCK, Adobe RGB, a damaged file, an
-unreadable EXIF segment), goes through OpenCV, as before."""
+decoder, bit for bit, in half the time on an 11.6 MP phone photo (OpenCV's own work around
+libjpeg-turbo, and page faults: numpy puts large arrays on huge pages; bench/decode.py measures
+it). Everything else, and every JPEG that simplejpeg cannot read exactly as OpenCV would (CMYK,
+YCCK, Adobe RGB, a damaged file, an unreadable EXIF segment), goes through OpenCV, as before."""
 
 from __future__ import annotations
 
