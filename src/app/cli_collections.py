@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from app import cli_photos
 from app.settings import Settings
 from domain.errors import FaceServiceError, StoreUnavailable
 from domain.quality import DEFAULT_ENROLL_QUALITY, FLOOR_NAMES, quality_floor
@@ -75,9 +76,10 @@ def add_commands(commands: Any) -> None:
     import_ = commands.add_parser("import", parents=[remote], help="import an export (JSON lines) into a collection")
     import_.add_argument("collection", help="the collection to import into (created if it does not exist)")
     import_.add_argument("file", type=Path, help="an export's JSON lines (`face-service export`)")
+    cli_photos.add_commands(commands, remote)
 
 
-COMMANDS = ("collections", "enroll", "search", "export", "import")
+COMMANDS = ("collections", "enroll", "search", "export", "import", "photos")
 
 
 def in_process(settings: Settings) -> Container:
