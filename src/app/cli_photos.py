@@ -18,6 +18,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -199,10 +200,17 @@ class Summary:
     photos_without_faces: int = 0
     unindexed: Counter[str] = field(default_factory=Counter)  # by reason
     failures: Counter[str] = field(default_factory=Counter)  # by error code
+    seconds: float = 0.0  # from the first photo read to the last answer (the listing before it not counted)
 
     @property
     def failed(self) -> int:
         return sum(self.failures.values())
+
+    @property
+    def photos_per_s(self) -> float:
+        """Photos sent to the service (indexed, found indexed or failed) per second of the run."""
+        sent = self.indexed + self.already_indexed + self.failed
+        return sent / self.seconds if self.seconds > 0 else 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -214,12 +222,15 @@ class Summary:
             "unindexed": dict(sorted(self.unindexed.items())),
             "failed": self.failed,
             "failures": dict(sorted(self.failures.items())),
+            "seconds": round(self.seconds, 3),
+            "photos_per_s": round(self.photos_per_s, 2),
         }
 
     def as_text(self) -> str:
         text = [
             f"indexed {self.indexed} photo(s), {self.faces} face(s)"
-            + (f"; {self.photos_without_faces} photo(s) with no face" if self.photos_without_faces else ""),
+            + (f"; {self.photos_without_faces} photo(s) with no face" if self.photos_without_faces else "")
+            + f" in {self.seconds:.1f} s ({self.photos_per_s:.1f} photos/s)",
             f"skipped {self.skipped} photo(s) already in the collection"
             + (f", {self.already_indexed} indexed meanwhile" if self.already_indexed else ""),
         ]
@@ -297,6 +308,7 @@ def index_photos(target: PhotoTarget, args: argparse.Namespace) -> int:
                 raise
             return Outcome(str(path), photo, error=reason_of(error), code=error.code)
 
+    began = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="photos") as pool:
             pending: set[Future[Outcome]] = set()
@@ -329,6 +341,7 @@ def index_photos(target: PhotoTarget, args: argparse.Namespace) -> int:
                 raise
     finally:
         bar.close()
+        summary.seconds = time.perf_counter() - began
     if args.json:
         print(msgspec.json.encode({"summary": summary.as_json()}).decode(), flush=True)
     else:
