@@ -3,11 +3,13 @@ subject is a person in it (named by the caller's own id), a face is one enrolled
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.model import Vector
+from domain.model import Point, Vector
+from domain.quality import QualityLevel, QualityReason
 
 # What a stored value may be. Checked (full match: "acme\n" is no name) before anything is written,
 # and again when a store reads its collections back at start, where a row outside them is quarantined.
@@ -65,6 +67,18 @@ class CollectionInfo:
     faces: int
 
 
+Landmarks = tuple[Point, Point, Point, Point, Point]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredQuality:
+    """A face's quality as assessed when it was stored (domain/quality.py), without the measures."""
+
+    level: QualityLevel
+    score: float  # 0..1
+    reasons: tuple[QualityReason, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class FaceRecord:
     """One enrolled face. No image is ever stored: only the vector and where it came from."""
@@ -76,6 +90,39 @@ class FaceRecord:
     confidence: float | None  # the detector's; None when enrolled from an embedding
     source_digest: str  # SHA-256 hex of the image bytes, or of the float32 vector: one face per source per subject
     created_at: datetime
+    # Five points (eyes, nose tip, mouth corners) in the image's pixels; None from an embedding or a
+    # face stored before they were kept.
+    landmarks: Landmarks | None = None
+    quality: StoredQuality | None = None  # None from an embedding, or stored before it was kept
+
+
+def face_values_problem(landmarks: object, quality: object) -> str | None:
+    """What makes these a face's landmarks and quality no store may hold (None: nothing). Also for
+    values read back from a database, whatever their types."""
+    if landmarks is not None and not (
+        isinstance(landmarks, tuple)
+        and len(landmarks) == 5
+        and all(isinstance(point, tuple) and len(point) == 2 and all(_finite(v) for v in point) for point in landmarks)
+    ):
+        return "its landmarks are not five points of two finite numbers"
+    if quality is None:
+        return None
+    if not isinstance(quality, StoredQuality) or not isinstance(quality.level, QualityLevel):
+        return "its quality has no level"
+    if not _finite(quality.score) or not 0.0 <= quality.score <= 1.0:
+        return "its quality score is not a number from 0 to 1"
+    reasons = quality.reasons
+    if (
+        not isinstance(reasons, tuple)
+        or len(reasons) > len(QualityReason)
+        or not all(isinstance(reason, QualityReason) for reason in reasons)
+    ):
+        return "its quality reasons are not quality reason codes"
+    return None
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,6 +354,8 @@ export interface components {
             created_at: string;
             embedding?: number[] | null;
             face_id: string;
+            landmarks?: number[][] | null;
+            quality?: components["schemas"]["FaceQuality"] | null;
         };
         /** ErrorResponse */
         ErrorResponse: {
@@ -385,6 +387,13 @@ export interface components {
             embedding?: number[] | null;
             landmarks: number[][];
             quality?: components["schemas"]["Quality"] | null;
+        };
+        /** FaceQuality */
+        FaceQuality: {
+            /** @enum {string} */
+            level: "low" | "medium" | "high";
+            reasons: ("EXTREME_POSE" | "LOW_CONFIDENCE" | "SMALL_BOUNDING_BOX" | "LOW_SHARPNESS" | "COMPRESSION_ARTIFACTS" | "LOW_BRIGHTNESS" | "HIGH_BRIGHTNESS" | "LOW_CONTRAST")[];
+            score: number;
         };
         /** GalleryHealth */
         GalleryHealth: {

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.errors import InvalidEmbedding, InvalidInput
-from domain.gallery import FaceRecord, collection_problem, is_face_id
+from domain.gallery import FaceRecord, collection_problem, face_values_problem, is_face_id
 
 
 def now() -> datetime:
@@ -53,6 +53,9 @@ def _face_values(face: FaceRecord) -> None:
     numbers = [*(face.bbox or ()), *([] if face.confidence is None else [face.confidence])]
     if (face.bbox is not None and len(face.bbox) != 4) or not all(math.isfinite(value) for value in numbers):
         raise InvalidInput("A face's box is four finite numbers and its confidence finite", code="invalid_request")
+    problem = face_values_problem(face.landmarks, face.quality)
+    if problem is not None:
+        raise InvalidInput(f"This face cannot be stored: {problem}", code="invalid_request")
 
 
 def _text(value: object) -> bool:

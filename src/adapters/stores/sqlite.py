@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.stores import checks
-from adapters.stores.face_rows import face_record
+from adapters.stores.face_rows import face_record, landmarks_text, quality_text
 from adapters.stores.matrix import FaceMatrix
 from adapters.stores.matrix_collection import MatrixCollection
 from domain.additions import Additions, StoredState, check_new_collection, plan_additions
@@ -60,7 +60,7 @@ from domain.gallery import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HEALTH_WAIT_SECONDS = 0.05  # longer, and a write (an import) holds the database: busy, not down
 PAGE_SIZE = 16384
 LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
@@ -99,11 +99,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX faces_by_collection ON faces (collection_id, seq)",
     ),
+    # 2: each face keeps its landmarks and quality (JSON text, face_rows.py); faces stored before have NULL.
+    (
+        "ALTER TABLE faces ADD COLUMN landmarks TEXT",
+        "ALTER TABLE faces ADD COLUMN quality TEXT",
+    ),
 )
 
 # A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
 _FACE_COLUMNS = (
-    " f.face_id, s.external_id, f.embedding, f.x1, f.y1, f.x2, f.y2, f.confidence, f.source_digest, f.created_at"
+    " f.face_id, s.external_id, f.embedding, f.x1, f.y1, f.x2, f.y2, f.confidence, f.source_digest, f.created_at,"
+    " f.landmarks, f.quality"
 )
 _FACES = _FACE_COLUMNS + " FROM faces f JOIN subjects s ON s.id = f.subject_id"
 _SUBJECT_FACES = "SELECT" + _FACES + " WHERE f.subject_id = ? ORDER BY f.created_at, f.seq"
@@ -126,6 +132,18 @@ _FACES_BY_SOURCE = (
     "SELECT" + _FACE_COLUMNS + " FROM json_each(?) AS wanted CROSS JOIN subjects s CROSS JOIN faces f"
     " WHERE s.collection_id = ? AND s.external_id = json_extract(wanted.value, '$[0]')"
     " AND f.subject_id = s.id AND f.source_digest = json_extract(wanted.value, '$[1]')"
+)
+# What a start loads of each face, and whether its landmarks or quality are ones no write could have
+# stored (face_rows.py decodes them fully whenever a face is read): checked in the same pass.
+_LOAD_FACES = (
+    "SELECT subject_id, face_id, embedding,"
+    " (landmarks IS NOT NULL AND CASE WHEN json_valid(landmarks) THEN json_array_length(landmarks) != 5 ELSE 1 END)"
+    " OR (quality IS NOT NULL AND CASE WHEN json_valid(quality) THEN"
+    " ifnull(json_extract(quality, '$.level'), '') NOT IN ('low', 'medium', 'high')"
+    " OR ifnull(json_type(quality, '$.score'), '') NOT IN ('real', 'integer')"
+    " OR json_extract(quality, '$.score') NOT BETWEEN 0 AND 1"
+    " OR json_type(quality, '$.reasons') IS NOT 'array' ELSE 1 END)"
+    " FROM faces WHERE collection_id = ? ORDER BY seq"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -330,7 +348,7 @@ class SqliteGallery:
             subject_ids[first.external_id] = cursor.lastrowid
         db.executemany(
             "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
-            " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " confidence, created_at, embedding, landmarks, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     face.face_id,
@@ -341,6 +359,8 @@ class SqliteGallery:
                     face.confidence,
                     _micros(face.created_at),
                     face.embedding.tobytes(),
+                    landmarks_text(face.landmarks),
+                    quality_text(face.quality),
                 )
                 for face in plan.new_faces
             ],
@@ -549,10 +569,10 @@ class SqliteGallery:
         # Headroom: rows never written cost no memory (the pages stay untouched), and the first
         # enrolments after a start do not copy the whole matrix to grow it.
         matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
-        cursor = db.execute(
-            "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
-        )
+        cursor = db.execute(_LOAD_FACES, (cid,))
         while rows := cursor.fetchmany(LOAD_CHUNK):
+            if any(row[3] for row in rows):
+                raise CollectionUnavailable("it holds a face whose landmarks or quality cannot be read")
             blob = b"".join(row[2] for row in rows)
             if len(blob) != len(rows) * dimension * 4:
                 raise CollectionUnavailable("it holds a vector of the wrong size")
@@ -620,8 +640,9 @@ def _stored(face: FaceRecord, dimension: int) -> FaceRecord:
 
 
 def _record(row: Sequence[Any], dimension: int) -> FaceRecord:
-    face_id, external_id, blob, *box_and_confidence, digest, created_at = row
+    face_id, external_id, blob, *box_and_confidence, digest, created_at, landmarks, quality = row
     embedding = np.frombuffer(blob, dtype=np.float32).copy()
     if embedding.shape[0] != dimension:
         raise StoreUnavailable("the SQLite gallery holds a vector of the wrong size")
-    return face_record((face_id, external_id, embedding, *box_and_confidence, digest, _moment(created_at)))
+    values = (face_id, external_id, embedding, *box_and_confidence, digest, _moment(created_at), landmarks, quality)
+    return face_record(values)

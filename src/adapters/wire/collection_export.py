@@ -48,6 +48,8 @@ class _Staged(msgspec.Struct, array_like=True):
     confidence: float | None
     source_digest: str
     created_at: datetime
+    landmarks: list[tuple[float, float]] | None
+    quality: wire.FaceQuality | None
 
 
 class ImportStager:
@@ -104,6 +106,7 @@ class ImportStager:
         while size := read(4):
             staged = decoder.decode(read(int.from_bytes(size, "big")))
             vector = np.frombuffer(staged.embedding, dtype=np.float32)
+            points = staged.landmarks
             yield FaceRecord(
                 staged.face_id,
                 staged.external_id,
@@ -112,6 +115,8 @@ class ImportStager:
                 staged.confidence,
                 staged.source_digest,
                 staged.created_at,
+                landmarks=None if points is None else (points[0], points[1], points[2], points[3], points[4]),
+                quality=None if staged.quality is None else wire.stored_quality(staged.quality),
             )
 
     def close(self) -> None:
@@ -144,6 +149,8 @@ class ImportStager:
             face.confidence,
             face.source_digest,
             face.created_at,
+            None if face.landmarks is None else list(face.landmarks),
+            wire.face_quality(face.quality),
         )
         payload = self._encoder.encode(staged)
         try:

@@ -32,9 +32,11 @@ from domain.gallery import (
     FaceRecord,
     ImportOutcome,
     SearchOutcome,
+    StoredQuality,
     SubjectHit,
     SubjectInfo,
     collection_problem,
+    face_values_problem,
     is_collection_name,
     is_external_id,
     is_face_id,
@@ -178,6 +180,11 @@ def checked_face_id(face_id: str) -> str:
             "A face id is the 32 lowercase hex characters enrollment answered", code="invalid_face_id", field="face_id"
         )
     return face_id
+
+
+def stored_quality(quality: FaceQuality | None) -> StoredQuality | None:
+    """What a store keeps of a face's quality: its level, score and reasons (not the measures)."""
+    return None if quality is None else StoredQuality(quality.level, quality.score, quality.reasons)
 
 
 def at_least(quality: FaceQuality | None, floor: QualityLevel | None) -> bool:
@@ -341,12 +348,13 @@ class Collections:
                 raise InvalidInput("bbox must be four finite numbers")
             if face.confidence is not None and not 0.0 <= face.confidence <= 1.0:
                 raise InvalidInput("confidence must be a number from 0 to 1")
+            problem = face_values_problem(face.landmarks, face.quality)
+            if problem is not None:
+                raise InvalidInput(f"the face cannot be stored: {problem}")
         except (InvalidInput, InvalidEmbedding) as error:
             raise nothing_kept(InvalidImport(error.message, line)) from None
         created_at = face.created_at if face.created_at.tzinfo else face.created_at.replace(tzinfo=UTC)
-        return FaceRecord(
-            uuid.uuid4().hex, face.external_id, vector, face.bbox, face.confidence, face.source_digest, created_at
-        )
+        return dataclasses.replace(face, face_id=uuid.uuid4().hex, embedding=vector, created_at=created_at)
 
     def import_faces(self, name: str, header: CollectionHeader, faces: Iterable[FaceRecord]) -> ImportOutcome:
         """Store the faces `import_face` made, and the collection when it does not exist (pinned to the
@@ -398,10 +406,19 @@ class Collections:
         bbox: tuple[float, float, float, float] | None = None,
         confidence: float | None = None,
     ) -> FaceRecord:
-        if face is not None:
-            bbox = (face.box.x1, face.box.y1, face.box.x2, face.box.y2)
-            confidence = face.confidence
-        return FaceRecord(uuid.uuid4().hex, external_id, vector, bbox, confidence, digest, self._clock())
+        if face is None:
+            return FaceRecord(uuid.uuid4().hex, external_id, vector, bbox, confidence, digest, self._clock())
+        return FaceRecord(
+            uuid.uuid4().hex,
+            external_id,
+            vector,
+            (face.box.x1, face.box.y1, face.box.x2, face.box.y2),
+            face.confidence,
+            digest,
+            self._clock(),
+            landmarks=face.landmarks,
+            quality=stored_quality(face.quality),
+        )
 
     def _add(self, collection: CollectionInfo, record: FaceRecord) -> Enrollment:
         stored, duplicate = self._gallery.add_face(collection.name, record)

@@ -12,16 +12,30 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from adapters.stores import checks
-from adapters.stores.face_rows import face_record
+from adapters.stores.face_rows import face_record, landmarks_text, quality_text
 from adapters.stores.postgres.rows import FACE_COLUMNS, Target
 from adapters.stores.postgres.vector_codec import PgVector
 from domain.additions import Additions, StoredState, plan_additions
 from domain.gallery import FaceRecord, GalleryLimits
 
 COPY_FROM = 64  # faces added at once from which COPY beats INSERT
-_COPY_TYPES = ("int8", "text", "text", "text", "float8", "float8", "float8", "float8", "float8", "timestamptz")
+_COPY_TYPES = (
+    "int8",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "float8",
+    "timestamptz",
+    "text",
+    "text",
+)  # then the vector's
 _INSERT_COLUMNS = (
-    "collection_id, face_id, external_id, source_digest, x1, y1, x2, y2, confidence, created_at, embedding"
+    "collection_id, face_id, external_id, source_digest, x1, y1, x2, y2, confidence, created_at,"
+    " landmarks, quality, embedding"
 )
 
 
@@ -91,6 +105,8 @@ def _write(
             *(face.bbox or (None, None, None, None)),
             face.confidence,
             face.created_at,
+            landmarks_text(face.landmarks),
+            quality_text(face.quality),
             PgVector(face.embedding),
         )
         for face in plan.new_faces
@@ -98,7 +114,7 @@ def _write(
     if len(rows) < COPY_FROM:
         conn.cursor().executemany(
             sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                target.table, sql.SQL(_INSERT_COLUMNS), sql.SQL(", ").join([sql.Placeholder()] * 11)
+                target.table, sql.SQL(_INSERT_COLUMNS), sql.SQL(", ").join([sql.Placeholder()] * 13)
             ),
             rows,
         )

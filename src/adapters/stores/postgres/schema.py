@@ -14,7 +14,7 @@ from domain.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MIGRATION_LOCK = 0x6661636567616C31  # pg_advisory_lock key: schema changes, one replica at a time
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 
@@ -60,6 +60,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Vectors inline in the row (2 KiB for 512-D), not moved to the TOAST table: an exact scan
         # would otherwise fetch every one of them through the TOAST index.
         "ALTER TABLE gallery_faces ALTER COLUMN embedding SET STORAGE MAIN",
+    ),
+    # 2: each face keeps its landmarks and quality (JSON text, as SQLite: face_rows.py); faces stored
+    # before have NULL. Added to the parent, so every partition gets them.
+    (
+        "ALTER TABLE gallery_faces ADD COLUMN landmarks text",
+        "ALTER TABLE gallery_faces ADD COLUMN quality text",
     ),
 )
 
