@@ -292,7 +292,7 @@ def index_photos(target: PhotoTarget, args: argparse.Namespace) -> int:
         if args.json:
             print(msgspec.json.encode(outcome.record()).decode(), flush=True)
         elif outcome.answer is None:
-            print(f"{outcome.file}: {outcome.error} ({outcome.code})", file=sys.stderr if show else sys.stdout)
+            print(f"{outcome.file}: {outcome.error} ({outcome.code})", file=sys.stderr)
         bar.update(1)
         bar.set_postfix(faces=summary.faces, failed=summary.failed, refresh=False)
 
