@@ -293,8 +293,8 @@ def index_photos(target: PhotoTarget, args: argparse.Namespace) -> int:
             print(msgspec.json.encode(outcome.record()).decode(), flush=True)
         elif outcome.answer is None:
             print(f"{outcome.file}: {outcome.error} ({outcome.code})", file=sys.stderr)
+        bar.set_postfix(faces=summary.faces, failed=summary.failed, refresh=False)  # drawn by the update
         bar.update(1)
-        bar.set_postfix(faces=summary.faces, failed=summary.failed, refresh=False)
 
     def index_one(path: Path, photo: str) -> Outcome:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
@@ -72,13 +73,16 @@ class MemoryTarget:
         return 2
 
 
-def run(tmp_path: Path, target: MemoryTarget, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[dict[str, Any]]]:
+def run(
+    tmp_path: Path, target: MemoryTarget, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, list[dict[str, Any]], str]:
     args = argparse.Namespace(
         collection="events", paths=[tmp_path / "in"], lists=[], concurrency=None, quality="medium",
         max_faces=None, min_face_size=None, json=True,
     )  # fmt: skip
     status = index_photos(target, args)
-    return status, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    printed = capsys.readouterr()
+    return status, [json.loads(line) for line in printed.out.splitlines()], printed.err
 
 
 def test_a_run_skips_what_is_there_reports_failures_and_counts_faces(
@@ -92,7 +96,7 @@ def test_a_run_skips_what_is_there_reports_failures_and_counts_faces(
     (tmp_path / "in" / "sub:c.jpg").write_bytes(b"x")  # the same id as sub/c.jpg, walked first: that one fails
     (tmp_path / "in" / ("long" * 40 + ".jpg")).write_bytes(b"x")
     target = MemoryTarget(["b.jpg"], {"bad.jpg": InvalidInput("not an image", code="invalid_image")})
-    status, records = run(tmp_path, target, capsys)
+    status, records, _ = run(tmp_path, target, capsys)
     assert status == 1
     *photos, summary = records
     assert sorted(target.indexed) == ["a.jpg", "sub:c.jpg"]
@@ -120,3 +124,17 @@ def test_a_missing_collection_stops_the_run(tmp_path: Path, capsys: pytest.Captu
     missing.code = "collection_not_found"
     with pytest.raises(FaceServiceError):
         run(tmp_path, MemoryTarget([], {"a.jpg": missing}), capsys)
+
+
+def test_on_a_terminal_a_progress_bar_counts_photos_faces_and_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg", "bad.jpg"):
+        (tmp_path / "in" / name).write_bytes(b"xx")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    status, _, bar = run(
+        tmp_path, MemoryTarget([], {"bad.jpg": InvalidInput("not an image", code="invalid_image")}), capsys
+    )
+    assert status == 1
+    assert "/3 " in bar and "photo/s" in bar, bar
