@@ -34,6 +34,11 @@ def is_external_id(value: object) -> bool:
     return isinstance(value, str) and value not in DOT_SEGMENTS and EXTERNAL_ID.fullmatch(value) is not None
 
 
+def is_photo_id(value: object) -> bool:
+    """Photo ids follow the external ids' rules (the caller's file names, paths with ':' for '/')."""
+    return is_external_id(value)
+
+
 def is_face_id(value: object) -> bool:
     return isinstance(value, str) and FACE_ID.fullmatch(value) is not None
 
@@ -64,7 +69,8 @@ class CollectionInfo:
     threshold: float  # the match decision's threshold for searches and verifications
     created_at: datetime
     subjects: int
-    faces: int
+    faces: int  # every face: labelled or not
+    photos: int = 0
 
 
 Landmarks = tuple[Point, Point, Point, Point, Point]
@@ -81,10 +87,11 @@ class StoredQuality:
 
 @dataclass(frozen=True, slots=True)
 class FaceRecord:
-    """One enrolled face. No image is ever stored: only the vector and where it came from."""
+    """One stored face: a subject's (labelled: `external_id`), a photo's (`photo_id`), or both. No
+    image is ever stored: only the vector and where it came from."""
 
     face_id: str  # 32 hex characters (a UUID), unique in the store
-    external_id: str  # the subject, in the caller's own ids
+    external_id: str | None  # the subject, in the caller's own ids; None for a photo's unlabelled face
     embedding: Vector  # float32, unit length, the collection's dimension
     bbox: tuple[float, float, float, float] | None  # in the enrolled image's pixels; None from an embedding
     confidence: float | None  # the detector's; None when enrolled from an embedding
@@ -94,6 +101,7 @@ class FaceRecord:
     # face stored before they were kept.
     landmarks: Landmarks | None = None
     quality: StoredQuality | None = None  # None from an embedding, or stored before it was kept
+    photo_id: str | None = None  # the photo it was indexed from (photo search sees it)
 
 
 def face_values_problem(landmarks: object, quality: object) -> str | None:
@@ -130,6 +138,46 @@ class SubjectInfo:
     external_id: str
     faces: int
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoInfo:
+    photo_id: str
+    source_digest: str  # SHA-256 hex of the image's bytes: the same id with other bytes is another photo
+    faces: int  # faces indexed from it (0: it was indexed and holds none)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoHit:
+    """A photo's most similar face for one probe."""
+
+    photo_id: str
+    face_id: str
+    similarity: float
+    external_id: str | None  # the face's subject, when it is labelled
+    bbox: tuple[float, float, float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoCursor:
+    """Where a page of a photo search ended: its last photo's similarity and id (ranked by similarity
+    descending, then photo id)."""
+
+    similarity: float
+    photo_id: str
+
+    def before(self, similarity: float, photo_id: str) -> bool:
+        """Whether a photo ranked (similarity, photo_id) comes before this cursor (an earlier page)."""
+        return similarity > self.similarity or (similarity == self.similarity and photo_id <= self.photo_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoSearchOutcome:
+    hits: list[PhotoHit]  # at most top_k, after the cursor, best first, each photo once
+    count: int  # photos whose best face reaches min_similarity, on every page
+    method: str  # "exact" or "approximate"
+    searched: int  # faces with a photo id the search ran over
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.postgres.schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from adapters.stores.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from adapters.stores.sqlite import SqliteGallery
+from adapters.stores.sqlite_sql import MIGRATIONS as SQLITE_MIGRATIONS
 from domain.errors import (
     CollectionExists,
     CollectionNotFound,
@@ -709,6 +710,7 @@ import numpy as np
 from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.postgres.schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
 from adapters.stores.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
+from adapters.stores.sqlite_sql import MIGRATIONS as SQLITE_MIGRATIONS
 from adapters.stores.sqlite import SqliteGallery
 from domain.gallery import FaceRecord, GalleryLimits, StoredQuality
 from domain.quality import QualityLevel, QualityReason
@@ -920,15 +922,24 @@ def test_a_reopened_store_has_the_same_faces(make_gallery: Maker) -> None:
     assert second.add_face("c", stored[0])[1] is True  # its sources are still known
 
 
-# Back to schema version 1, as a database of an older release is: faces without landmarks or quality.
+# Back to schema version 1, as a database of an older release is: faces of subjects only, without
+# landmarks or quality, no photos.
 TO_VERSION_1 = {
     "sqlite": [
-        "ALTER TABLE faces DROP COLUMN landmarks",
-        "ALTER TABLE faces DROP COLUMN quality",
+        SQLITE_MIGRATIONS[0][2].replace("CREATE TABLE faces", "CREATE TABLE faces_1"),
+        "INSERT INTO faces_1 SELECT seq, face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
+        " confidence, created_at, embedding FROM faces",
+        "DROP TABLE faces",
+        "DROP TABLE photos",
+        "ALTER TABLE faces_1 RENAME TO faces",
+        SQLITE_MIGRATIONS[0][3],
         "PRAGMA user_version = 1",
     ],
     "postgresql": [
-        "ALTER TABLE gallery_faces DROP COLUMN landmarks, DROP COLUMN quality",
+        "DROP TABLE gallery_photos CASCADE",
+        "ALTER TABLE gallery_faces DROP CONSTRAINT gallery_faces_owner, DROP COLUMN photo_id,"
+        " DROP COLUMN landmarks, DROP COLUMN quality, ALTER COLUMN external_id SET NOT NULL",
+        "ALTER TABLE gallery_collections DROP COLUMN photos",
         "DELETE FROM gallery_schema WHERE version > 1",
     ],
 }
@@ -1067,10 +1078,8 @@ import sys, uuid
 from datetime import UTC, datetime
 from pathlib import Path
 import numpy as np
-from adapters.stores.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from adapters.stores.sqlite import SqliteGallery
-from domain.gallery import FaceRecord, GalleryLimits, StoredQuality
-from domain.quality import QualityLevel, QualityReason
+from domain.gallery import FaceRecord, GalleryLimits
 
 gallery = SqliteGallery(Path(sys.argv[1]), GalleryLimits(1, 10_000, 10_000, 1_000_000))
 i = 0

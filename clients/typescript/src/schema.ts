@@ -327,7 +327,7 @@ export interface components {
         };
         /** DeletedFaceResponse */
         DeletedFaceResponse: {
-            external_id: string;
+            external_id: string | null;
             face_id: string;
         };
         /** DeletedSubjectResponse */

@@ -29,6 +29,7 @@ COLUMNS = (
     "created_at",
     "landmarks",
     "quality",
+    "photo_id",
 )
 
 
@@ -56,7 +57,7 @@ def quality_text(quality: StoredQuality | None) -> str | None:
 
 def face_record(row: Sequence[Any]) -> FaceRecord:
     """A face from COLUMNS' values, its embedding and time already decoded."""
-    face_id, external_id, embedding, x1, y1, x2, y2, confidence, digest, created_at, landmarks, quality = row
+    face_id, external_id, embedding, x1, y1, x2, y2, confidence, digest, created_at, landmarks, quality, photo = row
     return FaceRecord(
         face_id=face_id,
         external_id=external_id,
@@ -67,6 +68,7 @@ def face_record(row: Sequence[Any]) -> FaceRecord:
         created_at=created_at,
         landmarks=_landmarks(landmarks),
         quality=_quality(quality),
+        photo_id=photo,
     )
 
 

@@ -42,7 +42,7 @@ class _Staged(msgspec.Struct, array_like=True):
     """A checked face, waiting in an import's temporary file."""
 
     face_id: str
-    external_id: str
+    external_id: str | None
     embedding: bytes  # float32, native order
     bbox: tuple[float, float, float, float] | None
     confidence: float | None
@@ -50,6 +50,7 @@ class _Staged(msgspec.Struct, array_like=True):
     created_at: datetime
     landmarks: list[tuple[float, float]] | None
     quality: wire.FaceQuality | None
+    photo_id: str | None
 
 
 class ImportStager:
@@ -117,6 +118,7 @@ class ImportStager:
                 staged.created_at,
                 landmarks=None if points is None else (points[0], points[1], points[2], points[3], points[4]),
                 quality=None if staged.quality is None else wire.stored_quality(staged.quality),
+                photo_id=staged.photo_id,
             )
 
     def close(self) -> None:
@@ -151,6 +153,7 @@ class ImportStager:
             face.created_at,
             None if face.landmarks is None else list(face.landmarks),
             wire.face_quality(face.quality),
+            face.photo_id,
         )
         payload = self._encoder.encode(staged)
         try:

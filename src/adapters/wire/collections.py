@@ -94,7 +94,7 @@ class DeletedSubjectResponse(msgspec.Struct):
 
 class DeletedFaceResponse(msgspec.Struct):
     face_id: str
-    external_id: str
+    external_id: str | None  # null for a photo's unlabelled face
 
 
 class QueryFace(msgspec.Struct, omit_defaults=True):
@@ -156,9 +156,10 @@ class ExportHeader(msgspec.Struct, tag="collection"):
 
 
 class ExportedFace(msgspec.Struct, tag="face"):
-    """One line per face: the vector as base64 of little-endian float32 (exact, and 3x smaller than JSON numbers)."""
+    """One line per face: the vector as base64 of little-endian float32 (exact, and 3x smaller than JSON numbers).
+    A photo's unlabelled face has a `photo_id` and a null `external_id`."""
 
-    external_id: str
+    external_id: str | None
     embedding: str
     source_digest: str
     created_at: datetime
@@ -166,6 +167,7 @@ class ExportedFace(msgspec.Struct, tag="face"):
     confidence: float | None = None
     landmarks: list[tuple[float, float]] | None = None
     quality: FaceQuality | None = None
+    photo_id: str | None = None
 
 
 def box(values: tuple[float, float, float, float] | None) -> Box | None:
@@ -193,7 +195,7 @@ def enrollment(result: Enrollment) -> EnrollResponse:
     face = result.face
     return EnrollResponse(
         face_id=face.face_id,
-        external_id=face.external_id,
+        external_id=face.external_id or "",  # an enrolled face is labelled
         duplicate=result.duplicate,
         model=result.model_id,
         created_at=face.created_at,
@@ -282,6 +284,7 @@ def exported_face(face: FaceRecord) -> ExportedFace:
         confidence=face.confidence,
         landmarks=None if face.landmarks is None else list(face.landmarks),  # unrounded: an export is exact
         quality=face_quality(face.quality),
+        photo_id=face.photo_id,
     )
 
 
@@ -310,6 +313,7 @@ def imported_face(line: ExportedFace) -> FaceRecord:
         line.created_at,
         landmarks=None if points is None else (points[0], points[1], points[2], points[3], points[4]),
         quality=None if line.quality is None else stored_quality(line.quality),
+        photo_id=line.photo_id,
     )
 
 

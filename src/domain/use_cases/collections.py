@@ -40,6 +40,7 @@ from domain.gallery import (
     is_collection_name,
     is_external_id,
     is_face_id,
+    is_photo_id,
     is_source_digest,
 )
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
@@ -172,6 +173,16 @@ def checked_external_id(external_id: str) -> str:
             field="external_id",
         )
     return external_id
+
+
+def checked_photo_id(photo_id: str) -> str:
+    if not is_photo_id(photo_id):
+        raise InvalidInput(
+            "A photo id is 1 to 128 letters, digits or . _ : @ + = -, and not '.' or '..'",
+            code="invalid_photo_id",
+            field="photo_id",
+        )
+    return photo_id
 
 
 def checked_face_id(face_id: str) -> str:
@@ -340,7 +351,12 @@ class Collections:
     def import_face(self, header: CollectionHeader, face: FaceRecord, line: int) -> FaceRecord:
         """An exported face (`line` of the import), checked as an enrollment is, with a new id."""
         try:
-            checked_external_id(face.external_id)
+            if face.external_id is None and face.photo_id is None:
+                raise InvalidInput("a face line needs an external_id, a photo_id or both")
+            if face.external_id is not None:
+                checked_external_id(face.external_id)
+            if face.photo_id is not None:
+                checked_photo_id(face.photo_id)
             vector = checked_embedding(face.embedding, header.dimension, "embedding")
             if not is_source_digest(face.source_digest):
                 raise InvalidInput("source_digest must be 64 lowercase hex characters (a SHA-256)")
