@@ -64,11 +64,11 @@ export type IndexPhotoResponse = Schemas["IndexPhotoResponse"];
 export type IndexedFace = IndexPhotoResponse["faces"][number];
 export type UnindexedFace = IndexPhotoResponse["unindexed"][number];
 export type PhotosResponse = Schemas["PhotosResponse"];
-export type PhotoSummary = PhotosResponse["photos"][number];
+export type PhotoSummary = Schemas["PhotoSummary"];
 export type PhotoResponse = Schemas["PhotoResponse"];
 export type DeletedPhotoResponse = Schemas["DeletedPhotoResponse"];
 export type PhotoSearchResponse = Schemas["PhotoSearchResponse"];
-export type PhotoMatch = PhotoSearchResponse["photos"][number];
+export type PhotoMatch = Schemas["PhotoMatch"];
 
 /** An image: raw bytes (a `File` from a form upload is a `Blob`), or base64 you already hold. */
 export type ImageInput = Blob | ArrayBuffer | Uint8Array | { base64: string };

@@ -153,7 +153,7 @@ function MatchedPhoto({ url, photoId, bbox, similarity }: { url: string } & Find
           alt={`Photo ${photoId}`}
           onLoad={(e) => setSize({ width: e.currentTarget.naturalWidth, height: e.currentTarget.naturalHeight })}
         />
-        {size && (
+        {size && bbox.length === 4 && (
           <svg viewBox={`0 0 ${size.width} ${size.height}`}>
             <rect
               x={x1}

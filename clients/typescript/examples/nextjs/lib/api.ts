@@ -49,6 +49,6 @@ export interface IndexPhotosResult {
 
 /** POST /api/photos/find, form field `selfie`: the photos the selfie's face is in, most similar first. */
 export interface FindPhotosResult {
-  photos: (Pick<PhotoMatch, "bbox" | "similarity"> & { photoId: string })[];
+  photos: (Pick<PhotoMatch, "similarity"> & { photoId: string; bbox: NonNullable<PhotoMatch["bbox"]> | [] })[];
   requestId: string;
 }

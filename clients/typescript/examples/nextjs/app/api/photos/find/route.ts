@@ -17,7 +17,8 @@ export async function POST(request: Request): Promise<Response> {
       requestId,
       photosCollectionName(),
     );
-    const photos = found.photos.map(({ photo_id, bbox, similarity }) => ({ photoId: photo_id, bbox, similarity }));
+    // A face indexed from a photo has its box; one enrolled from an embedding (labelled) has none.
+    const photos = found.photos.map(({ photo_id, bbox, similarity }) => ({ photoId: photo_id, bbox: bbox ?? [], similarity }));
     return Response.json({ photos, requestId } satisfies FindPhotosResult);
   } catch (error) {
     return errorResponse(error, requestId);
