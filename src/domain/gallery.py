@@ -177,7 +177,7 @@ class PhotoSearchOutcome:
     hits: list[PhotoHit]  # at most top_k, after the cursor, best first, each photo once
     count: int  # photos whose best face reaches min_similarity, on every page
     method: str  # "exact" or "approximate"
-    searched: int  # faces with a photo id the search ran over
+    searched: int  # faces in the collection (as SearchOutcome's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -305,9 +305,10 @@ class MemoryGallery:
             target = self._get(collection)
         matrix = checks.probes(probe, target.dimension, top_k)
         cursor = None if after is None else (after.similarity, after.photo_id)
-        hits, count, searched = target.by_photo.groups_reaching(matrix[0], min_similarity, top_k, cursor)
+        hits, count, _ = target.by_photo.groups_reaching(matrix[0], min_similarity, top_k, cursor)
         with self._lock:
             found = [(hit, target.records.get(hit.face_id)) for hit in hits]
+            searched = len(target.records)
         return PhotoSearchOutcome(
             [
                 PhotoHit(hit.external_id, hit.face_id, hit.similarity, face.external_id, face.bbox)

@@ -414,7 +414,8 @@ class SqliteGallery:
         target = self._get(collection)
         matrix = checks.probes(probe, target.dimension, top_k)
         cursor = None if after is None else (after.similarity, after.photo_id)
-        hits, count, searched = target.by_photo.groups_reaching(matrix[0], min_similarity, top_k, cursor)
+        hits, count, _ = target.by_photo.groups_reaching(matrix[0], min_similarity, top_k, cursor)
+        searched = target.faces
         with self._reading() as db:
             wanted = json.dumps([hit.face_id for hit in hits])
             found = {row[0]: row[1:] for row in db.execute(HIT_FACES, (wanted, target.id))}

@@ -31,8 +31,9 @@ class CollectionResponse(msgspec.Struct):
     dimension: int
     threshold: float
     subjects: int
-    faces: int
+    faces: int  # every face: subjects' and photos'
     created_at: datetime
+    photos: int = 0
 
 
 class CollectionsResponse(msgspec.Struct):
@@ -187,7 +188,14 @@ def face_quality(quality: StoredQuality | None) -> FaceQuality | None:
 
 def collection(info: CollectionInfo) -> CollectionResponse:
     return CollectionResponse(
-        info.name, info.model_id, info.dimension, info.threshold, info.subjects, info.faces, info.created_at
+        info.name,
+        info.model_id,
+        info.dimension,
+        info.threshold,
+        info.subjects,
+        info.faces,
+        info.created_at,
+        info.photos,
     )
 
 
