@@ -210,7 +210,9 @@ def check_photo_runs(event_photos: Path, photos: Any) -> None:
     corrupt = by_id.pop("corrupt.jpg")
     assert corrupt["code"] in ("invalid_image", "unsupported_image_format") and corrupt["file"].endswith("corrupt.jpg")
     faces = {photo: len(record["faces"]) for photo, record in by_id.items()}
-    assert faces["players.jpg"] >= 10 and faces["t1.jpg"] >= 5 and faces["trio:gdp.jpg"] >= 3, faces
+    found = {photo: faces[photo] + len(record["unindexed"]) for photo, record in by_id.items()}
+    assert found == {"players.jpg": 22, "t1.jpg": 6, "trio:gdp.jpg": 5}, "every face detected is indexed or unindexed"
+    assert faces["players.jpg"] >= 10 and all(faces.values()), faces
     assert all(record["duplicate"] is False for record in by_id.values())
     assert summary["summary"]["indexed"] == 3 and summary["summary"]["faces"] == sum(faces.values())
     assert summary["summary"]["failures"] == {corrupt["code"]: 1} and summary["summary"]["skipped"] == 0
@@ -251,3 +253,15 @@ def test_photos_over_http(service: tuple[str, Path], event_photos: Path) -> None
 
     check_photo_runs(event_photos, photos)
     assert cli("collections", "delete", "events", "--url", url, **key).returncode == 0
+
+
+@pytest.mark.real_model
+def test_photos_here_without_a_service(event_photos: Path, tmp_path: Path) -> None:
+    """The same runs in this process, on a SQLite store of its own (the models loaded by each command)."""
+    store = {"DATA_DIR": str(tmp_path / "data"), "API_KEY": API_KEY}
+    assert cli("collections", "create", "events", **store).returncode == 0
+
+    def photos(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli("photos", *args, **store)
+
+    check_photo_runs(event_photos, photos)
