@@ -80,14 +80,14 @@ test("real models: Yao Ming's selfie finds the team photo only, by image and by 
   const real = new FaceServiceClient({ baseUrl: realUrl, apiKey, timeoutMs: 60_000 });
   const name = fresh("event");
   await real.createCollection(name);
-  const found: Record<string, number> = {};
+  const detected: Record<string, number> = {};
   for (const file of ["players.jpg", "t1.jpg", "gdp.jpg"]) {
     const indexed = await real.indexPhoto(name, file, await photo(file));
     assert.ok(indexed.faces.length > 0, `${file}: faces indexed`);
-    found[file] = indexed.faces.length + indexed.unindexed.length;
+    detected[file] = indexed.faces.length + indexed.unindexed.length;
     for (const face of indexed.unindexed) assert.ok(face.reasons.length > 0, "an unindexed face says why");
   }
-  assert.deepEqual(found, { "players.jpg": 22, "t1.jpg": 6, "gdp.jpg": 5 }, "every face detected: indexed or unindexed");
+  assert.deepEqual(detected, { "players.jpg": 22, "t1.jpg": 6, "gdp.jpg": 5 }, "every face detected: indexed or unindexed");
 
   const found = await real.searchPhotos(name, await photo("yaoming.jpg"));
   assert.deepEqual(found.photos.map((p) => p.photo_id), ["players.jpg"]);
