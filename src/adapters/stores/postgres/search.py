@@ -28,7 +28,8 @@ from adapters.stores.postgres.vector_codec import PgVector
 from domain.gallery import PhotoCursor, PhotoHit, PhotoSearchOutcome, SearchOutcome, SubjectHit
 
 PHOTO_SCAN_TUPLES = 100_000  # the most faces an approximate photo search reads from the index
-PHOTO_FETCH = 2_000  # rows per round trip of its server-side cursor
+PHOTO_FIRST_FETCH = 32  # rows of its server-side cursor's first round trip (then 4x each, up to PHOTO_FETCH)
+PHOTO_FETCH = 2_048
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,6 @@ def _photos_approximate(
         conn.execute("SELECT set_config(%s, %s, true)", (name, value))
     best: dict[str, tuple[object, ...]] = {}
     with conn.cursor(name="photo_search", binary=True) as cursor:
-        cursor.itersize = PHOTO_FETCH
         cursor.execute(
             sql.SQL(
                 "SELECT photo_id, face_id, external_id, x1, y1, x2, y2, (embedding::vector({})) <=> %s AS distance"
@@ -198,11 +198,17 @@ def _photos_approximate(
             ).format(sql.Literal(target.dimension), target.table),
             (PgVector(probe),),
         )
-        for row in cursor:
-            similarity = 1.0 - float(row[7])
-            if similarity < floor:
-                break
-            best.setdefault(row[0], (*row[:7], similarity))
+        # Fetched in growing batches: most probes stop within the first few faces, and each row the
+        # server hands over is one more step of the index scan.
+        size, below = PHOTO_FIRST_FETCH, False
+        while not below and (rows := cursor.fetchmany(size)):
+            for row in rows:
+                similarity = 1.0 - float(row[7])
+                if similarity < floor:
+                    below = True
+                    break
+                best.setdefault(row[0], (*row[:7], similarity))
+            size = min(PHOTO_FETCH, size * 4)
     ranked = sorted(best.values(), key=lambda row: (-float(row[7]), str(row[0])))  # type: ignore[arg-type]
     page = [row for row in ranked if after is None or not after.before(float(row[7]), str(row[0]))]  # type: ignore[arg-type]
     return PhotoSearchOutcome([_photo_hit(row) for row in page[:top_k]], len(best), "approximate", target.faces)
