@@ -242,9 +242,9 @@ class RemotePhotos:
         return answer
 
     def default_concurrency(self) -> int:
-        """Twice the service's inference workers: one photo uploading while another is worked on."""
+        """The service's inference workers: more in flight only queue, and slow the run (bench/photos.py)."""
         inference = self.remote.call("GET", "/health").get("inference") or {}
-        return 2 * max(int(inference.get("workers", 1)), 1)
+        return max(int(inference.get("workers", 1)), 1)
 
 
 def list_photos(remote: Remote, collection: str) -> Iterator[dict[str, Any]]:
