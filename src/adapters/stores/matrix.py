@@ -357,6 +357,52 @@ class FaceMatrix:
                     hits.append(self._refine(probe, coarse, j, top_k, wanted, n))
             return hits, n
 
+    def groups_reaching(
+        self,
+        probe: npt.NDArray[np.float32],
+        floor: float,
+        top_k: int,
+        after: tuple[float, str] | None = None,
+        *,
+        scan: Scan = "int8",
+    ) -> tuple[list[SubjectHit], int, int]:
+        """Every subject (group: for a photo matrix, a photo) whose best face scores at least `floor`:
+        the `top_k` ranked after `after` (score descending, then name), each with its best face; how
+        many reach `floor` on every page; and how many faces were searched.
+
+        Exact, as `search`: the first pass gives every face an upper bound of its score, and only the
+        faces whose bound reaches `floor` are scored exactly (a face below it cannot reach it)."""
+        probes = np.ascontiguousarray(probe, dtype=np.float32).reshape(1, self.dimension)
+        with self._lock.reading():
+            n = self._n
+            if not n:
+                return [], 0, 0
+            use_int8 = scan == "int8" and self._coded > 0 and self._finite and bool(np.isfinite(probes).all())
+            coarse = self._int8_scores(probes, n) if use_int8 else self._float32_scores(probes, n)
+            unit, bound = float(coarse.units[0]), float(coarse.bounds[0])
+            cut = (floor - bound) / unit if math.isfinite(bound) and unit > 0 else -math.inf
+            rows = coarse.reaching(0, cut) if math.isfinite(cut) else np.arange(n)
+            best, scores = self._ranked(rows, probes[0])  # best first
+            count = int(np.count_nonzero(scores >= floor))
+            descending = -scores[:count]
+            start = end = 0
+            if after is not None:  # the page starts at the cursor's score; its ties are sorted out below
+                start = int(np.searchsorted(descending, -after[0], side="left"))
+                end = int(np.searchsorted(descending, -after[0], side="right"))
+            end = min(count, end + top_k)
+            if end:  # the whole block of the last score taken, so that ties are ranked by name
+                end = int(np.searchsorted(descending, descending[end - 1], side="right"))
+            ranked = sorted(
+                (-float(scores[i]), self._names[int(self._subject_of[best[i]])], int(best[i]))
+                for i in range(start, end)
+            )
+            page = [
+                SubjectHit(name, self._face_ids[row].decode(), -negated)
+                for negated, name, row in ranked
+                if after is None or -negated < after[0] or (-negated == after[0] and name > after[1])
+            ]
+            return page[:top_k], count, n
+
     # --- the first pass: approximate scores with a proven bound on their error
 
     def _int8_scores(self, probes: npt.NDArray[np.float32], n: int) -> Coarse:

@@ -210,6 +210,23 @@ class FaceService:
         crops, vectors = self._embedded(image, chosen)
         return self._extraction(image, found, self._assessed(image, chosen, crops), vectors)
 
+    def extract_chosen(
+        self, data: bytes, choose: Callable[[Sequence[DetectedFace]], Sequence[int]]
+    ) -> tuple[list[DetectedFace], Extraction]:
+        """Every face with its quality (largest first, in the image's own pixels), and the faces
+        `choose` picks of them (their indices) embedded: the others are aligned and measured, never
+        run through the recogniser (a photo's faces refused for their size or quality)."""
+        image = self.decode(data)
+        found = self._detect(image)
+        crops = self._timed("embed", lambda: self._embedder.align(image, found)) if found else []
+        assessed = self._assessed(image, found, crops) if found else []
+        chosen = sorted(set(choose([face.in_source_pixels(image) for face in assessed])))
+        vectors = (
+            self._timed("embed", lambda: self._embedder.embed_aligned([crops[i] for i in chosen])) if chosen else []
+        )
+        extraction = self._extraction(image, found, [assessed[i] for i in chosen], vectors)
+        return [face.in_source_pixels(image) for face in assessed], extraction
+
     def _extraction(
         self, image: Image, found: list[DetectedFace], chosen: list[DetectedFace], vectors: list[Vector]
     ) -> Extraction:
