@@ -46,7 +46,7 @@ PART_ROWS = 32_768  # at least this many rows per scanning thread (below it, a h
 PROBE_GROUP = 8  # probes scanned together in one pass over the int8 copy (a group photo's faces)
 BLOCK_ROWS = 64  # the first candidates are picked by the best score of each block of this many rows
 EXACT_ROWS = 4096  # rows re-scored exactly at a time (bounds the float64 scratch)
-SCAN_ROWS = 16_384  # rows a scanning thread takes through every step at a time: their scores stay in cache
+SCAN_ROWS = 32_768  # rows a scanning thread takes through every step at a time: their scores stay in cache
 # Rounding to the nearest code is off by at most half a step; computing x / scale in float32 adds a
 # few units in the last place of the code (< 3e-5 of a step), so 0.5001 steps is a bound.
 HALF_STEP = 0.5001
@@ -75,19 +75,47 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+class _Chunks:
+    """Rows [0, rows) in chunks of SCAN_ROWS, taken in turn by whichever scanning thread is free: the
+    calling thread and helpers from the pool. The caller waits only for chunks taken, never for a helper
+    the scheduler has not started yet (on busy cores, that wait made the slow searches): if none
+    starts, the caller scans every chunk itself."""
+
+    def __init__(self, rows: int, work: Callable[[int, int], None]) -> None:
+        self._bounds = list(itertools.pairwise([*range(0, rows, SCAN_ROWS), rows]))
+        self._work = work
+        self._next = itertools.count()  # next() on it is atomic: each chunk goes to one thread
+        self._left = len(self._bounds)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+
+    def take(self) -> None:
+        while (i := next(self._next)) < len(self._bounds):
+            try:
+                self._work(*self._bounds[i])
+            except BaseException as exc:  # handed to the caller by `scan`
+                self._error = self._error or exc
+            with self._lock:
+                self._left -= 1
+                if not self._left:
+                    self._done.set()
+
+    def scan(self, helpers: int) -> None:
+        for _ in range(helpers):
+            _pool().submit(self.take)
+        self.take()
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+
 def _in_parts(rows: int, work: Callable[[int, int], None]) -> None:
-    """Run `work(lo, hi)` over [0, rows) in up to one part per scanning thread (numkong and numpy let go
-    of the GIL while they work). The calling thread scans the last part itself: one hand-off fewer to
-    wait for when the cores are busy."""
-    parts = max(1, min(_scan_threads(), rows // PART_ROWS))
-    bounds = [rows * i // parts // BLOCK_ROWS * BLOCK_ROWS for i in range(parts)] + [rows]  # whole blocks
-    ranges = list(itertools.pairwise(bounds))
-    futures = [_pool().submit(work, lo, hi) for lo, hi in ranges[:-1]]
-    try:
-        work(*ranges[-1])
-    finally:
-        for future in futures:
-            future.result()
+    """Run `work(lo, hi)` over [0, rows) in chunks of whole blocks, shared by the calling thread and up to
+    one helper per further core (numkong and numpy let go of the GIL while they work)."""
+    if not rows:
+        return
+    _Chunks(rows, work).scan(max(0, min(_scan_threads(), rows // PART_ROWS) - 1))
 
 
 def _zeroed_floats(rows: int, dimension: int) -> npt.NDArray[np.float32]:
@@ -440,18 +468,16 @@ class FaceMatrix:
         codes, scales, scores, coded = self._codes, self._scales, coarse.scores, self._coded
         packed = numkong.dots_pack(compact.codes) if count > 1 else None  # each face row read once for all probes
 
-        def work(lo: int, hi: int) -> None:
-            for start in range(lo, hi, SCAN_ROWS):  # whole blocks (SCAN_ROWS is a multiple of BLOCK_ROWS)
-                end = min(hi, start + SCAN_ROWS)
-                part = scores[:, start:end]
-                if packed is None:
-                    numkong.cdist(compact.codes, codes[start:end], metric="dot", out=part)
-                    np.add(part, widening[:, None], out=part)
-                else:
-                    dots = np.asarray(numkong.dots_packed(codes[start:end], packed))  # (end - start, count) int32
-                    np.add(dots.T, widening[:, None], out=part)
-                np.multiply(part, scales[start:end], out=part)
-                coarse.summarize(start, end)
+        def work(lo: int, hi: int) -> None:  # lo is a whole block (SCAN_ROWS is a multiple of BLOCK_ROWS)
+            part = scores[:, lo:hi]
+            if packed is None:
+                numkong.cdist(compact.codes, codes[lo:hi], metric="dot", out=part)
+                np.add(part, widening[:, None], out=part)
+            else:
+                dots = np.asarray(numkong.dots_packed(codes[lo:hi], packed))  # (hi - lo, count) int32
+                np.add(dots.T, widening[:, None], out=part)
+            np.multiply(part, scales[lo:hi], out=part)
+            coarse.summarize(lo, hi)
 
         _in_parts(coded, work)
         if coded < n:  # rows not coded yet: float32, their bound carried into these units
