@@ -1,7 +1,7 @@
 """Gallery search benchmark: enrolment throughput, search latency, memory and start time, HNSW agreement.
 
     uv run python -m bench.search [--sizes 10000,100000,1000000] [--stores sqlite,postgresql]
-                                  [--identities face-like,uniform]
+                                  [--identities face-like,uniform] [--against REV]
 
 Synthetic face-like embeddings: each subject an identity direction, each of its faces that direction
 plus Gaussian noise scaled so two faces of one subject have cosine ~0.6 (as ArcFace's do); different
@@ -21,6 +21,11 @@ alternating blocks of probes: as it was (one float32 matrix product and a partia
 of a group of `--group` probes (one pass for the group), with how many results are identical (same
 subjects and faces in order, similarities within 1e-6). The memory bandwidth one and two threads get
 reading a 1 GiB array is measured first: a scan's floor is the bytes it reads over that bandwidth.
+With `--against REV` (a git revision, e.g. `main`), that revision's SQLite gallery and matrix
+(loaded from `git show`) take part too: its starts alternate with the current ones (start, int8 copy
+ready, memory per face, each time), and its search runs on the same faces in the same blocks of
+probes (every order of the searches in turn), with how many of its results the current search
+matches.
 
 PostgreSQL (a pgserver instance unless `--postgres-url`): the index built after loading, its build
 time and on-disk size, exact and HNSW latency, and a sweep of collection sizes for the
@@ -35,6 +40,7 @@ import argparse
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import os
 import platform
@@ -321,6 +327,7 @@ def side_by_side(
 
     run = {"old": old, "new": new, "ref": ref}
     kinds = ("old", "new", "ref") if reference is not None else ("old", "new")
+    orders = list(itertools.permutations(kinds))
 
     rescored: list[int] = []  # faces scored exactly per probe (the re-rank's share of the collection)
     rank = matrix._rank
@@ -337,8 +344,9 @@ def side_by_side(
     times: dict[str, list[float]] = {which: [] for which in kinds}
     results: dict[str, list[list[SubjectHit]]] = {"old": [], "new": [], "ref": [], "new_group": []}
     for i in range(0, len(probes), SIDE_BY_SIDE_BLOCK):
-        turn = (i // SIDE_BY_SIDE_BLOCK) % len(kinds)
-        for which in kinds[turn:] + kinds[:turn]:  # each goes first in turn
+        # Every order in turn: each search runs as often right after each other one (the float32
+        # product leaves BLAS threads spinning a while, a cost to whichever search comes next).
+        for which in orders[(i // SIDE_BY_SIDE_BLOCK) % len(orders)]:
             for probe in probes[i : i + SIDE_BY_SIDE_BLOCK]:
                 began = time.perf_counter()
                 hits = run[which](probe[np.newaxis])
