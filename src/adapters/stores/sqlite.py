@@ -563,6 +563,7 @@ class SqliteGallery:
                     exc,
                 )
                 self._quarantined[label] = (int(cid), reason)
+        self._db.execute("PRAGMA shrink_memory")  # the page cache the load filled with vector pages read once
 
     def _loaded(
         self, cid: int, name: str, model_id: str, dimension: int, threshold: float, created_at: int
@@ -585,23 +586,30 @@ class SqliteGallery:
         unlabelled = 0
         cursor = db.execute(LOAD_FACES, (cid,))
         while rows := cursor.fetchmany(LOAD_CHUNK):
-            if any(row[3] for row in rows):
+            # columns, without a Python loop per row
+            subject_ids, face_ids, blobs, unreadable, photo_ids = zip(*rows, strict=True)
+            if any(unreadable):
                 raise CollectionUnavailable("it holds a face whose landmarks or quality cannot be read")
-            blob = b"".join(row[2] for row in rows)
+            blob = b"".join(blobs)
             if len(blob) != len(rows) * dimension * 4:
                 raise CollectionUnavailable("it holds a vector of the wrong size")
             vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
             if not np.isfinite(vectors).all():
                 raise CollectionUnavailable("it holds a vector with a non-finite value")
-            labelled = [i for i, row in enumerate(rows) if row[0] is not None]
-            pictured = [i for i, row in enumerate(rows) if row[4] is not None]
-            if labelled:
-                matrix.append([rows[i][1] for i in labelled], [names[rows[i][0]] for i in labelled], vectors[labelled])
+            if None not in subject_ids:  # the usual collection: every face labelled
+                matrix.append(face_ids, list(map(names.__getitem__, subject_ids)), vectors)
+            else:
+                labelled = [i for i, subject in enumerate(subject_ids) if subject is not None]
+                if labelled:
+                    matrix.append(
+                        [face_ids[i] for i in labelled], [names[subject_ids[i]] for i in labelled], vectors[labelled]
+                    )
+                unlabelled += len(rows) - len(labelled)
+            pictured = [i for i, photo in enumerate(photo_ids) if photo is not None]
             if pictured:
                 by_photo.append(
-                    [rows[i][1] for i in pictured], [photos[rows[i][4]] for i in pictured], vectors[pictured]
+                    [face_ids[i] for i in pictured], [photos[photo_ids[i]] for i in pictured], vectors[pictured]
                 )
-            unlabelled += len(rows) - len(labelled)
         return SqliteCollection(
             name, model_id, dimension, threshold, _moment(created_at), matrix, cid, by_photo, unlabelled, len(photos)
         )
