@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
@@ -31,6 +32,16 @@ from adapters.wire.schemas import (
 from domain.gallery import StoreHealth
 
 JobMaker = Callable[[str, bytes, str], Job]  # (content type, body, request id) -> the job to run
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBody:
+    """A request's body held by `FaceWork.held_body`: `run` runs a job on it in a worker."""
+
+    content_type: str
+    body: bytes
+    run: Callable[[JobMaker], Awaitable[JobResult]]
+
 
 AllFaces = Annotated[bool, QueryParameter(description="Addition: list every face, largest first, in `faces`")]
 
@@ -104,10 +115,11 @@ class FaceWork:
         return self._finished(request, result)
 
     @contextlib.asynccontextmanager
-    async def held_body(self, request: AnyRequest) -> AsyncIterator[Callable[[JobMaker], Awaitable[JobResult]]]:
+    async def held_body(self, request: AnyRequest) -> AsyncIterator[HeldBody]:
         """The request's body, read once (bounded as `job` bounds it) and held while the caller runs
         several jobs on it in turn, each in its own admission slot; what the caller does between them
-        (a gallery look-up) needs no slot. Each job raises its error as `job` does."""
+        (a gallery look-up, hashing the body on a thread) needs no slot. Each job raises its error as
+        `job` does."""
         content_type = request.headers.get("content-type", "")
         bodies.check_media_type(content_type, multipart_allowed=True)
         request_id = request.scope.get("state", {}).get("request_id", "")
@@ -119,7 +131,7 @@ class FaceWork:
                     result = await self.runner.run(make(content_type, body, request_id))
                 return self._finished(request, result)
 
-            yield run
+            yield HeldBody(content_type, body, run)
 
     def _finished(self, request: AnyRequest, result: JobResult) -> JobResult:
         for stage, seconds in result.stages:

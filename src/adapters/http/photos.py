@@ -1,9 +1,11 @@
 """The photo routes of a collection (docs/api.md, "Photos"): index every face of a photo, list, read
-and forget photos, and find the photos a person is in. Images go to inference workers; the gallery's
-work runs on its own threads; the loop only reads bytes and writes answers."""
+and forget photos, and find the photos a person is in. Images go to inference workers (a photo is
+hashed on a thread first, to ask whether it is indexed already); the gallery's work runs on its own
+threads; the loop only reads bytes and writes answers."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, post
@@ -16,7 +18,7 @@ from adapters.http.controllers import FaceWork
 from adapters.http.gallery import GalleryWork
 from adapters.http.inputs import AnyRequest
 from adapters.http.openapi import COLLECTION_ERRORS, IMAGE_BODY, with_body
-from adapters.inference.jobs import ImageDigest, IndexPhoto, Job
+from adapters.inference.jobs import IndexPhoto, Job, photo_digest
 from adapters.wire import photos as wire
 from domain.quality import DEFAULT_ENROLL_QUALITY, quality_floor
 from domain.use_cases.collections import Collections, checked_name, checked_photo_id
@@ -80,17 +82,14 @@ class PhotoController(Controller):
         checked_photo_id(photo_id)
         options = PhotoOptions(quality_floor(quality), max_faces, min_face_size)
 
-        def digest_job(content_type: str, body: bytes, request_id: str) -> Job:
-            return ImageDigest(content_type, body, False, request_id)
-
         def index_job(content_type: str, body: bytes, request_id: str) -> Job:
             return IndexPhoto(content_type, body, False, request_id, options)
 
-        async with faces.held_body(request) as run:
-            digest = (await run(digest_job)).source_digest or ""
+        async with faces.held_body(request) as held:
+            digest = await asyncio.to_thread(photo_digest, held.content_type, held.body)
             known = await gallery.run(lambda c: c.photos.already_indexed(name, photo_id, digest))
             if known is None:  # only now do the models run
-                found = (await run(index_job)).photo
+                found = (await held.run(index_job)).photo
                 assert found is not None
 
                 def index(c: Collections) -> PhotoIndexing:

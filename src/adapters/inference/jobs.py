@@ -39,7 +39,6 @@ class JobResult:
     faces: int | None = None
     gallery_input: GalleryInput | None = None  # for the collection routes, instead of `body`
     photo: PhotoFaces | None = None  # for indexing a photo, instead of `body`
-    source_digest: str | None = None  # for `ImageDigest`
     stages: list[tuple[str, float]] = field(default_factory=list)
     face_counts: list[int] = field(default_factory=list)
     failure: str | None = None  # an unexpected error's traceback, for the log; the caller gets a generic 500
@@ -145,12 +144,11 @@ def _photo_bytes(content_type: str, body: bytes) -> bytes:
     return decode_base64(payload.image_base64, "image_base64")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageDigest(Job):
-    """A photo's SHA-256, runs no model: whether it is indexed already is asked before `IndexPhoto`."""
-
-    def run(self, service: FaceService) -> JobResult:
-        return JobResult(200, faces=0, source_digest=image_digest(_photo_bytes(self.content_type, self.body)))
+def photo_digest(content_type: str, body: bytes) -> str:
+    """A photo route's image's SHA-256, to ask whether it is indexed already before `IndexPhoto`: no
+    model runs, so it is computed where the body is (on a thread: hashlib lets go of the GIL), never
+    copied to a worker for it."""
+    return image_digest(_photo_bytes(content_type, body))
 
 
 @dataclass(frozen=True, slots=True)
