@@ -197,7 +197,8 @@ class Summary:
     skipped: int = 0  # listed in the collection before the run
     faces: int = 0
     photos_without_faces: int = 0
-    unindexed: Counter[str] = field(default_factory=Counter)  # by reason
+    unindexed: Counter[str] = field(default_factory=Counter)  # faces by why: their first reason
+    unindexed_quality: Counter[str] = field(default_factory=Counter)  # LOW_QUALITY faces' quality reasons
     failures: Counter[str] = field(default_factory=Counter)  # by error code
     seconds: float = 0.0  # from the first photo read to the last answer (the listing before it not counted)
 
@@ -218,7 +219,9 @@ class Summary:
             "skipped": self.skipped,
             "faces": self.faces,
             "photos_without_faces": self.photos_without_faces,
+            "unindexed_faces": sum(self.unindexed.values()),
             "unindexed": dict(sorted(self.unindexed.items())),
+            "unindexed_quality_reasons": dict(sorted(self.unindexed_quality.items())),
             "failed": self.failed,
             "failures": dict(sorted(self.failures.items())),
             "seconds": round(self.seconds, 3),
@@ -236,6 +239,9 @@ class Summary:
         if self.unindexed:
             reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.unindexed.items()))
             text.append(f"faces not indexed: {sum(self.unindexed.values())} ({reasons})")
+            if self.unindexed_quality:
+                quality = ", ".join(f"{reason} {count}" for reason, count in sorted(self.unindexed_quality.items()))
+                text.append(f"  their quality reasons: {quality}")
         if self.failures:
             codes = ", ".join(f"{code} {count}" for code, count in sorted(self.failures.items()))
             text.append(f"failed: {self.failed} photo(s) ({codes})")
@@ -287,7 +293,11 @@ def index_photos(target: PhotoTarget, args: argparse.Namespace) -> int:
             summary.faces += faces
             summary.photos_without_faces += faces == 0
             for face in outcome.answer.get("unindexed", []):
-                summary.unindexed.update(face.get("reasons", []) or ["UNKNOWN"])
+                # The first reason is why the face was left out (LOW_QUALITY, SMALL_BOUNDING_BOX,
+                # EXCEEDS_MAX_FACES); after LOW_QUALITY come the quality's own reasons.
+                why, *quality = face.get("reasons") or ["UNKNOWN"]
+                summary.unindexed[why] += 1
+                summary.unindexed_quality.update(quality)
         if args.json:
             print(msgspec.json.encode(outcome.record()).decode(), flush=True)
         elif outcome.answer is None:

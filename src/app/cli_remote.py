@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +20,8 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from domain.errors import FaceServiceError
+from domain.errors import FaceServiceError, InvalidInput
+from domain.use_cases.gallery_rules import checked_external_id, checked_name, checked_photo_id
 
 KEY_VARIABLES = ("FACE_SERVICE_API_KEY", "API_KEY")
 RETRIES = 3
@@ -56,7 +57,15 @@ def api_key(environ: dict[str, str]) -> str:
     raise FaceServiceError(f"--url needs the service's API key in {' or '.join(KEY_VARIABLES)}")
 
 
-def segment(value: str) -> str:
+def segment(value: str, check: Callable[[str], str] = checked_name) -> str:
+    """One path segment: checked as the service checks it (`check`: the collection-name rule unless
+    told), then escaped. Checked here, before anything is sent, because a URL normaliser rewrites some
+    values before the service can see them: httpx (as fetch and curl) sends `/collections/c/photos/..`
+    as `/collections/c`, a request for the collection itself. Refused as the service would answer."""
+    try:
+        check(value)
+    except InvalidInput as error:
+        raise RemoteError(error.message, error.code, 400) from None
     return quote(value, safe="")
 
 
@@ -198,7 +207,10 @@ def enroll_folder(remote: Remote, collection: str, folder: Path, largest: bool, 
     for subject, path in tqdm(jobs, unit="image", disable=None, file=sys.stderr, leave=False):
         try:
             answer = remote.call(
-                "POST", f"{collection}/subjects/{segment(subject)}/faces", params=params, files=image(path)
+                "POST",
+                f"{collection}/subjects/{segment(subject, checked_external_id)}/faces",
+                params=params,
+                files=image(path),
             )
             emit({"file": str(path), **answer})
         except RemoteError as error:
@@ -237,7 +249,7 @@ class RemotePhotos:
             yield photo["photo_id"]
 
     def index(self, collection: str, photo_id: str, data: bytes, options: dict[str, Any]) -> dict[str, Any]:
-        path = f"/collections/{segment(collection)}/photos/{segment(photo_id)}"
+        path = f"/collections/{segment(collection)}/photos/{segment(photo_id, checked_photo_id)}"
         answer: dict[str, Any] = self.remote.call("POST", path, params=options, files={"file": (photo_id, data)})
         return answer
 
@@ -276,7 +288,7 @@ def photos(remote: Remote, args: argparse.Namespace, collection: str) -> int:
     status = 0
     for photo_id in args.photo_ids:
         try:
-            emit(remote.call("DELETE", f"{collection}/photos/{segment(photo_id)}"))
+            emit(remote.call("DELETE", f"{collection}/photos/{segment(photo_id, checked_photo_id)}"))
         except RemoteError as error:
             if error.stops_the_run or error.code == "collection_not_found":
                 raise

@@ -163,6 +163,9 @@ def test_codes_for_bad_names_models_and_limits(gallery_client: Client) -> None:
         "/collections/c/subjects/x/faces", headers=AUTH, json={"embedding": unit, "model": "buffalo_l:12345678"}
     )
     assert (mismatch.status_code, mismatch.json()["code"]) == (409, "model_mismatch")
+    for path in ("/collections/c/subjects/x/faces", "/collections/c/search", "/collections/c/search/photos"):
+        unnamed = client.post(path, headers=AUTH, json={"embedding": unit})  # which model? never guessed
+        assert (unnamed.status_code, unnamed.json()["code"]) == (400, "missing_model"), path
     by_vector = client.post(
         "/collections/c/subjects/x/faces", headers=AUTH, json={"embedding": unit, "model": "fake:00000000"}
     )

@@ -112,7 +112,8 @@ def test_a_run_skips_what_is_there_reports_failures_and_counts_faces(
     assert summary["summary"]["seconds"] > 0 and summary["summary"]["photos_per_s"] > 0
     assert {k: v for k, v in summary["summary"].items() if k not in ("seconds", "photos_per_s")} == {
         "indexed": 2, "already_indexed": 0, "skipped": 1, "faces": 3, "photos_without_faces": 0,
-        "unindexed": {"LOW_QUALITY": 2, "LOW_SHARPNESS": 2}, "failed": 3,
+        "unindexed_faces": 2, "unindexed": {"LOW_QUALITY": 2}, "unindexed_quality_reasons": {"LOW_SHARPNESS": 2},
+        "failed": 3,
         "failures": {"duplicate_photo_id": 1, "invalid_image": 1, "invalid_photo_id": 1},
     }  # fmt: skip
 

@@ -3,6 +3,7 @@ errors carried with the service's code, an import sent once."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -87,3 +88,27 @@ def test_enroll_sends_the_quality_floor_and_prints_a_refusals_reasons(
     assert sent[0].url.params["quality"] == "high" and sent[0].url.params["face"] == "one"
     (printed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert (printed["code"], printed["reasons"]) == ("low_quality_face", ["LOW_BRIGHTNESS"])
+
+
+@pytest.mark.parametrize("photo_id", ["..", ".", "", "a/..", "a b"])
+def test_photos_delete_refuses_an_id_a_url_normaliser_would_rewrite_and_sends_nothing(
+    photo_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """httpx sends `/collections/c/photos/..` as `/collections/c`: the DELETE would reach the
+    collection itself. The id is refused before anything is sent; the other ids are still deleted."""
+    service, sent = remote(httpx.Response(200, json={"photo_id": "ok.jpg", "deleted_faces": 1}))
+    args = argparse.Namespace(verb="delete", photo_ids=[photo_id, "ok.jpg"])
+    assert cli_remote.photos(service, args, "/collections/c") == 1
+    assert [(request.method, request.url.path) for request in sent] == [("DELETE", "/collections/c/photos/ok.jpg")]
+    refused = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert refused == {"photo_id": photo_id, "error": refused["error"], "code": "invalid_photo_id"}
+
+
+def test_a_collection_name_or_subject_a_url_would_rewrite_is_refused_before_sending() -> None:
+    with pytest.raises(RemoteError) as refused:
+        cli_remote.segment("..")
+    assert (refused.value.code, refused.value.status) == ("invalid_collection_name", 400)
+    with pytest.raises(RemoteError) as refused:
+        cli_remote.segment("..", cli_remote.checked_external_id)
+    assert refused.value.code == "invalid_external_id"
+    assert cli_remote.segment("u-1842@acme.com", cli_remote.checked_external_id) == "u-1842%40acme.com"

@@ -204,4 +204,10 @@ def embedding_input(payload: GalleryRequest) -> GalleryInput | None:
     """The embedding a parsed collection body holds (+ `model`, `top_k`); None when it holds none."""
     if payload.embedding is None:
         return None
+    if not payload.model:  # without it no collection can say whether the vector is of its model
+        raise InvalidInput(
+            "An embedding needs the 'model' it came from (the id /extract-embedding answers with it)",
+            code="missing_model",
+            field="model",
+        )
     return GalleryInput(embedding=payload.embedding, model=payload.model, top_k=payload.top_k)
