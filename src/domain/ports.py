@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from domain.gallery import CollectionInfo, FaceRecord, ImportOutcome, SearchOutcome, StoreHealth, SubjectInfo
 from domain.model import DetectedFace, EmbeddingModel, Image, Pixels, Vector
+from domain.people import Neighbours
 from domain.quality import QualityMeasures
 
 
@@ -159,3 +160,12 @@ class FaceGallery(Protocol):
     def health(self) -> StoreHealth: ...
 
     def close(self) -> None: ...
+
+
+class NeighbourSearch(Protocol):
+    """Each face's nearest other faces, the graph domain/people.py groups faces by."""
+
+    def neighbours(self, vectors: npt.NDArray[np.float32], k: int) -> Neighbours:
+        """For every row of `vectors` (L2-normalised) its k most similar other rows, most similar
+        first (-1 and similarity -1 past the last found)."""
+        ...
