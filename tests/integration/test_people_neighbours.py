@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from adapters.people.neighbours import FaissNeighbours, exact_neighbours
+from adapters.people.neighbours import FaceScan, FaissNeighbours, exact_neighbours
 
 
 def face_like(count: int, people: int, seed: int = 5) -> npt.NDArray[np.float32]:
@@ -54,3 +54,15 @@ def test_tiny_collections() -> None:
     assert one.indices.shape == (1, 0)
     two = search.neighbours(face_like(2, 1), 4)
     assert two.indices.tolist() == [[1], [0]]
+
+
+def test_the_incremental_scan_finds_the_exact_nearest_faces() -> None:
+    vectors = face_like(20_000, 1000)
+    probes = face_like(5, 1000, seed=5)  # the same centres: each has close faces in the collection
+    found = FaceScan(vectors).nearest(probes, 16)
+    scores = probes @ vectors.T
+    expected = np.sort(scores, axis=1)[:, ::-1][:, :16]
+    np.testing.assert_allclose(found.similarities, expected, atol=1e-5)
+    np.testing.assert_allclose(np.take_along_axis(scores, found.indices, axis=1), found.similarities, atol=1e-5)
+    small = FaceScan(vectors[:10]).nearest(probes[:1], 16)  # fewer faces than k
+    assert sorted(small.indices[0].tolist()) == list(range(10))
