@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import numpy.typing as npt
 
@@ -66,3 +69,16 @@ def test_the_incremental_scan_finds_the_exact_nearest_faces() -> None:
     np.testing.assert_allclose(np.take_along_axis(scores, found.indices, axis=1), found.similarities, atol=1e-5)
     small = FaceScan(vectors[:10]).nearest(probes[:1], 16)  # fewer faces than k
     assert sorted(small.indices[0].tolist()) == list(range(10))
+
+
+def test_faiss_and_onnxruntime_import_in_either_order() -> None:
+    """usearch, measured for the graph, crashes onnxruntime's import when imported first
+    (docs/people.md); the library chosen must not, whatever a process imports first."""
+    for first, second in (("faiss", "onnxruntime"), ("onnxruntime", "faiss"), ("numkong", "faiss")):
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {first}; import {second}; import onnxruntime; print('ok')"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0 and done.stdout.strip() == "ok", (first, second, done.stderr[-2000:])
