@@ -2,6 +2,7 @@
 calibration of domain/quality.py's rules from them, and the cost of the assessment.
 
     uv run python -m bench.quality [--out bench/results/quality.json] [--repeat 20]
+    uv run python -m bench.quality --cost-only [--baseline GIT_REF]   # the cost alone, old and new
 
 Every face of at least 36 pixels in the five bundled photos (27 faces) is degraded step by step —
 Gaussian blur, downscaling, darkening, JPEG, a synthetic turn of the head, over-exposure and haze —
@@ -29,12 +30,14 @@ import os
 import pickle
 import platform
 import statistics
+import subprocess
 import time
+import types
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -44,6 +47,7 @@ from app.bootstrap import bootstrap
 from app.settings import Settings
 from bench.workloads import _package_dir
 from domain.model import BoundingBox, DetectedFace, Image
+from domain.ports import QualityMeter
 from domain.quality import DEFAULT_RULES, Curve, HeadPose, QualityMeasures, QualityRules, assess
 from domain.similarity import CosineSimilarity
 from domain.use_cases.faces import FaceService
@@ -641,63 +645,88 @@ def assessed_faces(result: Any) -> int:
     return sum(face.quality is not None for face in faces)
 
 
-def cost(bench: Bench, repeat: int) -> dict[str, Any]:
+def baseline_meter(ref: str, bench: Bench) -> QualityMeter:
+    """The quality meter as git `ref` has it (its module read from the repository's history), to cost
+    the old and the new meter in one run. A meter from before QualityMeter.align aligned the faces
+    /verify-face does not embed with the recogniser, as the service did then."""
+    source = subprocess.run(
+        ["git", "show", f"{ref}:src/adapters/quality/meter.py"],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType(f"meter_at_{ref}")
+    exec(compile(source, f"{ref}:src/adapters/quality/meter.py", "exec"), module.__dict__)
+    meter = module.OpenCVQualityMeter()
+    if not hasattr(meter, "align"):
+        meter.align = bench.embedder.align
+    return cast(QualityMeter, meter)
+
+
+def cost(bench: Bench, repeat: int, meters: dict[str, QualityMeter]) -> dict[str, Any]:
     """Per route and photo, the quality stage against the work of the call (decode, detect, embed,
     quality), medians over `repeat` calls: the share of a worker's time the assessment takes, which
     bounds the throughput a face route loses to it (HTTP, parsing and the hop to a worker come on
-    top, so the loss seen by callers is smaller). And 2d106det per face, for comparison."""
+    top, so the loss seen by callers is smaller). Each of `meters` in turn on the same route and
+    photo, so that their shares compare within one run. And per face: each meter alone, the
+    alignments, and 2d106det's run, for comparison."""
     observer = StageTimes()
     wired = bench.service
-    service = FaceService(
-        decoder=bench.container.decoder(),
-        detector=bench.detector,
-        embedder=bench.embedder,
-        similarity=CosineSimilarity(),
-        match_threshold=wired.match_threshold,
-        limits=wired.limits,
-        meter=bench.meter,
-        observer=observer,  # timings per stage, as /metrics has them
-    )
-    encoded = {name: path.read_bytes() for name, path in PHOTOS.items()}
-    routes: dict[str, Callable[[bytes], Any]] = {
-        "verify-face": lambda data: service.detect(data),
-        "verify-face?all_faces": lambda data: service.detect(data, all_faces=True),
-        "extract-embedding": lambda data: service.extract(data),
-        "extract-embedding?all_faces": lambda data: service.extract(data, all_faces=True),
+    services = {
+        label: FaceService(
+            decoder=bench.container.decoder(),
+            detector=bench.detector,
+            embedder=bench.embedder,
+            similarity=CosineSimilarity(),
+            match_threshold=wired.match_threshold,
+            limits=wired.limits,
+            meter=meter,
+            observer=observer,  # timings per stage, as /metrics has them
+        )
+        for label, meter in meters.items()
     }
-    out: dict[str, Any] = {}
+    encoded = {name: path.read_bytes() for name, path in PHOTOS.items()}
+    routes: dict[str, Callable[[FaceService, bytes], Any]] = {
+        "verify-face": lambda service, data: service.detect(data),
+        "verify-face?all_faces": lambda service, data: service.detect(data, all_faces=True),
+        "extract-embedding": lambda service, data: service.extract(data),
+        "extract-embedding?all_faces": lambda service, data: service.extract(data, all_faces=True),
+    }
+    out: dict[str, Any] = {label: {} for label in meters}
     for route, run in routes.items():
         for name, data in encoded.items():
-            run(data)  # warm
-            quality, total = [], []
-            for _ in range(repeat):
-                observer.seconds.clear()
-                faces = assessed_faces(run(data))
-                quality.append(observer.seconds["quality"])
-                total.append(sum(observer.seconds.values()))
-            out[f"{route} {name}"] = {
-                "faces_assessed": faces,
-                "ms_per_call": round(statistics.median(total) * 1000, 2),
-                "quality_ms_per_call": round(statistics.median(quality) * 1000, 3),
-                "quality_share": round(statistics.median(q / t for q, t in zip(quality, total, strict=True)), 4),
-            }
+            for label, service in services.items():
+                run(service, data)  # warm
+                quality, total = [], []
+                for _ in range(repeat):
+                    observer.seconds.clear()
+                    faces = assessed_faces(run(service, data))
+                    quality.append(observer.seconds["quality"])
+                    total.append(sum(observer.seconds.values()))
+                out[label][f"{route} {name}"] = {
+                    "faces_assessed": faces,
+                    "ms_per_call": round(statistics.median(total) * 1000, 2),
+                    "quality_ms_per_call": round(statistics.median(quality) * 1000, 3),
+                    "quality_share": round(statistics.median(q / t for q, t in zip(quality, total, strict=True)), 4),
+                }
+    pixels = Image(bench.images["t1.jpg"])
+    found = bench.detector.detect(pixels)
+    crops = bench.embedder.align(pixels, found)
+
+    def per_face(work: Callable[[], object]) -> float:
+        work()
+        began = time.perf_counter()
+        for _ in range(repeat):
+            work()
+        return round((time.perf_counter() - began) / repeat / len(found) * 1000, 3)
+
+    for label, meter in meters.items():
+        out[label]["quality meter ms per face"] = per_face(lambda meter=meter: meter.measure(pixels, found, crops))  # type: ignore[misc]
+        out[label]["meter's alignment ms per face"] = per_face(lambda meter=meter: meter.align(pixels, found))  # type: ignore[misc]
+    out["recogniser's alignment ms per face"] = per_face(lambda: bench.embedder.align(pixels, found))
     landmarks = bench.container.landmarks()
-    pixels = bench.images["t1.jpg"]
-    found = bench.detector.detect(Image(pixels))
-    landmarks.locate(Image(pixels), found)
-    began = time.perf_counter()
-    for _ in range(repeat):
-        landmarks.locate(Image(pixels), found)
-    out["2d106det ms per face"] = round((time.perf_counter() - began) / repeat / len(found) * 1000, 2)
-    crops = bench.embedder.align(Image(pixels), found)
-    began = time.perf_counter()
-    for _ in range(repeat):
-        bench.meter.measure(Image(pixels), found, crops)
-    out["quality meter ms per face"] = round((time.perf_counter() - began) / repeat / len(found) * 1000, 3)
-    began = time.perf_counter()
-    for _ in range(repeat):
-        bench.embedder.align(Image(pixels), found)
-    out["alignment ms per face"] = round((time.perf_counter() - began) / repeat / len(found) * 1000, 3)
+    out["2d106det ms per face"] = per_face(lambda: landmarks.locate(pixels, found))
     return out
 
 
@@ -709,9 +738,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--repeat", type=int, default=20, help="calls per route and photo for the cost")
     parser.add_argument("--records", type=Path, help="also write every record (one JSON line each) here")
+    parser.add_argument("--cost-only", action="store_true", help="only the cost (no degradations, no calibration)")
+    parser.add_argument("--baseline", metavar="GIT_REF", help="also cost the quality meter as this git ref has it")
     args = parser.parse_args()
     began = time.perf_counter()
     bench = Bench()
+    meters: dict[str, QualityMeter] = {"current": bench.meter}
+    if args.baseline:
+        meters = {args.baseline: baseline_meter(args.baseline, bench), **meters}
+    if args.cost_only:
+        report: dict[str, Any] = {"machine": machine(), "cost": cost(bench, args.repeat, meters)}
+        report["seconds"] = round(time.perf_counter() - began)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        print(json.dumps(report, indent=1))
+        return
     faces = bench.clean_faces()
     found_anchors, (a, b) = anchors(faces, bench.settings.match_threshold)
     print(f"{len(faces)} faces; same person: {found_anchors.pair} at {found_anchors.genuine}", flush=True)
@@ -740,11 +781,7 @@ def main() -> None:
     shipped_scores = [r.score for r in found]
     calibrated = calibrate(found, found_anchors)
     report = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "faces": len(faces),
         "records": len(records),
         "not_found": len(records) - len(found),
@@ -761,7 +798,7 @@ def main() -> None:
         "levels": levels_table(found),
         "curves": curves_by_step(records),
         "head_pose": head_pose_check(bench, faces),
-        "cost": cost(bench, args.repeat),
+        "cost": cost(bench, args.repeat, meters),
         "seconds": 0.0,
     }
     report["seconds"] = round(time.perf_counter() - began)
@@ -770,6 +807,14 @@ def main() -> None:
     print(json.dumps({k: v for k, v in report.items() if k != "curves"}, indent=1))
     if _rules_dict(calibrated) != _rules_dict(DEFAULT_RULES):
         print("\nThe calibrated rules differ from domain/quality.py's DEFAULT_RULES: see calibrated_rules.")
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
 
 
 def _rules_dict(rules: QualityRules) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Gallery search benchmark: enrolment throughput, search latency, memory and start time, HNSW agreement.
 
     uv run python -m bench.search [--sizes 10000,100000,1000000] [--stores sqlite,postgresql]
-                                  [--identities face-like,uniform]
+                                  [--identities face-like,uniform] [--against REV]
 
 Synthetic face-like embeddings: each subject an identity direction, each of its faces that direction
 plus Gaussian noise scaled so two faces of one subject have cosine ~0.6 (as ArcFace's do); different
@@ -21,6 +21,11 @@ alternating blocks of probes: as it was (one float32 matrix product and a partia
 of a group of `--group` probes (one pass for the group), with how many results are identical (same
 subjects and faces in order, similarities within 1e-6). The memory bandwidth one and two threads get
 reading a 1 GiB array is measured first: a scan's floor is the bytes it reads over that bandwidth.
+With `--against REV` (a git revision, e.g. `main`), that revision's SQLite gallery and matrix
+(loaded from `git show`) take part too: its starts alternate with the current ones (start, int8 copy
+ready, memory per face, each time), and its search runs on the same faces in the same blocks of
+probes (every order of the searches in turn), with how many of its results the current search
+matches.
 
 PostgreSQL (a pgserver instance unless `--postgres-url`): the index built after loading, its build
 time and on-disk size, exact and HNSW latency, and a sweep of collection sizes for the
@@ -35,13 +40,16 @@ import argparse
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +63,7 @@ import numpy as np
 import psycopg
 
 from adapters.stores import checks
-from adapters.stores.matrix import FaceMatrix
+from adapters.stores.matrix import FaceMatrix, face_id_text
 from adapters.stores.postgres.gallery import PostgresGallery
 from adapters.stores.sqlite import SqliteGallery
 from domain.gallery import FaceRecord, GalleryLimits, SubjectHit
@@ -264,11 +272,41 @@ def float32_search(matrix: FaceMatrix, probes: np.ndarray, top_k: int) -> list[l
             _, first = np.unique(subject_of[order], return_index=True)
             best = order[np.sort(first)[:top_k]]
             names = matrix._names
-            hits.append([SubjectHit(names[subject_of[i]], face_ids[i].decode(), float(row[i])) for i in best])
+            hits.append([SubjectHit(names[subject_of[i]], face_id_text(face_ids[i]), float(row[i])) for i in best])
         return hits
 
 
-def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: int) -> dict[str, Any]:
+def reference_code(ref: str) -> types.ModuleType:
+    """The SQLite gallery and its matrix as they are at git revision `ref` (`--against`): their two
+    modules, loaded from `git show` under other names, beside the current ones."""
+    modules = {}
+    for name in ("matrix", "sqlite"):
+        source = subprocess.run(
+            ["git", "show", f"{ref}:src/adapters/stores/{name}.py"], check=True, capture_output=True, text=True
+        ).stdout
+        source = source.replace("from adapters.stores.matrix import", "from bench_reference_matrix import")
+        module = types.ModuleType(f"bench_reference_{name}")
+        sys.modules[module.__name__] = module  # dataclasses look their module up
+        exec(compile(source, f"{ref}:{name}.py", "exec"), module.__dict__)  # the repository's own code
+        modules[name] = module
+    return modules["sqlite"]
+
+
+def reference_matrix(code: types.ModuleType, matrix: FaceMatrix) -> Any:
+    """The reference revision's matrix holding the same faces as `matrix`, in the same order, coded."""
+    n = matrix._n
+    ids = [face_id_text(face_id) for face_id in matrix._face_ids[:n]]
+    names = [matrix._names[slot] for slot in matrix._subject_of[:n]]
+    reference = code.FaceMatrix(matrix.dimension, n)
+    for lo in range(0, n, 4096):
+        reference.append(ids[lo : lo + 4096], names[lo : lo + 4096], matrix._vectors[lo : min(n, lo + 4096)])
+    reference.wait_coded()
+    return reference
+
+
+def side_by_side(
+    gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: int, reference: Any = None
+) -> dict[str, Any]:
     """The search before the int8 copy (`float32_search`) and the search now (int8 scan, exact
     re-rank), on the same probes, in turn: blocks of SIDE_BY_SIDE_BLOCK probes, which goes first
     alternating, so that other work on the machine weighs on both alike (and neither runs right
@@ -283,6 +321,14 @@ def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: 
     def new(batch: np.ndarray) -> list[list[SubjectHit]]:
         return gallery.search("bench", batch, top_k).hits
 
+    def ref(batch: np.ndarray) -> list[list[SubjectHit]]:  # the reference revision's search, as the store calls it
+        hits: list[list[SubjectHit]] = reference.search(checks.probes(batch, dimension, top_k), top_k)[0]
+        return hits
+
+    run = {"old": old, "new": new, "ref": ref}
+    kinds = ("old", "new", "ref") if reference is not None else ("old", "new")
+    orders = list(itertools.permutations(kinds))
+
     rescored: list[int] = []  # faces scored exactly per probe (the re-rank's share of the collection)
     rank = matrix._rank
 
@@ -293,14 +339,17 @@ def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: 
     matrix._rank = counting_rank  # type: ignore[method-assign,assignment]
 
     for probe in probes[:10]:  # warm up
-        old(probe[np.newaxis]), new(probe[np.newaxis])
-    times: dict[str, list[float]] = {"old": [], "new": []}
-    results: dict[str, list[list[SubjectHit]]] = {"old": [], "new": [], "new_group": []}
+        for which in kinds:
+            run[which](probe[np.newaxis])
+    times: dict[str, list[float]] = {which: [] for which in kinds}
+    results: dict[str, list[list[SubjectHit]]] = {"old": [], "new": [], "ref": [], "new_group": []}
     for i in range(0, len(probes), SIDE_BY_SIDE_BLOCK):
-        for which in ("old", "new") if (i // SIDE_BY_SIDE_BLOCK) % 2 == 0 else ("new", "old"):
+        # Every order in turn: each search runs as often right after each other one (the float32
+        # product leaves BLAS threads spinning a while, a cost to whichever search comes next).
+        for which in orders[(i // SIDE_BY_SIDE_BLOCK) % len(orders)]:
             for probe in probes[i : i + SIDE_BY_SIDE_BLOCK]:
                 began = time.perf_counter()
-                hits = (old if which == "old" else new)(probe[np.newaxis])
+                hits = run[which](probe[np.newaxis])
                 times[which].append((time.perf_counter() - began) * 1000)
                 results[which] += hits
     group_times: dict[str, list[float]] = {"old": [], "new": []}
@@ -315,11 +364,22 @@ def side_by_side(gallery: SqliteGallery, probes: np.ndarray, top_k: int, group: 
     matrix._rank = rank  # type: ignore[method-assign,assignment]
     compared = [same_hits(a, b) for a, b in zip(results["old"], results["new"], strict=True)]
     grouped = [same_hits(a, b) for a, b in zip(results["old"], results["new_group"], strict=False)]
+    against: dict[str, Any] = {}
+    if reference is not None:
+        matching = [same_hits(a, b) for a, b in zip(results["ref"], results["new"], strict=True)]
+        against = {
+            "reference_int8_scan_p50_ms": round(percentile(times["ref"], 50), 2),
+            "reference_int8_scan_p90_ms": round(percentile(times["ref"], 90), 2),
+            "reference_int8_scan_p99_ms": round(percentile(times["ref"], 99), 2),
+            "identical_to_reference": f"{sum(ids and gap <= 1e-6 for ids, gap in matching)}/{len(matching)}",
+        }
     return {
         "float32_scan_p50_ms": round(percentile(times["old"], 50), 2),
         "float32_scan_p99_ms": round(percentile(times["old"], 99), 2),
         "int8_scan_p50_ms": round(percentile(times["new"], 50), 2),
+        "int8_scan_p90_ms": round(percentile(times["new"], 90), 2),
         "int8_scan_p99_ms": round(percentile(times["new"], 99), 2),
+        **against,
         "p50_speed_up": round(percentile(times["old"], 50) / percentile(times["new"], 50), 2),
         "group": group,
         "float32_scan_group_p50_ms_per_probe": round(percentile(group_times["old"], 50), 2),
@@ -366,28 +426,35 @@ def bench_sqlite(data: Faces, probes: np.ndarray, truth: np.ndarray, args: argpa
         del gallery
         trim()
 
-        # Starts without the int8 copy (as before it) and with it, in turn, twice each; the last one
+        # Starts without the int8 copy (as before it) and with it, in turn, twice each, and with
+        # `--against`, the reference revision's start (with its int8 copy) before each; the last one
         # stays open for the searches.
-        starts: dict[str, list[float]] = {"old": [], "new": []}
-        for which in ("old", "new", "old", "new"):
+        code = reference_code(args.against) if args.against else None
+        starts: dict[str, list[float]] = {"old": [], "new": [], "ref": []}
+        coded: dict[str, list[float]] = {"new": [], "ref": []}
+        memories: dict[str, list[int]] = {"new": [], "ref": []}
+        for which in ("ref", "old", "new") * 2 if code else ("old", "new") * 2:
             before = rss_bytes()
             began = time.perf_counter()
             with contextlib.ExitStack() as stack:
                 if which == "old":  # no background coder: the load alone
                     stack.enter_context(patched(FaceMatrix, "_code_backlog", lambda self: None))
-                gallery = SqliteGallery(path, limits(data.size))
+                gallery = (code.SqliteGallery if which == "ref" and code else SqliteGallery)(path, limits(data.size))
             starts[which].append(time.perf_counter() - began)
-            if which == "new":
+            if which in coded:
                 gallery._collections["bench"].matrix.wait_coded()  # the int8 copy, coded in the background
-                coded_s = time.perf_counter() - began
+                coded[which].append(time.perf_counter() - began)
                 trim()  # what stays: the load's transient buffers are given back
-                memory = rss_bytes() - before
+                memories[which].append(rss_bytes() - before)
             if len(starts["new"]) < 2:
                 gallery.close()
                 del gallery
                 trim()
+        coded_s, memory = coded["new"][-1], memories["new"][-1]
         start_s = starts["new"][-1]
-        compared = side_by_side(gallery, probes, args.top_k, args.group)
+        reference = reference_matrix(code, gallery._collections["bench"].matrix) if code else None
+        compared = side_by_side(gallery, probes, args.top_k, args.group, reference)
+        del reference
         top1 = compared.pop("new_top1")
         single = single_adds(gallery, data, args.single_adds)
         gallery.close()
@@ -406,6 +473,18 @@ def bench_sqlite(data: Faces, probes: np.ndarray, truth: np.ndarray, args: argpa
             "int8_copy_ready_s": round(coded_s, 2),
             "open_s_without_int8_copy": [round(t, 2) for t in starts["old"]],
             "open_s_with_int8_copy": [round(t, 2) for t in starts["new"]],
+            "int8_copy_ready_s_each": [round(t, 2) for t in coded["new"]],
+            "rss_bytes_per_face_each": [round(m / data.size) for m in memories["new"]],
+            **(
+                {
+                    "reference": args.against,
+                    "reference_open_s": [round(t, 2) for t in starts["ref"]],
+                    "reference_int8_copy_ready_s": [round(t, 2) for t in coded["ref"]],
+                    "reference_rss_bytes_per_face": [round(m / data.size) for m in memories["ref"]],
+                }
+                if code
+                else {}
+            ),
             "rss_after_open_mb": round(memory / 2**20, 1),
             "rss_bytes_per_face": round(memory / data.size),
             "rss_mb_per_100k_faces": round(memory / data.size * 100_000 / 2**20, 1),
@@ -553,6 +632,11 @@ def main() -> None:
     parser.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--tmp", default=None, help="where the SQLite files go (default: the system's temp)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--against",
+        default="",
+        help="SQLite: a git revision whose gallery and matrix start and search in turn with the current ones",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",") if size]
     stores = [store for store in args.stores.split(",") if store]

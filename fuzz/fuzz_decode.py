@@ -1,5 +1,6 @@
 """Fuzz target for the image input path: base64 decoding, format sniffing, header parsing, size
-limits and OpenCV decoding. Any exception other than the service's own errors is a finding.
+limits, EXIF orientation, and libjpeg-turbo (simplejpeg) and OpenCV decoding. Any exception other
+than the service's own errors is a finding.
 
 Longer runs than the test suite's (which runs 3,000 inputs):
 
@@ -16,6 +17,7 @@ import sys
 import atheris
 import cv2  # noqa: F401 - imported before instrumentation: only the service's own code is instrumented
 import numpy  # noqa: F401
+import simplejpeg  # noqa: F401
 
 with atheris.instrument_imports():
     from adapters.images.decoder import OpenCVImageDecoder

@@ -78,6 +78,9 @@ class FakeQualityMeter:
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
         return [self._measures(face, crop) for face, crop in zip(faces, crops, strict=True)]
 
+    def align(self, image: Image, faces: Sequence[DetectedFace]) -> list[Pixels]:
+        return [image.pixels[int(f.box.y1) : int(f.box.y2), int(f.box.x1) : int(f.box.x2)] for f in faces]
+
     def _measures(self, face: DetectedFace, crop: Pixels) -> QualityMeasures:
         step = max(1, int((crop.shape[0] * crop.shape[1] / 250_000) ** 0.5))  # sampled, as the detector's
         grey = crop[::step, ::step].mean(axis=2) / 255.0 if crop.size else np.zeros((1, 1))

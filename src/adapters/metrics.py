@@ -88,7 +88,7 @@ class Metrics:
         )
         self.gallery_deletions = Counter(
             "face_service_gallery_deletions_total",
-            "Deletions, by store and kind (collection, subject, face).",
+            "Deletions, by store and kind (collection, subject, face, photo).",
             ["store", "kind"],
             registry=self.registry,
         )

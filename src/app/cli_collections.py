@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from app import cli_photos
 from app.settings import Settings
 from domain.errors import FaceServiceError, StoreUnavailable
 from domain.quality import DEFAULT_ENROLL_QUALITY, FLOOR_NAMES, quality_floor
@@ -75,9 +78,10 @@ def add_commands(commands: Any) -> None:
     import_ = commands.add_parser("import", parents=[remote], help="import an export (JSON lines) into a collection")
     import_.add_argument("collection", help="the collection to import into (created if it does not exist)")
     import_.add_argument("file", type=Path, help="an export's JSON lines (`face-service export`)")
+    cli_photos.add_commands(commands, remote)
 
 
-COMMANDS = ("collections", "enroll", "search", "export", "import")
+COMMANDS = ("collections", "enroll", "search", "export", "import", "photos")
 
 
 def in_process(settings: Settings) -> Container:
@@ -126,6 +130,8 @@ def run_here(settings: Settings, args: argparse.Namespace) -> int:
                     )
                 )
             )
+        if args.command == "photos":
+            return photos_here(container, collections, settings, args)
         if args.command == "export":
             return export(collections, args.collection, args.output)
         return import_file(collections, args.collection, args.file, settings)
@@ -210,3 +216,84 @@ def import_file(collections: Collections, name: str, path: Path, settings: Setti
     finally:
         stager.close()
     return emit(wire.ImportResponse(name, outcome.added))
+
+
+class LocalPhotos:
+    """photos index's target in this process: the routes' use cases, the models on this process's
+    threads (they release the GIL), the store's calls one at a time."""
+
+    def __init__(self, container: Container, collections: Collections, workers: int) -> None:
+        self._service = container.service()
+        self._photos = collections.photos
+        self._workers = workers
+        self._store = threading.Lock()
+
+    def photo_ids(self, collection: str) -> Iterator[str]:
+        after: str | None = None
+        while page := self._photos.page(collection, after, 1000):
+            yield from (photo.photo_id for photo in page)
+            after = page[-1].photo_id
+
+    def index(self, collection: str, photo_id: str, data: bytes, options: dict[str, Any]) -> dict[str, Any]:
+        from adapters.wire import photos as wire
+        from domain.use_cases.collections import image_digest
+        from domain.use_cases.photos import PhotoFaces, PhotoOptions, chosen_faces
+
+        rules = PhotoOptions(quality_floor(options["quality"]), *photo_limits(options))
+        digest = image_digest(data)
+        with self._store:
+            known = self._photos.already_indexed(collection, photo_id, digest)
+        if known is None:  # only now do the models run
+            found, extraction = self._service.extract_chosen(data, chosen_faces(rules))
+            with self._store:
+                known = self._photos.index(collection, photo_id, PhotoFaces(digest, found, extraction), rules)
+        answer: dict[str, Any] = msgspec.to_builtins(wire.indexed_photo(known))
+        return answer
+
+    def default_concurrency(self) -> int:
+        return self._workers
+
+
+def photo_limits(options: dict[str, Any]) -> tuple[int, int]:
+    from domain.use_cases.photos import MAX_FACES_PER_PHOTO
+
+    return options.get("max_faces", MAX_FACES_PER_PHOTO), options.get("min_face_size", 0)
+
+
+def photos_here(container: Container, collections: Collections, settings: Settings, args: argparse.Namespace) -> int:
+    from adapters.wire import photos as wire
+
+    if args.verb == "index":
+        return cli_photos.index_photos(LocalPhotos(container, collections, settings.inference_workers), args)
+    photos = collections.photos
+    if args.verb == "search":
+        from domain.use_cases.photos import DEFAULT_PHOTO_TOP_K
+
+        extraction = container.service().extract(args.image.read_bytes(), all_faces=True)
+        found = photos.search_extraction(
+            args.collection,
+            extraction,
+            args.face,
+            args.top_k or DEFAULT_PHOTO_TOP_K,
+            args.min_similarity,
+            None,
+            None,
+        )
+        return cli_photos.print_search(msgspec.to_builtins(wire.photo_search(found)), args.json)
+    if args.verb == "list":
+        after: str | None = None
+        while page := photos.page(args.collection, after, 1000):
+            for photo in wire.photos(page, len(page)).photos:
+                emit(photo)
+            after = page[-1].photo_id
+        return 0
+    status = 0
+    for photo_id in args.photo_ids:
+        try:
+            emit(wire.DeletedPhotoResponse(photo_id, photos.delete(args.collection, photo_id)))
+        except FaceServiceError as error:
+            if error.code == "collection_not_found":
+                raise
+            status = 1
+            print(msgspec.json.encode({"photo_id": photo_id, "error": error.message, "code": error.code}).decode())
+    return status

@@ -159,6 +159,8 @@ def verb(remote: Remote, args: argparse.Namespace) -> int:
         remote.call("DELETE", path)
         return emit({"name": info["name"], "deleted_subjects": info["subjects"], "deleted_faces": info["faces"]})
     collection = f"/collections/{segment(args.collection)}"
+    if args.command == "photos":
+        return photos(remote, args, collection)
     if args.command == "enroll":
         return enroll_folder(remote, collection, args.folder, args.largest, args.quality)
     if args.command == "search":
@@ -222,3 +224,62 @@ def export(remote: Remote, path: str, output: Path | None) -> int:
         output.unlink(missing_ok=True)  # no half an export left looking like a whole one
         raise
     return 0
+
+
+class RemotePhotos:
+    """photos index's target: the service's photo routes."""
+
+    def __init__(self, remote: Remote) -> None:
+        self.remote = remote
+
+    def photo_ids(self, collection: str) -> Iterator[str]:
+        for photo in list_photos(self.remote, f"/collections/{segment(collection)}"):
+            yield photo["photo_id"]
+
+    def index(self, collection: str, photo_id: str, data: bytes, options: dict[str, Any]) -> dict[str, Any]:
+        path = f"/collections/{segment(collection)}/photos/{segment(photo_id)}"
+        answer: dict[str, Any] = self.remote.call("POST", path, params=options, files={"file": (photo_id, data)})
+        return answer
+
+    def default_concurrency(self) -> int:
+        """The service's inference workers: more in flight only queue, and slow the run (bench/photos.py)."""
+        inference = self.remote.call("GET", "/health").get("inference") or {}
+        return max(int(inference.get("workers", 1)), 1)
+
+
+def list_photos(remote: Remote, collection: str) -> Iterator[dict[str, Any]]:
+    """Every photo of the collection, a page at a time."""
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000} | ({"after": after} if after is not None else {})
+        page = remote.call("GET", f"{collection}/photos", params=params)
+        yield from page["photos"]
+        after = page.get("next")
+        if after is None:
+            return
+
+
+def photos(remote: Remote, args: argparse.Namespace, collection: str) -> int:
+    from app import cli_photos
+
+    if args.verb == "index":
+        return cli_photos.index_photos(RemotePhotos(remote), args)
+    if args.verb == "search":
+        params: dict[str, Any] = {}
+        for name in ("top_k", "face", "min_similarity"):
+            if getattr(args, name) is not None:
+                params[name] = getattr(args, name)
+        answer = remote.call("POST", f"{collection}/search/photos", params=params, files=image(args.image))
+        return cli_photos.print_search(answer, args.json)
+    if args.verb == "list":
+        return cli_photos.emit_all(list_photos(remote, collection), emit)
+    status = 0
+    for photo_id in args.photo_ids:
+        try:
+            emit(remote.call("DELETE", f"{collection}/photos/{segment(photo_id)}"))
+        except RemoteError as error:
+            if error.stops_the_run or error.code == "collection_not_found":
+                raise
+            status = 1
+            emit({"photo_id": photo_id, "error": error.reason, "code": error.code})
+    return status

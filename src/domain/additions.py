@@ -1,10 +1,12 @@
 """The rule for adding faces to a collection, decided in one place for every store.
 
 A store reads what the rule needs inside its own transaction (the collection's counts, the faces the
-batch's subjects already hold, the faces already enrolled from the same sources), asks
-`plan_additions`, and writes what it answers, or nothing when it raises. So SQLite, PostgreSQL and
-memory keep the same promises: one face per source image per subject (a repeat answers the face
-already stored, `duplicate`), a subject is created by its first face, and a batch that would pass a
+batch's subjects already hold, the faces already enrolled from the same sources, the batch's photos
+already stored), asks `plan_additions`, and writes what it answers, or nothing when it raises. So
+SQLite, PostgreSQL and memory keep the same promises: one face per source image per subject (a
+repeat answers the face already stored, `duplicate`), a subject is created by its first face, a
+photo by its first face (or by `add_photo`), a photo already stored keeps the faces it has (a face of
+it in the batch is a duplicate; one of other bytes is PhotoExists), and a batch that would pass a
 limit is refused whole, before anything is written.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from domain.errors import GalleryLimitExceeded
+from domain.errors import GalleryLimitExceeded, PhotoExists
 from domain.gallery import FaceRecord, GalleryLimits
 
 
@@ -25,6 +27,10 @@ class StoredState:
     faces: int  # faces in the collection
     subject_faces: Mapping[str, int]  # faces of each of the batch's subjects that exist already
     by_source: Mapping[tuple[str, str], FaceRecord]  # (external id, source digest) -> face already stored
+    # The batch's photos stored before it (photo id -> source digest): their faces are kept as they are.
+    photos: Mapping[str, str] = field(default_factory=dict)
+    # Photos this transaction created (an import's earlier chunks, `add_photo`'s): faces are added to them.
+    open_photos: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -34,6 +40,7 @@ class Additions:
     results: list[tuple[FaceRecord, bool]] = field(default_factory=list)  # (face, duplicate)
     new_faces: list[FaceRecord] = field(default_factory=list)  # to store, in order
     new_subjects: list[FaceRecord] = field(default_factory=list)  # the first face of each subject to create
+    new_photos: list[FaceRecord] = field(default_factory=list)  # the first face of each photo to create
 
 
 def plan_additions(
@@ -44,8 +51,26 @@ def plan_additions(
     plan = Additions()
     planned: dict[tuple[str, str], FaceRecord] = {}
     added_per_subject: dict[str, int] = {}
+    open_photos = dict(state.open_photos)
     subjects = state.subjects
     for face in faces:
+        if face.photo_id is not None:
+            stored = state.photos.get(face.photo_id)
+            if stored is not None:  # indexed before: it keeps the faces it has
+                _same_photo(face, stored)
+                plan.results.append((face, True))
+                continue
+            opened = open_photos.get(face.photo_id)
+            if opened is None:
+                open_photos[face.photo_id] = face.source_digest
+                plan.new_photos.append(face)
+            else:
+                _same_photo(face, opened)
+        if face.external_id is None:  # a photo's unlabelled face: only the collection's limit applies
+            check_collection_faces(limits, collection, state.faces + len(plan.new_faces))
+            plan.new_faces.append(face)
+            plan.results.append((face, False))
+            continue
         key = (face.external_id, face.source_digest)
         existing = state.by_source.get(key) or planned.get(key)
         if existing is not None:
@@ -69,6 +94,19 @@ def plan_additions(
         plan.new_faces.append(face)
         plan.results.append((face, False))
     return plan
+
+
+def _same_photo(face: FaceRecord, stored_digest: str) -> None:
+    if face.source_digest != stored_digest:
+        raise PhotoExists(f"photo {face.photo_id!r} holds faces of other bytes; delete it first")
+
+
+def check_collection_faces(limits: GalleryLimits, collection: str, collection_faces: int, adding: int = 1) -> None:
+    """Raise GalleryLimitExceeded if `adding` more faces are too many for a collection of `collection_faces`."""
+    if adding and collection_faces + adding > limits.max_faces_per_collection:
+        raise GalleryLimitExceeded(
+            f"collection {collection!r} holds {collection_faces} faces, the most allowed", "collection_face_limit"
+        )
 
 
 def check_limits(

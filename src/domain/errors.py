@@ -95,6 +95,16 @@ class FaceNotFound(FaceServiceError):
     code = "face_not_found"
 
 
+class PhotoNotFound(FaceServiceError):
+    code = "photo_not_found"
+
+
+class PhotoExists(FaceServiceError):
+    """The photo id is taken by a photo of other bytes: delete it first."""
+
+    code = "photo_exists"
+
+
 class CollectionExists(FaceServiceError):
     code = "collection_exists"
 

@@ -3,11 +3,13 @@ subject is a person in it (named by the caller's own id), a face is one enrolled
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.model import Vector
+from domain.model import Point, Vector
+from domain.quality import QualityLevel, QualityReason
 
 # What a stored value may be. Checked (full match: "acme\n" is no name) before anything is written,
 # and again when a store reads its collections back at start, where a row outside them is quarantined.
@@ -30,6 +32,11 @@ def is_collection_name(value: object) -> bool:
 
 def is_external_id(value: object) -> bool:
     return isinstance(value, str) and value not in DOT_SEGMENTS and EXTERNAL_ID.fullmatch(value) is not None
+
+
+def is_photo_id(value: object) -> bool:
+    """Photo ids follow the external ids' rules (the caller's file names, paths with ':' for '/')."""
+    return is_external_id(value)
 
 
 def is_face_id(value: object) -> bool:
@@ -62,20 +69,68 @@ class CollectionInfo:
     threshold: float  # the match decision's threshold for searches and verifications
     created_at: datetime
     subjects: int
-    faces: int
+    faces: int  # every face: labelled or not
+    photos: int = 0
+
+
+Landmarks = tuple[Point, Point, Point, Point, Point]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredQuality:
+    """A face's quality as assessed when it was stored (domain/quality.py), without the measures."""
+
+    level: QualityLevel
+    score: float  # 0..1
+    reasons: tuple[QualityReason, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class FaceRecord:
-    """One enrolled face. No image is ever stored: only the vector and where it came from."""
+    """One stored face: a subject's (labelled: `external_id`), a photo's (`photo_id`), or both. No
+    image is ever stored: only the vector and where it came from."""
 
     face_id: str  # 32 hex characters (a UUID), unique in the store
-    external_id: str  # the subject, in the caller's own ids
+    external_id: str | None  # the subject, in the caller's own ids; None for a photo's unlabelled face
     embedding: Vector  # float32, unit length, the collection's dimension
     bbox: tuple[float, float, float, float] | None  # in the enrolled image's pixels; None from an embedding
     confidence: float | None  # the detector's; None when enrolled from an embedding
     source_digest: str  # SHA-256 hex of the image bytes, or of the float32 vector: one face per source per subject
     created_at: datetime
+    # Five points (eyes, nose tip, mouth corners) in the image's pixels; None from an embedding or a
+    # face stored before they were kept.
+    landmarks: Landmarks | None = None
+    quality: StoredQuality | None = None  # None from an embedding, or stored before it was kept
+    photo_id: str | None = None  # the photo it was indexed from (photo search sees it)
+
+
+def face_values_problem(landmarks: object, quality: object) -> str | None:
+    """What makes these a face's landmarks and quality no store may hold (None: nothing). Also for
+    values read back from a database, whatever their types."""
+    if landmarks is not None and not (
+        isinstance(landmarks, tuple)
+        and len(landmarks) == 5
+        and all(isinstance(point, tuple) and len(point) == 2 and all(_finite(v) for v in point) for point in landmarks)
+    ):
+        return "its landmarks are not five points of two finite numbers"
+    if quality is None:
+        return None
+    if not isinstance(quality, StoredQuality) or not isinstance(quality.level, QualityLevel):
+        return "its quality has no level"
+    if not _finite(quality.score) or not 0.0 <= quality.score <= 1.0:
+        return "its quality score is not a number from 0 to 1"
+    reasons = quality.reasons
+    if (
+        not isinstance(reasons, tuple)
+        or len(reasons) > len(QualityReason)
+        or not all(isinstance(reason, QualityReason) for reason in reasons)
+    ):
+        return "its quality reasons are not quality reason codes"
+    return None
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +138,46 @@ class SubjectInfo:
     external_id: str
     faces: int
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoInfo:
+    photo_id: str
+    source_digest: str  # SHA-256 hex of the image's bytes: the same id with other bytes is another photo
+    faces: int  # faces indexed from it (0: it was indexed and holds none)
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoHit:
+    """A photo's most similar face for one probe."""
+
+    photo_id: str
+    face_id: str
+    similarity: float
+    external_id: str | None  # the face's subject, when it is labelled
+    bbox: tuple[float, float, float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoCursor:
+    """Where a page of a photo search ended: its last photo's similarity and id (ranked by similarity
+    descending, then photo id)."""
+
+    similarity: float
+    photo_id: str
+
+    def before(self, similarity: float, photo_id: str) -> bool:
+        """Whether a photo ranked (similarity, photo_id) comes before this cursor (an earlier page)."""
+        return similarity > self.similarity or (similarity == self.similarity and photo_id <= self.photo_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoSearchOutcome:
+    hits: list[PhotoHit]  # at most top_k, after the cursor, best first, each photo once
+    count: int  # photos whose best face reaches min_similarity, on every page
+    method: str  # "exact" or "approximate"
+    searched: int  # faces in the collection (as SearchOutcome's)
 
 
 @dataclass(frozen=True, slots=True)

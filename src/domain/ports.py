@@ -8,7 +8,17 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from domain.gallery import CollectionInfo, FaceRecord, ImportOutcome, SearchOutcome, StoreHealth, SubjectInfo
+from domain.gallery import (
+    CollectionInfo,
+    FaceRecord,
+    ImportOutcome,
+    PhotoCursor,
+    PhotoInfo,
+    PhotoSearchOutcome,
+    SearchOutcome,
+    StoreHealth,
+    SubjectInfo,
+)
 from domain.model import DetectedFace, EmbeddingModel, Image, Pixels, Vector
 from domain.people import Neighbours
 from domain.quality import QualityMeasures
@@ -58,7 +68,11 @@ class QualityMeter(Protocol):
 
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
         """One set of measures per face, in the order given; `crops` are the faces' crops as the
-        embedder's `align` made them (reused, never aligned twice)."""
+        embedder's `align` made them (reused, never aligned twice), or as this meter's `align` made them."""
+        ...
+
+    def align(self, image: Image, faces: Sequence[DetectedFace]) -> list[Pixels]:
+        """Crops for `measure` of faces no embedder aligned: the meter may warp only what it reads."""
         ...
 
 
@@ -90,6 +104,10 @@ class FaceGallery(Protocol):
     Limits are the store's `GalleryLimits`, enforced atomically with the write
     (GalleryLimitExceeded with code `collection_limit`, `subject_limit`, `subject_face_limit` or
     `collection_face_limit`).
+
+    A face is labelled (its `external_id`: a subject's), from a photo (its `photo_id`), or both.
+    Subject search, `subjects` and `subject` see labelled faces only; photo search sees faces with a
+    photo id only; `faces` (export) and the collection's `faces` count see every face.
     """
 
     @property
@@ -151,6 +169,37 @@ class FaceGallery(Protocol):
     ) -> SearchOutcome:
         """For each unit row of `probes` (shape (q, dimension)), the `top_k` subjects most similar to
         it by cosine, each with its best face. `external_id` restricts the search to one subject."""
+        ...
+
+    def add_photo(
+        self, collection: str, photo: PhotoInfo, faces: Sequence[FaceRecord]
+    ) -> tuple[PhotoInfo, list[FaceRecord], bool]:
+        """Store the photo (`photo.faces` is ignored) with `faces` (each of them with its photo id,
+        unlabelled), in one transaction, and return it with its faces and False; or, when the photo id
+        is stored already from the same `source_digest`, store nothing and return the stored photo and
+        faces with True. The id stored from other bytes: PhotoExists. GalleryLimitExceeded
+        (`collection_face_limit`) when its faces would pass the limit: then nothing is stored."""
+        ...
+
+    def photos(self, collection: str, after: str | None, limit: int) -> list[PhotoInfo]:
+        """Photos ordered by photo id, those strictly after `after` (a cursor), at most `limit`."""
+        ...
+
+    def photo(self, collection: str, photo_id: str) -> tuple[PhotoInfo, list[FaceRecord]]:
+        """The photo and its faces, in the order they were stored; PhotoNotFound."""
+        ...
+
+    def delete_photo(self, collection: str, photo_id: str) -> int:
+        """Remove the photo and every face of it (a labelled one too; a subject left with no face
+        goes), durably, as `delete_subject`; how many faces were removed. PhotoNotFound."""
+        ...
+
+    def search_photos(
+        self, collection: str, probe: Vector, min_similarity: float, top_k: int, after: PhotoCursor | None
+    ) -> PhotoSearchOutcome:
+        """The photos whose most similar face (cosine with the unit `probe`) reaches `min_similarity`,
+        each once with that face, ranked by similarity descending then photo id: the `top_k` after
+        `after`, and how many there are on every page."""
         ...
 
     def faces(self, collection: str) -> Iterator[FaceRecord]:

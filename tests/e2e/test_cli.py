@@ -19,7 +19,7 @@ import pytest
 from app.cli import build_parser
 from bench.load import free_port
 from tests.e2e.test_end_to_end import COMMAND, start, stop, stopped_cleanly, wait_healthy
-from tests.support.photos import SELFIE, TEAM_PHOTO
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TRIO_PHOTO
 from tests.support.services import API_KEY
 
 CLIENT_VARIABLES = ("FACE_SERVICE_URL", "FACE_SERVICE_API_KEY", "API_KEY", "API_KEYS")
@@ -176,3 +176,92 @@ def test_local_and_http_verbs_print_the_same_lines(tmp_path: Path) -> None:
     assert deleted_here.stdout == deleted_over_http.replace('"a"', '"b"')
     assert lines(deleted_here.stdout) == [{"name": "b", "deleted_subjects": 0, "deleted_faces": 0}]
     assert cli("collections", "list", API_KEY=API_KEY, **store).stdout == ""
+
+
+# ----- photos index|search|list|delete (issue 21), over HTTP and here, on the real models
+
+
+@pytest.fixture
+def event_photos(tmp_path: Path) -> Path:
+    """The three group photos (one in a subfolder) and a corrupt JPEG."""
+    folder = tmp_path / "event"
+    (folder / "trio").mkdir(parents=True)
+    shutil.copy(TEAM_PHOTO, folder / "players.jpg")
+    shutil.copy(GROUP_PHOTO, folder / "t1.jpg")
+    shutil.copy(TRIO_PHOTO, folder / "trio" / "gdp.jpg")
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4)
+    return folder
+
+
+def summary_of(output: str) -> dict[str, Any]:
+    *_, last = lines(output)
+    summary: dict[str, Any] = last["summary"]
+    return summary
+
+
+def check_photo_runs(event_photos: Path, photos: Any) -> None:
+    """Index the folder (one corrupt file: a failure, exit 1), run it again without the corrupt file
+    (everything skipped, exit 0), then find Yao Ming's selfie in players.jpg only."""
+    first = photos("index", "events", str(event_photos), "--json")
+    assert first.returncode == 1, first.stderr
+    *records, summary = lines(first.stdout)
+    by_id = {record["photo_id"]: record for record in records}
+    assert set(by_id) == {"corrupt.jpg", "players.jpg", "t1.jpg", "trio:gdp.jpg"}
+    corrupt = by_id.pop("corrupt.jpg")
+    assert corrupt["code"] in ("invalid_image", "unsupported_image_format") and corrupt["file"].endswith("corrupt.jpg")
+    faces = {photo: len(record["faces"]) for photo, record in by_id.items()}
+    found = {photo: faces[photo] + len(record["unindexed"]) for photo, record in by_id.items()}
+    assert found == {"players.jpg": 22, "t1.jpg": 6, "trio:gdp.jpg": 5}, "every face detected is indexed or unindexed"
+    assert faces["players.jpg"] >= 10 and all(faces.values()), faces
+    assert all(record["duplicate"] is False for record in by_id.values())
+    assert summary["summary"]["indexed"] == 3 and summary["summary"]["faces"] == sum(faces.values())
+    assert summary["summary"]["failures"] == {corrupt["code"]: 1} and summary["summary"]["skipped"] == 0
+    unindexed = sum(len(record["unindexed"]) for record in by_id.values())
+    assert sum(summary["summary"]["unindexed"].values()) >= unindexed  # each face counts each of its reasons
+
+    (event_photos / "corrupt.jpg").unlink()
+    again = photos("index", "events", str(event_photos))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "indexed 0 photo(s), 0 face(s) in " in again.stdout and "skipped 3 photo(s)" in again.stdout
+
+    found = photos("search", "events", str(SELFIE), "--json")
+    assert found.returncode == 0, found.stderr
+    (answer,) = lines(found.stdout)
+    assert [photo["photo_id"] for photo in answer["photos"]] == ["players.jpg"]
+    assert answer["photos"][0]["match"] is True and answer["count"] == 1
+    as_text = photos("search", "events", str(SELFIE))
+    assert as_text.stdout.startswith("players.jpg\t") and len(as_text.stdout.splitlines()) == 1
+
+    listed = photos("list", "events")
+    assert [photo["photo_id"] for photo in lines(listed.stdout)] == ["players.jpg", "t1.jpg", "trio:gdp.jpg"]
+    deleted = photos("delete", "events", "trio:gdp.jpg", "nothing.jpg")
+    assert deleted.returncode == 1
+    gone, missing = lines(deleted.stdout)
+    assert gone == {"photo_id": "trio:gdp.jpg", "deleted_faces": faces["trio:gdp.jpg"]}
+    assert missing["code"] == "photo_not_found"
+    assert [photo["photo_id"] for photo in lines(photos("list", "events").stdout)] == ["players.jpg", "t1.jpg"]
+
+
+@pytest.mark.real_model
+def test_photos_over_http(service: tuple[str, Path], event_photos: Path) -> None:
+    url, _ = service
+    key = {"FACE_SERVICE_API_KEY": API_KEY}
+    assert cli("collections", "create", "events", "--url", url, **key).returncode == 0
+
+    def photos(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli("photos", *args, "--url", url, **key)
+
+    check_photo_runs(event_photos, photos)
+    assert cli("collections", "delete", "events", "--url", url, **key).returncode == 0
+
+
+@pytest.mark.real_model
+def test_photos_here_without_a_service(event_photos: Path, tmp_path: Path) -> None:
+    """The same runs in this process, on a SQLite store of its own (the models loaded by each command)."""
+    store = {"DATA_DIR": str(tmp_path / "data"), "API_KEY": API_KEY}
+    assert cli("collections", "create", "events", **store).returncode == 0
+
+    def photos(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli("photos", *args, **store)
+
+    check_photo_runs(event_photos, photos)

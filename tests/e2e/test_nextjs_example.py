@@ -32,7 +32,7 @@ from bench.__main__ import API_KEY, start_service
 from bench.load import free_port
 from tests.e2e.test_typescript_client import CLIENT, NPM
 from tests.support.paths import ROOT
-from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TRIO_PHOTO
 from tests.support.tools import find_chromium
 
 pytestmark = pytest.mark.real_model
@@ -212,7 +212,7 @@ def test_error_mapping_unit_tests_pass(installed: Path) -> None:
     result = run([NPM, "test"], EXAMPLE)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
-    assert "# fail 0" in output and "# pass 12" in output
+    assert "# fail 0" in output and "# pass 13" in output
 
 
 @pytest.mark.node
@@ -220,7 +220,8 @@ def test_next_build_type_checks_strictly(built: str) -> None:
     assert "Finished TypeScript" in built, "next build must type-check (not skip it)"
     options = json.loads(example_file("tsconfig.json"))["compilerOptions"]
     assert options["skipLibCheck"] is False and options["strict"] is True, "next build rewrote tsconfig.json"
-    for route in ("/api/faces/detect", "/api/faces/compare", "/api/people/enroll", "/api/people/search"):
+    routes = ("/api/faces/detect", "/api/faces/compare", "/api/people/enroll", "/api/people/search")
+    for route in (*routes, "/api/photos/index", "/api/photos/find"):
         assert re.search(rf"ƒ {re.escape(route)}\b", built), f"{route} is not a dynamic route"
 
 
@@ -444,6 +445,90 @@ def test_page_enrolls_a_person_and_finds_them_in_a_team_photo(app: str, service:
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "nextjs-example-people.png"
     page.get_by_test_id("search-overlay").scroll_into_view_if_needed()
+    page.screenshot(path=screenshot, full_page=True)
+    print(f"screenshot: {screenshot}")
+    assert refused == [], "the page reached beyond 127.0.0.1"
+    page.close()
+
+
+PHOTOS_COLLECTION = f"{COLLECTION}-photos"  # the app's event photos (lib/collection.ts)
+
+
+@pytest.mark.node
+def test_photo_routes_index_each_photo_and_say_what_went_wrong_with_one(app: str, service: str) -> None:
+    """One bad photo among good ones: its own message, the others indexed. A photo id taken by other
+    bytes (a second file of that name): photo_exists, in words. A selfie without a face: no_face."""
+
+    def index(*photos: tuple[str, bytes]) -> httpx.Response:
+        return httpx.post(f"{app}/api/photos/index", files=[("photos", photo) for photo in photos], timeout=120)
+
+    answer = index(("trio.jpg", TRIO_PHOTO.read_bytes()), ("notes.txt", b"not a photo"), ("blank.png", png(300, 300)))
+    assert answer.status_code == 200, answer.text
+    trio, notes, blank = answer.json()["photos"]
+    assert (trio["photoId"], trio["faces"] >= 1, trio["duplicate"]) == ("trio.jpg", True, False)
+    assert (notes["error"]["code"], notes["photoId"]) == ("unsupported_image_format", "notes.txt")
+    assert "not a photo we can read" in notes["error"]["error"]
+    assert (blank["faces"], "error" in blank) == (0, False), "a photo with no face is indexed too"
+    again, other = index(("trio.jpg", TRIO_PHOTO.read_bytes()), ("blank.png", png(200, 200))).json()["photos"]
+    assert again["duplicate"] is True
+    assert other["error"]["code"] == "photo_exists" and "Rename the file" in other["error"]["error"]
+    listed = service_get(service, f"/collections/{PHOTOS_COLLECTION}/photos").json()["photos"]
+    assert [photo["photo_id"] for photo in listed] == ["blank.png", "trio.jpg"]
+
+    missing = httpx.post(f"{app}/api/photos/index", timeout=60)
+    assert (missing.status_code, missing.json()["code"]) == (400, "missing_photo")
+    no_face = httpx.post(f"{app}/api/photos/find", files={"selfie": ("blank.png", png(300, 300))}, timeout=60)
+    assert (no_face.status_code, no_face.json()["code"]) == (422, "no_face")
+    assert "No face was found" in no_face.json()["error"]
+    for photo_id in ("trio.jpg", "blank.png"):
+        deleted = httpx.delete(
+            f"{service}/collections/{PHOTOS_COLLECTION}/photos/{photo_id}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=30,
+        )
+        assert deleted.status_code == 200, deleted.text
+
+
+@pytest.mark.node
+@pytest.mark.browser
+def test_page_finds_a_selfie_in_the_event_photos_and_boxes_the_face(app: str, service: str, browser: Browser) -> None:
+    """Upload the three group photos, then "find me" with Yao Ming's selfie: exactly players.jpg, his
+    face boxed over the image the browser kept."""
+    page = browser.new_page(viewport={"width": 1100, "height": 1400})
+    refused = loopback_only(page)
+    page.goto(app)
+
+    page.get_by_test_id("event-upload-input").set_input_files([TEAM_PHOTO, GROUP_PHOTO, TRIO_PHOTO])
+    page.get_by_test_id("event-upload-button").click()
+    uploaded = page.get_by_test_id("event-uploaded-photo")
+    expect(uploaded).to_have_count(3, timeout=120_000)
+    texts = uploaded.all_text_contents()
+    assert [text.split(":")[0] for text in texts] == ["players.jpg", "t1.jpg", "gdp.jpg"], texts
+    assert all(re.fullmatch(r"[\w.]+: \d+ face\(s\)", text) for text in texts), texts
+    stored = service_get(service, f"/collections/{PHOTOS_COLLECTION}/photos").json()["photos"]
+    assert sorted(photo["photo_id"] for photo in stored) == ["gdp.jpg", "players.jpg", "t1.jpg"]
+
+    page.get_by_test_id("event-find-input").set_input_files(SELFIE)
+    expect(page.get_by_test_id("event-find-count")).to_have_text("You are in 1 photo(s).", timeout=60_000)
+    matches = page.get_by_test_id("event-match")
+    expect(matches).to_have_count(1)
+    assert matches.first.get_attribute("data-photo-id") == "players.jpg"
+    expect(page.get_by_test_id("event-not-here")).to_have_count(0)
+    box = page.get_by_test_id("event-match-box")
+    expect(box).to_have_count(1)
+    # His face, in the photo's pixels: #13 in the top row.
+    x, y = float(box.get_attribute("x") or 0), float(box.get_attribute("y") or 0)
+    width, height = float(box.get_attribute("width") or 0), float(box.get_attribute("height") or 0)
+    assert x < 740 < x + width and y < 180 < y + height
+    picture = page.get_by_alt_text("Photo players.jpg").bounding_box()
+    drawn = box.bounding_box()
+    assert picture and drawn and drawn["width"] > 5
+    assert picture["x"] <= drawn["x"] and drawn["x"] + drawn["width"] <= picture["x"] + picture["width"] + 1
+    assert picture["y"] <= drawn["y"] and drawn["y"] + drawn["height"] <= picture["y"] + picture["height"] + 1
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "nextjs-example-event-photos.png"
+    matches.first.scroll_into_view_if_needed()
     page.screenshot(path=screenshot, full_page=True)
     print(f"screenshot: {screenshot}")
     assert refused == [], "the page reached beyond 127.0.0.1"

@@ -24,7 +24,7 @@ from app.bootstrap import openapi_document
 from app.keys import new_key
 from bench.__main__ import API_KEY, start_service
 from tests.support.paths import ROOT
-from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO
+from tests.support.photos import GROUP_PHOTO, SELFIE, TEAM_PHOTO, TRIO_PHOTO
 
 pytestmark = pytest.mark.real_model
 CLIENT = ROOT / "clients" / "typescript"
@@ -116,7 +116,7 @@ def test_node_suite_passes_against_live_servers(
 ) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
-    for path in (SELFIE, GROUP_PHOTO, TEAM_PHOTO):
+    for path in (SELFIE, GROUP_PHOTO, TEAM_PHOTO, TRIO_PHOTO):
         shutil.copy(path, photos / path.name)
     ok, blank = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))  # a flat colour: no face
     assert ok
@@ -145,7 +145,7 @@ def test_node_suite_passes_against_live_servers(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "# fail 0" in output and "# skipped 0" in output
-    assert "# pass 23" in output
+    assert "# pass 26" in output
 
 
 # ----- README: the collections example, with curl and with the client, on the real models

@@ -78,6 +78,12 @@ def test_the_collection_lifecycle_on_every_store(gallery_client: Client) -> None
 
     alice = client.get("/collections/staff/subjects/alice", headers=AUTH).json()
     assert alice["faces_count"] == 2 and all("embedding" not in f for f in alice["faces"])
+    for stored in alice["faces"]:  # issue 20: the face's landmarks and quality are stored with it
+        x1, y1, x2, y2 = stored["bbox"]
+        assert len(stored["landmarks"]) == 5
+        assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in stored["landmarks"])
+        assert set(stored["quality"]) == {"level", "score", "reasons"}
+        assert stored["quality"]["level"] in ("low", "medium", "high") and 0 <= stored["quality"]["score"] <= 1
     with_vectors = client.get("/collections/staff/subjects/alice?include=embeddings", headers=AUTH).json()
     assert all(len(f["embedding"]) == 512 for f in with_vectors["faces"])
 
@@ -106,15 +112,38 @@ def test_export_and_import_move_a_gallery_between_stores(gallery_client: Client)
     client.post("/collections", headers=AUTH, json={"name": "source"})
     for subject, seed in (("a", 1), ("a", 2), ("b", 3)):
         enroll(client, "source", subject, random_image(seed))
+    client.post(
+        "/collections/source/subjects/c/faces",
+        headers=AUTH,
+        json={"embedding": [1.0] + [0.0] * 511, "model": "fake:00000000"},
+    )
     exported = client.get("/collections/source/export", headers=AUTH)
     lines = [json.loads(line) for line in exported.text.splitlines()]
-    assert lines[0]["type"] == "collection" and lines[0]["model"] == "fake:00000000" and len(lines) == 4
+    assert lines[0]["type"] == "collection" and lines[0]["model"] == "fake:00000000" and len(lines) == 5
+    assert all(len(line["landmarks"]) == 5 and line["quality"]["level"] for line in lines[1:4])
+    assert (lines[4]["landmarks"], lines[4]["quality"]) == (None, None)  # enrolled from an embedding
+    source_a = client.get("/collections/source/subjects/a", headers=AUTH).json()["faces"]
     with make_client(settings_for("fake", GALLERY_STORE="memory")) as other:
         headers = {**AUTH, "Content-Type": "application/x-ndjson"}
         imported = other.post("/collections/copy/import", headers=headers, content=exported.content)
-        assert imported.json() == {"collection": "copy", "imported": 3}
+        assert imported.json() == {"collection": "copy", "imported": 4}
+        copied_a = other.get("/collections/copy/subjects/a", headers=AUTH).json()["faces"]
+        assert [(f["landmarks"], f["quality"]) for f in copied_a] == [(f["landmarks"], f["quality"]) for f in source_a]
+        assert "landmarks" not in other.get("/collections/copy/subjects/c", headers=AUTH).json()["faces"][0]
+        # An export of a release that kept neither imports unchanged.
+        older = [lines[0]] + [
+            {k: v for k, v in line.items() if k not in ("landmarks", "quality")} for line in lines[1:]
+        ]
+        body = "\n".join(json.dumps(line) for line in older).encode()
+        assert other.post("/collections/older/import", headers=headers, content=body).json()["imported"] == 4
+        assert "quality" not in other.get("/collections/older/subjects/a", headers=AUTH).json()["faces"][0]
+        broken = json.dumps({**lines[1], "landmarks": [[1, 2]]}).encode()
+        refused = other.post(
+            "/collections/older/import", headers=headers, content=exported.content.split(b"\n")[0] + b"\n" + broken
+        )
+        assert (refused.status_code, refused.json()["code"]) == (400, "invalid_import")
         assert other.post("/collections/copy/import", headers=headers, content=exported.content).json()["imported"] == 0
-        search = other.post("/collections/copy/search", headers=AUTH, json={"image_base64": random_image(3)})
+        search = other.post("/collections/copy/search?top_k=1", headers=AUTH, json={"image_base64": random_image(3)})
         assert search.json()["results"][0]["decision"]["external_id"] == "b"
         foreign = exported.text.replace("fake:00000000", "buffalo_l:12345678", 1).encode()
         refused = other.post("/collections/copy/import", headers=headers, content=foreign)
@@ -311,6 +340,11 @@ def test_identify_a_person_with_the_real_models(real_client: Client) -> None:
     client = real_client
     client.post("/collections", headers=AUTH, json={"name": "players"})
     assert enroll(client, "players", "yao-ming", b64(SELFIE)).status_code == 201
+    (stored,) = client.get("/collections/players/subjects/yao-ming", headers=AUTH).json()["faces"]
+    x1, y1, x2, y2 = stored["bbox"]
+    left_eye, right_eye, nose, _, _ = stored["landmarks"]
+    assert x1 < left_eye[0] < nose[0] < right_eye[0] < x2 and y1 < left_eye[1] < nose[1] < y2
+    assert stored["quality"]["level"] == "high" and stored["quality"]["reasons"] == []
     several = enroll(client, "players", "trio", b64(TRIO_PHOTO))
     assert (several.status_code, several.json()["code"]) == (422, "multiple_faces")
     largest = client.post(

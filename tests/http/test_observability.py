@@ -98,6 +98,11 @@ def test_openapi_docs_are_off_by_default_and_typed_when_on() -> None:
         "verifySubject",
         "exportCollection",
         "importCollection",
+        "indexPhoto",
+        "listPhotos",
+        "getPhoto",
+        "deletePhoto",
+        "searchPhotos",
     }
     assert "security" not in operations["/health"]
     for path in ("/verify-face", "/extract-embedding", "/batch-extract"):

@@ -102,8 +102,9 @@ class Collection:
 
 @pytest.fixture
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Split scans of a few thousand rows over threads, as a million rows would be."""
+    """Split scans of a few thousand rows into chunks shared by threads, as a million rows would be."""
     monkeypatch.setattr(matrix_module, "PART_ROWS", 256)
+    monkeypatch.setattr(matrix_module, "SCAN_ROWS", 4 * matrix_module.BLOCK_ROWS)
     yield
 
 
@@ -413,5 +414,90 @@ def test_sqlite_search_is_exact_after_reopening_deleting_and_importing(tmp_path:
             5,
         )
         assert_exact(outcome.hits, expected)
+    finally:
+        gallery.close()
+
+
+def test_face_ids_kept_as_bytes_keep_their_spelling_order_and_identity() -> None:
+    """Face ids are kept as the 16 bytes their hex spells: ids ending in zero bytes (which numpy's
+    fixed-width bytes would drop) come back whole, ties are still ordered by the id's text, and a
+    delete removes that id only."""
+    rng = np.random.default_rng(21)
+    dimension = 32
+    collection = Collection(dimension)
+    ids = ["0" * 32, "f" * 32, "ab" + "0" * 30, "ab" + "0" * 28 + "01", "00" * 15 + "10", "10" + "00" * 15]
+    same = np.repeat(unit_rows(rng.standard_normal((1, dimension))), len(ids), axis=0)  # every score ties
+    collection.add(same, [f"s{i}" for i in range(len(ids))], ids)
+    collection.add(unit_rows(rng.standard_normal((100, dimension))), [f"r{i}" for i in range(100)])
+    hits, _ = collection.matrix.search(same[:1], len(ids))
+    assert [hit.face_id for hit in hits[0]] == sorted(ids)  # whole, and in the order of their text
+    collection.check(same[:1], 8)
+
+    for wrong in ["AB" + "0" * 30, "ab" + "0" * 29, "ab" + "0" * 31, "ab" + "0" * 28 + "g1", "é" * 32, ""]:
+        assert not collection.matrix.remove_face(wrong)
+        with pytest.raises(ValueError):
+            collection.matrix.append([wrong], ["x"], same[:1])
+    assert len(collection.matrix) == len(collection.ids) and not collection.matrix.has_subject("x")
+    collection.remove_face("ab" + "0" * 30)  # not its neighbour ending in 01
+    collection.remove_face("0" * 32)
+    assert collection.matrix.search(same[:1], 3)[0][0][0].face_id == "00" * 15 + "10"
+    collection.check(same[:1], 8)
+
+
+def test_a_scan_never_waits_for_a_helper_that_does_not_start(
+    monkeypatch: pytest.MonkeyPatch, small_parts: None
+) -> None:
+    """On busy cores a helper thread may start late or not at all: the caller scans every chunk itself
+    and the result is exact; a chunk that fails fails the search."""
+
+    class Stalled:
+        def submit(self, *args: Any) -> None:  # the job never runs
+            pass
+
+    rng = np.random.default_rng(22)
+    collection = Collection(48)
+    collection.add(clustered(rng, 300, 5, 48), [f"s{i // 5}" for i in range(1500)])
+    probes = unit_rows(np.stack(collection.vectors)[:6] + 0.1 * rng.standard_normal((6, 48)))
+    monkeypatch.setattr(matrix_module, "_pool", lambda: Stalled())
+    collection.check(probes, 5)
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("kernel failed")
+
+    monkeypatch.setattr(matrix_module.numkong, "cdist", failing)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        collection.matrix.search(probes[:1], 5)
+
+
+def test_sqlite_quarantines_a_collection_whose_face_id_is_not_hex(tmp_path: Path) -> None:
+    """The load reads face ids in bulk and checks them the same way: one that no write could have
+    stored quarantines its collection, and the others are served, exactly."""
+    import sqlite3
+
+    rng = np.random.default_rng(23)
+    dimension = 16
+    limits = GalleryLimits(5, 10_000, 50, 100_000)
+    path = tmp_path / "faces.sqlite3"
+    gallery = SqliteGallery(path, limits)
+    stored = {}
+    for name in ("good", "bad"):
+        gallery.create_collection(name, MODEL, dimension, 0.3)
+        vectors = unit_rows(rng.standard_normal((40, dimension)))
+        stored[name] = [r for r, _ in gallery.add_faces(name, [face(f"s{i}", v) for i, v in enumerate(vectors)])]
+    gallery.close()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE faces SET face_id = upper(face_id) WHERE seq = (SELECT max(seq) FROM faces"
+            " WHERE collection_id = (SELECT id FROM collections WHERE name = 'bad'))"
+        )
+
+    gallery = SqliteGallery(path, limits)
+    try:
+        assert [q.name for q in gallery.health().quarantined] == ["bad"]
+        faces = stored["good"]
+        probes = unit_rows(rng.standard_normal((3, dimension)))
+        owners, ids = [f.external_id for f in faces], [f.face_id for f in faces]
+        expected = reference(probes, np.stack([f.embedding for f in faces]), owners, ids, 4)
+        assert_exact(gallery.search("good", probes, top_k=4).hits, expected)
     finally:
         gallery.close()

@@ -11,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ import pytest
 from adapters.stores.matrix import quantize
 from adapters.stores.memory import MemoryGallery
 from adapters.stores.postgres.gallery import PostgresGallery
+from adapters.stores.postgres.schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from adapters.stores.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from adapters.stores.sqlite import SqliteGallery
+from adapters.stores.sqlite_sql import MIGRATIONS as SQLITE_MIGRATIONS
 from domain.errors import (
     CollectionExists,
     CollectionNotFound,
@@ -35,8 +39,9 @@ from domain.errors import (
     StoreUnavailable,
     SubjectNotFound,
 )
-from domain.gallery import FaceRecord, GalleryLimits
+from domain.gallery import FaceRecord, GalleryLimits, StoredQuality
 from domain.ports import FaceGallery
+from domain.quality import QualityLevel, QualityReason
 from tests.support.paths import ROOT
 from tests.support.pg import create_database, postgres_server
 
@@ -46,6 +51,8 @@ LIMITS = GalleryLimits(
 DIM = 64
 MODEL = "buffalo_s:0123abcd"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LANDMARKS = ((40.5, 60.25), (80.0, 60.0), (60.125, 85.5), (45.0, 110.0), (75.5, 110.75))
+QUALITY = StoredQuality(QualityLevel.MEDIUM, 0.6125, (QualityReason.LOW_SHARPNESS, QualityReason.EXTREME_POSE))
 
 Maker = Callable[..., Any]
 
@@ -70,6 +77,8 @@ def face(
         confidence=None if bbox is None else 0.875,
         source_digest=digest or uuid.uuid4().hex + uuid.uuid4().hex,
         created_at=created_at or datetime.now(UTC),
+        landmarks=None if bbox is None else LANDMARKS,
+        quality=None if bbox is None else QUALITY,
     )
 
 
@@ -82,6 +91,8 @@ def same_face(a: FaceRecord, b: FaceRecord) -> bool:
         and a.confidence == b.confidence
         and a.source_digest == b.source_digest
         and a.created_at == b.created_at
+        and a.landmarks == b.landmarks
+        and a.quality == b.quality
     )
 
 
@@ -520,6 +531,12 @@ def test_a_face_no_store_could_serve_is_never_written(gallery: FaceGallery) -> N
         FaceRecord(uuid.uuid4().hex, "x" * 129, vector, None, None, "d" * 64, T0),
         FaceRecord(uuid.uuid4().hex, "ann\x00", vector, None, None, "d" * 64, T0),  # text no store can look up
         FaceRecord(uuid.uuid4().hex, "ann", vector, None, None, "d\x00", T0),
+        replace(face("ann", vector), landmarks=LANDMARKS[:4]),  # type: ignore[arg-type]
+        replace(face("ann", vector), landmarks=((1.0, float("nan")), *LANDMARKS[1:])),
+        replace(face("ann", vector), quality=replace(QUALITY, score=1.5)),
+        replace(face("ann", vector), quality=replace(QUALITY, score=float("nan"))),
+        replace(face("ann", vector), quality=replace(QUALITY, level="great")),
+        replace(face("ann", vector), quality=replace(QUALITY, reasons=("BLURRY",))),
     ]
     for record in bad:
         with pytest.raises(FaceServiceError) as raised:
@@ -691,8 +708,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 import numpy as np
 from adapters.stores.postgres.gallery import PostgresGallery
+from adapters.stores.postgres.schema import SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION
+from adapters.stores.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
+from adapters.stores.sqlite_sql import MIGRATIONS as SQLITE_MIGRATIONS
 from adapters.stores.sqlite import SqliteGallery
-from domain.gallery import FaceRecord, GalleryLimits
+from domain.gallery import FaceRecord, GalleryLimits, StoredQuality
+from domain.quality import QualityLevel, QualityReason
 
 kind, place = sys.argv[1], sys.argv[2]
 limits = GalleryLimits(20, 100_000, 200, 100_000)
@@ -901,6 +922,112 @@ def test_a_reopened_store_has_the_same_faces(make_gallery: Maker) -> None:
     assert second.add_face("c", stored[0])[1] is True  # its sources are still known
 
 
+# Back to schema version 1, as a database of an older release is: faces of subjects only, without
+# landmarks or quality, no photos.
+TO_VERSION_1 = {
+    "sqlite": [
+        SQLITE_MIGRATIONS[0][2].replace("CREATE TABLE faces", "CREATE TABLE faces_1"),
+        "INSERT INTO faces_1 SELECT seq, face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
+        " confidence, created_at, embedding FROM faces",
+        "DROP TABLE faces",
+        "DROP TABLE photos",
+        "ALTER TABLE faces_1 RENAME TO faces",
+        SQLITE_MIGRATIONS[0][3],
+        "PRAGMA user_version = 1",
+    ],
+    "postgresql": [
+        "DROP TABLE gallery_photos CASCADE",
+        "ALTER TABLE gallery_faces DROP CONSTRAINT gallery_faces_owner, DROP COLUMN photo_id,"
+        " DROP COLUMN landmarks, DROP COLUMN quality, ALTER COLUMN external_id SET NOT NULL",
+        "ALTER TABLE gallery_collections DROP COLUMN photos",
+        "DELETE FROM gallery_schema WHERE version > 1",
+    ],
+}
+
+
+def open_sql_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, Callable[[], Any]]:
+    """A place for one SQL store (an emptied PostgreSQL database, or a new SQLite file) and its opener."""
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else ""
+    if url:
+        clear_postgres(url)
+    place = url or str(tmp_path / "faces.sqlite3")
+
+    def open_store() -> Any:
+        return PostgresGallery(url, LIMITS) if url else SqliteGallery(Path(place), LIMITS)
+
+    return place, open_store
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_an_older_database_is_migrated_and_its_faces_have_no_landmarks_or_quality(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    place, open_store = open_sql_store(kind, request, tmp_path)
+    rng = np.random.default_rng(43)
+    gallery = open_store()
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    old = face("ann", unit(rng, 1)[0])
+    gallery.add_face("c", old)
+    gallery.close()
+    corrupt(kind, place, TO_VERSION_1[kind])
+
+    gallery = open_store()  # migrates: the columns come back, NULL for the faces already there
+    try:
+        (read,) = gallery.subject("c", "ann")[1]
+        assert same_face(read, replace(old, landmarks=None, quality=None))
+        new = face("ann", unit(rng, 1)[0])
+        gallery.add_face("c", new)
+        assert [same_face(a, b) for a, b in zip(gallery.faces("c"), [read, new], strict=True)] == [True, True]
+    finally:
+        gallery.close()
+        if kind == "postgresql":
+            clear_postgres(place)
+
+
+FACE_CORRUPTIONS = {
+    "sqlite": "UPDATE faces SET {column} = {value}",
+    "postgresql": "UPDATE gallery_faces SET {column} = {value}",
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("landmarks", "'[[1, 2], [3, 4]]'"),
+        ("landmarks", "'not json'"),
+        ("quality", '\'{"level": 5, "score": 0.5, "reasons": []}\''),
+        ("quality", '\'{"level": "high", "score": 7, "reasons": []}\''),
+        ("quality", "'[1'"),
+    ],
+)
+def test_a_face_whose_landmarks_or_quality_were_edited_behind_its_back_is_never_served(
+    kind: str, column: str, value: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """SQLite finds it when it loads (the collection is quarantined; the others served); PostgreSQL,
+    which caches nothing, when the face is read: CollectionUnavailable, never a wrong value."""
+    place, open_store = open_sql_store(kind, request, tmp_path)
+    rng = np.random.default_rng(44)
+    gallery = open_store()
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    gallery.add_face("c", face("ann", unit(rng, 1)[0]))
+    gallery.close()
+    corrupt(kind, place, [FACE_CORRUPTIONS[kind].format(column=column, value=value)])
+
+    gallery = open_store()
+    try:
+        reads: list[Callable[[], object]] = [lambda: gallery.subject("c", "ann"), lambda: list(gallery.faces("c"))]
+        for read in reads:
+            with pytest.raises(CollectionUnavailable):
+                read()
+        if kind == "sqlite":
+            assert [q.name for q in gallery.health().quarantined] == ["c"]
+    finally:
+        gallery.close()
+        if kind == "postgresql":
+            clear_postgres(place)
+
+
 # --- SQLite
 
 
@@ -1030,7 +1157,7 @@ def test_sqlite_is_durable_and_zeroes_what_it_frees(tmp_path: Path) -> None:
     assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SQLITE_SCHEMA_VERSION
     assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
     gallery.close()
 
@@ -1202,7 +1329,8 @@ def test_postgres_migrates_once_when_replicas_start_together(postgres: Any) -> N
     assert errors == [] and len(opened) == 4
     opened[0].migrate()  # idempotent
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT array_agg(version) FROM gallery_schema").fetchone() == ([1],)
+        versions = conn.execute("SELECT array_agg(version ORDER BY version) FROM gallery_schema").fetchone()
+    assert versions == (list(range(1, POSTGRES_SCHEMA_VERSION + 1)),)  # each step once
     for gallery in opened:
         gallery.close()
 

@@ -75,6 +75,10 @@ class StubMeter:
     def __init__(self) -> None:
         self.crops: list[Pixels] = []
 
+    def align(self, image: Image, faces: Sequence[DetectedFace]) -> list[Pixels]:
+        """For faces not embedded (detect): StubEmbedder's crops."""
+        return [np.full((2, 2, 3), int(face.box.x2), np.uint8) for face in faces]
+
     def measure(self, image: Image, faces: Sequence[DetectedFace], crops: Sequence[Pixels]) -> list[QualityMeasures]:
         self.crops += crops
         return [

@@ -15,8 +15,11 @@
  * - enrollFace: the same image (or embedding) for the same subject is stored once; the second
  *   answer is the face already enrolled, with `duplicate: true`.
  * - createCollection: a retry may answer 409 `collection_exists`, when the first attempt created it.
- * - deleteCollection, deleteSubject, deleteFace: a retry may answer 404 (`collection_not_found`,
- *   `subject_not_found`, `face_not_found`), when the first attempt deleted it.
+ * - indexPhoto: the same bytes under the same photo id are indexed once; the second answer is the
+ *   photo already indexed, with `duplicate: true`.
+ * - deleteCollection, deleteSubject, deleteFace, deletePhoto: a retry may answer 404
+ *   (`collection_not_found`, `subject_not_found`, `face_not_found`, `photo_not_found`), when the
+ *   first attempt deleted it.
  * - importCollection: a face already there for the same subject and source is kept once; a body
  *   that is a stream cannot be sent twice, so it is never retried.
  */
@@ -55,6 +58,17 @@ export type SubjectMatch = Schemas["SubjectMatch"];
 export type MatchDecision = Schemas["MatchDecision"];
 export type VerifyResponse = Schemas["VerifyResponse"];
 export type ImportResponse = Schemas["ImportResponse"];
+
+// Photos in a collection: every face of a photo indexed under your photo id, then found by a face.
+export type IndexPhotoResponse = Schemas["IndexPhotoResponse"];
+export type IndexedFace = IndexPhotoResponse["faces"][number];
+export type UnindexedFace = IndexPhotoResponse["unindexed"][number];
+export type PhotosResponse = Schemas["PhotosResponse"];
+export type PhotoSummary = Schemas["PhotoSummary"];
+export type PhotoResponse = Schemas["PhotoResponse"];
+export type DeletedPhotoResponse = Schemas["DeletedPhotoResponse"];
+export type PhotoSearchResponse = Schemas["PhotoSearchResponse"];
+export type PhotoMatch = Schemas["PhotoMatch"];
 
 /** An image: raw bytes (a `File` from a form upload is a `Blob`), or base64 you already hold. */
 export type ImageInput = Blob | ArrayBuffer | Uint8Array | { base64: string };
@@ -106,9 +120,9 @@ export interface FaceServiceOptions {
  * Every failure, with the service's stable `code` (see docs/api.md), the HTTP `status` (0 when no
  * answer came), and the `requestId` to quote in a bug report. A key outside its scope gets status 403,
  * code `forbidden_scope` (its message names the verb or collection the key lacks); a wrong key, 401.
- * A collection name, subject id or face id that a URL normaliser would rewrite ("..", ".", "", one holding "/", "?", "#", "%", "\\") is
+ * A collection name, subject id, face id or photo id that a URL normaliser would rewrite ("..", ".", "", one holding "/", "?", "#", "%", "\\") is
  * refused before anything is sent: status 400, the code the service would answer
- * (`invalid_collection_name`, `invalid_external_id`, `invalid_face_id`), no `requestId`.
+ * (`invalid_collection_name`, `invalid_external_id`, `invalid_face_id`, `invalid_photo_id`), no `requestId`.
  */
 export class FaceServiceError extends Error {
   readonly status: number;
@@ -203,6 +217,38 @@ export interface ListSubjectsOptions extends RequestOptions {
 export interface GetSubjectOptions extends RequestOptions {
   /** Add each face's embedding. */
   includeEmbeddings?: boolean;
+}
+
+type IndexPhotoQuery = NonNullable<operations["indexPhoto"]["parameters"]["query"]>;
+export interface IndexPhotoOptions extends RequestOptions {
+  /** Faces below this quality level are not indexed (listed in `unindexed` with their reasons); default "medium", "none": every face. */
+  quality?: IndexPhotoQuery["quality"];
+  /** Index at most this many faces, the largest (1 to 100, the default); the others are `unindexed` with `EXCEEDS_MAX_FACES`. */
+  maxFaces?: IndexPhotoQuery["max_faces"];
+  /** Faces whose box's shorter side is below this many pixels are `unindexed` with `SMALL_BOUNDING_BOX` (default 0). */
+  minFaceSize?: IndexPhotoQuery["min_face_size"];
+}
+
+type PhotosQuery = NonNullable<operations["listPhotos"]["parameters"]["query"]>;
+export interface ListPhotosOptions extends RequestOptions {
+  /** The previous page's `next`. */
+  after?: NonNullable<PhotosQuery["after"]>;
+  /** Photos per page, 1 to 1000 (default 100). */
+  limit?: PhotosQuery["limit"];
+}
+
+type PhotoSearchQuery = NonNullable<operations["searchPhotos"]["parameters"]["query"]>;
+export interface SearchPhotosOptions extends RequestOptions {
+  /** Photos per page, 1 to 1000 (default 100). */
+  topK?: NonNullable<PhotoSearchQuery["top_k"]>;
+  /** The previous page's `next`. */
+  after?: NonNullable<PhotoSearchQuery["after"]>;
+  /** List photos whose best face is at least this similar (-1 to 1; default: the collection's threshold). */
+  minSimilarity?: NonNullable<PhotoSearchQuery["min_similarity"]>;
+  /** Search the image's n-th face (0-based, in the order extractEmbedding's `allFaces` lists them) instead of its largest. */
+  face?: NonNullable<PhotoSearchQuery["face"]>;
+  /** Refuse a probe face below this quality level (422 `low_quality_face`). */
+  minQuality?: PhotoSearchQuery["min_quality"];
 }
 
 type Payload = { body: BodyInit; contentType?: string; streamed?: boolean };
@@ -384,6 +430,70 @@ export class FaceServiceClient {
     return this.request("POST", path, importPayload(body), options);
   }
 
+  // ----- Photos: every face of a photo indexed under your photo id, then "which photos is this face in".
+
+  /**
+   * Every face of the photo, indexed in `collection` under `photoId` (your id for the photo:
+   * letters, digits and `._:@+=-`, at most 128; not "." or ".."). Faces are stored unlabelled. Faces
+   * below `quality`, beyond `maxFaces` or smaller than `minFaceSize` come back in `unindexed` with
+   * their reasons; a photo without a face is stored too (`faces: []`). The same id with the same
+   * bytes again answers the stored photo with `duplicate: true` (so a retry is safe); with other
+   * bytes, 409 `photo_exists` (delete it first). Errors: 400 an image it cannot read, 409
+   * `model_mismatch` or a limit (`collection_face_limit`).
+   */
+  async indexPhoto(collection: string, photoId: string, image: ImageInput, options: IndexPhotoOptions = {}): Promise<IndexPhotoResponse> {
+    const path = withQuery(photoPath(collection, photoId), {
+      quality: options.quality,
+      max_faces: options.maxFaces,
+      min_face_size: options.minFaceSize,
+    });
+    return this.request("POST", path, imageBody([image], "single"), options);
+  }
+
+  /** A photo and its faces (boxes, landmarks, quality; `external_id` once labelled); 404 `photo_not_found`. */
+  async getPhoto(collection: string, photoId: string, options: RequestOptions = {}): Promise<PhotoResponse> {
+    return this.request("GET", photoPath(collection, photoId), undefined, options);
+  }
+
+  /** One page of photos, ordered by id; pass its `next` as `after` for the next (null on the last). */
+  async listPhotos(collection: string, options: ListPhotosOptions = {}): Promise<PhotosResponse> {
+    const path = withQuery(segments("collections", checked(collection, "collection"), "photos"), { after: options.after, limit: options.limit });
+    return this.request("GET", path, undefined, options);
+  }
+
+  /** Every photo, page after page: `for await (const photo of client.iteratePhotos("events"))`. */
+  async *iteratePhotos(collection: string, options: Omit<ListPhotosOptions, "after"> = {}): AsyncGenerator<PhotoSummary, void, undefined> {
+    let after: string | undefined;
+    do {
+      const page = await this.listPhotos(collection, { ...options, after });
+      yield* page.photos;
+      after = page.next ?? undefined;
+    } while (after !== undefined);
+  }
+
+  /** The photo and every face indexed from it, gone before the call returns; 404 `photo_not_found`. */
+  async deletePhoto(collection: string, photoId: string, options: RequestOptions = {}): Promise<DeletedPhotoResponse> {
+    return this.request("DELETE", photoPath(collection, photoId), undefined, options);
+  }
+
+  /**
+   * The photos a face is in, most similar first, each once with its most similar face (`bbox` in
+   * that photo, `similarity`, `match` against the collection's threshold). The face: the image's
+   * largest (or its `face`-th), or an embedding and its model. `count` counts every photo at or
+   * above `minSimilarity`; pass `next` as `after` for the next page. Errors: 422 `no_face` (none, or
+   * no `face`-th), `low_quality_face` (below `minQuality`).
+   */
+  async searchPhotos(collection: string, input: GalleryInput, options: SearchPhotosOptions = {}): Promise<PhotoSearchResponse> {
+    const path = withQuery(segments("collections", checked(collection, "collection"), "search", "photos"), {
+      top_k: options.topK,
+      after: options.after,
+      min_similarity: options.minSimilarity,
+      face: options.face,
+      min_quality: options.minQuality,
+    });
+    return this.request("POST", path, galleryBody(input), options);
+  }
+
   /** One call, answered with its JSON. */
   private request<T>(method: string, path: string, payload: Payload | undefined, options: RequestOptions): Promise<T> {
     return this.send(method, path, payload, options, async (response) => (await response.json()) as T);
@@ -483,7 +593,13 @@ function unreachable(error: unknown, options: RequestOptions): FaceServiceError 
  * with the segment before them (`/collections/c/subjects/..` reaches `/collections/c/`), "" makes an
  * empty segment, and "/", "\\", "?", "#", "%" and control characters are not ids anywhere. */
 const REWRITTEN = /[/\\?#%\u0000-\u001f\u007f]/;
-const REFUSED_CODES = { collection: "invalid_collection_name", subject: "invalid_external_id", face: "invalid_face_id" };
+const REFUSED_CODES = {
+  collection: "invalid_collection_name",
+  subject: "invalid_external_id",
+  face: "invalid_face_id",
+  photo: "invalid_photo_id",
+};
+const REFUSED_FIELDS = { collection: "name", subject: "external_id", face: "face_id", photo: "photo_id" };
 
 /**
  * `value` as a collection name, subject id or face id, or a FaceServiceError (status 400, the code
@@ -495,10 +611,15 @@ function checked(value: string, kind: keyof typeof REFUSED_CODES): string {
     throw new FaceServiceError(`${JSON.stringify(value)} cannot be a ${kind} id: it would not reach the ${kind} it names`, {
       status: 400,
       code: REFUSED_CODES[kind],
-      field: kind === "collection" ? "name" : kind === "subject" ? "external_id" : "face_id",
+      field: REFUSED_FIELDS[kind],
     });
   }
   return value;
+}
+
+/** A photo's path: its collection and id, each checked and escaped. */
+function photoPath(collection: string, photoId: string): string {
+  return segments("collections", checked(collection, "collection"), "photos", checked(photoId, "photo"));
 }
 
 /** A path from segments, each escaped (a name or id is one segment, whatever it holds). */

@@ -108,6 +108,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/collections/{name}/photos": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Photos, a page at a time */
+        get: operations["listPhotos"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/photos/{photo_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A photo and its faces */
+        get: operations["getPhoto"];
+        put?: never;
+        /** Index every face of a photo */
+        post: operations["indexPhoto"];
+        /** Forget a photo and every face of it */
+        delete: operations["deletePhoto"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/collections/{name}/search": {
         parameters: {
             query?: never;
@@ -119,6 +155,23 @@ export interface paths {
         put?: never;
         /** Who is this: the best subjects for each face */
         post: operations["searchCollection"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/collections/{name}/search/photos": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Which photos is this person in */
+        post: operations["searchPhotos"];
         delete?: never;
         options?: never;
         head?: never;
@@ -303,6 +356,8 @@ export interface components {
             faces: number;
             model: string;
             name: string;
+            /** @default 0 */
+            photos: number;
             subjects: number;
             threshold: number;
         };
@@ -327,8 +382,13 @@ export interface components {
         };
         /** DeletedFaceResponse */
         DeletedFaceResponse: {
-            external_id: string;
+            external_id: string | null;
             face_id: string;
+        };
+        /** DeletedPhotoResponse */
+        DeletedPhotoResponse: {
+            deleted_faces: number;
+            photo_id: string;
         };
         /** DeletedSubjectResponse */
         DeletedSubjectResponse: {
@@ -354,6 +414,8 @@ export interface components {
             created_at: string;
             embedding?: number[] | null;
             face_id: string;
+            landmarks?: number[][] | null;
+            quality?: components["schemas"]["FaceQuality"] | null;
         };
         /** ErrorResponse */
         ErrorResponse: {
@@ -386,6 +448,13 @@ export interface components {
             landmarks: number[][];
             quality?: components["schemas"]["Quality"] | null;
         };
+        /** FaceQuality */
+        FaceQuality: {
+            /** @enum {string} */
+            level: "low" | "medium" | "high";
+            reasons: ("EXTREME_POSE" | "LOW_CONFIDENCE" | "SMALL_BOUNDING_BOX" | "LOW_SHARPNESS" | "COMPRESSION_ARTIFACTS" | "LOW_BRIGHTNESS" | "HIGH_BRIGHTNESS" | "LOW_CONTRAST")[];
+            score: number;
+        };
         /** GalleryHealth */
         GalleryHealth: {
             collections: components["schemas"]["PinnedCollection"][];
@@ -413,6 +482,24 @@ export interface components {
             collection: string;
             imported: number;
         };
+        /** IndexPhotoResponse */
+        IndexPhotoResponse: {
+            /** Format: date-time */
+            created_at: string;
+            duplicate: boolean;
+            faces: components["schemas"]["IndexedFace"][];
+            model: string;
+            photo_id: string;
+            unindexed: components["schemas"]["UnindexedFace"][];
+        };
+        /** IndexedFace */
+        IndexedFace: {
+            bbox: number[];
+            confidence: number;
+            face_id: string;
+            landmarks: number[][];
+            quality?: components["schemas"]["FaceQuality"] | null;
+        };
         /** InferenceHealth */
         InferenceHealth: {
             alive: number;
@@ -426,6 +513,58 @@ export interface components {
             match: boolean;
             similarity: number | null;
             threshold: number;
+        };
+        /** PhotoFace */
+        PhotoFace: {
+            bbox?: number[] | null;
+            confidence?: number | null;
+            /** Format: date-time */
+            created_at: string;
+            external_id: string | null;
+            face_id: string;
+            landmarks?: number[][] | null;
+            quality?: components["schemas"]["FaceQuality"] | null;
+        };
+        /** PhotoMatch */
+        PhotoMatch: {
+            bbox: number[] | null;
+            external_id: string | null;
+            face_id: string;
+            match: boolean;
+            photo_id: string;
+            similarity: number;
+        };
+        /** PhotoResponse */
+        PhotoResponse: {
+            /** Format: date-time */
+            created_at: string;
+            faces: components["schemas"]["PhotoFace"][];
+            photo_id: string;
+            source_digest: string;
+        };
+        /** PhotoSearchResponse */
+        PhotoSearchResponse: {
+            collection: string;
+            count: number;
+            method: string;
+            model: string;
+            next: string | null;
+            photos: components["schemas"]["PhotoMatch"][];
+            probe: components["schemas"]["QueryFace"] | null;
+            searched_faces: number;
+            threshold: number;
+        };
+        /** PhotoSummary */
+        PhotoSummary: {
+            /** Format: date-time */
+            created_at: string;
+            faces: number;
+            photo_id: string;
+        };
+        /** PhotosResponse */
+        PhotosResponse: {
+            next: string | null;
+            photos: components["schemas"]["PhotoSummary"][];
         };
         /** PinnedCollection */
         PinnedCollection: {
@@ -516,6 +655,13 @@ export interface components {
         SubjectsResponse: {
             next: string | null;
             subjects: components["schemas"]["SubjectSummary"][];
+        };
+        /** UnindexedFace */
+        UnindexedFace: {
+            bbox: number[];
+            confidence: number;
+            quality?: components["schemas"]["FaceQuality"] | null;
+            reasons: string[];
         };
         /** VerifyFaceResponse */
         VerifyFaceResponse: {
@@ -1436,6 +1582,496 @@ export interface operations {
             };
         };
     };
+    listPhotos: {
+        parameters: {
+            query?: {
+                /** @description the `next` cursor of the previous page */
+                after?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhotosResponse"];
+                };
+            };
+            /** @description Malformed request: JSON, base64, fields or parameters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such collection, subject or face */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The collection exists, holds another model's vectors, or is at a limit */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body, image, or batch over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a supported content type or image format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of this API key reached (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getPhoto: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The caller's id for the photo: 1 to 128 letters, digits or . _ : @ + = - */
+                photo_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhotoResponse"];
+                };
+            };
+            /** @description Malformed request: JSON, base64, fields or parameters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such collection, subject or face */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The collection exists, holds another model's vectors, or is at a limit */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body, image, or batch over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a supported content type or image format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of this API key reached (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    indexPhoto: {
+        parameters: {
+            query?: {
+                /** @description Index only faces of at least this quality; the others are `unindexed` */
+                quality?: "none" | "low" | "medium" | "high";
+                /** @description the largest faces are indexed */
+                max_faces?: number;
+                /** @description pixels, the face box's shorter side */
+                min_face_size?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The caller's id for the photo: 1 to 128 letters, digits or . _ : @ + = - */
+                photo_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description One image: a multipart `file` part, or JSON with `image_base64`. JPEG, PNG, WebP or BMP. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The image file, base64 (standard or URL-safe, or a data: URL) */
+                    image_base64: string;
+                };
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description This photo id was indexed from the same bytes before: that photo, `duplicate: true` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IndexPhotoResponse"];
+                };
+            };
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IndexPhotoResponse"];
+                };
+            };
+            /** @description Malformed request: JSON, base64, fields or parameters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such collection, subject or face */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The collection exists, holds another model's vectors, or is at a limit */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body, image, or batch over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a supported content type or image format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of this API key reached (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deletePhoto: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The caller's id for the photo: 1 to 128 letters, digits or . _ : @ + = - */
+                photo_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedPhotoResponse"];
+                };
+            };
+            /** @description Malformed request: JSON, base64, fields or parameters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such collection, subject or face */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The collection exists, holds another model's vectors, or is at a limit */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body, image, or batch over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a supported content type or image format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of this API key reached (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     searchCollection: {
         parameters: {
             query?: {
@@ -1480,6 +2116,148 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SearchResponse"];
+                };
+            };
+            /** @description Malformed request: JSON, base64, fields or parameters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such collection, subject or face */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The collection exists, holds another model's vectors, or is at a limit */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body, image, or batch over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a supported content type or image format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of this API key reached (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    searchPhotos: {
+        parameters: {
+            query?: {
+                /** @description the image's n-th face (0-based, as /extract-embedding?all_faces=true lists them); default: its largest */
+                face?: number | null;
+                /** @description photos per page */
+                top_k?: number;
+                /** @description default: the collection's threshold */
+                min_similarity?: number | null;
+                /** @description the `next` cursor of the previous page */
+                after?: string | null;
+                /** @description refuse a probe face below this quality (422 `low_quality_face`) */
+                min_quality?: "none" | "low" | "medium" | "high";
+            };
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** @description An image (a multipart `file` part, or JSON `image_base64`), or JSON `embedding` with its `model`. */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description An embedding */
+                    embedding?: number[];
+                    /** @description The image file, base64 (standard or URL-safe, or a data: URL) */
+                    image_base64?: string;
+                    /** @description The `model` id that made `embedding` */
+                    model?: string;
+                    /** @description search only: subjects per face */
+                    top_k?: number;
+                };
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhotoSearchResponse"];
                 };
             };
             /** @description Malformed request: JSON, base64, fields or parameters */

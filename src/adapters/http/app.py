@@ -31,6 +31,7 @@ from adapters.http.errors import (
 )
 from adapters.http.gallery import GalleryPool, GalleryWork, ImportLimits
 from adapters.http.observability import MetricsController, observe_requests
+from adapters.http.photos import PhotoController
 from adapters.inference.pool import InferenceRunner
 from adapters.inference.worker import WorkerFailed
 from adapters.metrics import Metrics
@@ -118,7 +119,7 @@ def create_app(
         bodies,
     )
     metrics.watch_queue(lambda: admission.in_flight)
-    protected_handlers: list[Any] = [FaceController, CollectionController]
+    protected_handlers: list[Any] = [FaceController, CollectionController, PhotoController]
     public_handlers: list[Any] = [HealthController]
     if config.metrics != "off":
         (public_handlers if config.metrics == "public" else protected_handlers).append(MetricsController)

@@ -27,6 +27,11 @@ ROUTE_VERBS: dict[str, Verb | None] = {
     "listSubjects": Verb.SEARCH,
     "getSubject": Verb.SEARCH,  # MANAGE with include=embeddings: vectors out, as an export
     "enrollFace": Verb.ENROLL,
+    "indexPhoto": Verb.ENROLL,
+    "deletePhoto": Verb.ENROLL,  # photos are the enroll verb's, both ways (docs/api.md, "Photos")
+    "listPhotos": Verb.SEARCH,
+    "getPhoto": Verb.SEARCH,
+    "searchPhotos": Verb.SEARCH,
     "createCollection": Verb.MANAGE,  # on the name in the body
     "deleteCollection": Verb.MANAGE,
     "deleteSubject": Verb.MANAGE,

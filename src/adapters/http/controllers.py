@@ -3,7 +3,8 @@ use case and answers with the contract's JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -28,6 +29,8 @@ from adapters.wire.schemas import (
     VerifyFaceResponse,
 )
 from domain.gallery import StoreHealth
+
+JobMaker = Callable[[str, bytes, str], Job]  # (content type, body, request id) -> the job to run
 
 AllFaces = Annotated[bool, QueryParameter(description="Addition: list every face, largest first, in `faces`")]
 
@@ -98,6 +101,27 @@ class FaceWork:
                 with self.admission.slot():
                     request_id = request.scope.get("state", {}).get("request_id", "")
                     result = await self.runner.run(kind(content_type, body, all_faces, request_id))
+        return self._finished(request, result)
+
+    @contextlib.asynccontextmanager
+    async def held_body(self, request: AnyRequest) -> AsyncIterator[Callable[[JobMaker], Awaitable[JobResult]]]:
+        """The request's body, read once (bounded as `job` bounds it) and held while the caller runs
+        several jobs on it in turn, each in its own admission slot; what the caller does between them
+        (a gallery look-up) needs no slot. Each job raises its error as `job` does."""
+        content_type = request.headers.get("content-type", "")
+        bodies.check_media_type(content_type, multipart_allowed=True)
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        with self._bodies.reserve(inputs.declared_length(request)):
+            body = await inputs.read_body(request, self._body_timeout)
+
+            async def run(make: JobMaker) -> JobResult:
+                with self.admission.slot():
+                    result = await self.runner.run(make(content_type, body, request_id))
+                return self._finished(request, result)
+
+            yield run
+
+    def _finished(self, request: AnyRequest, result: JobResult) -> JobResult:
         for stage, seconds in result.stages:
             self._metrics.stage(stage, seconds)
         for count in result.face_counts:

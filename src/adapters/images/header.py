@@ -131,3 +131,53 @@ def _bmp_size(data: bytes) -> tuple[int, int] | None:
         return width, height
     width, height = struct.unpack("<ii", data[18:26])
     return width, abs(height)
+
+
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+def jpeg_orientation(data: bytes) -> int | None:
+    """The EXIF orientation (1 to 8) of a JPEG; 1 when it carries none, None when its EXIF
+    segment cannot be read with certainty (the caller then leaves orientation to OpenCV)."""
+    offset = 2
+    try:
+        while offset + 4 <= len(data):
+            if data[offset] != 0xFF:
+                return None
+            marker = data[offset + 1]
+            if marker == 0xFF:
+                offset += 1
+                continue
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                offset += 2
+                continue
+            if marker == 0xDA:  # start of scan: no EXIF before the pixels
+                return 1
+            (length,) = struct.unpack(">H", data[offset + 2 : offset + 4])
+            if length < 2:
+                return None
+            if marker == 0xE1 and data[offset + 4 : offset + 10] == b"Exif\x00\x00":
+                return _tiff_orientation(data[offset + 10 : offset + 2 + length])
+            offset += 2 + length
+    except (struct.error, IndexError, ValueError):
+        return None
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or struct.unpack(order + "H", tiff[2:4])[0] != 42:
+        return None
+    (ifd,) = struct.unpack(order + "I", tiff[4:8])
+    (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
+    for index in range(count):
+        entry = tiff[ifd + 2 + 12 * index : ifd + 14 + 12 * index]
+        if len(entry) < 12:
+            return None
+        tag, kind, _count = struct.unpack(order + "HHI", entry[:8])
+        if tag == EXIF_ORIENTATION_TAG:
+            if kind != 3:  # SHORT, as the standard says
+                return None
+            (value,) = struct.unpack(order + "H", entry[8:10])
+            return value if 1 <= value <= 8 else None
+    return 1

@@ -23,11 +23,13 @@ from adapters.wire.schemas import GalleryRequest
 from domain.errors import FaceServiceError, InvalidInput
 from domain.use_cases.collections import image_digest
 from domain.use_cases.faces import FaceService, InputNames
+from domain.use_cases.photos import PhotoFaces, PhotoOptions, chosen_faces
 
 ONE_TO_ONE = InputNames(probe="embedding_a", single_candidate="embedding_b")
 ONE_TO_MANY = InputNames(probe="embedding_a", candidates="candidates")
 ENCODER = msgspec.json.Encoder()
 MAX_PARTS = 16  # multipart parts read from a one-image request
+DEFAULT_PHOTO_OPTIONS = PhotoOptions()
 
 
 @dataclass(slots=True)
@@ -36,6 +38,8 @@ class JobResult:
     body: bytes = b""  # JSON: the answer, or the error {"error", "code", "field"?}
     faces: int | None = None
     gallery_input: GalleryInput | None = None  # for the collection routes, instead of `body`
+    photo: PhotoFaces | None = None  # for indexing a photo, instead of `body`
+    source_digest: str | None = None  # for `ImageDigest`
     stages: list[tuple[str, float]] = field(default_factory=list)
     face_counts: list[int] = field(default_factory=list)
     failure: str | None = None  # an unexpected error's traceback, for the log; the caller gets a generic 500
@@ -128,6 +132,38 @@ class EmbedForGallery(Job):
         extraction = service.extract(data, self.all_faces)
         given = GalleryInput(extraction=extraction, source_digest=image_digest(data), top_k=top_k)
         return JobResult(200, faces=extraction.faces_count, gallery_input=given)
+
+
+def _photo_bytes(content_type: str, body: bytes) -> bytes:
+    """A photo route's image: a multipart `file` part or JSON `image_base64` (never an embedding)."""
+    if bodies.media_type_of(content_type) == bodies.MULTIPART:
+        return bodies.image_from(content_type, body, MAX_PARTS)
+    bodies.check_media_type(content_type, multipart_allowed=True)
+    payload = bodies.decode_json(body, GalleryRequest)
+    if payload.image_base64 is None:
+        raise InvalidInput("Send the photo as a 'file' part or as 'image_base64'", code="missing_image")
+    return decode_base64(payload.image_base64, "image_base64")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDigest(Job):
+    """A photo's SHA-256, runs no model: whether it is indexed already is asked before `IndexPhoto`."""
+
+    def run(self, service: FaceService) -> JobResult:
+        return JobResult(200, faces=0, source_digest=image_digest(_photo_bytes(self.content_type, self.body)))
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPhoto(Job):
+    """A photo's faces for indexing: every face detected and assessed, only those `options` index
+    embedded (domain.use_cases.photos.photo_plan)."""
+
+    options: PhotoOptions = DEFAULT_PHOTO_OPTIONS
+
+    def run(self, service: FaceService) -> JobResult:
+        data = _photo_bytes(self.content_type, self.body)
+        found, extraction = service.extract_chosen(data, chosen_faces(self.options))
+        return JobResult(200, faces=len(found), photo=PhotoFaces(image_digest(data), found, extraction))
 
 
 def perform(service: FaceService, job: Job) -> JobResult:

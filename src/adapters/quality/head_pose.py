@@ -14,6 +14,7 @@ synthetic turns of the bundled photos (docs/quality.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,6 +30,28 @@ _MEAN_FACE = np.column_stack([ARCFACE_REFERENCE - ARCFACE_REFERENCE.mean(axis=0)
 # The least-squares camera is this fixed 4x5 matrix times the centred landmarks: a few products per
 # face, in plain Python (numpy's call overhead on 5x2 arrays would cost more than the arithmetic).
 _SOLVE: tuple[tuple[float, ...], ...] = tuple(tuple(float(v) for v in row) for row in np.linalg.pinv(_MEAN_FACE)[:3])
+_SOLVE_COLUMNS = np.array(_SOLVE).T  # (5, 3): the same products for many faces in one numpy call
+
+
+def head_poses(faces: Sequence[tuple[Point, Point, Point, Point, Point]]) -> list[HeadPose]:
+    """`head_pose` of each face's landmarks: in plain Python for one face, in numpy for several (the
+    same arithmetic; the angles agree to far below their 0.1-degree rounding)."""
+    if len(faces) < 2:
+        return [head_pose(landmarks) for landmarks in faces]
+    points = np.asarray(faces, dtype=np.float64)  # (faces, 5, 2)
+    centred = points - points.sum(axis=1, keepdims=True) / 5
+    rows = np.swapaxes(centred, 1, 2) @ _SOLVE_COLUMNS  # (faces, 2, 3): the camera's rows
+    norms = np.hypot(np.hypot(rows[..., 0], rows[..., 1]), rows[..., 2])
+    flat = (norms < 1e-9).any(axis=1)  # every point in one place: no pose to read
+    (a, b, c), (d, e, f) = np.moveaxis(rows / np.where(flat[:, None], 1.0, norms)[..., None], 0, 2)
+    third = (b * f - c * e, c * d - a * f, a * e - b * d)
+    yaw = np.degrees(np.arctan2(-third[0], np.hypot(a, d)))
+    pitch = np.degrees(np.arctan2(third[1], third[2]))
+    roll = np.degrees(np.arctan2(d, a))
+    return [
+        HeadPose(0.0, 0.0, 0.0) if none else HeadPose(round(y, 1), round(p, 1), round(r, 1))
+        for none, y, p, r in zip(flat.tolist(), yaw.tolist(), pitch.tolist(), roll.tolist(), strict=True)
+    ]
 
 
 def head_pose(landmarks: tuple[Point, Point, Point, Point, Point]) -> HeadPose:

@@ -5,6 +5,7 @@ The limits are the add-faces rule's (domain/additions.py)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from domain.errors import InvalidEmbedding, InvalidInput
-from domain.gallery import FaceRecord, collection_problem, is_face_id
+from domain.gallery import FaceRecord, PhotoInfo, collection_problem, face_values_problem, is_face_id
 
 
 def now() -> datetime:
@@ -44,8 +45,12 @@ def stored(face: FaceRecord, dimension: int) -> FaceRecord:
 def _face_values(face: FaceRecord) -> None:
     # The use cases hold ids to their rules (domain.gallery); a store needs bounded text it can look
     # up: no NUL, which PostgreSQL's text cannot hold and SQLite's JSON lookups cut short.
-    if not _text(face.external_id):
+    if face.external_id is None and face.photo_id is None:
+        raise InvalidInput("A face belongs to a subject, a photo or both", code="invalid_request")
+    if face.external_id is not None and not _text(face.external_id):
         raise InvalidInput("An external id is 1 to 128 characters, none of them NUL", code="invalid_external_id")
+    if face.photo_id is not None and not _text(face.photo_id):
+        raise InvalidInput("A photo id is 1 to 128 characters, none of them NUL", code="invalid_photo_id")
     if not is_face_id(face.face_id):
         raise InvalidInput("A face id is 32 lowercase hex characters", code="invalid_face_id")
     if not _text(face.source_digest):
@@ -53,6 +58,23 @@ def _face_values(face: FaceRecord) -> None:
     numbers = [*(face.bbox or ()), *([] if face.confidence is None else [face.confidence])]
     if (face.bbox is not None and len(face.bbox) != 4) or not all(math.isfinite(value) for value in numbers):
         raise InvalidInput("A face's box is four finite numbers and its confidence finite", code="invalid_request")
+    problem = face_values_problem(face.landmarks, face.quality)
+    if problem is not None:
+        raise InvalidInput(f"This face cannot be stored: {problem}", code="invalid_request")
+
+
+def photo_faces(photo: PhotoInfo, faces: Sequence[FaceRecord], dimension: int) -> list[FaceRecord]:
+    """A photo's faces as `stored` checks them, each of them unlabelled, of this photo and its bytes."""
+    if not _text(photo.photo_id):
+        raise InvalidInput("A photo id is 1 to 128 characters, none of them NUL", code="invalid_photo_id")
+    if not _text(photo.source_digest):
+        raise InvalidInput("A photo's source digest is 1 to 128 characters, none of them NUL", code="invalid_request")
+    for face in faces:
+        if (face.photo_id, face.source_digest, face.external_id) != (photo.photo_id, photo.source_digest, None):
+            raise InvalidInput(
+                "A photo's faces are unlabelled faces of that photo and its bytes", code="invalid_request"
+            )
+    return [stored(face, dimension) for face in faces]
 
 
 def _text(value: object) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import mmap
 import os
 import threading
 import time
@@ -36,7 +37,7 @@ import numpy.typing as npt
 
 from domain.gallery import SubjectHit
 
-FACE_ID_BYTES = 32  # a face id is 32 hex characters
+FACE_ID_BYTES = 16  # a face id is 32 hex characters: kept as the 16 bytes they spell
 QUANTIZE_ROWS = 4096  # rows quantized at a time: the float32 scratch stays in cache
 BACKGROUND_ROWS = 1024  # appends of this many rows or more (a start's load, an import) are coded in the background
 CODE_ROWS = 16_384  # rows the background coder quantizes per turn
@@ -45,6 +46,7 @@ PART_ROWS = 32_768  # at least this many rows per scanning thread (below it, a h
 PROBE_GROUP = 8  # probes scanned together in one pass over the int8 copy (a group photo's faces)
 BLOCK_ROWS = 64  # the first candidates are picked by the best score of each block of this many rows
 EXACT_ROWS = 4096  # rows re-scored exactly at a time (bounds the float64 scratch)
+SCAN_ROWS = 32_768  # rows a scanning thread takes through every step at a time: their scores stay in cache
 # Rounding to the nearest code is off by at most half a step; computing x / scale in float32 adds a
 # few units in the last place of the code (< 3e-5 of a step), so 0.5001 steps is a bound.
 HALF_STEP = 0.5001
@@ -73,17 +75,82 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+class _Chunks:
+    """Rows [0, rows) in chunks of SCAN_ROWS, taken in turn by whichever scanning thread is free: the
+    calling thread and helpers from the pool. The caller waits only for chunks taken, never for a helper
+    the scheduler has not started yet (on busy cores, that wait made the slow searches): if none
+    starts, the caller scans every chunk itself."""
+
+    def __init__(self, rows: int, work: Callable[[int, int], None]) -> None:
+        self._bounds = list(itertools.pairwise([*range(0, rows, SCAN_ROWS), rows]))
+        self._work = work
+        self._next = itertools.count()  # next() on it is atomic: each chunk goes to one thread
+        self._left = len(self._bounds)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+
+    def take(self) -> None:
+        while (i := next(self._next)) < len(self._bounds):
+            try:
+                self._work(*self._bounds[i])
+            except BaseException as exc:  # handed to the caller by `scan`
+                self._error = self._error or exc
+            with self._lock:
+                self._left -= 1
+                if not self._left:
+                    self._done.set()
+
+    def scan(self, helpers: int) -> None:
+        for _ in range(helpers):
+            _pool().submit(self.take)
+        self.take()
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+
 def _in_parts(rows: int, work: Callable[[int, int], None]) -> None:
-    """Run `work(lo, hi)` over [0, rows) in up to one part per scanning thread (numkong and numpy let go
-    of the GIL while they work)."""
-    parts = max(1, min(_scan_threads(), rows // PART_ROWS))
-    if parts == 1:
-        work(0, rows)
+    """Run `work(lo, hi)` over [0, rows) in chunks of whole blocks, shared by the calling thread and up to
+    one helper per further core (numkong and numpy let go of the GIL while they work)."""
+    if not rows:
         return
-    bounds = [rows * i // parts // BLOCK_ROWS * BLOCK_ROWS for i in range(parts)] + [rows]  # whole blocks
-    futures = [_pool().submit(work, lo, hi) for lo, hi in itertools.pairwise(bounds)]
-    for future in futures:
-        future.result()
+    _Chunks(rows, work).scan(max(0, min(_scan_threads(), rows // PART_ROWS) - 1))
+
+
+def _zeroed_floats(rows: int, dimension: int) -> npt.NDArray[np.float32]:
+    """A zeroed (rows, dimension) float32 array in its own anonymous mapping, with transparent huge pages
+    off: numpy asks for huge pages for large arrays, and on a VM the kernel's compaction to find them
+    made filling 2 GB at a start take 3 to 7 s where 4 KiB pages took under 3 (this copy is only read
+    row by row, by the re-rank, so huge pages buy its searches nothing). Pages never written cost no
+    memory, as with numpy's zeros."""
+    size = rows * dimension * 4
+    if not size:
+        return np.zeros((rows, dimension), dtype=np.float32)
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # private: faults 20% faster than shared
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux
+        memory.madvise(mmap.MADV_NOHUGEPAGE)
+    return np.frombuffer(memory, dtype=np.float32).reshape(rows, dimension)  # the array keeps the mapping alive
+
+
+_HEX_DIGITS = np.full(256, 255, dtype=np.uint8)
+_HEX_DIGITS[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def face_id_bytes(face_ids: Sequence[str]) -> npt.NDArray[np.bytes_]:
+    """Face ids (32 lowercase hex characters each) as the 16 bytes they spell, in one pass over all of
+    them; ValueError if one is anything else. Bytes sort as their hex spelling does."""
+    text = np.array(face_ids, dtype=f"S{2 * FACE_ID_BYTES + 1}").view(np.uint8).reshape(len(face_ids), -1)
+    digits = _HEX_DIGITS[text[:, : 2 * FACE_ID_BYTES]]
+    if (digits == 255).any() or text[:, 2 * FACE_ID_BYTES].any():
+        raise ValueError("a face id is 32 lowercase hex characters")
+    packed = (digits[:, 0::2] << 4) | digits[:, 1::2]
+    return np.ascontiguousarray(packed).view(f"S{FACE_ID_BYTES}").reshape(len(face_ids))
+
+
+def face_id_text(packed: bytes) -> str:
+    """A face id kept as 16 bytes, spelled again (numpy drops an `S16` value's trailing zero bytes)."""
+    return packed.ljust(FACE_ID_BYTES, b"\0").hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +233,7 @@ class FaceMatrix:
     def __init__(self, dimension: int, capacity: int = 0) -> None:
         self.dimension = dimension
         self._n = 0
-        self._vectors = np.zeros((capacity, dimension), dtype=np.float32)
+        self._vectors = _zeroed_floats(capacity, dimension)
         self._codes = np.zeros((capacity, dimension), dtype=np.int8)
         self._scales = np.zeros(capacity, dtype=np.float32)
         self._face_ids = np.zeros(capacity, dtype=f"S{FACE_ID_BYTES}")
@@ -219,12 +286,15 @@ class FaceMatrix:
         count = len(face_ids)
         if not count:
             return
-        ids = np.array(face_ids, dtype=f"S{FACE_ID_BYTES}")
+        ids = face_id_bytes(face_ids)
         compact = quantize(np.ascontiguousarray(vectors, dtype=np.float32)) if count < BACKGROUND_ROWS else None
         with self._lock.writing():
             if compact is None:
                 self._last_large_append = time.monotonic()
-            slots = np.fromiter((self._slot(name) for name in subjects), dtype=np.int32, count=count)
+            slot_of = dict.fromkeys(subjects, 0)  # each subject looked up once, not once per face
+            for name in slot_of:
+                slot_of[name] = self._slot(name)
+            slots = np.fromiter(map(slot_of.__getitem__, subjects), dtype=np.int32, count=count)
             self._reserve(self._n + count)
             start, end = self._n, self._n + count
             self._vectors[start:end] = vectors
@@ -287,8 +357,12 @@ class FaceMatrix:
         self._finite = self._finite and compact.finite
 
     def remove_face(self, face_id: str) -> bool:
+        try:
+            packed = face_id_bytes([face_id])[0]
+        except ValueError:
+            return False  # no face has such an id
         with self._lock.writing():
-            rows = np.flatnonzero(self._face_ids[: self._n] == face_id.encode())
+            rows = np.flatnonzero(self._face_ids[: self._n] == packed)
             if not rows.size:
                 return False
             self._remove_rows(rows)
@@ -309,7 +383,7 @@ class FaceMatrix:
             self._vectors[: self._n] = 0
             self._codes[: self._n] = 0
             self._scales[: self._n] = 0
-            self._vectors = np.zeros((0, self.dimension), dtype=np.float32)
+            self._vectors = _zeroed_floats(0, self.dimension)
             self._codes = np.zeros((0, self.dimension), dtype=np.int8)
             self._scales = np.zeros(0, dtype=np.float32)
             self._face_ids = np.zeros(0, dtype=f"S{FACE_ID_BYTES}")
@@ -357,6 +431,52 @@ class FaceMatrix:
                     hits.append(self._refine(probe, coarse, j, top_k, wanted, n))
             return hits, n
 
+    def groups_reaching(
+        self,
+        probe: npt.NDArray[np.float32],
+        floor: float,
+        top_k: int,
+        after: tuple[float, str] | None = None,
+        *,
+        scan: Scan = "int8",
+    ) -> tuple[list[SubjectHit], int, int]:
+        """Every subject (group: for a photo matrix, a photo) whose best face scores at least `floor`:
+        the `top_k` ranked after `after` (score descending, then name), each with its best face; how
+        many reach `floor` on every page; and how many faces were searched.
+
+        Exact, as `search`: the first pass gives every face an upper bound of its score, and only the
+        faces whose bound reaches `floor` are scored exactly (a face below it cannot reach it)."""
+        probes = np.ascontiguousarray(probe, dtype=np.float32).reshape(1, self.dimension)
+        with self._lock.reading():
+            n = self._n
+            if not n:
+                return [], 0, 0
+            use_int8 = scan == "int8" and self._coded > 0 and self._finite and bool(np.isfinite(probes).all())
+            coarse = self._int8_scores(probes, n) if use_int8 else self._float32_scores(probes, n)
+            unit, bound = float(coarse.units[0]), float(coarse.bounds[0])
+            cut = (floor - bound) / unit if math.isfinite(bound) and unit > 0 else -math.inf
+            rows = coarse.reaching(0, cut) if math.isfinite(cut) else np.arange(n)
+            best, scores = self._ranked(rows, probes[0])  # best first
+            count = int(np.count_nonzero(scores >= floor))
+            descending = -scores[:count]
+            start = end = 0
+            if after is not None:  # the page starts at the cursor's score; its ties are sorted out below
+                start = int(np.searchsorted(descending, -after[0], side="left"))
+                end = int(np.searchsorted(descending, -after[0], side="right"))
+            end = min(count, end + top_k)
+            if end:  # the whole block of the last score taken, so that ties are ranked by name
+                end = int(np.searchsorted(descending, descending[end - 1], side="right"))
+            ranked = sorted(
+                (-float(scores[i]), self._names[int(self._subject_of[best[i]])], int(best[i]))
+                for i in range(start, end)
+            )
+            page = [
+                SubjectHit(name, face_id_text(self._face_ids[row]), -negated)
+                for negated, name, row in ranked
+                if after is None or -negated < after[0] or (-negated == after[0] and name > after[1])
+            ]
+            return page[:top_k], count, n
+
     # --- the first pass: approximate scores with a proven bound on their error
 
     def _int8_scores(self, probes: npt.NDArray[np.float32], n: int) -> Coarse:
@@ -394,7 +514,7 @@ class FaceMatrix:
         codes, scales, scores, coded = self._codes, self._scales, coarse.scores, self._coded
         packed = numkong.dots_pack(compact.codes) if count > 1 else None  # each face row read once for all probes
 
-        def work(lo: int, hi: int) -> None:
+        def work(lo: int, hi: int) -> None:  # lo is a whole block (SCAN_ROWS is a multiple of BLOCK_ROWS)
             part = scores[:, lo:hi]
             if packed is None:
                 numkong.cdist(compact.codes, codes[lo:hi], metric="dot", out=part)
@@ -502,7 +622,7 @@ class FaceMatrix:
             return []
         best, scores = self._ranked(rows, probe)
         return [
-            SubjectHit(self._names[int(self._subject_of[row])], self._face_ids[row].decode(), float(score))
+            SubjectHit(self._names[int(self._subject_of[row])], face_id_text(self._face_ids[row]), float(score))
             for row, score in zip(best[:top_k].tolist(), scores[:top_k].tolist(), strict=True)
         ]
 
@@ -531,7 +651,7 @@ class FaceMatrix:
             return
         capacity = max(rows, 2 * capacity, 16)
         n = self._n
-        vectors = np.zeros((capacity, self.dimension), dtype=np.float32)  # pages past n stay untouched
+        vectors = _zeroed_floats(capacity, self.dimension)  # pages past n stay untouched
         vectors[:n] = self._vectors[:n]
         codes = np.zeros((capacity, self.dimension), dtype=np.int8)
         codes[:n] = self._codes[:n]

@@ -1,4 +1,5 @@
-"""A gallery in the process's memory: dictionaries and one matrix per collection, searched exactly.
+"""A gallery in the process's memory: dictionaries and two matrices per collection (its labelled
+faces for subject search, its photos' faces for photo search), searched exactly.
 
 Nothing survives the process. For the fake backend, tests, and trying the service out.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -16,12 +17,14 @@ import numpy.typing as npt
 from adapters.stores import checks
 from adapters.stores.matrix import FaceMatrix
 from adapters.stores.matrix_collection import MatrixCollection
-from domain.additions import StoredState, check_new_collection, plan_additions
+from domain.additions import StoredState, check_collection_faces, check_new_collection, plan_additions
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
     FaceNotFound,
+    PhotoExists,
+    PhotoNotFound,
     SubjectNotFound,
 )
 from domain.gallery import (
@@ -29,10 +32,15 @@ from domain.gallery import (
     FaceRecord,
     GalleryLimits,
     ImportOutcome,
+    PhotoCursor,
+    PhotoHit,
+    PhotoInfo,
+    PhotoSearchOutcome,
     SearchOutcome,
     StoreHealth,
     SubjectInfo,
 )
+from domain.model import Vector
 
 
 @dataclass
@@ -43,23 +51,55 @@ class _Subject:
 
 
 @dataclass
+class _Photo:
+    source_digest: str
+    created_at: datetime
+    faces: list[str] = field(default_factory=list)  # face ids, in the order stored
+
+    def info(self, photo_id: str) -> PhotoInfo:
+        return PhotoInfo(photo_id, self.source_digest, len(self.faces), self.created_at)
+
+
+@dataclass
 class _Collection(MatrixCollection):
     subjects: dict[str, _Subject] = field(default_factory=dict)
-    owner: dict[str, str] = field(default_factory=dict)  # face id -> external id, in enrolment order
+    records: dict[str, FaceRecord] = field(default_factory=dict)  # every face by id, in the order stored
+    photos: dict[str, _Photo] = field(default_factory=dict)
+    photo_matrix: FaceMatrix | None = None  # the faces with a photo id, grouped by photo
+
+    def __post_init__(self) -> None:
+        self.photo_matrix = FaceMatrix(self.dimension)
+
+    @property
+    def by_photo(self) -> FaceMatrix:
+        assert self.photo_matrix is not None
+        return self.photo_matrix
+
+    def info(self) -> CollectionInfo:
+        return replace(super().info(), faces=len(self.records), photos=len(self.photos))
 
 
 def _stored_state(target: _Collection, faces: Sequence[FaceRecord]) -> StoredState:
     """What the add-faces rule needs to know of `target` for this batch."""
     held = {
-        face.external_id: target.subjects[face.external_id] for face in faces if face.external_id in target.subjects
+        face.external_id: target.subjects[face.external_id]
+        for face in faces
+        if face.external_id is not None and face.external_id in target.subjects
     }
     by_source = {
-        (face.external_id, face.source_digest): subject.faces[subject.digests[face.source_digest]]
+        (external_id, face.source_digest): subject.faces[subject.digests[face.source_digest]]
         for face in faces
-        if (subject := held.get(face.external_id)) is not None and face.source_digest in subject.digests
+        if (external_id := face.external_id) is not None
+        and (subject := held.get(external_id)) is not None
+        and face.source_digest in subject.digests
     }
     subject_faces = {external_id: len(subject.faces) for external_id, subject in held.items()}
-    return StoredState(len(target.subjects), len(target.owner), subject_faces, by_source)
+    photos = {
+        face.photo_id: photo.source_digest
+        for face in faces
+        if face.photo_id is not None and (photo := target.photos.get(face.photo_id)) is not None
+    }
+    return StoredState(len(target.subjects), len(target.records), subject_faces, by_source, photos)
 
 
 def _subject_info(external_id: str, subject: _Subject) -> SubjectInfo:
@@ -101,6 +141,7 @@ class MemoryGallery:
             collection = self._get(name)
             del self._collections[name]
             collection.matrix.clear()
+            collection.by_photo.clear()
 
     def add_face(self, collection: str, face: FaceRecord) -> tuple[FaceRecord, bool]:
         return self.add_faces(collection, [face])[0]
@@ -132,19 +173,34 @@ class MemoryGallery:
         records = [checks.stored(face, target.dimension) for face in faces]
         plan = plan_additions(target.name, records, self._limits, _stored_state(target, records))
         for first in plan.new_subjects:
+            assert first.external_id is not None
             target.subjects[first.external_id] = _Subject(created_at=first.created_at)
-        for face in plan.new_faces:
-            subject = target.subjects[face.external_id]
-            subject.faces[face.face_id] = face
-            subject.digests[face.source_digest] = face.face_id
-            target.owner[face.face_id] = face.external_id
-        if plan.new_faces:
-            target.matrix.append(
-                [face.face_id for face in plan.new_faces],
-                [face.external_id for face in plan.new_faces],
-                np.stack([face.embedding for face in plan.new_faces]),
-            )
+        for first in plan.new_photos:
+            assert first.photo_id is not None
+            target.photos[first.photo_id] = _Photo(first.source_digest, first.created_at)
+        self._store(target, plan.new_faces)
         return plan.results
+
+    @staticmethod
+    def _store(target: _Collection, faces: Sequence[FaceRecord]) -> None:
+        """Faces whose subjects and photos exist: into the dictionaries and the matrices."""
+        labelled = [face for face in faces if face.external_id is not None]
+        pictured = [face for face in faces if face.photo_id is not None]
+        for face in faces:
+            target.records[face.face_id] = face
+            if face.external_id is not None:
+                subject = target.subjects[face.external_id]
+                subject.faces[face.face_id] = face
+                subject.digests[face.source_digest] = face.face_id
+            if face.photo_id is not None:
+                target.photos[face.photo_id].faces.append(face.face_id)
+        for matrix, group, key in ((target.matrix, labelled, "external_id"), (target.by_photo, pictured, "photo_id")):
+            if group:
+                matrix.append(
+                    [face.face_id for face in group],
+                    [getattr(face, key) for face in group],
+                    np.stack([face.embedding for face in group]),
+                )
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._lock:
@@ -163,24 +219,113 @@ class MemoryGallery:
             target = self._get(collection)
             subject = self._subject(target, external_id)
             del target.subjects[external_id]
-            for face_id in subject.faces:
-                del target.owner[face_id]
+            for face in subject.faces.values():
+                self._forget_face(target, face)
             target.matrix.remove_subject(external_id)
             return len(subject.faces)
+
+    @staticmethod
+    def _forget_face(target: _Collection, face: FaceRecord) -> None:
+        """`face` (being deleted) out of `records`, and out of its photo and the photo matrix if it has one
+        (its subject is the caller's)."""
+        del target.records[face.face_id]
+        if face.photo_id is not None:
+            target.photos[face.photo_id].faces.remove(face.face_id)
+            target.by_photo.remove_face(face.face_id)
 
     def delete_face(self, collection: str, face_id: str) -> FaceRecord:
         with self._lock:
             target = self._get(collection)
-            external_id = target.owner.pop(face_id, None)
-            if external_id is None:
+            face = target.records.get(face_id)
+            if face is None:
                 raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
-            subject = target.subjects[external_id]
-            face = subject.faces.pop(face_id)
-            del subject.digests[face.source_digest]
-            if not subject.faces:
-                del target.subjects[external_id]
-            target.matrix.remove_face(face_id)
+            self._forget_face(target, face)
+            if face.external_id is not None:
+                self._forget_labelled_face(target, face)
             return face
+
+    @staticmethod
+    def _forget_labelled_face(target: _Collection, face: FaceRecord) -> None:
+        """A labelled face (being deleted) out of its subject (which goes with its last face) and the matrix."""
+        assert face.external_id is not None
+        subject = target.subjects[face.external_id]
+        del subject.faces[face.face_id]
+        del subject.digests[face.source_digest]
+        if not subject.faces:
+            del target.subjects[face.external_id]
+        target.matrix.remove_face(face.face_id)
+
+    # --- photos
+
+    def add_photo(
+        self, collection: str, photo: PhotoInfo, faces: Sequence[FaceRecord]
+    ) -> tuple[PhotoInfo, list[FaceRecord], bool]:
+        with self._lock:
+            target = self._get(collection)
+            records = checks.photo_faces(photo, faces, target.dimension)
+            stored = target.photos.get(photo.photo_id)
+            if stored is not None:
+                if stored.source_digest != photo.source_digest:
+                    raise PhotoExists(f"photo {photo.photo_id!r} was indexed from other bytes; delete it first")
+                return stored.info(photo.photo_id), [target.records[face_id] for face_id in stored.faces], True
+            check_collection_faces(self._limits, collection, len(target.records), len(records))
+            target.photos[photo.photo_id] = _Photo(photo.source_digest, photo.created_at)
+            self._store(target, records)
+            return target.photos[photo.photo_id].info(photo.photo_id), records, False
+
+    def photos(self, collection: str, after: str | None, limit: int) -> list[PhotoInfo]:
+        with self._lock:
+            target = self._get(collection)
+            names = sorted(name for name in target.photos if after is None or name > after)[: max(0, limit)]
+            return [target.photos[name].info(name) for name in names]
+
+    def photo(self, collection: str, photo_id: str) -> tuple[PhotoInfo, list[FaceRecord]]:
+        with self._lock:
+            target = self._get(collection)
+            stored = self._photo(target, photo_id)
+            return stored.info(photo_id), [target.records[face_id] for face_id in stored.faces]
+
+    def delete_photo(self, collection: str, photo_id: str) -> int:
+        with self._lock:
+            target = self._get(collection)
+            stored = self._photo(target, photo_id)
+            faces = [target.records[face_id] for face_id in stored.faces]
+            for face in faces:
+                del target.records[face.face_id]
+                if face.external_id is not None:
+                    self._forget_labelled_face(target, face)
+            del target.photos[photo_id]
+            target.by_photo.remove_subject(photo_id)
+            return len(faces)
+
+    def search_photos(
+        self, collection: str, probe: Vector, min_similarity: float, top_k: int, after: PhotoCursor | None
+    ) -> PhotoSearchOutcome:
+        with self._lock:
+            target = self._get(collection)
+        matrix = checks.probes(probe, target.dimension, top_k)
+        cursor = None if after is None else (after.similarity, after.photo_id)
+        hits, count, _ = target.by_photo.groups_reaching(matrix[0], min_similarity, top_k, cursor)
+        with self._lock:
+            found = [(hit, target.records.get(hit.face_id)) for hit in hits]
+            searched = len(target.records)
+        return PhotoSearchOutcome(
+            [
+                PhotoHit(hit.external_id, hit.face_id, hit.similarity, face.external_id, face.bbox)
+                for hit, face in found
+                if face is not None  # deleted meanwhile
+            ],
+            count,
+            "exact",
+            searched,
+        )
+
+    @staticmethod
+    def _photo(collection: _Collection, photo_id: str) -> _Photo:
+        stored = collection.photos.get(photo_id)
+        if stored is None:
+            raise PhotoNotFound(f"collection {collection.name!r} has no photo {photo_id!r}")
+        return stored
 
     def search(
         self, collection: str, probes: npt.NDArray[np.float32], top_k: int, external_id: str | None = None
@@ -195,12 +340,12 @@ class MemoryGallery:
     def faces(self, collection: str) -> Iterator[FaceRecord]:
         with self._lock:
             target = self._get(collection)
-            records = [target.subjects[owner].faces[face_id] for face_id, owner in target.owner.items()]
+            records = list(target.records.values())
         return iter(records)
 
     def health(self) -> StoreHealth:
         with self._lock:
-            faces = sum(len(collection.owner) for collection in self._collections.values())
+            faces = sum(len(collection.records) for collection in self._collections.values())
         return StoreHealth(store="memory", ok=True, detail=f"{len(self._collections)} collections, {faces} faces")
 
     def close(self) -> None:

@@ -20,10 +20,9 @@ import json
 import logging
 import sqlite3
 import threading
-from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -32,10 +31,29 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters.stores import checks
-from adapters.stores.face_rows import face_record
+from adapters.stores.face_rows import face_record, landmarks_text, quality_text
 from adapters.stores.matrix import FaceMatrix
-from adapters.stores.matrix_collection import MatrixCollection
-from domain.additions import Additions, StoredState, check_new_collection, plan_additions
+from adapters.stores.sqlite_collection import LOAD_CHUNK, Adding, SqliteCollection
+from adapters.stores.sqlite_sql import (
+    EXPORT_FACES,
+    FACE_TO_DELETE,
+    FACES_BY_SOURCE,
+    HIT_FACES,
+    INSERT_FACE,
+    LOAD_FACES,
+    MIGRATIONS,
+    PHOTO,
+    PHOTO_FACES,
+    PHOTO_ROWS,
+    PHOTOS_AFTER,
+    PHOTOS_PAGE,
+    SCHEMA_VERSION,
+    SUBJECT_FACES,
+    SUBJECT_IDS,
+    SUBJECTS_AFTER,
+    SUBJECTS_PAGE,
+)
+from domain.additions import check_collection_faces, check_new_collection, plan_additions
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -43,6 +61,8 @@ from domain.errors import (
     CollectionUnavailable,
     FaceNotFound,
     FaceServiceError,
+    PhotoExists,
+    PhotoNotFound,
     StoreUnavailable,
     SubjectNotFound,
 )
@@ -51,82 +71,26 @@ from domain.gallery import (
     FaceRecord,
     GalleryLimits,
     ImportOutcome,
+    PhotoCursor,
+    PhotoHit,
+    PhotoInfo,
+    PhotoSearchOutcome,
     QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
     SubjectInfo,
     collection_problem,
+    is_photo_id,
 )
+from domain.model import Vector
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 HEALTH_WAIT_SECONDS = 0.05  # longer, and a write (an import) holds the database: busy, not down
 PAGE_SIZE = 16384
-LOAD_CHUNK = 4096  # rows per fetch when the matrices are loaded at open
 EXPORT_PAGE = 512  # rows per page of `faces`
 IMPORT_CHUNK = 512  # faces checked and written together by an import
 
-# Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE collections (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            model_id TEXT NOT NULL,
-            dimension INTEGER NOT NULL,
-            threshold REAL NOT NULL,
-            created_at INTEGER NOT NULL
-        )""",
-        """CREATE TABLE subjects (
-            id INTEGER PRIMARY KEY,
-            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
-            external_id TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            UNIQUE (collection_id, external_id)
-        )""",
-        """CREATE TABLE faces (
-            seq INTEGER PRIMARY KEY,
-            face_id TEXT NOT NULL UNIQUE,
-            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
-            subject_id INTEGER NOT NULL REFERENCES subjects (id) ON DELETE CASCADE,
-            source_digest TEXT NOT NULL,
-            x1 REAL, y1 REAL, x2 REAL, y2 REAL,
-            confidence REAL,
-            created_at INTEGER NOT NULL,
-            embedding BLOB NOT NULL,
-            UNIQUE (subject_id, source_digest)
-        )""",
-        "CREATE INDEX faces_by_collection ON faces (collection_id, seq)",
-    ),
-)
-
-# A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
-_FACE_COLUMNS = (
-    " f.face_id, s.external_id, f.embedding, f.x1, f.y1, f.x2, f.y2, f.confidence, f.source_digest, f.created_at"
-)
-_FACES = _FACE_COLUMNS + " FROM faces f JOIN subjects s ON s.id = f.subject_id"
-_SUBJECT_FACES = "SELECT" + _FACES + " WHERE f.subject_id = ? ORDER BY f.created_at, f.seq"
-_FACE_TO_DELETE = "SELECT f.seq, f.subject_id," + _FACES + " WHERE f.face_id = ? AND f.collection_id = ?"
-_EXPORT_PAGE = "SELECT f.seq," + _FACES + " WHERE f.collection_id = ? AND f.seq > ? ORDER BY f.seq LIMIT ?"
-_SUBJECTS = (
-    "SELECT s.external_id, s.created_at, (SELECT COUNT(*) FROM faces f WHERE f.subject_id = s.id)"
-    " FROM subjects s WHERE s.collection_id = ?"
-)
-_SUBJECTS_PAGE = _SUBJECTS + " ORDER BY s.external_id LIMIT ?"
-_SUBJECTS_AFTER = _SUBJECTS + " AND s.external_id > ? ORDER BY s.external_id LIMIT ?"
-# The batch's subjects and the faces already stored for its (external id, source digest) pairs, each in
-# one query: the batch's keys travel as one JSON array, read first (CROSS JOIN fixes the order) so
-# that every key is one look-up in the unique indexes.
-_SUBJECT_IDS = (
-    "SELECT s.external_id, s.id FROM json_each(?) AS wanted CROSS JOIN subjects s"
-    " WHERE s.collection_id = ? AND s.external_id = wanted.value"
-)
-_FACES_BY_SOURCE = (
-    "SELECT" + _FACE_COLUMNS + " FROM json_each(?) AS wanted CROSS JOIN subjects s CROSS JOIN faces f"
-    " WHERE s.collection_id = ? AND s.external_id = json_extract(wanted.value, '$[0]')"
-    " AND f.subject_id = s.id AND f.source_digest = json_extract(wanted.value, '$[1]')"
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -141,45 +105,6 @@ def _moment(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
-@dataclass
-class _Adding:
-    """What one transaction has added to a collection: counted with the matrix for the limits while it
-    runs, appended to the matrix after its commit (never before: a search must not find a face a
-    rollback would take back)."""
-
-    faces: list[FaceRecord] = field(default_factory=list)
-    subjects: int = 0  # created
-    per_subject: Counter[str] = field(default_factory=Counter)  # faces added, by external id
-    duplicates: int = 0
-
-    def stored_state(
-        self, matrix: FaceMatrix, subjects: Iterable[str], by_source: dict[tuple[str, str], FaceRecord]
-    ) -> StoredState:
-        """The add-faces rule's view of the collection: the matrix (committed) and this transaction's."""
-        held = {name: matrix.faces_of(name) + self.per_subject[name] for name in subjects}
-        return StoredState(matrix.subjects + self.subjects, len(matrix) + len(self.faces), held, by_source)
-
-    def add(self, plan: Additions) -> None:
-        self.faces += plan.new_faces
-        self.subjects += len(plan.new_subjects)
-        self.per_subject.update(face.external_id for face in plan.new_faces)
-        self.duplicates += sum(1 for _, duplicate in plan.results if duplicate)
-
-    def commit(self, matrix: FaceMatrix) -> None:
-        for start in range(0, len(self.faces), LOAD_CHUNK):
-            chunk = self.faces[start : start + LOAD_CHUNK]
-            matrix.append(
-                [face.face_id for face in chunk],
-                [face.external_id for face in chunk],
-                np.stack([face.embedding for face in chunk]),
-            )
-
-
-@dataclass
-class _Collection(MatrixCollection):
-    id: int  # its row in `collections`
-
-
 class SqliteGallery:
     """The FaceGallery port on SQLite (standard library), with exact search in memory."""
 
@@ -187,7 +112,7 @@ class SqliteGallery:
         self._path = Path(path)
         self._limits = limits
         self._lock = threading.Lock()  # every use of the connection, and every write
-        self._collections: dict[str, _Collection] = {}
+        self._collections: dict[str, SqliteCollection] = {}
         self._quarantined: dict[str, tuple[int, str]] = {}  # name as stored -> (row id, reason)
         self._closed = False
         self._lock_file = self._claim()
@@ -253,6 +178,7 @@ class SqliteGallery:
                 db.execute("DELETE FROM collections WHERE id = ?", (collection.id,))
             del self._collections[name]
             collection.matrix.clear()
+            collection.by_photo.clear()
             self._forget_deleted(db)
 
     # --- faces
@@ -266,10 +192,10 @@ class SqliteGallery:
         with self._writing() as db:
             target = self._get(collection)
             records = [_stored(face, target.dimension) for face in faces]
-            adding = _Adding()
+            adding = Adding()
             with _transaction(db):
                 results = self._add_rows(db, target, records, adding)
-            adding.commit(target.matrix)  # committed: only now does the matrix see the new faces
+            adding.commit(target)  # committed: only now do the matrices see the new faces
             return results
 
     def import_collection(
@@ -285,7 +211,7 @@ class SqliteGallery:
                 self._refuse_quarantined(name)
             elif (target.model_id, target.dimension) != (model_id, dimension):
                 raise CollectionModelMismatch(f"collection {name!r} holds vectors of {target.model_id}")
-            adding = _Adding()
+            adding = Adding()
             with _transaction(db):
                 if target is None:
                     check_new_collection(self._limits, len(self._collections) + len(self._quarantined))
@@ -295,31 +221,36 @@ class SqliteGallery:
                     self._add_rows(db, target, [_stored(face, dimension) for face in chunk], adding)
             if created:
                 self._collections[name] = target
-            adding.commit(target.matrix)
+            adding.commit(target)
             return ImportOutcome(created, len(adding.faces), adding.duplicates)
 
     def _insert_collection(
         self, db: sqlite3.Connection, name: str, model_id: str, dimension: int, threshold: float
-    ) -> _Collection:
+    ) -> SqliteCollection:
         created_at = checks.now()
         cursor = db.execute(
             "INSERT INTO collections (name, model_id, dimension, threshold, created_at) VALUES (?, ?, ?, ?, ?)",
             (name, model_id, dimension, threshold, _micros(created_at)),
         )
         assert cursor.lastrowid is not None
-        return _Collection(name, model_id, dimension, threshold, created_at, FaceMatrix(dimension), cursor.lastrowid)
+        return SqliteCollection(
+            name, model_id, dimension, threshold, created_at, FaceMatrix(dimension), cursor.lastrowid
+        )
 
     def _add_rows(
-        self, db: sqlite3.Connection, target: _Collection, faces: Sequence[FaceRecord], adding: _Adding
+        self, db: sqlite3.Connection, target: SqliteCollection, faces: Sequence[FaceRecord], adding: Adding
     ) -> list[tuple[FaceRecord, bool]]:
         """Decide `faces` by the add-faces rule and write what it answers, inside the caller's
         transaction; `adding` keeps what this transaction added (earlier chunks of an import too)."""
-        names = json.dumps(sorted({face.external_id for face in faces}))
-        subject_ids: dict[str, int] = dict(db.execute(_SUBJECT_IDS, (names, target.id)).fetchall())
-        keys = json.dumps([(face.external_id, face.source_digest) for face in faces])
-        found = [_record(row, target.dimension) for row in db.execute(_FACES_BY_SOURCE, (keys, target.id))]
-        by_source = {(face.external_id, face.source_digest): face for face in found}
-        state = adding.stored_state(target.matrix, subject_ids, by_source)
+        labelled = [face for face in faces if face.external_id is not None]
+        names = json.dumps(sorted({face.external_id for face in labelled}))
+        subject_ids: dict[str | None, int] = dict(db.execute(SUBJECT_IDS, (names, target.id)).fetchall())
+        keys = json.dumps([(face.external_id, face.source_digest) for face in labelled])
+        found = [_record(row, target.dimension) for row in db.execute(FACES_BY_SOURCE, (keys, target.id))]
+        by_source = {(face.external_id or "", face.source_digest): face for face in found}
+        photo_ids = json.dumps(sorted({face.photo_id for face in faces if face.photo_id is not None}))
+        photos = {row[0]: (row[1], row[2]) for row in db.execute(PHOTO_ROWS, (photo_ids, target.id))}
+        state = adding.stored_state(target, (name for name in subject_ids if name is not None), by_source, photos)
         plan = plan_additions(target.name, faces, self._limits, state)
         for first in plan.new_subjects:
             cursor = db.execute(
@@ -328,31 +259,31 @@ class SqliteGallery:
             )
             assert cursor.lastrowid is not None
             subject_ids[first.external_id] = cursor.lastrowid
-        db.executemany(
-            "INSERT INTO faces (face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
-            " confidence, created_at, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    face.face_id,
-                    target.id,
-                    subject_ids[face.external_id],
-                    face.source_digest,
-                    *(face.bbox or (None, None, None, None)),
-                    face.confidence,
-                    _micros(face.created_at),
-                    face.embedding.tobytes(),
-                )
-                for face in plan.new_faces
-            ],
-        )
+        for first in plan.new_photos:
+            assert first.photo_id is not None
+            photo_row = self._insert_photo(db, target, first.photo_id, first.source_digest, first.created_at)
+            adding.photos[first.photo_id] = (photo_row, first.source_digest)
+        refs = {photo_id: row for photo_id, (row, _) in (photos | adding.photos).items()}
+        _insert_faces(db, target, plan.new_faces, subject_ids, refs)
         adding.add(plan)
         return plan.results
+
+    @staticmethod
+    def _insert_photo(
+        db: sqlite3.Connection, target: SqliteCollection, photo_id: str, digest: str, created_at: datetime
+    ) -> int:
+        cursor = db.execute(
+            "INSERT INTO photos (collection_id, photo_id, source_digest, created_at) VALUES (?, ?, ?, ?)",
+            (target.id, photo_id, digest, _micros(created_at)),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def subjects(self, collection: str, after: str | None, limit: int) -> list[SubjectInfo]:
         with self._reading() as db:
             target = self._get(collection)
             # Two statements, so that the cursor is a range on the (collection_id, external_id) index.
-            query = _SUBJECTS_PAGE if after is None else _SUBJECTS_AFTER
+            query = SUBJECTS_PAGE if after is None else SUBJECTS_AFTER
             values = (target.id, max(0, limit)) if after is None else (target.id, after, max(0, limit))
             rows = db.execute(query, values).fetchall()
         return [SubjectInfo(external_id=row[0], faces=row[2], created_at=_moment(row[1])) for row in rows]
@@ -366,7 +297,7 @@ class SqliteGallery:
             ).fetchone()
             if row is None:
                 raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
-            faces = [_record(face, target.dimension) for face in db.execute(_SUBJECT_FACES, (row[0],))]
+            faces = [_record(face, target.dimension) for face in db.execute(SUBJECT_FACES, (row[0],))]
         return SubjectInfo(external_id=external_id, faces=len(faces), created_at=_moment(row[1])), faces
 
     def delete_subject(self, collection: str, external_id: str) -> int:
@@ -378,9 +309,14 @@ class SqliteGallery:
                 ).fetchone()
                 if row is None:
                     raise SubjectNotFound(f"collection {collection!r} has no subject {external_id!r}")
+                pictured = db.execute(
+                    "SELECT face_id FROM faces WHERE subject_id = ? AND photo_ref IS NOT NULL", (row[0],)
+                ).fetchall()
                 removed = db.execute("DELETE FROM faces WHERE subject_id = ?", (row[0],)).rowcount
                 db.execute("DELETE FROM subjects WHERE id = ?", (row[0],))
             target.matrix.remove_subject(external_id)
+            for (face_id,) in pictured:  # its faces from photos leave photo search too
+                target.by_photo.remove_face(face_id)
             self._forget_deleted(db)
             return removed
 
@@ -388,7 +324,7 @@ class SqliteGallery:
         with self._writing() as db:
             target = self._get(collection)
             with _transaction(db):
-                row = db.execute(_FACE_TO_DELETE, (face_id, target.id)).fetchone()
+                row = db.execute(FACE_TO_DELETE, (face_id, target.id)).fetchone()
                 if row is None:
                     raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
                 face = _record(row[2:], target.dimension)
@@ -397,9 +333,102 @@ class SqliteGallery:
                     "DELETE FROM subjects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM faces WHERE subject_id = ?)",
                     (row[1], row[1]),
                 )
-            target.matrix.remove_face(face_id)
+            if face.external_id is None:
+                target.unlabelled -= 1
+            else:
+                target.matrix.remove_face(face_id)
+            if face.photo_id is not None:
+                target.by_photo.remove_face(face_id)
             self._forget_deleted(db)
             return face
+
+    # --- photos
+
+    def add_photo(
+        self, collection: str, photo: PhotoInfo, faces: Sequence[FaceRecord]
+    ) -> tuple[PhotoInfo, list[FaceRecord], bool]:
+        with self._writing() as db:
+            target = self._get(collection)
+            records = [_stored(face, target.dimension) for face in checks.photo_faces(photo, faces, target.dimension)]
+            created_at = _moment(_micros(photo.created_at))
+            with _transaction(db):
+                row = db.execute(PHOTO, (target.id, photo.photo_id)).fetchone()
+                if row is not None:
+                    if row[1] != photo.source_digest:
+                        raise PhotoExists(f"photo {photo.photo_id!r} was indexed from other bytes; delete it first")
+                    stored = [_record(face, target.dimension) for face in db.execute(PHOTO_FACES, (row[0],))]
+                    return PhotoInfo(photo.photo_id, row[1], len(stored), _moment(row[2])), stored, True
+                check_collection_faces(self._limits, collection, target.faces, len(records))
+                photo_row = self._insert_photo(db, target, photo.photo_id, photo.source_digest, created_at)
+                _insert_faces(db, target, records, {}, {photo.photo_id: photo_row})
+            target.append(records)
+            target.photos += 1
+            return PhotoInfo(photo.photo_id, photo.source_digest, len(records), created_at), records, False
+
+    def photos(self, collection: str, after: str | None, limit: int) -> list[PhotoInfo]:
+        with self._reading() as db:
+            target = self._get(collection)
+            query = PHOTOS_PAGE if after is None else PHOTOS_AFTER
+            values = (target.id, max(0, limit)) if after is None else (target.id, after, max(0, limit))
+            rows = db.execute(query, values).fetchall()
+        return [PhotoInfo(row[0], row[1], row[3], _moment(row[2])) for row in rows]
+
+    def photo(self, collection: str, photo_id: str) -> tuple[PhotoInfo, list[FaceRecord]]:
+        with self._reading() as db:
+            target = self._get(collection)
+            row = db.execute(PHOTO, (target.id, photo_id)).fetchone()
+            if row is None:
+                raise PhotoNotFound(f"collection {collection!r} has no photo {photo_id!r}")
+            faces = [_record(face, target.dimension) for face in db.execute(PHOTO_FACES, (row[0],))]
+        return PhotoInfo(photo_id, row[1], len(faces), _moment(row[2])), faces
+
+    def delete_photo(self, collection: str, photo_id: str) -> int:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                row = db.execute(PHOTO, (target.id, photo_id)).fetchone()
+                if row is None:
+                    raise PhotoNotFound(f"collection {collection!r} has no photo {photo_id!r}")
+                faces = db.execute("SELECT face_id, subject_id FROM faces WHERE photo_ref = ?", (row[0],)).fetchall()
+                db.execute("DELETE FROM faces WHERE photo_ref = ?", (row[0],))
+                db.execute("DELETE FROM photos WHERE id = ?", (row[0],))
+                subjects = sorted({subject for _, subject in faces if subject is not None})
+                db.executemany(  # a subject left with no face goes, as when its last face is deleted
+                    "DELETE FROM subjects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM faces WHERE subject_id = ?)",
+                    [(subject, subject) for subject in subjects],
+                )
+            target.by_photo.remove_subject(photo_id)
+            for face_id, subject in faces:
+                if subject is None:
+                    target.unlabelled -= 1
+                else:
+                    target.matrix.remove_face(face_id)
+            target.photos -= 1
+            self._forget_deleted(db)
+            return len(faces)
+
+    def search_photos(
+        self, collection: str, probe: Vector, min_similarity: float, top_k: int, after: PhotoCursor | None
+    ) -> PhotoSearchOutcome:
+        self._check_open()
+        target = self._get(collection)
+        matrix = checks.probes(probe, target.dimension, top_k)
+        cursor = None if after is None else (after.similarity, after.photo_id)
+        hits, count, _ = target.by_photo.groups_reaching(matrix[0], min_similarity, top_k, cursor)
+        searched = target.faces
+        with self._reading() as db:
+            wanted = json.dumps([hit.face_id for hit in hits])
+            found = {row[0]: row[1:] for row in db.execute(HIT_FACES, (wanted, target.id))}
+        return PhotoSearchOutcome(
+            [
+                PhotoHit(hit.external_id, hit.face_id, hit.similarity, face[0], None if face[1] is None else face[1:])
+                for hit in hits
+                if (face := found.get(hit.face_id)) is not None  # deleted meanwhile
+            ],
+            count,
+            "exact",
+            searched,
+        )
 
     # --- search and export
 
@@ -419,11 +448,11 @@ class SqliteGallery:
         target = self._get(collection)
         return self._export(target)
 
-    def _export(self, target: _Collection) -> Iterator[FaceRecord]:
+    def _export(self, target: SqliteCollection) -> Iterator[FaceRecord]:
         after = 0
         while True:
             with self._reading() as db:
-                rows = db.execute(_EXPORT_PAGE, (target.id, after, EXPORT_PAGE)).fetchall()
+                rows = db.execute(EXPORT_FACES, (target.id, after, EXPORT_PAGE)).fetchall()
             if not rows:
                 return
             after = rows[-1][0]
@@ -436,7 +465,7 @@ class SqliteGallery:
         quarantined = tuple(
             QuarantinedCollection(name, reason) for name, (_, reason) in sorted(self._quarantined.items())
         )
-        faces = sum(len(collection.matrix) for collection in list(self._collections.values()))
+        faces = sum(collection.faces for collection in list(self._collections.values()))
         counts = f"{len(self._collections)} collections, {faces} faces"
         if not self._lock.acquire(timeout=HEALTH_WAIT_SECONDS):
             return StoreHealth("sqlite", True, f"{counts}; a long write is in progress", quarantined)
@@ -534,10 +563,11 @@ class SqliteGallery:
                     exc,
                 )
                 self._quarantined[label] = (int(cid), reason)
+        self._db.execute("PRAGMA shrink_memory")  # the page cache the load filled with vector pages read once
 
     def _loaded(
         self, cid: int, name: str, model_id: str, dimension: int, threshold: float, created_at: int
-    ) -> _Collection:
+    ) -> SqliteCollection:
         problem = collection_problem(name, model_id, dimension, threshold)
         if problem is not None:
             raise CollectionUnavailable(problem)
@@ -546,21 +576,43 @@ class SqliteGallery:
         db = self._db
         count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
         names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
+        photos = dict(db.execute("SELECT id, photo_id FROM photos WHERE collection_id = ?", (cid,)).fetchall())
+        if not all(is_photo_id(photo_id) for photo_id in photos.values()):
+            raise CollectionUnavailable("it holds a photo id no write could have stored")
         # Headroom: rows never written cost no memory (the pages stay untouched), and the first
         # enrolments after a start do not copy the whole matrix to grow it.
         matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
-        cursor = db.execute(
-            "SELECT subject_id, face_id, embedding FROM faces WHERE collection_id = ? ORDER BY seq", (cid,)
-        )
+        by_photo = FaceMatrix(dimension)
+        unlabelled = 0
+        cursor = db.execute(LOAD_FACES, (cid,))
         while rows := cursor.fetchmany(LOAD_CHUNK):
-            blob = b"".join(row[2] for row in rows)
+            # columns, without a Python loop per row
+            subject_ids, face_ids, blobs, unreadable, photo_ids = zip(*rows, strict=True)
+            if any(unreadable):
+                raise CollectionUnavailable("it holds a face whose landmarks or quality cannot be read")
+            blob = b"".join(blobs)
             if len(blob) != len(rows) * dimension * 4:
                 raise CollectionUnavailable("it holds a vector of the wrong size")
             vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
             if not np.isfinite(vectors).all():
                 raise CollectionUnavailable("it holds a vector with a non-finite value")
-            matrix.append([row[1] for row in rows], [names[row[0]] for row in rows], vectors)
-        return _Collection(name, model_id, dimension, threshold, _moment(created_at), matrix, cid)
+            if None not in subject_ids:  # the usual collection: every face labelled
+                matrix.append(face_ids, list(map(names.__getitem__, subject_ids)), vectors)
+            else:
+                labelled = [i for i, subject in enumerate(subject_ids) if subject is not None]
+                if labelled:
+                    matrix.append(
+                        [face_ids[i] for i in labelled], [names[subject_ids[i]] for i in labelled], vectors[labelled]
+                    )
+                unlabelled += len(rows) - len(labelled)
+            pictured = [i for i, photo in enumerate(photo_ids) if photo is not None]
+            if pictured:
+                by_photo.append(
+                    [face_ids[i] for i in pictured], [photos[photo_ids[i]] for i in pictured], vectors[pictured]
+                )
+        return SqliteCollection(
+            name, model_id, dimension, threshold, _moment(created_at), matrix, cid, by_photo, unlabelled, len(photos)
+        )
 
     def _forget_deleted(self, db: sqlite3.Connection) -> None:
         """After a delete: copy the WAL's pages (with the zeroed content) into the file and empty the WAL."""
@@ -587,7 +639,7 @@ class SqliteGallery:
 
     _writing = _reading  # one connection, one lock: reads and writes take the same path
 
-    def _get(self, name: str) -> _Collection:
+    def _get(self, name: str) -> SqliteCollection:
         collection = self._collections.get(name)
         if collection is None:
             self._refuse_quarantined(name)
@@ -614,14 +666,45 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _insert_faces(
+    db: sqlite3.Connection,
+    target: SqliteCollection,
+    faces: Sequence[FaceRecord],
+    subject_ids: Mapping[str | None, int],
+    photo_refs: Mapping[str, int],
+) -> None:
+    """Faces whose subjects and photos have their rows (`subject_ids`, `photo_refs`: their row ids)."""
+    db.executemany(
+        INSERT_FACE,
+        [
+            (
+                face.face_id,
+                target.id,
+                None if face.external_id is None else subject_ids[face.external_id],
+                None if face.photo_id is None else photo_refs[face.photo_id],
+                face.source_digest,
+                *(face.bbox or (None, None, None, None)),
+                face.confidence,
+                _micros(face.created_at),
+                face.embedding.tobytes(),
+                landmarks_text(face.landmarks),
+                quality_text(face.quality),
+            )
+            for face in faces
+        ],
+    )
+
+
 def _stored(face: FaceRecord, dimension: int) -> FaceRecord:
     """The face as this store reads it back: checked, its time in UTC to the microsecond."""
     return replace(checks.stored(face, dimension), created_at=_moment(_micros(face.created_at)))
 
 
 def _record(row: Sequence[Any], dimension: int) -> FaceRecord:
-    face_id, external_id, blob, *box_and_confidence, digest, created_at = row
+    face_id, external_id, blob, *box_and_confidence, digest, created_at, landmarks, quality, photo_id = row
     embedding = np.frombuffer(blob, dtype=np.float32).copy()
     if embedding.shape[0] != dimension:
         raise StoreUnavailable("the SQLite gallery holds a vector of the wrong size")
-    return face_record((face_id, external_id, embedding, *box_and_confidence, digest, _moment(created_at)))
+    moment = _moment(created_at)
+    values = (face_id, external_id, embedding, *box_and_confidence, digest, moment, landmarks, quality, photo_id)
+    return face_record(values)

@@ -42,12 +42,15 @@ class _Staged(msgspec.Struct, array_like=True):
     """A checked face, waiting in an import's temporary file."""
 
     face_id: str
-    external_id: str
+    external_id: str | None
     embedding: bytes  # float32, native order
     bbox: tuple[float, float, float, float] | None
     confidence: float | None
     source_digest: str
     created_at: datetime
+    landmarks: list[tuple[float, float]] | None
+    quality: wire.FaceQuality | None
+    photo_id: str | None
 
 
 class ImportStager:
@@ -104,6 +107,7 @@ class ImportStager:
         while size := read(4):
             staged = decoder.decode(read(int.from_bytes(size, "big")))
             vector = np.frombuffer(staged.embedding, dtype=np.float32)
+            points = staged.landmarks
             yield FaceRecord(
                 staged.face_id,
                 staged.external_id,
@@ -112,6 +116,9 @@ class ImportStager:
                 staged.confidence,
                 staged.source_digest,
                 staged.created_at,
+                landmarks=None if points is None else (points[0], points[1], points[2], points[3], points[4]),
+                quality=None if staged.quality is None else wire.stored_quality(staged.quality),
+                photo_id=staged.photo_id,
             )
 
     def close(self) -> None:
@@ -144,6 +151,9 @@ class ImportStager:
             face.confidence,
             face.source_digest,
             face.created_at,
+            None if face.landmarks is None else list(face.landmarks),
+            wire.face_quality(face.quality),
+            face.photo_id,
         )
         payload = self._encoder.encode(staged)
         try:

@@ -11,9 +11,10 @@ import numpy as np
 
 from adapters.wire import presenters
 from adapters.wire.presenters import similarity
-from adapters.wire.schemas import Quality
-from domain.gallery import CollectionInfo, FaceRecord, SubjectHit, SubjectInfo
+from adapters.wire.schemas import Quality, QualityLevelName, QualityReasonCode
+from domain.gallery import CollectionInfo, FaceRecord, Landmarks, StoredQuality, SubjectHit, SubjectInfo
 from domain.model import DetectedFace
+from domain.quality import QualityLevel, QualityReason
 from domain.use_cases.collections import CollectionHeader, Enrollment, SearchResult, Verification
 
 Box = list[int]
@@ -30,8 +31,9 @@ class CollectionResponse(msgspec.Struct):
     dimension: int
     threshold: float
     subjects: int
-    faces: int
+    faces: int  # every face: subjects' and photos'
     created_at: datetime
+    photos: int = 0
 
 
 class CollectionsResponse(msgspec.Struct):
@@ -59,11 +61,23 @@ class SubjectsResponse(msgspec.Struct):
     next: str | None  # the cursor for the next page (`after=`), or null on the last
 
 
+class FaceQuality(msgspec.Struct):
+    """A stored face's quality, as assessed when it was stored (docs/quality.md)."""
+
+    level: QualityLevelName
+    score: float
+    reasons: list[QualityReasonCode]  # why not high, worst first
+
+
 class EnrolledFace(msgspec.Struct, omit_defaults=True):
     face_id: str
     created_at: datetime
     bbox: Box | None = None
     confidence: float | None = None
+    # Five [x, y] points (eyes, nose tip, mouth corners), and the quality: absent for a face enrolled
+    # from an embedding or stored before they were kept.
+    landmarks: list[list[float]] | None = None
+    quality: FaceQuality | None = None
     embedding: list[float] | None = None
 
 
@@ -81,7 +95,7 @@ class DeletedSubjectResponse(msgspec.Struct):
 
 class DeletedFaceResponse(msgspec.Struct):
     face_id: str
-    external_id: str
+    external_id: str | None  # null for a photo's unlabelled face
 
 
 class QueryFace(msgspec.Struct, omit_defaults=True):
@@ -143,23 +157,45 @@ class ExportHeader(msgspec.Struct, tag="collection"):
 
 
 class ExportedFace(msgspec.Struct, tag="face"):
-    """One line per face: the vector as base64 of little-endian float32 (exact, and 3x smaller than JSON numbers)."""
+    """One line per face: the vector as base64 of little-endian float32 (exact, and 3x smaller than JSON numbers).
+    A photo's unlabelled face has a `photo_id` and a null `external_id`."""
 
-    external_id: str
+    external_id: str | None
     embedding: str
     source_digest: str
     created_at: datetime
     bbox: list[float] | None = None
     confidence: float | None = None
+    landmarks: list[tuple[float, float]] | None = None
+    quality: FaceQuality | None = None
+    photo_id: str | None = None
 
 
 def box(values: tuple[float, float, float, float] | None) -> Box | None:
     return [round(v) for v in values] if values is not None else None
 
 
+def landmarks(points: Landmarks | None) -> list[list[float]] | None:
+    """Rounded to 0.1 pixel, as the face routes round them."""
+    return None if points is None else [[round(x, 1), round(y, 1)] for x, y in points]
+
+
+def face_quality(quality: StoredQuality | None) -> FaceQuality | None:
+    if quality is None:
+        return None
+    return FaceQuality(quality.level.value, quality.score, [reason.value for reason in quality.reasons])
+
+
 def collection(info: CollectionInfo) -> CollectionResponse:
     return CollectionResponse(
-        info.name, info.model_id, info.dimension, info.threshold, info.subjects, info.faces, info.created_at
+        info.name,
+        info.model_id,
+        info.dimension,
+        info.threshold,
+        info.subjects,
+        info.faces,
+        info.created_at,
+        info.photos,
     )
 
 
@@ -167,7 +203,7 @@ def enrollment(result: Enrollment) -> EnrollResponse:
     face = result.face
     return EnrollResponse(
         face_id=face.face_id,
-        external_id=face.external_id,
+        external_id=face.external_id or "",  # an enrolled face is labelled
         duplicate=result.duplicate,
         model=result.model_id,
         created_at=face.created_at,
@@ -192,6 +228,8 @@ def subject(info: SubjectInfo, faces: list[FaceRecord], include_embeddings: bool
                 created_at=f.created_at,
                 bbox=box(f.bbox),
                 confidence=round(f.confidence, 4) if f.confidence is not None else None,
+                landmarks=landmarks(f.landmarks),
+                quality=face_quality(f.quality),
                 embedding=f.embedding.tolist() if include_embeddings else None,
             )
             for f in faces
@@ -252,6 +290,9 @@ def exported_face(face: FaceRecord) -> ExportedFace:
         created_at=face.created_at,
         bbox=list(face.bbox) if face.bbox is not None else None,
         confidence=face.confidence,
+        landmarks=None if face.landmarks is None else list(face.landmarks),  # unrounded: an export is exact
+        quality=face_quality(face.quality),
+        photo_id=face.photo_id,
     )
 
 
@@ -267,7 +308,28 @@ def imported_face(line: ExportedFace) -> FaceRecord:
     if line.bbox is not None and len(line.bbox) != 4:
         raise ValueError(f"bbox holds {len(line.bbox)} numbers, not 4")
     bbox = None if line.bbox is None else (line.bbox[0], line.bbox[1], line.bbox[2], line.bbox[3])
-    return FaceRecord("", line.external_id, vector, bbox, line.confidence, line.source_digest, line.created_at)
+    points = line.landmarks
+    if points is not None and len(points) != 5:
+        raise ValueError(f"landmarks holds {len(points)} points, not 5")
+    return FaceRecord(
+        "",
+        line.external_id,
+        vector,
+        bbox,
+        line.confidence,
+        line.source_digest,
+        line.created_at,
+        landmarks=None if points is None else (points[0], points[1], points[2], points[3], points[4]),
+        quality=None if line.quality is None else stored_quality(line.quality),
+        photo_id=line.photo_id,
+    )
+
+
+def stored_quality(quality: FaceQuality) -> StoredQuality:
+    """The wire's quality as the domain's (its literals are the enums' values: msgspec checked them)."""
+    return StoredQuality(
+        QualityLevel(quality.level), quality.score, tuple(QualityReason(reason) for reason in quality.reasons)
+    )
 
 
 def imported_header(line: ExportHeader) -> CollectionHeader:

@@ -35,43 +35,57 @@ from domain.gallery import (
     SubjectHit,
     SubjectInfo,
     collection_problem,
-    is_collection_name,
-    is_external_id,
-    is_face_id,
+    face_values_problem,
     is_source_digest,
 )
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
 from domain.ports import FaceGallery
-from domain.quality import DEFAULT_ENROLL_QUALITY, FaceQuality, QualityLevel, QualityReason
+from domain.quality import DEFAULT_ENROLL_QUALITY, QualityLevel
 from domain.use_cases.faces import Extraction
+from domain.use_cases.gallery_rules import (
+    CollectionRules,
+    MultipleFaces,
+    NoFace,
+    PoorFace,
+    at_least,
+    checked_external_id,
+    checked_face_id,
+    checked_name,
+    checked_photo_id,
+    pinned,
+    poor_quality,
+    stored_quality,
+)
+from domain.use_cases.photos import Photos
 
-
-class NoFace(FaceServiceError):
-    code = "no_face"
-
-
-class MultipleFaces(FaceServiceError):
-    code = "multiple_faces"
-
-
-class PoorFace(FaceServiceError):
-    """The face is below a floor the caller asked for (`code` says which; `reasons`, for the quality
-    floor, the quality's reason codes)."""
-
-    def __init__(self, message: str, code: str, reasons: tuple[QualityReason, ...] | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.reasons = reasons
-
-
-@dataclass(frozen=True, slots=True)
-class CollectionRules:
-    """Limits of the collection use cases (the defaults live in the settings)."""
-
-    default_threshold: float
-    default_top_k: int
-    max_top_k: int
-    max_page: int
+# The rules' names stay importable from here, where callers always found them.
+__all__ = [
+    "DEFAULT_ENROLL_QUALITY",
+    "NOTHING_KEPT",
+    "CollectionHeader",
+    "CollectionRules",
+    "Collections",
+    "Decision",
+    "EnrollOptions",
+    "Enrollment",
+    "MultipleFaces",
+    "NoFace",
+    "PoorFace",
+    "ProbeResult",
+    "SearchResult",
+    "Verification",
+    "at_least",
+    "checked_external_id",
+    "checked_face_id",
+    "checked_name",
+    "checked_photo_id",
+    "image_digest",
+    "nothing_kept",
+    "pinned",
+    "poor_quality",
+    "stored_quality",
+    "vector_digest",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,51 +166,6 @@ def vector_digest(vector: Vector) -> str:
     return hashlib.sha256(np.ascontiguousarray(vector, dtype="<f4").tobytes()).hexdigest()
 
 
-def checked_name(name: str) -> str:
-    if not is_collection_name(name):
-        raise InvalidInput(
-            "A collection name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-            code="invalid_collection_name",
-            field="name",
-        )
-    return name
-
-
-def checked_external_id(external_id: str) -> str:
-    if not is_external_id(external_id):
-        raise InvalidInput(
-            "An external id is 1 to 128 letters, digits or . _ : @ + = -, and not '.' or '..'",
-            code="invalid_external_id",
-            field="external_id",
-        )
-    return external_id
-
-
-def checked_face_id(face_id: str) -> str:
-    if not is_face_id(face_id):
-        raise InvalidInput(
-            "A face id is the 32 lowercase hex characters enrollment answered", code="invalid_face_id", field="face_id"
-        )
-    return face_id
-
-
-def at_least(quality: FaceQuality | None, floor: QualityLevel | None) -> bool:
-    """Whether a face passes a quality floor. A face never assessed passes only when there is no floor."""
-    return floor is None or (quality is not None and quality.level.at_least(floor))
-
-
-def poor_quality(quality: FaceQuality | None, floor: QualityLevel | None) -> PoorFace:
-    if quality is None:
-        return PoorFace(f"The face's quality was not assessed; quality={floor} needs it", "low_quality_face", ())
-    reasons = ", ".join(reason.value for reason in quality.reasons) or "none named"
-    return PoorFace(
-        f"The face's quality is {quality.level} (score {quality.score:.2f}; reasons: {reasons}); quality={floor} "
-        "refuses it. Send a sharper, larger, better lit, frontal photo, or ask for a lower quality",
-        "low_quality_face",
-        quality.reasons,
-    )
-
-
 class Collections:
     """The collection use cases over a `FaceGallery`. `model` says which embedding model serves now:
     every vector stored in or searched against a collection must come from the collection's."""
@@ -212,6 +181,7 @@ class Collections:
         self._model = model
         self.rules = rules
         self._clock = clock
+        self.photos = Photos(gallery, model, rules, clock)
 
     @property
     def store(self) -> str:
@@ -333,7 +303,12 @@ class Collections:
     def import_face(self, header: CollectionHeader, face: FaceRecord, line: int) -> FaceRecord:
         """An exported face (`line` of the import), checked as an enrollment is, with a new id."""
         try:
-            checked_external_id(face.external_id)
+            if face.external_id is None and face.photo_id is None:
+                raise InvalidInput("a face line needs an external_id, a photo_id or both")
+            if face.external_id is not None:
+                checked_external_id(face.external_id)
+            if face.photo_id is not None:
+                checked_photo_id(face.photo_id)
             vector = checked_embedding(face.embedding, header.dimension, "embedding")
             if not is_source_digest(face.source_digest):
                 raise InvalidInput("source_digest must be 64 lowercase hex characters (a SHA-256)")
@@ -341,12 +316,13 @@ class Collections:
                 raise InvalidInput("bbox must be four finite numbers")
             if face.confidence is not None and not 0.0 <= face.confidence <= 1.0:
                 raise InvalidInput("confidence must be a number from 0 to 1")
+            problem = face_values_problem(face.landmarks, face.quality)
+            if problem is not None:
+                raise InvalidInput(f"the face cannot be stored: {problem}")
         except (InvalidInput, InvalidEmbedding) as error:
             raise nothing_kept(InvalidImport(error.message, line)) from None
         created_at = face.created_at if face.created_at.tzinfo else face.created_at.replace(tzinfo=UTC)
-        return FaceRecord(
-            uuid.uuid4().hex, face.external_id, vector, face.bbox, face.confidence, face.source_digest, created_at
-        )
+        return dataclasses.replace(face, face_id=uuid.uuid4().hex, embedding=vector, created_at=created_at)
 
     def import_faces(self, name: str, header: CollectionHeader, faces: Iterable[FaceRecord]) -> ImportOutcome:
         """Store the faces `import_face` made, and the collection when it does not exist (pinned to the
@@ -360,12 +336,7 @@ class Collections:
 
     # Rules
     def _pinned(self, name: str, model_id: str) -> CollectionInfo:
-        collection = self._gallery.collection(checked_name(name))
-        if collection.model_id != model_id:
-            raise CollectionModelMismatch(
-                f"Collection {name} holds vectors of model {collection.model_id}; this one is from {model_id}"
-            )
-        return collection
+        return pinned(self._gallery, name, model_id)
 
     def _usable_face(self, extraction: Extraction, options: EnrollOptions) -> EmbeddedFace:
         if not extraction.faces:
@@ -398,10 +369,19 @@ class Collections:
         bbox: tuple[float, float, float, float] | None = None,
         confidence: float | None = None,
     ) -> FaceRecord:
-        if face is not None:
-            bbox = (face.box.x1, face.box.y1, face.box.x2, face.box.y2)
-            confidence = face.confidence
-        return FaceRecord(uuid.uuid4().hex, external_id, vector, bbox, confidence, digest, self._clock())
+        if face is None:
+            return FaceRecord(uuid.uuid4().hex, external_id, vector, bbox, confidence, digest, self._clock())
+        return FaceRecord(
+            uuid.uuid4().hex,
+            external_id,
+            vector,
+            (face.box.x1, face.box.y1, face.box.x2, face.box.y2),
+            face.confidence,
+            digest,
+            self._clock(),
+            landmarks=face.landmarks,
+            quality=stored_quality(face.quality),
+        )
 
     def _add(self, collection: CollectionInfo, record: FaceRecord) -> Enrollment:
         stored, duplicate = self._gallery.add_face(collection.name, record)

@@ -181,11 +181,11 @@ class FaceService:
     def _assessed(
         self, image: Image, faces: list[DetectedFace], crops: Sequence[Pixels] | None = None
     ) -> list[DetectedFace]:
-        """The faces with their quality, measured on the crops the embedder aligned (aligned here
-        when the faces are not embedded)."""
+        """The faces with their quality, measured on the crops the embedder aligned (aligned by the
+        meter, which warps only what it reads, when the faces are not embedded)."""
 
         def assessed() -> list[DetectedFace]:
-            measures = self._meter.measure(image, faces, self._embedder.align(image, faces) if crops is None else crops)
+            measures = self._meter.measure(image, faces, self._meter.align(image, faces) if crops is None else crops)
             return [
                 dataclasses.replace(face, quality=assess(measured, self.quality_rules))
                 for face, measured in zip(faces, measures, strict=True)
@@ -209,6 +209,23 @@ class FaceService:
         chosen = found if all_faces else found[:1]
         crops, vectors = self._embedded(image, chosen)
         return self._extraction(image, found, self._assessed(image, chosen, crops), vectors)
+
+    def extract_chosen(
+        self, data: bytes, choose: Callable[[Sequence[DetectedFace]], Sequence[int]]
+    ) -> tuple[list[DetectedFace], Extraction]:
+        """Every face with its quality (largest first, in the image's own pixels), and the faces
+        `choose` picks of them (their indices) embedded: the others are aligned and measured, never
+        run through the recogniser (a photo's faces refused for their size or quality)."""
+        image = self.decode(data)
+        found = self._detect(image)
+        crops = self._timed("embed", lambda: self._embedder.align(image, found)) if found else []
+        assessed = self._assessed(image, found, crops) if found else []
+        chosen = sorted(set(choose([face.in_source_pixels(image) for face in assessed])))
+        vectors = (
+            self._timed("embed", lambda: self._embedder.embed_aligned([crops[i] for i in chosen])) if chosen else []
+        )
+        extraction = self._extraction(image, found, [assessed[i] for i in chosen], vectors)
+        return [face.in_source_pixels(image) for face in assessed], extraction
 
     def _extraction(
         self, image: Image, found: list[DetectedFace], chosen: list[DetectedFace], vectors: list[Vector]

@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -34,14 +36,16 @@ from psycopg.rows import TupleRow
 from adapters.stores import checks
 from adapters.stores.face_rows import face_record
 from adapters.stores.postgres import rows, schema, search, vector_codec
-from adapters.stores.postgres.additions import add_faces
-from domain.additions import check_new_collection
+from adapters.stores.postgres.additions import add_faces, insert_faces
+from domain.additions import check_collection_faces, check_new_collection
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
     CollectionUnavailable,
     FaceNotFound,
+    PhotoExists,
+    PhotoNotFound,
     StoreUnavailable,
 )
 from domain.gallery import (
@@ -49,11 +53,15 @@ from domain.gallery import (
     FaceRecord,
     GalleryLimits,
     ImportOutcome,
+    PhotoCursor,
+    PhotoInfo,
+    PhotoSearchOutcome,
     QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
     SubjectInfo,
 )
+from domain.model import Vector
 
 logger = logging.getLogger(__name__)
 
@@ -195,10 +203,11 @@ class PostgresGallery:
                 if (row[2], row[3]) != (model_id, dimension):
                     raise CollectionModelMismatch(f"collection {name!r} holds vectors of {row[2]}")
             added = duplicates = 0
+            opened: dict[str, str] = {}  # photos this import created: its later chunks add to them
             records = iter(faces)
             while chunk := list(itertools.islice(records, IMPORT_CHUNK)):
                 target = rows.locked(conn, name)  # with the counts this transaction has changed
-                results = add_faces(conn, target, name, chunk, self._limits, self._vector_oid)
+                results = add_faces(conn, target, name, chunk, self._limits, self._vector_oid, opened)
                 fresh = sum(1 for _, duplicate in results if not duplicate)
                 added, duplicates = added + fresh, duplicates + len(results) - fresh
             if created:
@@ -239,9 +248,11 @@ class PostgresGallery:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
             rows.subject(conn, target, collection, external_id)  # SubjectNotFound before anything is deleted
-            removed = conn.execute(
-                sql.SQL("DELETE FROM {} WHERE external_id = %s").format(target.table), (external_id,)
-            ).rowcount
+            pictured = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE external_id = %s RETURNING photo_id").format(target.table), (external_id,)
+            ).fetchall()
+            removed = len(pictured)
+            _uncount_photo_faces(conn, target, [photo_id for (photo_id,) in pictured if photo_id is not None])
             conn.execute(
                 "DELETE FROM gallery_subjects WHERE collection_id = %s AND external_id = %s", (target.id, external_id)
             )
@@ -267,22 +278,99 @@ class PostgresGallery:
             if row is None:
                 raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
             face = face_record(row)
-            left = conn.execute(
-                "UPDATE gallery_subjects SET faces = faces - 1 WHERE collection_id = %s AND external_id = %s"
-                " RETURNING faces",
-                (target.id, face.external_id),
-            ).fetchone()
-            gone = left is not None and left[0] <= 0
-            if gone:
-                conn.execute(
-                    "DELETE FROM gallery_subjects WHERE collection_id = %s AND external_id = %s",
-                    (target.id, face.external_id),
-                )
+            gone = _uncount_subject_faces(conn, target, [face.external_id] if face.external_id is not None else [])
+            _uncount_photo_faces(conn, target, [face.photo_id] if face.photo_id is not None else [])
             conn.execute(
                 "UPDATE gallery_collections SET subjects = subjects - %s, faces = faces - 1 WHERE id = %s",
-                (int(gone), target.id),
+                (gone, target.id),
             )
             return face
+
+    # --- photos
+
+    def add_photo(
+        self, collection: str, photo: PhotoInfo, faces: Sequence[FaceRecord]
+    ) -> tuple[PhotoInfo, list[FaceRecord], bool]:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            records = checks.photo_faces(photo, faces, target.dimension)
+            try:
+                stored = rows.photo(conn, target, collection, photo.photo_id)
+            except PhotoNotFound:
+                pass
+            else:
+                if stored.source_digest != photo.source_digest:
+                    raise PhotoExists(f"photo {photo.photo_id!r} was indexed from other bytes; delete it first")
+                return stored, self._photo_faces(conn, target, photo.photo_id), True
+            check_collection_faces(self._limits, collection, target.faces, len(records))
+            row = conn.execute(
+                "INSERT INTO gallery_photos (collection_id, photo_id, source_digest, created_at, faces)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING created_at",
+                (target.id, photo.photo_id, photo.source_digest, photo.created_at, len(records)),
+            ).fetchone()
+            assert row is not None
+            insert_faces(conn, target, records, self._vector_oid)
+            conn.execute(
+                "UPDATE gallery_collections SET faces = faces + %s, photos = photos + 1 WHERE id = %s",
+                (len(records), target.id),
+            )
+            created_at = row[0]
+        return PhotoInfo(photo.photo_id, photo.source_digest, len(records), created_at), records, False
+
+    def photos(self, collection: str, after: str | None, limit: int) -> list[PhotoInfo]:
+        with self._connection() as conn:
+            target = rows.find(conn, collection)
+            found = conn.execute(  # a range on the primary key (collection_id, photo_id)
+                "SELECT photo_id, source_digest, faces, created_at FROM gallery_photos"
+                " WHERE collection_id = %s AND photo_id > %s ORDER BY photo_id LIMIT %s",
+                (target.id, "" if after is None else after, max(0, limit)),
+            ).fetchall()
+        return [PhotoInfo(row[0], row[1], int(row[2]), row[3]) for row in found]
+
+    def photo(self, collection: str, photo_id: str) -> tuple[PhotoInfo, list[FaceRecord]]:
+        with self._connection() as conn:
+            target = rows.find(conn, collection)
+            info = rows.photo(conn, target, collection, photo_id)
+            faces = self._photo_faces(conn, target, photo_id)
+        return dataclasses.replace(info, faces=len(faces)), faces
+
+    def delete_photo(self, collection: str, photo_id: str) -> int:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            rows.photo(conn, target, collection, photo_id)  # PhotoNotFound before anything is deleted
+            labels = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE photo_id = %s RETURNING external_id").format(target.table), (photo_id,)
+            ).fetchall()
+            conn.execute("DELETE FROM gallery_photos WHERE collection_id = %s AND photo_id = %s", (target.id, photo_id))
+            gone = _uncount_subject_faces(conn, target, [name for (name,) in labels if name is not None])
+            conn.execute(
+                "UPDATE gallery_collections SET subjects = subjects - %s, faces = faces - %s, photos = photos - 1"
+                " WHERE id = %s",
+                (gone, len(labels), target.id),
+            )
+            return len(labels)
+
+    def search_photos(
+        self, collection: str, probe: Vector, min_similarity: float, top_k: int, after: PhotoCursor | None
+    ) -> PhotoSearchOutcome:
+        with self._transaction() as conn:
+            target = rows.find(conn, collection)
+            matrix = checks.probes(probe, target.dimension, top_k)
+            return search.photos(conn, target, self._search, matrix[0], min_similarity, top_k, after)
+
+    @staticmethod
+    def _photo_faces(conn: psycopg.Connection[TupleRow], target: rows.Target, photo_id: str) -> list[FaceRecord]:
+        found = (
+            conn.cursor(binary=True)
+            .execute(
+                sql.SQL("SELECT {} FROM {} WHERE photo_id = %s ORDER BY seq").format(
+                    sql.SQL(rows.FACE_COLUMNS), target.table
+                ),
+                (photo_id,),
+            )
+            .fetchall()
+        )
+        return [face_record(row) for row in found]
 
     # --- search and export
 
@@ -389,3 +477,29 @@ class PostgresGallery:
     def _transaction(self) -> Iterator[psycopg.Connection[TupleRow]]:
         with self._connection() as conn, conn.transaction():
             yield conn
+
+
+def _uncount_subject_faces(conn: psycopg.Connection[TupleRow], target: rows.Target, external_ids: list[str]) -> int:
+    """Deleted faces of these subjects (one entry per face) off their counts; a subject left with none
+    goes. How many subjects went."""
+    gone = 0
+    for name, count in Counter(external_ids).items():
+        left = conn.execute(
+            "UPDATE gallery_subjects SET faces = faces - %s WHERE collection_id = %s AND external_id = %s"
+            " RETURNING faces",
+            (count, target.id, name),
+        ).fetchone()
+        if left is not None and left[0] <= 0:
+            conn.execute(
+                "DELETE FROM gallery_subjects WHERE collection_id = %s AND external_id = %s", (target.id, name)
+            )
+            gone += 1
+    return gone
+
+
+def _uncount_photo_faces(conn: psycopg.Connection[TupleRow], target: rows.Target, photo_ids: list[str]) -> None:
+    """Deleted faces of these photos (one entry per face) off their counts; the photo stays (indexed)."""
+    conn.cursor().executemany(
+        "UPDATE gallery_photos SET faces = faces - %s WHERE collection_id = %s AND photo_id = %s",
+        [(count, target.id, photo_id) for photo_id, count in Counter(photo_ids).items()],
+    )

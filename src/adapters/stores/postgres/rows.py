@@ -15,12 +15,12 @@ from psycopg.rows import TupleRow
 
 from adapters.stores.face_rows import COLUMNS
 from adapters.stores.postgres.schema import faces_table
-from domain.errors import CollectionNotFound, CollectionUnavailable, SubjectNotFound
-from domain.gallery import CollectionInfo, collection_problem
+from domain.errors import CollectionNotFound, CollectionUnavailable, PhotoNotFound, SubjectNotFound
+from domain.gallery import CollectionInfo, PhotoInfo, collection_problem
 
 # A collection's row as `checked` reads it: its values, and whether its partition exists.
 COLLECTION = (
-    "SELECT id, name, model_id, dimension, threshold, created_at, subjects, faces, most_subject_faces,"
+    "SELECT id, name, model_id, dimension, threshold, created_at, subjects, faces, most_subject_faces, photos,"
     " to_regclass('gallery_faces_' || id) IS NOT NULL FROM gallery_collections"
 )
 FACE_COLUMNS = ", ".join(COLUMNS)
@@ -63,11 +63,22 @@ def subject(
     return int(row[0]), row[1]
 
 
+def photo(conn: psycopg.Connection[TupleRow], target: Target, collection: str, photo_id: str) -> PhotoInfo:
+    """The photo's row; PhotoNotFound when the collection has no such photo."""
+    row = conn.execute(
+        "SELECT source_digest, faces, created_at FROM gallery_photos WHERE collection_id = %s AND photo_id = %s",
+        (target.id, photo_id),
+    ).fetchone()
+    if row is None:
+        raise PhotoNotFound(f"collection {collection!r} has no photo {photo_id!r}")
+    return PhotoInfo(photo_id, row[0], int(row[1]), row[2])
+
+
 def problem(row: Sequence[Any]) -> str | None:
     """What makes a collection row (as COLLECTION reads it) unservable, or None."""
-    _, name, model_id, dimension, threshold, _, subjects, faces, most, partition = row
+    _, name, model_id, dimension, threshold, _, subjects, faces, most, photos, partition = row
     found = collection_problem(name, model_id, dimension, threshold)
-    if found is None and min(subjects, faces, most) < 0:
+    if found is None and min(subjects, faces, most, photos) < 0:
         found = "its subject or face counts are negative"
     if found is None and not partition:
         found = "its faces' table is missing"
@@ -86,8 +97,8 @@ def checked(row: Sequence[Any] | None, name: str) -> Sequence[Any]:
 
 
 def info(row: Sequence[Any]) -> CollectionInfo:
-    _, name, model_id, dimension, threshold, created_at, subjects, faces, _, _ = row
-    return CollectionInfo(name, model_id, dimension, threshold, created_at, int(subjects), int(faces))
+    _, name, model_id, dimension, threshold, created_at, subjects, faces, _, photos, _ = row
+    return CollectionInfo(name, model_id, dimension, threshold, created_at, int(subjects), int(faces), int(photos))
 
 
 def _target(row: Sequence[Any]) -> Target:

@@ -14,7 +14,7 @@ from domain.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 MIGRATION_LOCK = 0x6661636567616C31  # pg_advisory_lock key: schema changes, one replica at a time
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 
@@ -60,6 +60,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Vectors inline in the row (2 KiB for 512-D), not moved to the TOAST table: an exact scan
         # would otherwise fetch every one of them through the TOAST index.
         "ALTER TABLE gallery_faces ALTER COLUMN embedding SET STORAGE MAIN",
+    ),
+    # 2: each face keeps its landmarks and quality (JSON text, as SQLite: face_rows.py); faces stored
+    # before have NULL. Added to the parent, so every partition gets them.
+    (
+        "ALTER TABLE gallery_faces ADD COLUMN landmarks text",
+        "ALTER TABLE gallery_faces ADD COLUMN quality text",
+    ),
+    # 3: photos. A face belongs to a subject, a photo, or both; each photo's row counts its faces and
+    # the collection's its photos (as for subjects). Faces of a photo are found by a partial index.
+    (
+        """CREATE TABLE gallery_photos (
+            collection_id bigint NOT NULL REFERENCES gallery_collections (id) ON DELETE CASCADE,
+            photo_id text COLLATE "C" NOT NULL,
+            source_digest text NOT NULL,
+            created_at timestamptz NOT NULL,
+            faces integer NOT NULL,
+            PRIMARY KEY (collection_id, photo_id)
+        )""",
+        "ALTER TABLE gallery_collections ADD COLUMN photos integer NOT NULL DEFAULT 0",
+        "ALTER TABLE gallery_faces ALTER COLUMN external_id DROP NOT NULL",
+        'ALTER TABLE gallery_faces ADD COLUMN photo_id text COLLATE "C"',
+        """ALTER TABLE gallery_faces ADD CONSTRAINT gallery_faces_photo FOREIGN KEY (collection_id, photo_id)
+            REFERENCES gallery_photos (collection_id, photo_id) ON DELETE CASCADE""",
+        """ALTER TABLE gallery_faces ADD CONSTRAINT gallery_faces_owner
+            CHECK (external_id IS NOT NULL OR photo_id IS NOT NULL)""",
+        "CREATE INDEX gallery_faces_by_photo ON gallery_faces (collection_id, photo_id) WHERE photo_id IS NOT NULL",
     ),
 )
 

@@ -1,10 +1,20 @@
 """Searching a collection's partition: exact (one scan, the best face per subject in SQL) or
 approximate (the HNSW index's nearest faces, grouped per subject here). Similarity is 1 - cosine
-distance. Each runs inside the caller's transaction: its settings are local to it."""
+distance. Each runs inside the caller's transaction: its settings are local to it.
+
+Subject search sees the labelled faces (`external_id IS NOT NULL`), photo search the faces of photos
+(`photo_id IS NOT NULL`). A photo search wants every face at or above a similarity, grouped by photo:
+below `exact_below` faces one scan does it in SQL (the best face per photo, the count and the page);
+above, the HNSW index is read in strict distance order (pgvector 0.8's iterative scan, strict_order)
+through a server-side cursor, stopping at the first face below the similarity, or after
+`PHOTO_SCAN_TUPLES` faces (hnsw.max_scan_tuples: the bound on one search's work), and grouped here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +25,11 @@ from psycopg.rows import TupleRow
 from adapters.stores.postgres.rows import Target
 from adapters.stores.postgres.schema import HNSW_MAX_DIMENSION
 from adapters.stores.postgres.vector_codec import PgVector
-from domain.gallery import SearchOutcome, SubjectHit
+from domain.gallery import PhotoCursor, PhotoHit, PhotoSearchOutcome, SearchOutcome, SubjectHit
+
+PHOTO_SCAN_TUPLES = 100_000  # the most faces an approximate photo search reads from the index
+PHOTO_FIRST_FETCH = 32  # rows of its server-side cursor's first round trip (then 4x each, up to PHOTO_FETCH)
+PHOTO_FETCH = 2_048
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +79,11 @@ def _exact(
     external_id: str | None,
 ) -> list[SubjectHit]:
     """Every face's distance, the best per subject, the best `top_k` subjects: all in one scan."""
-    where, values = (sql.SQL(""), ()) if external_id is None else (sql.SQL("WHERE external_id = %s"), (external_id,))
+    where, values = (
+        (sql.SQL("WHERE external_id IS NOT NULL"), ())
+        if external_id is None
+        else (sql.SQL("WHERE external_id = %s"), (external_id,))
+    )
     rows = conn.execute(
         sql.SQL(
             "SELECT external_id, face_id, distance FROM ("
@@ -88,7 +106,8 @@ def _approximate(
     """The `wanted` nearest faces by the HNSW index, then the best face per subject, `top_k` of them."""
     rows = conn.execute(
         sql.SQL(
-            "SELECT external_id, face_id, (embedding::vector({})) <=> %s AS distance FROM {} ORDER BY distance LIMIT %s"
+            "SELECT external_id, face_id, (embedding::vector({})) <=> %s AS distance FROM {}"
+            " WHERE external_id IS NOT NULL ORDER BY distance LIMIT %s"
         ).format(sql.Literal(target.dimension), target.table),
         (PgVector(probe), wanted),
     ).fetchall()
@@ -99,3 +118,103 @@ def _approximate(
             if len(best) == top_k:
                 break
     return list(best.values())
+
+
+def photos(
+    conn: psycopg.Connection[TupleRow],
+    target: Target,
+    search: Search,
+    probe: npt.NDArray[np.float32],
+    floor: float,
+    top_k: int,
+    after: PhotoCursor | None,
+) -> PhotoSearchOutcome:
+    """The photos whose best face reaches `floor` (`PhotoSearchOutcome`)."""
+    if target.faces < search.exact_below or target.dimension > HNSW_MAX_DIMENSION or not search.iterative_scan:
+        return _photos_exact(conn, target, probe, floor, top_k, after)
+    return _photos_approximate(conn, target, search, probe, floor, top_k, after)
+
+
+def _photos_exact(
+    conn: psycopg.Connection[TupleRow],
+    target: Target,
+    probe: npt.NDArray[np.float32],
+    floor: float,
+    top_k: int,
+    after: PhotoCursor | None,
+) -> PhotoSearchOutcome:
+    """One scan: each photo's best face at or above `floor` (materialized once), how many, and the page
+    after the cursor. One row even when the page is empty, for the count."""
+    rows = conn.execute(
+        sql.SQL(
+            "WITH best AS MATERIALIZED ("
+            " SELECT DISTINCT ON (photo_id) photo_id, face_id, external_id, x1, y1, x2, y2, similarity FROM ("
+            "  SELECT photo_id, face_id, external_id, x1, y1, x2, y2, 1 - (embedding <=> %s) AS similarity"
+            "  FROM {} WHERE photo_id IS NOT NULL) scored"
+            " WHERE similarity >= %s ORDER BY photo_id, similarity DESC, face_id)"
+            " SELECT page.*, total.n FROM (SELECT count(*) AS n FROM best) total LEFT JOIN LATERAL ("
+            "  SELECT * FROM best WHERE %s OR similarity < %s OR (similarity = %s AND photo_id > %s)"
+            "  ORDER BY similarity DESC, photo_id LIMIT %s) page ON true"
+            " ORDER BY page.similarity DESC, page.photo_id"
+        ).format(target.table),
+        (
+            PgVector(probe),
+            floor,
+            after is None,
+            0.0 if after is None else after.similarity,
+            0.0 if after is None else after.similarity,
+            "" if after is None else after.photo_id,
+            top_k,
+        ),
+    ).fetchall()
+    hits = [_photo_hit(row[:8]) for row in rows if row[0] is not None]
+    return PhotoSearchOutcome(hits, int(rows[0][8]) if rows else 0, "exact", target.faces)
+
+
+def _photos_approximate(
+    conn: psycopg.Connection[TupleRow],
+    target: Target,
+    search: Search,
+    probe: npt.NDArray[np.float32],
+    floor: float,
+    top_k: int,
+    after: PhotoCursor | None,
+) -> PhotoSearchOutcome:
+    """The index in strict distance order, until a face is below `floor`: each photo's first face is
+    its best; then ranked and paged as the exact search."""
+    for name, value in (
+        ("hnsw.ef_search", str(search.ef_search)),
+        ("hnsw.iterative_scan", "strict_order"),
+        ("hnsw.max_scan_tuples", str(PHOTO_SCAN_TUPLES)),
+        ("enable_seqscan", "off"),
+    ):
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+    best: dict[str, tuple[object, ...]] = {}
+    with conn.cursor(name="photo_search", binary=True) as cursor:
+        cursor.execute(
+            sql.SQL(
+                "SELECT photo_id, face_id, external_id, x1, y1, x2, y2, (embedding::vector({})) <=> %s AS distance"
+                " FROM {} WHERE photo_id IS NOT NULL ORDER BY distance"
+            ).format(sql.Literal(target.dimension), target.table),
+            (PgVector(probe),),
+        )
+        # Fetched in growing batches: most probes stop within the first few faces, and each row the
+        # server hands over is one more step of the index scan.
+        size, below = PHOTO_FIRST_FETCH, False
+        while not below and (rows := cursor.fetchmany(size)):
+            for row in rows:
+                similarity = 1.0 - float(row[7])
+                if similarity < floor:
+                    below = True
+                    break
+                best.setdefault(row[0], (*row[:7], similarity))
+            size = min(PHOTO_FETCH, size * 4)
+    ranked = sorted(best.values(), key=lambda row: (-float(row[7]), str(row[0])))  # type: ignore[arg-type]
+    page = [row for row in ranked if after is None or not after.before(float(row[7]), str(row[0]))]  # type: ignore[arg-type]
+    return PhotoSearchOutcome([_photo_hit(row) for row in page[:top_k]], len(best), "approximate", target.faces)
+
+
+def _photo_hit(row: Sequence[Any]) -> PhotoHit:
+    photo_id, face_id, external_id, x1, y1, x2, y2, similarity = row
+    bbox = None if x1 is None else (float(x1), float(y1), float(x2), float(y2))
+    return PhotoHit(photo_id, face_id, float(similarity), external_id, bbox)

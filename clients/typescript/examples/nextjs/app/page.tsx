@@ -2,6 +2,7 @@
 // to this app's own route handlers (app/api/...), never to face-service itself.
 import { CompareFaces } from "./compare-faces";
 import { DetectFaces } from "./detect-faces";
+import { EventPhotos } from "./event-photos";
 import { People } from "./people";
 
 export default function Home() {
@@ -11,6 +12,7 @@ export default function Home() {
       <DetectFaces />
       <CompareFaces />
       <People />
+      <EventPhotos />
     </main>
   );
 }

@@ -1,5 +1,7 @@
 // The JSON this app's routes answer with, shared by the route handlers and the page.
-import type { CompareFacesResponse, Face, MatchDecision, QueryFace } from "@face-service/client";
+import type { CompareFacesResponse, Face, MatchDecision, PhotoMatch, QueryFace } from "@face-service/client";
+
+import type { BrowserError } from "./errors";
 
 export type { BrowserError } from "./errors";
 
@@ -25,5 +27,28 @@ export interface EnrollResult {
 /** POST /api/people/search, form field `photo`: each face, and who it is (`name: null`: nobody enrolled). */
 export interface SearchResult {
   faces: (Pick<QueryFace, "bbox"> & { name: string | null; similarity: MatchDecision["similarity"] })[];
+  requestId: string;
+}
+
+/** One uploaded photo: indexed under `photoId` with its faces counted, or refused with the reason why. */
+export interface UploadedPhoto {
+  /** The file's name, as the browser sent it. */
+  file: string;
+  photoId: string;
+  faces?: number;
+  /** The same photo was uploaded before: nothing was added. */
+  duplicate?: boolean;
+  error?: BrowserError;
+}
+
+/** POST /api/photos/index, form fields `photos` (several): each photo's outcome, in the order sent. */
+export interface IndexPhotosResult {
+  photos: UploadedPhoto[];
+  requestId: string;
+}
+
+/** POST /api/photos/find, form field `selfie`: the photos the selfie's face is in, most similar first. */
+export interface FindPhotosResult {
+  photos: (Pick<PhotoMatch, "similarity"> & { photoId: string; bbox: NonNullable<PhotoMatch["bbox"]> | [] })[];
   requestId: string;
 }

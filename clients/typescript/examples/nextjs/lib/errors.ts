@@ -44,6 +44,11 @@ const PHOTO_PROBLEMS = {
   unsupported_image_format: { status: 415, message: "This file is not a photo we can read. Use a JPEG, PNG, WebP or BMP." },
   image_too_large: { status: 413, message: "The photo is too large. Try a smaller one." },
   request_too_large: { status: 413, message: "The photos are too large. Try smaller ones." },
+  photo_exists: {
+    status: 409,
+    message: "Another photo with this file name was uploaded already. Rename the file, or upload that same photo.",
+  },
+  invalid_photo_id: { status: 400, message: "This file name cannot be used. Rename the file and try again." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type PhotoProblemCode = keyof typeof PHOTO_PROBLEMS;
@@ -58,6 +63,7 @@ const PERSON_PROBLEMS = {
   subject_face_limit: { status: 409, message: "This person has as many photos enrolled as allowed." },
   subject_limit: { status: 409, message: "No one else can be enrolled: the collection is full." },
   collection_face_limit: { status: 409, message: "No more photos can be enrolled: the collection is full." },
+  photo_not_found: { status: 404, message: "This photo is not uploaded (any more)." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type NameProblemCode = "missing_name" | "name_too_long";
