@@ -99,6 +99,10 @@ class PhotoNotFound(FaceServiceError):
     code = "photo_not_found"
 
 
+class PersonNotFound(FaceServiceError):
+    code = "person_not_found"
+
+
 class PhotoExists(FaceServiceError):
     """The photo id is taken by a photo of other bytes: delete it first."""
 

@@ -12,6 +12,7 @@ from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     ImportOutcome,
+    PersonInfo,
     PhotoCursor,
     PhotoInfo,
     PhotoSearchOutcome,
@@ -209,6 +210,58 @@ class FaceGallery(Protocol):
     def health(self) -> StoreHealth: ...
 
     def close(self) -> None: ...
+
+
+class PeopleStore(Protocol):
+    """Where a collection's people are kept (domain/people.py groups faces into them): each face is in
+    at most one person, and "not this person" corrections are kept as pairs of faces never to be one
+    person. The SQLite, PostgreSQL and memory galleries implement it beside FaceGallery, in the same
+    database: deleting a face (by itself, with its photo or with its subject) takes it out of its
+    person and its corrections, and a person left with no face goes, in the same transaction.
+
+    Synchronous, thread-safe and durable when it returns, as FaceGallery. Unknown names raise
+    CollectionNotFound / PersonNotFound / FaceNotFound.
+    """
+
+    def people(self, collection: str, after: str | None, limit: int) -> list[PersonInfo]:
+        """People ordered by person id, those strictly after `after` (a cursor), at most `limit`."""
+        ...
+
+    def person(self, collection: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
+        """The person and its faces, in the order they were stored; PersonNotFound."""
+        ...
+
+    def memberships(self, collection: str) -> dict[str, str]:
+        """Face id -> person id, for every face in a person."""
+        ...
+
+    def refusals(self, collection: str) -> list[tuple[str, str]]:
+        """The pairs of faces corrections keep apart (face ids)."""
+        ...
+
+    def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
+        """Put the faces (at least one) into the person, or into a new person when `person_id` is None,
+        taking them out of the people they were in (one left empty goes); the person after.
+        FaceNotFound (nothing changes) when a face is not in the collection; PersonNotFound."""
+        ...
+
+    def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
+        """Every face of `other_id` into `person_id`; `other_id` goes. PersonNotFound; InvalidInput
+        when they are the same person."""
+        ...
+
+    def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
+        """ "Not this person": the face leaves the person, and is kept apart from each of the person's
+        other faces from now on (by a re-cluster too); the person after, or None when it went.
+        PersonNotFound; FaceNotFound when the face is not the person's."""
+        ...
+
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]]) -> int:
+        """A full pass's outcome: the collection's people become `groups` (face ids; a face in none is in
+        no person), in one transaction; corrections stay. A group keeps the id of the old person that
+        held most of its faces (ties: the smaller id) when no earlier group took it, so a re-cluster that
+        changes little keeps people's ids. Face ids no longer stored are skipped. How many people."""
+        ...
 
 
 class NeighbourSearch(Protocol):

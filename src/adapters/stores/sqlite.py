@@ -30,23 +30,32 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from adapters.stores import checks
+from adapters.stores import checks, people_rows
 from adapters.stores.face_rows import face_record, landmarks_text, quality_text
 from adapters.stores.matrix import FaceMatrix
 from adapters.stores.sqlite_collection import LOAD_CHUNK, Adding, SqliteCollection
 from adapters.stores.sqlite_sql import (
     EXPORT_FACES,
+    FACE_BY_SEQ,
+    FACE_SEQS,
     FACE_TO_DELETE,
     FACES_BY_SOURCE,
     HIT_FACES,
     INSERT_FACE,
+    JOIN_PERSON,
     LOAD_FACES,
+    MEMBERSHIPS,
     MIGRATIONS,
+    PEOPLE_AFTER,
+    PEOPLE_PAGE,
+    PERSON,
+    PERSON_FACES,
     PHOTO,
     PHOTO_FACES,
     PHOTO_ROWS,
     PHOTOS_AFTER,
     PHOTOS_PAGE,
+    REFUSALS,
     SCHEMA_VERSION,
     SUBJECT_FACES,
     SUBJECT_IDS,
@@ -61,6 +70,8 @@ from domain.errors import (
     CollectionUnavailable,
     FaceNotFound,
     FaceServiceError,
+    InvalidInput,
+    PersonNotFound,
     PhotoExists,
     PhotoNotFound,
     StoreUnavailable,
@@ -71,6 +82,7 @@ from domain.gallery import (
     FaceRecord,
     GalleryLimits,
     ImportOutcome,
+    PersonInfo,
     PhotoCursor,
     PhotoHit,
     PhotoInfo,
@@ -460,6 +472,125 @@ class SqliteGallery:
                 yield _record(row[1:], target.dimension)
 
     # --- the store
+
+    # --- people (the PeopleStore port)
+
+    def people(self, collection: str, after: str | None, limit: int) -> list[PersonInfo]:
+        with self._reading() as db:
+            target = self._get(collection)
+            query = PEOPLE_PAGE if after is None else PEOPLE_AFTER
+            values = (target.id, max(0, limit)) if after is None else (target.id, after, max(0, limit))
+            rows = db.execute(query, values).fetchall()
+            shown = {row[3]: _record(db.execute(FACE_BY_SEQ, (row[3],)).fetchone(), target.dimension) for row in rows}
+        return [PersonInfo(row[0], row[2], _moment(row[1]), shown[row[3]]) for row in rows]
+
+    def person(self, collection: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return self._person(db, target, person_id)
+
+    def memberships(self, collection: str) -> dict[str, str]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
+
+    def refusals(self, collection: str) -> list[tuple[str, str]]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return [(row[0], row[1]) for row in db.execute(REFUSALS, (target.id,))]
+
+    def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
+        moving = people_rows.check_face_ids(face_ids)
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                seqs = dict(db.execute(FACE_SEQS, (json.dumps(moving), target.id)).fetchall())
+                missing = next((face_id for face_id in moving if face_id not in seqs), None)
+                if missing is not None:
+                    raise FaceNotFound(f"collection {collection!r} has no face {missing!r}")
+                if person_id is None:
+                    person_id = people_rows.new_person_id()
+                    db.execute(
+                        "INSERT INTO people (collection_id, person_id, created_at) VALUES (?, ?, ?)",
+                        (target.id, person_id, _micros(datetime.now(UTC))),
+                    )
+                row = db.execute(PERSON, (target.id, person_id)).fetchone()
+                if row is None:
+                    raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
+                db.executemany(JOIN_PERSON, [(seqs[face_id], row[0]) for face_id in moving])
+            return self._person(db, target, person_id)[0]
+
+    def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                kept, other = (self._person_row(db, target, person) for person in (person_id, other_id))
+                if kept == other:
+                    raise InvalidInput("a person cannot be merged with itself")
+                db.execute("UPDATE person_faces SET person_ref = ? WHERE person_ref = ?", (kept, other))
+            return self._person(db, target, person_id)[0]
+
+    def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                person = self._person_row(db, target, person_id)
+                row = db.execute(
+                    "SELECT f.seq FROM faces f JOIN person_faces pf ON pf.face_seq = f.seq"
+                    " WHERE f.face_id = ? AND f.collection_id = ? AND pf.person_ref = ?",
+                    (face_id, target.id, person),
+                ).fetchone()
+                if row is None:
+                    raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}")
+                db.execute(
+                    "INSERT OR IGNORE INTO person_refusals (face_seq, other_seq)"
+                    " SELECT min(?1, face_seq), max(?1, face_seq) FROM person_faces WHERE person_ref = ?2"
+                    " AND face_seq != ?1",
+                    (row[0], person),
+                )
+                db.execute("DELETE FROM person_faces WHERE face_seq = ?", (row[0],))
+                left = db.execute("SELECT 1 FROM people WHERE id = ?", (person,)).fetchone()
+            return None if left is None else self._person(db, target, person_id)[0]
+
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]]) -> int:
+        people_rows.check_groups(groups)
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                wanted = [face_id for group in groups for face_id in group]
+                seqs = dict(db.execute(FACE_SEQS, (json.dumps(wanted), target.id)).fetchall())
+                kept = [[face_id for face_id in group if face_id in seqs] for group in groups]
+                kept = [group for group in kept if group]
+                ids = people_rows.carried_ids(kept, dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall()))
+                created = dict(
+                    db.execute("SELECT person_id, created_at FROM people WHERE collection_id = ?", (target.id,))
+                )
+                db.execute("DELETE FROM people WHERE collection_id = ?", (target.id,))
+                now = _micros(datetime.now(UTC))
+                for person_id, group in zip(ids, kept, strict=True):
+                    ref = db.execute(
+                        "INSERT INTO people (collection_id, person_id, created_at) VALUES (?, ?, ?) RETURNING id",
+                        (target.id, person_id, created.get(person_id, now)),
+                    ).fetchone()[0]
+                    db.executemany(JOIN_PERSON, [(seqs[face_id], ref) for face_id in group])
+            return len(ids)
+
+    @staticmethod
+    def _person_row(db: sqlite3.Connection, target: SqliteCollection, person_id: str) -> int:
+        row = db.execute(PERSON, (target.id, person_id)).fetchone()
+        if row is None:
+            raise PersonNotFound(f"collection {target.name!r} has no person {person_id!r}")
+        return int(row[0])
+
+    @staticmethod
+    def _person(
+        db: sqlite3.Connection, target: SqliteCollection, person_id: str
+    ) -> tuple[PersonInfo, list[FaceRecord]]:
+        row = db.execute(PERSON, (target.id, person_id)).fetchone()
+        if row is None:
+            raise PersonNotFound(f"collection {target.name!r} has no person {person_id!r}")
+        faces = [_record(face, target.dimension) for face in db.execute(PERSON_FACES, (row[0],))]
+        return PersonInfo(person_id, len(faces), _moment(row[1]), people_rows.representative(faces)), faces
 
     def health(self) -> StoreHealth:
         quarantined = tuple(

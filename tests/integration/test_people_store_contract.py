@@ -1,0 +1,178 @@
+"""People in the PeopleStore port, on every store (memory, SQLite, PostgreSQL): faces moved into
+people, merged, refused ("not this person", kept as face pairs), a full pass's groups replacing the
+people while keeping their ids; deleting a face, a photo or a subject takes its faces out of people
+and a person left empty goes; what is stored survives a reopen."""
+# ruff: noqa: F811 (the contract suite's fixtures, imported, are this module's test arguments)
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pytest
+
+from domain.errors import FaceNotFound, InvalidInput, PersonNotFound
+from domain.gallery import FaceRecord
+from domain.ports import FaceGallery, PeopleStore
+from tests.integration.test_gallery_contract import (  # noqa: F401 (fixtures)
+    DIM,
+    MODEL,
+    Maker,
+    face,
+    gallery,
+    make_gallery,
+    pg,
+    unit,
+)
+from tests.integration.test_photo_gallery_contract import index
+
+
+class Store(FaceGallery, PeopleStore, Protocol):
+    """Every store is both ports."""
+
+
+def indexed(store: Store, photos: int, per_photo: int, seed: int = 0) -> list[list[FaceRecord]]:
+    """A collection "c" with `photos` photos of `per_photo` random faces each."""
+    store.create_collection("c", MODEL, DIM, 0.3)
+    vectors = unit(np.random.default_rng(seed), photos * per_photo)
+    return [index(store, "c", f"p{i}", vectors[i * per_photo : (i + 1) * per_photo]) for i in range(photos)]
+
+
+def ids(faces: list[FaceRecord]) -> list[str]:
+    return [f.face_id for f in faces]
+
+
+def test_move_faces_makes_and_grows_people(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 2)
+    a, b, c = photos[0][0], photos[1][0], photos[2][0]
+    first = gallery.move_faces("c", [a.face_id, b.face_id], None)
+    assert first.faces == 2 and len(first.person_id) == 32
+    grown = gallery.move_faces("c", [c.face_id], first.person_id)
+    assert grown.person_id == first.person_id and grown.faces == 3
+    info, faces = gallery.person("c", first.person_id)
+    assert ids(faces) == [a.face_id, b.face_id, c.face_id]  # in the order stored
+    assert info.representative.face_id == a.face_id  # equal quality: the first stored
+    assert gallery.memberships("c") == {f.face_id: first.person_id for f in (a, b, c)}
+    # Moving a face to a new person takes it out of the old one; an emptied person goes.
+    split = gallery.move_faces("c", [c.face_id], None)
+    assert gallery.person("c", first.person_id)[0].faces == 2
+    gallery.move_faces("c", [c.face_id], first.person_id)
+    with pytest.raises(PersonNotFound):
+        gallery.person("c", split.person_id)
+
+
+def test_people_pages_show_their_best_face(gallery: Store) -> None:
+    photos = indexed(gallery, 4, 1)
+    made = [gallery.move_faces("c", [photos[i][0].face_id], None) for i in range(4)]
+    listed = gallery.people("c", None, 3)
+    assert [p.person_id for p in listed] == sorted(p.person_id for p in made)[:3]
+    rest = gallery.people("c", listed[-1].person_id, 10)
+    assert [p.person_id for p in rest] == sorted(p.person_id for p in made)[3:]
+    for person in listed + rest:
+        assert person.faces == 1 and person.representative.photo_id is not None
+        assert person.representative.bbox is not None
+
+
+def test_a_bad_move_changes_nothing(gallery: Store) -> None:
+    photos = indexed(gallery, 2, 1)
+    person = gallery.move_faces("c", [photos[0][0].face_id], None)
+    with pytest.raises(FaceNotFound):
+        gallery.move_faces("c", [photos[1][0].face_id, "f" * 32], person.person_id)
+    with pytest.raises(PersonNotFound):
+        gallery.move_faces("c", [photos[1][0].face_id], "0" * 32)
+    with pytest.raises(InvalidInput):
+        gallery.move_faces("c", [], None)
+    assert gallery.memberships("c") == {photos[0][0].face_id: person.person_id}
+
+
+def test_merge_people(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 1)
+    one = gallery.move_faces("c", [photos[0][0].face_id, photos[1][0].face_id], None)
+    two = gallery.move_faces("c", [photos[2][0].face_id], None)
+    merged = gallery.merge_people("c", one.person_id, two.person_id)
+    assert merged.person_id == one.person_id and merged.faces == 3
+    assert [p.person_id for p in gallery.people("c", None, 10)] == [one.person_id]
+    with pytest.raises(InvalidInput):
+        gallery.merge_people("c", one.person_id, one.person_id)
+    with pytest.raises(PersonNotFound):
+        gallery.merge_people("c", one.person_id, two.person_id)
+
+
+def test_not_this_person_is_kept_as_face_pairs(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 1)
+    a, b, c = (photos[i][0].face_id for i in range(3))
+    person = gallery.move_faces("c", [a, b, c], None)
+    left = gallery.refuse_face("c", person.person_id, c)
+    assert left is not None and left.faces == 2
+    assert gallery.refusals("c") == sorted((min(c, x), max(c, x)) for x in (a, b))
+    assert c not in gallery.memberships("c")
+    with pytest.raises(FaceNotFound):  # not the person's (any more)
+        gallery.refuse_face("c", person.person_id, c)
+    gallery.refuse_face("c", person.person_id, b)
+    assert gallery.refuse_face("c", person.person_id, a) is None  # its last face
+    assert gallery.people("c", None, 10) == []
+    assert len(gallery.refusals("c")) == 3
+    gallery.delete_face("c", c)
+    assert gallery.refusals("c") == [(min(a, b), max(a, b))]
+
+
+def test_replace_people_keeps_ids_of_people_that_stay(gallery: Store) -> None:
+    photos = indexed(gallery, 5, 1)
+    f = [photos[i][0].face_id for i in range(5)]
+    old = gallery.move_faces("c", f[:3], None)
+    other = gallery.move_faces("c", f[3:4], None)
+    gallery.refuse_face("c", old.person_id, f[2])
+    count = gallery.replace_people("c", [[f[4], "e" * 32], [*f[:2], f[3]]])
+    assert count == 2
+    members = gallery.memberships("c")
+    assert members[f[0]] == members[f[1]] == members[f[3]] == old.person_id  # most of its faces were old's
+    assert members[f[4]] not in (old.person_id, other.person_id) and f[2] not in members
+    assert len(gallery.refusals("c")) == 2  # corrections stay
+    with pytest.raises(PersonNotFound):
+        gallery.person("c", other.person_id)
+    with pytest.raises(InvalidInput):
+        gallery.replace_people("c", [[f[0]], [f[0]]])
+
+
+def test_deleting_a_photo_or_subject_takes_its_faces_out_of_people(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 2)
+    lone = gallery.move_faces("c", [photos[0][0].face_id], None)
+    pair = gallery.move_faces("c", [photos[0][1].face_id, photos[1][0].face_id], None)
+    gallery.delete_photo("c", "p0")
+    with pytest.raises(PersonNotFound):  # its only face went with the photo
+        gallery.person("c", lone.person_id)
+    assert ids(gallery.person("c", pair.person_id)[1]) == [photos[1][0].face_id]
+    vector = unit(np.random.default_rng(9), 1)[0]
+    labelled, _ = gallery.add_face("c", face("ann", vector))
+    gallery.move_faces("c", [labelled.face_id], pair.person_id)
+    gallery.delete_subject("c", "ann")
+    assert gallery.person("c", pair.person_id)[0].faces == 1
+    gallery.delete_face("c", photos[1][0].face_id)
+    assert gallery.people("c", None, 10) == [] and gallery.memberships("c") == {}
+
+
+def test_people_belong_to_their_collection(gallery: Store) -> None:
+    photos = indexed(gallery, 1, 1)
+    gallery.create_collection("d", MODEL, DIM, 0.3)
+    with pytest.raises(FaceNotFound):  # a face of another collection
+        gallery.move_faces("d", [photos[0][0].face_id], None)
+    person = gallery.move_faces("c", [photos[0][0].face_id], None)
+    with pytest.raises(PersonNotFound):
+        gallery.person("d", person.person_id)
+    gallery.delete_collection("c")
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    assert gallery.people("c", None, 10) == []
+
+
+def test_people_survive_a_reopen(make_gallery: Maker) -> None:
+    store = make_gallery()
+    photos = indexed(store, 2, 1)
+    person = store.move_faces("c", [photos[0][0].face_id, photos[1][0].face_id], None)
+    store.refuse_face("c", person.person_id, photos[1][0].face_id)
+    store.close()
+    reopened = make_gallery()
+    if store.kind == "memory":  # nothing survives the process, by design
+        assert reopened.collections() == []
+        return
+    assert reopened.memberships("c") == {photos[0][0].face_id: person.person_id}
+    assert len(reopened.refusals("c")) == 1
