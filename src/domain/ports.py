@@ -236,7 +236,7 @@ class PeopleStore(Protocol):
         ...
 
     def refusals(self, collection: str) -> list[tuple[str, str]]:
-        """The pairs of faces corrections keep apart (face ids)."""
+        """The pairs of faces corrections keep apart (face ids, the smaller first), sorted."""
         ...
 
     def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:

@@ -940,7 +940,8 @@ TO_VERSION_1 = {
     ],
     "postgresql": [
         "DROP TABLE gallery_person_refusals, gallery_person_faces, gallery_people",
-        "DROP FUNCTION gallery_people_emptied",
+        "DROP TRIGGER gallery_faces_leave_people ON gallery_faces",
+        "DROP FUNCTION gallery_faces_leave_people, gallery_people_emptied",
         "DROP TABLE gallery_photos CASCADE",
         "ALTER TABLE gallery_faces DROP CONSTRAINT gallery_faces_owner, DROP COLUMN photo_id,"
         " DROP COLUMN landmarks, DROP COLUMN quality, ALTER COLUMN external_id SET NOT NULL",

@@ -191,8 +191,9 @@ MEMBERSHIPS = (
     " JOIN faces f ON f.seq = pf.face_seq WHERE pe.collection_id = ?"
 )
 REFUSALS = (
-    "SELECT a.face_id, b.face_id FROM faces a JOIN person_refusals r ON r.face_seq = a.seq"
-    " JOIN faces b ON b.seq = r.other_seq WHERE a.collection_id = ? ORDER BY a.face_id, b.face_id"
+    "SELECT min(a.face_id, b.face_id) AS one, max(a.face_id, b.face_id) AS other FROM faces a"
+    " JOIN person_refusals r ON r.face_seq = a.seq JOIN faces b ON b.seq = r.other_seq"
+    " WHERE a.collection_id = ? ORDER BY one, other"
 )
 # The batch's faces (a JSON array of face ids): face id -> seq.
 FACE_SEQS = (
