@@ -235,6 +235,10 @@ class PeopleStore(Protocol):
         """Face id -> person id, for every face in a person."""
         ...
 
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        """Face id -> person id, for those of these faces in a person."""
+        ...
+
     def refusals(self, collection: str) -> list[tuple[str, str]]:
         """The pairs of faces corrections keep apart (face ids, the smaller first), sorted."""
         ...
@@ -262,6 +266,10 @@ class PeopleStore(Protocol):
         held most of its faces (ties: the smaller id) when no earlier group took it, so a re-cluster that
         changes little keeps people's ids. Face ids no longer stored are skipped. How many people."""
         ...
+
+
+class PeopleGallery(FaceGallery, PeopleStore, Protocol):
+    """Every store is both: its people live beside its faces, in the same database."""
 
 
 class NeighbourSearch(Protocol):

@@ -53,6 +53,7 @@ def test_move_faces_makes_and_grows_people(gallery: Store) -> None:
     assert ids(faces) == [a.face_id, b.face_id, c.face_id]  # in the order stored
     assert info.representative.face_id == a.face_id  # equal quality: the first stored
     assert gallery.memberships("c") == {f.face_id: first.person_id for f in (a, b, c)}
+    assert gallery.people_of("c", [a.face_id, photos[0][1].face_id, "0" * 32]) == {a.face_id: first.person_id}
     # Moving a face to a new person takes it out of the old one; an emptied person goes.
     split = gallery.move_faces("c", [c.face_id], None)
     assert gallery.person("c", first.person_id)[0].faces == 2

@@ -382,6 +382,11 @@ class MemoryGallery:
         with self._lock:
             return dict(self._get(collection).person_of)
 
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            person_of = self._get(collection).person_of
+            return {face_id: person_of[face_id] for face_id in face_ids if face_id in person_of}
+
     def refusals(self, collection: str) -> list[tuple[str, str]]:
         with self._lock:
             return sorted(self._get(collection).apart)

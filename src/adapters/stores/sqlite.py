@@ -47,6 +47,7 @@ from adapters.stores.sqlite_sql import (
     MEMBERSHIPS,
     MIGRATIONS,
     PEOPLE_AFTER,
+    PEOPLE_OF,
     PEOPLE_PAGE,
     PERSON,
     PERSON_FACES,
@@ -493,6 +494,11 @@ class SqliteGallery:
         with self._reading() as db:
             target = self._get(collection)
             return dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
+
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return dict(db.execute(PEOPLE_OF, (json.dumps(list(face_ids)), target.id)).fetchall())
 
     def refusals(self, collection: str) -> list[tuple[str, str]]:
         with self._reading() as db:

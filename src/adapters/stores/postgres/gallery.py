@@ -388,6 +388,10 @@ class PostgresGallery:
         with self._connection() as conn:
             return people_sql.memberships(conn, rows.find(conn, collection))
 
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        with self._connection() as conn:
+            return people_sql.people_of(conn, rows.find(conn, collection), face_ids)
+
     def refusals(self, collection: str) -> list[tuple[str, str]]:
         with self._connection() as conn:
             return people_sql.refusals(conn, rows.find(conn, collection))

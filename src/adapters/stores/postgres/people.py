@@ -69,6 +69,14 @@ def memberships(conn: Connection, target: rows.Target) -> dict[str, str]:
     return {row[0]: row[1] for row in found}
 
 
+def people_of(conn: Connection, target: rows.Target, face_ids: Sequence[str]) -> dict[str, str]:
+    found = conn.execute(
+        "SELECT face_id, person_id FROM gallery_person_faces WHERE collection_id = %s AND face_id = ANY(%s)",
+        (target.id, list(face_ids)),
+    ).fetchall()
+    return {row[0]: row[1] for row in found}
+
+
 def refusals(conn: Connection, target: rows.Target) -> list[tuple[str, str]]:
     found = conn.execute(
         "SELECT face_id, other_id FROM gallery_person_refusals WHERE collection_id = %s ORDER BY face_id, other_id",
