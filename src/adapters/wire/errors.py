@@ -9,6 +9,7 @@ from adapters.wire.schemas import ErrorResponse
 from domain.access import ForbiddenScope
 from domain.errors import (
     BatchTooLarge,
+    ClusteringNotStarted,
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
@@ -46,6 +47,7 @@ DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     FaceNotFound: 404,
     PhotoNotFound: 404,
     PersonNotFound: 404,
+    ClusteringNotStarted: 404,
     CollectionExists: 409,
     PhotoExists: 409,
     CollectionModelMismatch: 409,
