@@ -203,6 +203,15 @@ class FaceGallery(Protocol):
         `after`, and how many there are on every page."""
         ...
 
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        """Name faces (a person's): the unlabelled ones become the subject's (created when new), in one
+        transaction, so subject search, verify and `subject` see them from then on; they stay their
+        photo's. A face labelled already is left as it is; of faces of one source (each other's, or one
+        the subject holds) the first only (`plan_labels`: one face per source per subject).
+        GalleryLimitExceeded (`subject_limit`, `subject_face_limit`) or FaceNotFound: nothing changes.
+        How many faces were labelled."""
+        ...
+
     def faces(self, collection: str) -> Iterator[FaceRecord]:
         """Every face of the collection, in a stable order, streamed in bounded memory (export)."""
         ...

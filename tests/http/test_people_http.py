@@ -86,9 +86,22 @@ def test_people_are_clustered_listed_and_corrected(client: Client) -> None:
     merged = client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": split.json()["person_id"]})
     assert merged.status_code == 200 and merged.json()["faces"] == 3
 
+    b = found[frozenset({"b1", "b2"})]
+    named = client.post(f"{PEOPLE}/{b}/name", headers=AUTH, json={"external_id": "bea"})
+    # b1 and b2 are one image's bytes: one face per source per subject, as enrolment, so b1's only.
+    assert named.status_code == 200 and named.json()["labelled_faces"] == 1, named.text
+    verified = client.post(
+        "/collections/events/subjects/bea/verify", headers=AUTH, json={"image_base64": random_image(2)}
+    )
+    assert verified.status_code == 200 and verified.json()["match"] is True, verified.text
+    subject = client.get("/collections/events/subjects/bea", headers=AUTH).json()
+    assert [f["face_id"] for f in subject["faces"]] == [faces["b1"]]
+
     client.delete("/collections/events/photos/b1", headers=AUTH)
     client.delete("/collections/events/photos/b2", headers=AUTH)
     assert set(people(client)) == {frozenset({"a1", "a2", "a3"})}  # b's person went with its faces
+    gone = client.get("/collections/events/subjects/bea", headers=AUTH)
+    assert gone.status_code == 404  # and the subject its photos' faces made
 
 
 BAD_REQUESTS = [
@@ -98,6 +111,8 @@ BAD_REQUESTS = [
     ("post", f"{PEOPLE}/{'0' * 32}/split", {"face_ids": []}, 400, "invalid_request"),
     ("post", f"{PEOPLE}/{'0' * 32}/not-this-person", {"face": 1}, 400, "invalid_request"),
     ("post", "/collections/nobody/clustering", None, 404, "collection_not_found"),
+    ("post", f"{PEOPLE}/{'0' * 32}/name", {"external_id": "a b/"}, 400, "invalid_external_id"),
+    ("post", f"{PEOPLE}/{'0' * 32}/name", {"external_id": "ann"}, 404, "person_not_found"),
     ("get", "/collections/nobody/people", None, 404, "collection_not_found"),
     ("get", "/collections/events/people?limit=0", None, 400, None),
 ]

@@ -11,8 +11,8 @@ from typing import Protocol
 import numpy as np
 import pytest
 
-from domain.errors import FaceNotFound, InvalidInput, PersonNotFound
-from domain.gallery import FaceRecord
+from domain.errors import FaceNotFound, GalleryLimitExceeded, InvalidInput, PersonNotFound
+from domain.gallery import FaceRecord, GalleryLimits
 from domain.ports import FaceGallery, PeopleStore
 from tests.integration.test_gallery_contract import (  # noqa: F401 (fixtures)
     DIM,
@@ -170,6 +170,7 @@ def test_people_survive_a_reopen(make_gallery: Maker) -> None:
     photos = indexed(store, 2, 1)
     person = store.move_faces("c", [photos[0][0].face_id, photos[1][0].face_id], None)
     store.refuse_face("c", person.person_id, photos[1][0].face_id)
+    store.label_faces("c", [photos[0][0].face_id], "ann")
     store.close()
     reopened = make_gallery()
     if store.kind == "memory":  # nothing survives the process, by design
@@ -177,3 +178,35 @@ def test_people_survive_a_reopen(make_gallery: Maker) -> None:
         return
     assert reopened.memberships("c") == {photos[0][0].face_id: person.person_id}
     assert len(reopened.refusals("c")) == 1
+    hit = reopened.search("c", photos[0][0].embedding[None, :], 1).hits[0][0]  # labelled, found after a start
+    assert (hit.external_id, hit.face_id) == ("ann", photos[0][0].face_id)
+
+
+def test_label_faces_names_a_persons_faces_for_subject_search(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 2, seed=4)
+    faces = [photos[0][0], photos[1][0], photos[2][0]]
+    assert gallery.label_faces("c", [f.face_id for f in faces], "ann") == 3
+    info, stored = gallery.subject("c", "ann")
+    assert info.faces == 3 and sorted(f.face_id for f in stored) == sorted(f.face_id for f in faces)
+    assert all(f.photo_id is not None for f in stored)  # still their photos' faces
+    outcome = gallery.search("c", faces[1].embedding[None, :], 1)
+    assert outcome.hits[0][0].external_id == "ann" and outcome.hits[0][0].face_id == faces[1].face_id
+    assert gallery.collection("c").faces == 6  # relabelled, not copied
+    assert gallery.label_faces("c", [faces[0].face_id, photos[0][1].face_id], "ann") == 0  # labelled / same source
+    with pytest.raises(FaceNotFound):
+        gallery.label_faces("c", [photos[1][1].face_id, "f" * 32], "bob")
+    assert gallery.subjects("c", None, 10)[0].external_id == "ann" and len(gallery.subjects("c", None, 10)) == 1
+    gallery.delete_photo("c", "p0")  # its labelled face goes with it, from the subject too
+    assert gallery.subject("c", "ann")[0].faces == 2
+
+
+def test_label_faces_keeps_the_subject_limits(make_gallery: Maker) -> None:
+    store = make_gallery(GalleryLimits(5, 1, 2, 100))
+    photos = indexed(store, 3, 1)
+    with pytest.raises(GalleryLimitExceeded) as raised:
+        store.label_faces("c", [p[0].face_id for p in photos], "ann")
+    assert raised.value.code == "subject_face_limit" and store.subjects("c", None, 10) == []
+    store.label_faces("c", [photos[0][0].face_id], "ann")
+    with pytest.raises(GalleryLimitExceeded) as raised:
+        store.label_faces("c", [photos[1][0].face_id], "bob")
+    assert raised.value.code == "subject_limit"

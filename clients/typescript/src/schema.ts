@@ -177,6 +177,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/collections/{name}/people/{person_id}/name": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Name a person: its faces join a subject */
+        post: operations["namePerson"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/collections/{name}/people/{person_id}/not-this-person": {
         parameters: {
             query?: never;
@@ -652,6 +669,16 @@ export interface components {
         /** MergePeopleRequest */
         MergePeopleRequest: {
             person_id: string;
+        };
+        /** NamePersonRequest */
+        NamePersonRequest: {
+            external_id: string;
+        };
+        /** NamedPersonResponse */
+        NamedPersonResponse: {
+            external_id: string;
+            labelled_faces: number;
+            person: components["schemas"]["PersonSummary"];
         };
         /** NotThisPersonRequest */
         NotThisPersonRequest: {
@@ -2256,6 +2283,125 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PersonSummary"];
+                };
+            };
+            /** @description Malformed request: JSON, base64, fields or parameters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such collection, subject or face */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The collection exists, holds another model's vectors, or is at a limit */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body, image, or batch over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a supported content type or image format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of this API key reached (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    namePerson: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The person's id: 32 lowercase hex characters */
+                person_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NamePersonRequest"];
+            };
+        };
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NamedPersonResponse"];
                 };
             };
             /** @description Malformed request: JSON, base64, fields or parameters */

@@ -36,6 +36,7 @@ ROUTE_VERBS: dict[str, Verb | None] = {
     "getPerson": Verb.SEARCH,
     "listPersonPhotos": Verb.SEARCH,
     "getClustering": Verb.SEARCH,
+    "namePerson": Verb.MANAGE,
     "mergePeople": Verb.MANAGE,  # people are corrected by the manage verb (docs/api.md, "People")
     "splitPerson": Verb.MANAGE,
     "notThisPerson": Verb.MANAGE,

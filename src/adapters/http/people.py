@@ -82,6 +82,28 @@ class PeopleController(Controller):
         return wire.person_photos(*await gallery.run(lambda c: c.people.photos(name, person_id)))
 
     @post(
+        "/{name:str}/people/{person_id:str}/name",
+        operation_id="namePerson",
+        summary="Name a person: its faces join a subject",
+        status_code=200,
+        request_max_body_size=SMALL_BODY,
+        responses=COLLECTION_ERRORS,
+    )
+    async def name_person(
+        self,
+        name: Name,
+        person_id: PersonId,
+        data: JSONBody[wire.NamePersonRequest],
+        gallery: NamedDependency[GalleryWork],
+    ) -> wire.NamedPersonResponse:
+        """The person's unlabelled faces become the subject `external_id`'s (created when new), so
+        subject search and verify find the person from then on; they stay their photos' faces. One
+        face per photo (one per source, as enrolment); faces of another subject are left as they are.
+        The subject's limits hold (409 `subject_limit`, `subject_face_limit`; nothing changes)."""
+        person, labelled = await gallery.run(lambda c: c.people.name(name, person_id, data.external_id))
+        return wire.NamedPersonResponse(data.external_id, labelled, wire.summary(person))
+
+    @post(
         "/{name:str}/people/{person_id:str}/merge",
         operation_id="mergePeople",
         summary="Merge another person into this one",

@@ -17,7 +17,13 @@ import numpy.typing as npt
 from adapters.stores import checks, people_rows
 from adapters.stores.matrix import FaceMatrix
 from adapters.stores.matrix_collection import MatrixCollection
-from domain.additions import StoredState, check_collection_faces, check_new_collection, plan_additions
+from domain.additions import (
+    StoredState,
+    check_collection_faces,
+    check_new_collection,
+    plan_additions,
+    plan_labels,
+)
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -365,6 +371,39 @@ class MemoryGallery:
 
     def close(self) -> None:
         """Nothing to release; the data stays until the process ends."""
+
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        with self._lock:
+            target = self._get(collection)
+            faces = []
+            for face_id in dict.fromkeys(face_ids):
+                face = target.records.get(face_id)
+                if face is None:
+                    raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
+                faces.append(face)
+            subject = target.subjects.get(external_id)
+            chosen = plan_labels(
+                collection,
+                faces,
+                external_id,
+                self._limits,
+                subject_exists=subject is not None,
+                subjects=len(target.subjects),
+                subject_faces=0 if subject is None else len(subject.faces),
+                held_digests=set() if subject is None else set(subject.digests),
+            )
+            if not chosen:
+                return 0
+            if subject is None:
+                subject = target.subjects[external_id] = _Subject(created_at=checks.now())
+            for face in chosen:
+                target.records[face.face_id] = face
+                subject.faces[face.face_id] = face
+                subject.digests[face.source_digest] = face.face_id
+            target.matrix.append(
+                [face.face_id for face in chosen], [external_id] * len(chosen), np.stack([f.embedding for f in chosen])
+            )
+            return len(chosen)
 
     # --- people (the PeopleStore port)
 

@@ -63,7 +63,7 @@ from adapters.stores.sqlite_sql import (
     SUBJECTS_AFTER,
     SUBJECTS_PAGE,
 )
-from domain.additions import check_collection_faces, check_new_collection, plan_additions
+from domain.additions import check_collection_faces, check_new_collection, plan_additions, plan_labels
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -473,6 +473,54 @@ class SqliteGallery:
                 yield _record(row[1:], target.dimension)
 
     # --- the store
+
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        unique = list(dict.fromkeys(face_ids))
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                seqs = dict(db.execute(FACE_SEQS, (json.dumps(unique), target.id)).fetchall())
+                missing = next((face_id for face_id in unique if face_id not in seqs), None)
+                if missing is not None:
+                    raise FaceNotFound(f"collection {collection!r} has no face {missing!r}")
+                faces = [
+                    _record(db.execute(FACE_BY_SEQ, (seqs[face_id],)).fetchone(), target.dimension)
+                    for face_id in unique
+                ]
+                subject = db.execute(
+                    "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?", (target.id, external_id)
+                ).fetchone()
+                held = set()
+                if subject is not None:
+                    held = {
+                        row[0] for row in db.execute("SELECT source_digest FROM faces WHERE subject_id = ?", subject)
+                    }
+                chosen = plan_labels(
+                    collection,
+                    faces,
+                    external_id,
+                    self._limits,
+                    subject_exists=subject is not None,
+                    subjects=target.matrix.subjects,
+                    subject_faces=target.matrix.faces_of(external_id),
+                    held_digests=held,
+                )
+                if not chosen:
+                    return 0
+                if subject is None:
+                    subject = db.execute(
+                        "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?) RETURNING id",
+                        (target.id, external_id, _micros(checks.now())),
+                    ).fetchone()
+                db.executemany(
+                    "UPDATE faces SET subject_id = ? WHERE seq = ?", [(subject[0], seqs[f.face_id]) for f in chosen]
+                )
+            # After the commit, as an enrolment: a search never finds what a rollback would take back.
+            target.matrix.append(
+                [f.face_id for f in chosen], [external_id] * len(chosen), np.stack([f.embedding for f in chosen])
+            )
+            target.unlabelled -= len(chosen)
+            return len(chosen)
 
     # --- people (the PeopleStore port)
 

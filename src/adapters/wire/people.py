@@ -21,6 +21,16 @@ class SplitPersonRequest(msgspec.Struct, forbid_unknown_fields=True):
     face_ids: list[str]  # the path's person's faces that leave it, together, as a new person
 
 
+class NamePersonRequest(msgspec.Struct, forbid_unknown_fields=True):
+    external_id: str  # the subject the person's faces join (created when new)
+
+
+class NamedPersonResponse(msgspec.Struct):
+    external_id: str
+    labelled_faces: int  # faces that became the subject's now (one per photo; labelled ones left)
+    person: PersonSummary
+
+
 class NotThisPersonRequest(msgspec.Struct, forbid_unknown_fields=True):
     face_id: str  # the path's person's face that is someone else
 

@@ -29,7 +29,7 @@ from domain.people import (
     cluster,
 )
 from domain.ports import FaceGallery, NeighbourSearch, PeopleStore
-from domain.use_cases.gallery_rules import CollectionRules, checked_face_id, checked_name
+from domain.use_cases.gallery_rules import CollectionRules, checked_external_id, checked_face_id, checked_name
 
 Progress = Callable[[str, float], None]  # (stage, fraction of the pass done)
 
@@ -88,6 +88,15 @@ class People:
             if face.photo_id is not None:
                 by_photo[face.photo_id].append(face)
         return person, [PersonPhoto(photo_id, by_photo[photo_id]) for photo_id in sorted(by_photo)]
+
+    def name(self, name: str, person_id: str, external_id: str) -> tuple[PersonInfo, int]:
+        """Name the person: its unlabelled faces become the subject's (created when new), so subject
+        search and verify find the person from then on; the person after and how many faces were
+        labelled (`FaceGallery.label_faces` says which: one per source, labelled ones left)."""
+        checked_external_id(external_id)
+        _, faces = self.get(name, person_id)
+        labelled = self._gallery.label_faces(name, [face.face_id for face in faces], external_id)
+        return self.get(name, person_id)[0], labelled
 
     def merge(self, name: str, person_id: str, other_id: str) -> PersonInfo:
         return self._store.merge_people(checked_name(name), checked_person_id(person_id), checked_person_id(other_id))

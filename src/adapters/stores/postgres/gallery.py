@@ -374,6 +374,11 @@ class PostgresGallery:
         )
         return [face_record(row) for row in found]
 
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            return people_sql.label_faces(conn, target, collection, face_ids, external_id, self._limits)
+
     # --- people (the PeopleStore port; the statements are people.py's)
 
     def people(self, collection: str, after: str | None, limit: int) -> list[PersonInfo]:

@@ -14,8 +14,9 @@ from psycopg.rows import TupleRow
 from adapters.stores import people_rows
 from adapters.stores.face_rows import face_record
 from adapters.stores.postgres import rows
+from domain.additions import plan_labels
 from domain.errors import FaceNotFound, InvalidInput, PersonNotFound
-from domain.gallery import FaceRecord, PersonInfo
+from domain.gallery import FaceRecord, GalleryLimits, PersonInfo
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -153,6 +154,59 @@ def replace_people(conn: Connection, target: rows.Target, groups: Sequence[Seque
         [(target.id, face_id, person_id) for person_id, group in zip(ids, kept, strict=True) for face_id in group],
     )
     return len(ids)
+
+
+def label_faces(
+    conn: Connection,
+    target: rows.Target,
+    collection: str,
+    face_ids: Sequence[str],
+    external_id: str,
+    limits: GalleryLimits,
+) -> int:
+    unique = list(dict.fromkeys(face_ids))
+    found = {face.face_id: face for face in _faces(conn, target, sql.SQL("face_id = ANY(%s)"), (unique,))}
+    missing = next((face_id for face_id in unique if face_id not in found), None)
+    if missing is not None:
+        raise FaceNotFound(f"the collection has no face {missing!r}")
+    subject = conn.execute(
+        "SELECT faces FROM gallery_subjects WHERE collection_id = %s AND external_id = %s", (target.id, external_id)
+    ).fetchone()
+    held = conn.execute(
+        sql.SQL("SELECT source_digest FROM {} WHERE external_id = %s").format(target.table), (external_id,)
+    ).fetchall()
+    chosen = plan_labels(
+        collection,
+        [found[face_id] for face_id in unique],
+        external_id,
+        limits,
+        subject_exists=subject is not None,
+        subjects=target.subjects,
+        subject_faces=0 if subject is None else int(subject[0]),
+        held_digests={row[0] for row in held},
+    )
+    if not chosen:
+        return 0
+    if subject is None:
+        conn.execute(
+            "INSERT INTO gallery_subjects (collection_id, external_id, created_at, faces) VALUES (%s, %s, %s, 0)",
+            (target.id, external_id, datetime.now(UTC)),
+        )
+    conn.execute(
+        sql.SQL("UPDATE {} SET external_id = %s WHERE face_id = ANY(%s)").format(target.table),
+        (external_id, [face.face_id for face in chosen]),
+    )
+    faces = conn.execute(
+        "UPDATE gallery_subjects SET faces = faces + %s WHERE collection_id = %s AND external_id = %s RETURNING faces",
+        (len(chosen), target.id, external_id),
+    ).fetchone()
+    assert faces is not None
+    conn.execute(
+        "UPDATE gallery_collections SET subjects = subjects + %s, most_subject_faces = greatest(most_subject_faces, %s)"
+        " WHERE id = %s",
+        (0 if subject is not None else 1, faces[0], target.id),
+    )
+    return len(chosen)
 
 
 def _check_person(conn: Connection, target: rows.Target, person_id: str) -> None:
