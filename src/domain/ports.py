@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -269,11 +269,13 @@ class PeopleStore(Protocol):
         PersonNotFound; FaceNotFound when the face is not the person's."""
         ...
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]]) -> int:
-        """A full pass's outcome: the collection's people become `groups` (face ids; a face in none is in
-        no person), in one transaction; corrections stay. A group keeps the id of the old person that
-        held most of its faces (ties: the smaller id) when no earlier group took it, so a re-cluster that
-        changes little keeps people's ids. Face ids no longer stored are skipped. How many people."""
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+        """A full pass's outcome: the collection's people become `groups` (face ids; a face the pass
+        `considered` in no group is in no person), in one transaction; corrections stay. A group keeps
+        the id of the old person that held most of its faces (ties: the smaller id) when no earlier
+        group took it, so a re-cluster that changes little keeps people's ids; a face the pass did not
+        consider (stored while it ran) stays in its person when that person's id lives on. Face ids no
+        longer stored are skipped. How many people."""
         ...
 
 

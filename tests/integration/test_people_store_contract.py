@@ -123,7 +123,7 @@ def test_replace_people_keeps_ids_of_people_that_stay(gallery: Store) -> None:
     old = gallery.move_faces("c", f[:3], None)
     other = gallery.move_faces("c", f[3:4], None)
     gallery.refuse_face("c", old.person_id, f[2])
-    count = gallery.replace_people("c", [[f[4], "e" * 32], [*f[:2], f[3]]])
+    count = gallery.replace_people("c", [[f[4], "e" * 32], [*f[:2], f[3]]], set(f))
     assert count == 2
     members = gallery.memberships("c")
     assert members[f[0]] == members[f[1]] == members[f[3]] == old.person_id  # most of its faces were old's
@@ -132,7 +132,7 @@ def test_replace_people_keeps_ids_of_people_that_stay(gallery: Store) -> None:
     with pytest.raises(PersonNotFound):
         gallery.person("c", other.person_id)
     with pytest.raises(InvalidInput):
-        gallery.replace_people("c", [[f[0]], [f[0]]])
+        gallery.replace_people("c", [[f[0]], [f[0]]], set(f))
 
 
 def test_deleting_a_photo_or_subject_takes_its_faces_out_of_people(gallery: Store) -> None:
@@ -210,3 +210,16 @@ def test_label_faces_keeps_the_subject_limits(make_gallery: Maker) -> None:
     with pytest.raises(GalleryLimitExceeded) as raised:
         store.label_faces("c", [photos[1][0].face_id], "bob")
     assert raised.value.code == "subject_limit"
+
+
+def test_a_face_stored_while_a_pass_ran_keeps_its_person(gallery: Store) -> None:
+    """The pass read faces 0-3; face 4 joined old's person afterwards, face 5 joined other's."""
+    photos = indexed(gallery, 6, 1)
+    f = [photos[i][0].face_id for i in range(6)]
+    old = gallery.move_faces("c", [f[0], f[1], f[4]], None)
+    other = gallery.move_faces("c", [f[2], f[5]], None)
+    gallery.replace_people("c", [[f[0], f[1]]], set(f[:4]))  # other's face 2 is nobody's now
+    members = gallery.memberships("c")
+    assert members == {f[0]: old.person_id, f[1]: old.person_id, f[4]: old.person_id}
+    with pytest.raises(PersonNotFound):  # its id did not live on: its unread face 5 is nobody's
+        gallery.person("c", other.person_id)

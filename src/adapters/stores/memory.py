@@ -7,7 +7,7 @@ Nothing survives the process. For the fake backend, tests, and trying the servic
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -475,13 +475,14 @@ class MemoryGallery:
             self._drop_empty(target, {person_id})
             return self._person(target, person_id)[0] if person_id in target.people else None
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]]) -> int:
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
         with self._lock:
             target = self._get(collection)
             people_rows.check_groups(groups)
             kept = [[face_id for face_id in group if face_id in target.records] for group in groups]
             kept = [group for group in kept if group]
             ids = people_rows.carried_ids(kept, target.person_of)
+            kept = people_rows.with_unread_faces(kept, ids, target.person_of, considered)
             now = datetime.now(UTC)
             target.people = {person: target.people.get(person, now) for person in ids}
             target.person_of = {face_id: person for person, group in zip(ids, kept, strict=True) for face_id in group}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from domain.errors import InvalidInput
 from domain.gallery import FaceRecord
@@ -29,6 +29,21 @@ def carried_ids(groups: Sequence[Sequence[str]], old: Mapping[str, str]) -> list
         taken.add(chosen)
         ids[i] = chosen
     return ids
+
+
+def with_unread_faces(
+    groups: Sequence[Sequence[str]], ids: Sequence[str], old: Mapping[str, str], considered: Collection[str]
+) -> list[list[str]]:
+    """The pass's groups, each with the faces the pass did not read (stored after it read the
+    collection) that were in the person whose id the group keeps: a face that joined a person while
+    the pass ran keeps it. `old`: face id -> person id before the pass."""
+    position = {person: i for i, person in enumerate(ids)}
+    extended = [list(group) for group in groups]
+    grouped = {face_id for group in groups for face_id in group}
+    for face_id, person in old.items():
+        if face_id not in considered and face_id not in grouped and person in position:
+            extended[position[person]].append(face_id)
+    return extended
 
 
 def representative(faces: Iterable[FaceRecord]) -> FaceRecord:

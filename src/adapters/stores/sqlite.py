@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -606,16 +606,18 @@ class SqliteGallery:
                 left = db.execute("SELECT 1 FROM people WHERE id = ?", (person,)).fetchone()
             return None if left is None else self._person(db, target, person_id)[0]
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]]) -> int:
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
         people_rows.check_groups(groups)
         with self._writing() as db:
             target = self._get(collection)
             with _transaction(db):
-                wanted = [face_id for group in groups for face_id in group]
+                old = dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
+                wanted = [face_id for group in groups for face_id in group] + list(old)
                 seqs = dict(db.execute(FACE_SEQS, (json.dumps(wanted), target.id)).fetchall())
                 kept = [[face_id for face_id in group if face_id in seqs] for group in groups]
                 kept = [group for group in kept if group]
-                ids = people_rows.carried_ids(kept, dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall()))
+                ids = people_rows.carried_ids(kept, old)
+                kept = people_rows.with_unread_faces(kept, ids, old, considered)
                 created = dict(
                     db.execute("SELECT person_id, created_at FROM people WHERE collection_id = ?", (target.id,))
                 )

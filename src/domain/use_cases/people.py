@@ -138,7 +138,7 @@ class People:
                     by_label[label].append(face.face_id)
             groups = list(by_label.values())
         progress("storing", 0.95)
-        people = self._store.replace_people(name, groups)
+        people = self._store.replace_people(name, groups, {face.face_id for face in faces})
         progress("done", 1.0)
         return ClusterOutcome(len(faces), len(eligible), people, sum(len(group) for group in groups))
 

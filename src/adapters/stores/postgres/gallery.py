@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -419,9 +419,9 @@ class PostgresGallery:
             left = people_sql.refuse_face(conn, target, person_id, face_id)
             return people_sql.person(conn, target, person_id)[0] if left else None
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]]) -> int:
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
         with self._transaction() as conn:
-            return people_sql.replace_people(conn, rows.locked(conn, collection), groups)
+            return people_sql.replace_people(conn, rows.locked(conn, collection), groups, considered)
 
     # --- search and export
 

@@ -4,7 +4,7 @@ deleted between being found here and joining a person). schema.py's migration 4 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 import psycopg
@@ -133,12 +133,16 @@ def refuse_face(conn: Connection, target: rows.Target, person_id: str, face_id: 
     return left is not None
 
 
-def replace_people(conn: Connection, target: rows.Target, groups: Sequence[Sequence[str]]) -> int:
+def replace_people(
+    conn: Connection, target: rows.Target, groups: Sequence[Sequence[str]], considered: Collection[str]
+) -> int:
     people_rows.check_groups(groups)
     stored = _stored(conn, target, [face_id for group in groups for face_id in group])
     kept = [[face_id for face_id in group if face_id in stored] for group in groups]
     kept = [group for group in kept if group]
-    ids = people_rows.carried_ids(kept, memberships(conn, target))
+    old = memberships(conn, target)
+    ids = people_rows.carried_ids(kept, old)
+    kept = people_rows.with_unread_faces(kept, ids, old, considered)
     created: dict[str, datetime] = {
         row[0]: row[1]
         for row in conn.execute(
