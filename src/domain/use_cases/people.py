@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from domain.errors import FaceNotFound, InvalidInput
 from domain.gallery import FaceRecord, PersonInfo, is_face_id
@@ -117,30 +118,34 @@ class People:
         return self._store.refuse_face(checked_name(name), checked_person_id(person_id), checked_face_id(face_id))
 
     def recluster(self, name: str, progress: Progress = lambda stage, done: None) -> ClusterOutcome:
-        """A full pass over the collection's faces (docs/people.md, "The rule")."""
+        """A full pass over the collection's faces (docs/people.md, "The rule"). The faces are read as
+        a stream and only what the pass needs is kept: the eligible faces' vectors, ids, photos and
+        subjects (about 2 KiB a face at 512-D), and every face id read."""
         checked_name(name)
         progress("reading", 0.0)
-        faces = list(self._gallery.faces(name))
+        read: set[str] = set()
+        eligible = _Eligible()
+        for face in self._gallery.faces(name):
+            read.add(face.face_id)
+            if self.clustering.eligible(None if face.quality is None else face.quality.level):
+                eligible.add(face)
         refusals = self._store.refusals(name)
-        eligible = [
-            face for face in faces if self.clustering.eligible(None if face.quality is None else face.quality.level)
-        ]
         progress("neighbours", 0.1)
         groups: list[list[str]] = []
-        if eligible:
-            vectors = np.stack([face.embedding for face in eligible]).astype(np.float32)
-            graph = self._neighbours.neighbours(vectors, self.clustering.neighbours)
+        if eligible.face_ids:
+            graph = self._neighbours.neighbours(np.stack(eligible.vectors), self.clustering.neighbours)
+            eligible.vectors.clear()
             progress("grouping", 0.9)
-            labels = cluster(graph, _constraints(eligible, refusals), self.clustering)
+            labels = cluster(graph, eligible.constraints(refusals), self.clustering)
             by_label: dict[int, list[str]] = defaultdict(list)
-            for face, label in zip(eligible, labels.tolist(), strict=True):
+            for face_id, label in zip(eligible.face_ids, labels.tolist(), strict=True):
                 if label != UNASSIGNED:
-                    by_label[label].append(face.face_id)
+                    by_label[label].append(face_id)
             groups = list(by_label.values())
         progress("storing", 0.95)
-        people = self._store.replace_people(name, groups, {face.face_id for face in faces})
+        people = self._store.replace_people(name, groups, read)
         progress("done", 1.0)
-        return ClusterOutcome(len(faces), len(eligible), people, sum(len(group) for group in groups))
+        return ClusterOutcome(len(read), len(eligible.face_ids), people, sum(len(group) for group in groups))
 
     def assign_new(self, name: str, faces: Sequence[FaceRecord]) -> list[str | None]:
         """A newly stored photo's faces into the people their nearest faces agree on (`assign_photo`);
@@ -178,17 +183,32 @@ class People:
         return [joined.get(face.face_id) for face in faces]
 
 
-def _constraints(faces: Sequence[FaceRecord], refusals: Sequence[tuple[str, str]]) -> Constraints:
-    photo_codes: dict[str, int] = {}
-    subject_codes: dict[str, int] = {}
-    photos = np.array(
-        [-1 if f.photo_id is None else photo_codes.setdefault(f.photo_id, len(photo_codes)) for f in faces],
-        dtype=np.int64,
-    )
-    anchors = np.array(
-        [-1 if f.external_id is None else subject_codes.setdefault(f.external_id, len(subject_codes)) for f in faces],
-        dtype=np.int64,
-    )
-    index = {face.face_id: i for i, face in enumerate(faces)}
-    apart = [(index[a], index[b]) for a, b in refusals if a in index and b in index]
-    return Constraints(photos, anchors, apart)
+class _Eligible:
+    """What a pass keeps of the faces it groups: their vectors, ids, and photos and subjects as codes."""
+
+    def __init__(self) -> None:
+        self.vectors: list[npt.NDArray[np.float32]] = []
+        self.face_ids: list[str] = []
+        self.photos: list[int] = []
+        self.anchors: list[int] = []
+        self._photo_codes: dict[str, int] = {}
+        self._subject_codes: dict[str, int] = {}
+
+    def add(self, face: FaceRecord) -> None:
+        self.vectors.append(np.asarray(face.embedding, dtype=np.float32))
+        self.face_ids.append(face.face_id)
+        photo, subject = face.photo_id, face.external_id
+        self.photos.append(-1 if photo is None else self._photo_codes.setdefault(photo, len(self._photo_codes)))
+        self.anchors.append(
+            -1 if subject is None else self._subject_codes.setdefault(subject, len(self._subject_codes))
+        )
+
+    def constraints(self, refusals: Sequence[tuple[str, str]]) -> Constraints:
+        index = {face_id: i for i, face_id in enumerate(self.face_ids)}
+        apart = [(index[a], index[b]) for a, b in refusals if a in index and b in index]
+        return Constraints(np.array(self.photos, dtype=np.int64), np.array(self.anchors, dtype=np.int64), apart)
+
+
+def _code(codes: dict[str, int], name: str | None) -> int:
+    """A small number per distinct name (-1 for none)."""
+    return -1 if name is None else codes.setdefault(name, len(codes))
