@@ -30,7 +30,7 @@ from app.logging_setup import configure_logging
 from app.settings import Settings
 from domain.gallery import GalleryLimits
 from domain.model import EmbeddingModel
-from domain.ports import FaceGallery
+from domain.ports import NeighbourSearch, PeopleGallery
 from domain.similarity import CosineSimilarity
 from domain.use_cases.collections import CollectionRules, Collections
 from domain.use_cases.faces import FaceService, Limits
@@ -130,16 +130,22 @@ def start_worker(settings: Settings) -> tuple[Callable[[Any], Any], ServiceInfo]
 WORKER_PRELOAD = ("app.bootstrap", "adapters.inference.jobs")
 
 
-def sqlite_gallery(data_dir: Path, limits: GalleryLimits) -> FaceGallery:
+def sqlite_gallery(data_dir: Path, limits: GalleryLimits) -> PeopleGallery:
     from adapters.stores.sqlite import SqliteGallery
 
     return SqliteGallery(data_dir / "gallery.sqlite3", limits)
 
 
-def postgres_gallery(url: str, limits: GalleryLimits, exact_below: int) -> FaceGallery:
+def postgres_gallery(url: str, limits: GalleryLimits, exact_below: int) -> PeopleGallery:
     from adapters.stores.postgres.gallery import PostgresGallery  # deferred: psycopg only when used
 
     return PostgresGallery(url, limits, exact_below=exact_below)
+
+
+def people_neighbours() -> NeighbourSearch:
+    from adapters.people.neighbours import FaissNeighbours  # deferred: faiss only when people are grouped
+
+    return FaissNeighbours()
 
 
 def serving_model(runner: Callable[[], Any]) -> Callable[[], EmbeddingModel]:
@@ -298,6 +304,7 @@ class Container(containers.DeclarativeContainer):
     collections = providers.Singleton(
         Collections,
         gallery=gallery,
+        neighbours=providers.Singleton(people_neighbours),
         model=providers.Callable(serving_model, runner.provider),
         rules=providers.Singleton(
             CollectionRules,

@@ -13,7 +13,7 @@ limit is refused whole, before anything is written.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from domain.errors import GalleryLimitExceeded, PhotoExists
 from domain.gallery import FaceRecord, GalleryLimits
@@ -137,3 +137,37 @@ def check_limits(
 def check_new_collection(limits: GalleryLimits, collections: int) -> None:
     if collections >= limits.max_collections:
         raise GalleryLimitExceeded(f"there are {collections} collections, the most allowed", "collection_limit")
+
+
+def plan_labels(
+    collection: str,
+    faces: Sequence[FaceRecord],
+    external_id: str,
+    limits: GalleryLimits,
+    *,
+    subject_exists: bool,
+    subjects: int,
+    subject_faces: int,
+    held_digests: set[str],
+) -> list[FaceRecord]:
+    """Which of these faces (a person's, being named) become the subject's, relabelled: the
+    unlabelled ones, one per source (a source the subject holds already, or an earlier face of the
+    batch holds, is skipped: one face per source per subject, as enrolment). GalleryLimitExceeded
+    (`subject_limit`, `subject_face_limit`) when they are too many; the collection's face count does
+    not change."""
+    seen = set(held_digests)
+    chosen = []
+    for face in faces:
+        if face.external_id is not None or face.source_digest in seen:
+            continue
+        seen.add(face.source_digest)
+        chosen.append(replace(face, external_id=external_id))
+    if chosen and not subject_exists and subjects >= limits.max_subjects_per_collection:
+        raise GalleryLimitExceeded(
+            f"collection {collection!r} holds {subjects} subjects, the most allowed", "subject_limit"
+        )
+    if chosen and subject_faces + len(chosen) > limits.max_faces_per_subject:
+        raise GalleryLimitExceeded(
+            f"the subject has {subject_faces} faces; {len(chosen)} more are too many per subject", "subject_face_limit"
+        )
+    return chosen

@@ -99,6 +99,16 @@ class PhotoNotFound(FaceServiceError):
     code = "photo_not_found"
 
 
+class PersonNotFound(FaceServiceError):
+    code = "person_not_found"
+
+
+class ClusteringNotStarted(FaceServiceError):
+    """No re-cluster of the collection was started since this replica started."""
+
+    code = "clustering_not_started"
+
+
 class PhotoExists(FaceServiceError):
     """The photo id is taken by a photo of other bytes: delete it first."""
 

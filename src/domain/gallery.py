@@ -149,6 +149,16 @@ class PhotoInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PersonInfo:
+    """A person: a group of a collection's faces that show one person (domain/people.py groups them)."""
+
+    person_id: str  # 32 hex characters (a UUID), unique in the collection
+    faces: int
+    created_at: datetime
+    representative: FaceRecord  # the face to show: the best quality score, then the first stored
+
+
+@dataclass(frozen=True, slots=True)
 class PhotoHit:
     """A photo's most similar face for one probe."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -12,6 +12,7 @@ from domain.gallery import (
     CollectionInfo,
     FaceRecord,
     ImportOutcome,
+    PersonInfo,
     PhotoCursor,
     PhotoInfo,
     PhotoSearchOutcome,
@@ -20,6 +21,7 @@ from domain.gallery import (
     SubjectInfo,
 )
 from domain.model import DetectedFace, EmbeddingModel, Image, Pixels, Vector
+from domain.people import Neighbours
 from domain.quality import QualityMeasures
 
 
@@ -201,6 +203,15 @@ class FaceGallery(Protocol):
         `after`, and how many there are on every page."""
         ...
 
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        """Name faces (a person's): the unlabelled ones become the subject's (created when new), in one
+        transaction, so subject search, verify and `subject` see them from then on; they stay their
+        photo's. A face labelled already is left as it is; of faces of one source (each other's, or one
+        the subject holds) the first only (`plan_labels`: one face per source per subject).
+        GalleryLimitExceeded (`subject_limit`, `subject_face_limit`) or FaceNotFound: nothing changes.
+        How many faces were labelled."""
+        ...
+
     def faces(self, collection: str) -> Iterator[FaceRecord]:
         """Every face of the collection, in a stable order, streamed in bounded memory (export)."""
         ...
@@ -208,3 +219,74 @@ class FaceGallery(Protocol):
     def health(self) -> StoreHealth: ...
 
     def close(self) -> None: ...
+
+
+class PeopleStore(Protocol):
+    """Where a collection's people are kept (domain/people.py groups faces into them): each face is in
+    at most one person, and "not this person" corrections are kept as pairs of faces never to be one
+    person. The SQLite, PostgreSQL and memory galleries implement it beside FaceGallery, in the same
+    database: deleting a face (by itself, with its photo or with its subject) takes it out of its
+    person and its corrections, and a person left with no face goes, in the same transaction.
+
+    Synchronous, thread-safe and durable when it returns, as FaceGallery. Unknown names raise
+    CollectionNotFound / PersonNotFound / FaceNotFound.
+    """
+
+    def people(self, collection: str, after: str | None, limit: int) -> list[PersonInfo]:
+        """People ordered by person id, those strictly after `after` (a cursor), at most `limit`."""
+        ...
+
+    def person(self, collection: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
+        """The person and its faces, in the order they were stored; PersonNotFound."""
+        ...
+
+    def memberships(self, collection: str) -> dict[str, str]:
+        """Face id -> person id, for every face in a person."""
+        ...
+
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        """Face id -> person id, for those of these faces in a person."""
+        ...
+
+    def refusals(self, collection: str) -> list[tuple[str, str]]:
+        """The pairs of faces corrections keep apart (face ids, the smaller first), sorted."""
+        ...
+
+    def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
+        """Put the faces (at least one) into the person, or into a new person when `person_id` is None,
+        taking them out of the people they were in (one left empty goes); the person after.
+        FaceNotFound (nothing changes) when a face is not in the collection; PersonNotFound."""
+        ...
+
+    def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
+        """Every face of `other_id` into `person_id`; `other_id` goes. PersonNotFound; InvalidInput
+        when they are the same person."""
+        ...
+
+    def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
+        """ "Not this person": the face leaves the person, and is kept apart from each of the person's
+        other faces from now on (by a re-cluster too); the person after, or None when it went.
+        PersonNotFound; FaceNotFound when the face is not the person's."""
+        ...
+
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+        """A full pass's outcome: the collection's people become `groups` (face ids; a face the pass
+        `considered` in no group is in no person), in one transaction; corrections stay. A group keeps
+        the id of the old person that held most of its faces (ties: the smaller id) when no earlier
+        group took it, so a re-cluster that changes little keeps people's ids; a face the pass did not
+        consider (stored while it ran) stays in its person when that person's id lives on. Face ids no
+        longer stored are skipped. How many people."""
+        ...
+
+
+class PeopleGallery(FaceGallery, PeopleStore, Protocol):
+    """Every store is both: its people live beside its faces, in the same database."""
+
+
+class NeighbourSearch(Protocol):
+    """Each face's nearest other faces, the graph domain/people.py groups faces by."""
+
+    def neighbours(self, vectors: npt.NDArray[np.float32], k: int) -> Neighbours:
+        """For every row of `vectors` (L2-normalised) its k most similar other rows, most similar
+        first (-1 and similarity -1 past the last found)."""
+        ...

@@ -103,6 +103,15 @@ def test_openapi_docs_are_off_by_default_and_typed_when_on() -> None:
         "getPhoto",
         "deletePhoto",
         "searchPhotos",
+        "listPeople",
+        "getPerson",
+        "listPersonPhotos",
+        "namePerson",
+        "mergePeople",
+        "splitPerson",
+        "notThisPerson",
+        "startClustering",
+        "getClustering",
     }
     assert "security" not in operations["/health"]
     for path in ("/verify-face", "/extract-embedding", "/batch-extract"):

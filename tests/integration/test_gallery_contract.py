@@ -926,6 +926,9 @@ def test_a_reopened_store_has_the_same_faces(make_gallery: Maker) -> None:
 # landmarks or quality, no photos.
 TO_VERSION_1 = {
     "sqlite": [
+        "DROP TABLE person_refusals",
+        "DROP TABLE person_faces",
+        "DROP TABLE people",
         SQLITE_MIGRATIONS[0][2].replace("CREATE TABLE faces", "CREATE TABLE faces_1"),
         "INSERT INTO faces_1 SELECT seq, face_id, collection_id, subject_id, source_digest, x1, y1, x2, y2,"
         " confidence, created_at, embedding FROM faces",
@@ -936,6 +939,9 @@ TO_VERSION_1 = {
         "PRAGMA user_version = 1",
     ],
     "postgresql": [
+        "DROP TABLE gallery_person_refusals, gallery_person_faces, gallery_people",
+        "DROP TRIGGER gallery_faces_leave_people ON gallery_faces",
+        "DROP FUNCTION gallery_faces_leave_people, gallery_people_emptied",
         "DROP TABLE gallery_photos CASCADE",
         "ALTER TABLE gallery_faces DROP CONSTRAINT gallery_faces_owner, DROP COLUMN photo_id,"
         " DROP COLUMN landmarks, DROP COLUMN quality, ALTER COLUMN external_id SET NOT NULL",

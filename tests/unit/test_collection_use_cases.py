@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from adapters.people.neighbours import FaissNeighbours
 from adapters.stores.memory import MemoryGallery
 from domain.errors import FaceServiceError
 from domain.gallery import FaceRecord, GalleryLimits
@@ -82,7 +83,7 @@ def serving() -> Serving:
 
 @pytest.fixture
 def collections(serving: Serving) -> Collections:
-    return Collections(MemoryGallery(LIMITS), lambda: serving.model, RULES, clock=lambda: MOMENT)
+    return Collections(MemoryGallery(LIMITS), lambda: serving.model, RULES, FaissNeighbours(), clock=lambda: MOMENT)
 
 
 def code_of(error: pytest.ExceptionInfo[FaceServiceError]) -> str:

@@ -31,6 +31,7 @@ from adapters.http.errors import (
 )
 from adapters.http.gallery import GalleryPool, GalleryWork, ImportLimits
 from adapters.http.observability import MetricsController, observe_requests
+from adapters.http.people import PeopleController
 from adapters.http.photos import PhotoController
 from adapters.inference.pool import InferenceRunner
 from adapters.inference.worker import WorkerFailed
@@ -99,6 +100,7 @@ def create_app(
             yield
         finally:
             runner.close()
+            galleries.clustering.close()
             gallery_pool.close()
 
     admission = AdmissionQueue(capacity=config.inference_workers + config.max_queue)
@@ -119,7 +121,7 @@ def create_app(
         bodies,
     )
     metrics.watch_queue(lambda: admission.in_flight)
-    protected_handlers: list[Any] = [FaceController, CollectionController, PhotoController]
+    protected_handlers: list[Any] = [FaceController, CollectionController, PhotoController, PeopleController]
     public_handlers: list[Any] = [HealthController]
     if config.metrics != "off":
         (public_handlers if config.metrics == "public" else protected_handlers).append(MetricsController)

@@ -32,6 +32,15 @@ ROUTE_VERBS: dict[str, Verb | None] = {
     "listPhotos": Verb.SEARCH,
     "getPhoto": Verb.SEARCH,
     "searchPhotos": Verb.SEARCH,
+    "listPeople": Verb.SEARCH,
+    "getPerson": Verb.SEARCH,
+    "listPersonPhotos": Verb.SEARCH,
+    "getClustering": Verb.SEARCH,
+    "namePerson": Verb.MANAGE,
+    "mergePeople": Verb.MANAGE,  # people are corrected by the manage verb (docs/api.md, "People")
+    "splitPerson": Verb.MANAGE,
+    "notThisPerson": Verb.MANAGE,
+    "startClustering": Verb.MANAGE,
     "createCollection": Verb.MANAGE,  # on the name in the body
     "deleteCollection": Verb.MANAGE,
     "deleteSubject": Verb.MANAGE,

@@ -16,6 +16,7 @@ from typing import TypeVar
 from litestar.exceptions import InternalServerException
 
 from adapters.http.admission import BodyBudget
+from adapters.http.clustering import ClusterJobs
 from adapters.http.inputs import AnyRequest, BodyTimeoutError, ClientDisconnectedError
 from adapters.metrics import Metrics
 from adapters.wire.bodies import RequestTooLarge
@@ -120,6 +121,7 @@ class GalleryWork:
         # One import is stored at a time: its transaction holds a gallery thread (and, with SQLite,
         # the database) for as long as it takes; more at once would leave no thread for the rest.
         self._storing = asyncio.Lock()
+        self.clustering = ClusterJobs(collections)
 
     async def run(self, work: Callable[[Collections], T]) -> T:
         return await self._pool.run(lambda: work(self._collections()))

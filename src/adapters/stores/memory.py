@@ -7,22 +7,30 @@ Nothing survives the process. For the fake backend, tests, and trying the servic
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 
-from adapters.stores import checks
+from adapters.stores import checks, people_rows
 from adapters.stores.matrix import FaceMatrix
 from adapters.stores.matrix_collection import MatrixCollection
-from domain.additions import StoredState, check_collection_faces, check_new_collection, plan_additions
+from domain.additions import (
+    StoredState,
+    check_collection_faces,
+    check_new_collection,
+    plan_additions,
+    plan_labels,
+)
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
     FaceNotFound,
+    InvalidInput,
+    PersonNotFound,
     PhotoExists,
     PhotoNotFound,
     SubjectNotFound,
@@ -32,6 +40,7 @@ from domain.gallery import (
     FaceRecord,
     GalleryLimits,
     ImportOutcome,
+    PersonInfo,
     PhotoCursor,
     PhotoHit,
     PhotoInfo,
@@ -66,6 +75,16 @@ class _Collection(MatrixCollection):
     records: dict[str, FaceRecord] = field(default_factory=dict)  # every face by id, in the order stored
     photos: dict[str, _Photo] = field(default_factory=dict)
     photo_matrix: FaceMatrix | None = None  # the faces with a photo id, grouped by photo
+    people: dict[str, datetime] = field(default_factory=dict)  # person id -> created at
+    person_of: dict[str, str] = field(default_factory=dict)  # face id -> person id
+    apart: set[tuple[str, str]] = field(default_factory=set)  # corrections: face pairs, smaller id first
+
+    def forget_in_people(self, face_id: str) -> None:
+        """A face being deleted out of its person (which goes with its last face) and its corrections."""
+        person = self.person_of.pop(face_id, None)
+        if person is not None and person not in self.person_of.values():
+            del self.people[person]
+        self.apart = {pair for pair in self.apart if face_id not in pair}
 
     def __post_init__(self) -> None:
         self.photo_matrix = FaceMatrix(self.dimension)
@@ -229,6 +248,7 @@ class MemoryGallery:
         """`face` (being deleted) out of `records`, and out of its photo and the photo matrix if it has one
         (its subject is the caller's)."""
         del target.records[face.face_id]
+        target.forget_in_people(face.face_id)
         if face.photo_id is not None:
             target.photos[face.photo_id].faces.remove(face.face_id)
             target.by_photo.remove_face(face.face_id)
@@ -292,6 +312,7 @@ class MemoryGallery:
             faces = [target.records[face_id] for face_id in stored.faces]
             for face in faces:
                 del target.records[face.face_id]
+                target.forget_in_people(face.face_id)
                 if face.external_id is not None:
                     self._forget_labelled_face(target, face)
             del target.photos[photo_id]
@@ -350,6 +371,137 @@ class MemoryGallery:
 
     def close(self) -> None:
         """Nothing to release; the data stays until the process ends."""
+
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        with self._lock:
+            target = self._get(collection)
+            faces = []
+            for face_id in dict.fromkeys(face_ids):
+                face = target.records.get(face_id)
+                if face is None:
+                    raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
+                faces.append(face)
+            subject = target.subjects.get(external_id)
+            chosen = plan_labels(
+                collection,
+                faces,
+                external_id,
+                self._limits,
+                subject_exists=subject is not None,
+                subjects=len(target.subjects),
+                subject_faces=0 if subject is None else len(subject.faces),
+                held_digests=set() if subject is None else set(subject.digests),
+            )
+            if not chosen:
+                return 0
+            if subject is None:
+                subject = target.subjects[external_id] = _Subject(created_at=checks.now())
+            for face in chosen:
+                target.records[face.face_id] = face
+                subject.faces[face.face_id] = face
+                subject.digests[face.source_digest] = face.face_id
+            target.matrix.append(
+                [face.face_id for face in chosen], [external_id] * len(chosen), np.stack([f.embedding for f in chosen])
+            )
+            return len(chosen)
+
+    # --- people (the PeopleStore port)
+
+    def people(self, collection: str, after: str | None, limit: int) -> list[PersonInfo]:
+        with self._lock:
+            target = self._get(collection)
+            ids = sorted(person for person in target.people if after is None or person > after)[: max(0, limit)]
+            return [self._person(target, person)[0] for person in ids]
+
+    def person(self, collection: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
+        with self._lock:
+            return self._person(self._get(collection), person_id)
+
+    def memberships(self, collection: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._get(collection).person_of)
+
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            person_of = self._get(collection).person_of
+            return {face_id: person_of[face_id] for face_id in face_ids if face_id in person_of}
+
+    def refusals(self, collection: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._get(collection).apart)
+
+    def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
+        with self._lock:
+            target = self._get(collection)
+            moving = people_rows.check_face_ids(face_ids)
+            for face_id in moving:
+                if face_id not in target.records:
+                    raise FaceNotFound(f"collection {collection!r} has no face {face_id!r}")
+            if person_id is None:
+                person_id = people_rows.new_person_id()
+                target.people[person_id] = datetime.now(UTC)
+            elif person_id not in target.people:
+                raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
+            left = {target.person_of.get(face_id) for face_id in moving} - {None, person_id}
+            for face_id in moving:
+                target.person_of[face_id] = person_id
+            self._drop_empty(target, left)
+            return self._person(target, person_id)[0]
+
+    def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
+        with self._lock:
+            target = self._get(collection)
+            for person in (person_id, other_id):
+                if person not in target.people:
+                    raise PersonNotFound(f"collection {collection!r} has no person {person!r}")
+            if person_id == other_id:
+                raise InvalidInput("a person cannot be merged with itself")
+            for face_id, person in list(target.person_of.items()):
+                if person == other_id:
+                    target.person_of[face_id] = person_id
+            del target.people[other_id]
+            return self._person(target, person_id)[0]
+
+    def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
+        with self._lock:
+            target = self._get(collection)
+            if person_id not in target.people:
+                raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
+            if target.person_of.get(face_id) != person_id:
+                raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}")
+            del target.person_of[face_id]
+            others = [other for other, person in target.person_of.items() if person == person_id]
+            target.apart.update((min(face_id, other), max(face_id, other)) for other in others)
+            self._drop_empty(target, {person_id})
+            return self._person(target, person_id)[0] if person_id in target.people else None
+
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+        with self._lock:
+            target = self._get(collection)
+            people_rows.check_groups(groups)
+            kept = [[face_id for face_id in group if face_id in target.records] for group in groups]
+            kept = [group for group in kept if group]
+            ids = people_rows.carried_ids(kept, target.person_of)
+            kept = people_rows.with_unread_faces(kept, ids, target.person_of, considered)
+            now = datetime.now(UTC)
+            target.people = {person: target.people.get(person, now) for person in ids}
+            target.person_of = {face_id: person for person, group in zip(ids, kept, strict=True) for face_id in group}
+            return len(ids)
+
+    @staticmethod
+    def _drop_empty(target: _Collection, people: Iterable[str | None]) -> None:
+        held = set(target.person_of.values())
+        for person in people:
+            if person is not None and person not in held:
+                target.people.pop(person, None)
+
+    @staticmethod
+    def _person(target: _Collection, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
+        created_at = target.people.get(person_id)
+        if created_at is None:
+            raise PersonNotFound(f"the collection has no person {person_id!r}")
+        faces = [face for face in target.records.values() if target.person_of.get(face.face_id) == person_id]
+        return PersonInfo(person_id, len(faces), created_at, people_rows.representative(faces)), faces
 
     def _get(self, name: str) -> _Collection:
         collection = self._collections.get(name)

@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -30,30 +30,40 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from adapters.stores import checks
+from adapters.stores import checks, people_rows
 from adapters.stores.face_rows import face_record, landmarks_text, quality_text
 from adapters.stores.matrix import FaceMatrix
 from adapters.stores.sqlite_collection import LOAD_CHUNK, Adding, SqliteCollection
 from adapters.stores.sqlite_sql import (
     EXPORT_FACES,
+    FACE_BY_SEQ,
+    FACE_SEQS,
     FACE_TO_DELETE,
     FACES_BY_SOURCE,
     HIT_FACES,
     INSERT_FACE,
+    JOIN_PERSON,
     LOAD_FACES,
+    MEMBERSHIPS,
     MIGRATIONS,
+    PEOPLE_AFTER,
+    PEOPLE_OF,
+    PEOPLE_PAGE,
+    PERSON,
+    PERSON_FACES,
     PHOTO,
     PHOTO_FACES,
     PHOTO_ROWS,
     PHOTOS_AFTER,
     PHOTOS_PAGE,
+    REFUSALS,
     SCHEMA_VERSION,
     SUBJECT_FACES,
     SUBJECT_IDS,
     SUBJECTS_AFTER,
     SUBJECTS_PAGE,
 )
-from domain.additions import check_collection_faces, check_new_collection, plan_additions
+from domain.additions import check_collection_faces, check_new_collection, plan_additions, plan_labels
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -61,6 +71,8 @@ from domain.errors import (
     CollectionUnavailable,
     FaceNotFound,
     FaceServiceError,
+    InvalidInput,
+    PersonNotFound,
     PhotoExists,
     PhotoNotFound,
     StoreUnavailable,
@@ -71,6 +83,7 @@ from domain.gallery import (
     FaceRecord,
     GalleryLimits,
     ImportOutcome,
+    PersonInfo,
     PhotoCursor,
     PhotoHit,
     PhotoInfo,
@@ -460,6 +473,180 @@ class SqliteGallery:
                 yield _record(row[1:], target.dimension)
 
     # --- the store
+
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        unique = list(dict.fromkeys(face_ids))
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                seqs = dict(db.execute(FACE_SEQS, (json.dumps(unique), target.id)).fetchall())
+                missing = next((face_id for face_id in unique if face_id not in seqs), None)
+                if missing is not None:
+                    raise FaceNotFound(f"collection {collection!r} has no face {missing!r}")
+                faces = [
+                    _record(db.execute(FACE_BY_SEQ, (seqs[face_id],)).fetchone(), target.dimension)
+                    for face_id in unique
+                ]
+                subject = db.execute(
+                    "SELECT id FROM subjects WHERE collection_id = ? AND external_id = ?", (target.id, external_id)
+                ).fetchone()
+                held = set()
+                if subject is not None:
+                    held = {
+                        row[0] for row in db.execute("SELECT source_digest FROM faces WHERE subject_id = ?", subject)
+                    }
+                chosen = plan_labels(
+                    collection,
+                    faces,
+                    external_id,
+                    self._limits,
+                    subject_exists=subject is not None,
+                    subjects=target.matrix.subjects,
+                    subject_faces=target.matrix.faces_of(external_id),
+                    held_digests=held,
+                )
+                if not chosen:
+                    return 0
+                if subject is None:
+                    subject = db.execute(
+                        "INSERT INTO subjects (collection_id, external_id, created_at) VALUES (?, ?, ?) RETURNING id",
+                        (target.id, external_id, _micros(checks.now())),
+                    ).fetchone()
+                db.executemany(
+                    "UPDATE faces SET subject_id = ? WHERE seq = ?", [(subject[0], seqs[f.face_id]) for f in chosen]
+                )
+            # After the commit, as an enrolment: a search never finds what a rollback would take back.
+            target.matrix.append(
+                [f.face_id for f in chosen], [external_id] * len(chosen), np.stack([f.embedding for f in chosen])
+            )
+            target.unlabelled -= len(chosen)
+            return len(chosen)
+
+    # --- people (the PeopleStore port)
+
+    def people(self, collection: str, after: str | None, limit: int) -> list[PersonInfo]:
+        with self._reading() as db:
+            target = self._get(collection)
+            query = PEOPLE_PAGE if after is None else PEOPLE_AFTER
+            values = (target.id, max(0, limit)) if after is None else (target.id, after, max(0, limit))
+            rows = db.execute(query, values).fetchall()
+            shown = {row[3]: _record(db.execute(FACE_BY_SEQ, (row[3],)).fetchone(), target.dimension) for row in rows}
+        return [PersonInfo(row[0], row[2], _moment(row[1]), shown[row[3]]) for row in rows]
+
+    def person(self, collection: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return self._person(db, target, person_id)
+
+    def memberships(self, collection: str) -> dict[str, str]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
+
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return dict(db.execute(PEOPLE_OF, (json.dumps(list(face_ids)), target.id)).fetchall())
+
+    def refusals(self, collection: str) -> list[tuple[str, str]]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return [(row[0], row[1]) for row in db.execute(REFUSALS, (target.id,))]
+
+    def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
+        moving = people_rows.check_face_ids(face_ids)
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                seqs = dict(db.execute(FACE_SEQS, (json.dumps(moving), target.id)).fetchall())
+                missing = next((face_id for face_id in moving if face_id not in seqs), None)
+                if missing is not None:
+                    raise FaceNotFound(f"collection {collection!r} has no face {missing!r}")
+                if person_id is None:
+                    person_id = people_rows.new_person_id()
+                    db.execute(
+                        "INSERT INTO people (collection_id, person_id, created_at) VALUES (?, ?, ?)",
+                        (target.id, person_id, _micros(datetime.now(UTC))),
+                    )
+                row = db.execute(PERSON, (target.id, person_id)).fetchone()
+                if row is None:
+                    raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
+                db.executemany(JOIN_PERSON, [(seqs[face_id], row[0]) for face_id in moving])
+            return self._person(db, target, person_id)[0]
+
+    def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                kept, other = (self._person_row(db, target, person) for person in (person_id, other_id))
+                if kept == other:
+                    raise InvalidInput("a person cannot be merged with itself")
+                db.execute("UPDATE person_faces SET person_ref = ? WHERE person_ref = ?", (kept, other))
+            return self._person(db, target, person_id)[0]
+
+    def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                person = self._person_row(db, target, person_id)
+                row = db.execute(
+                    "SELECT f.seq FROM faces f JOIN person_faces pf ON pf.face_seq = f.seq"
+                    " WHERE f.face_id = ? AND f.collection_id = ? AND pf.person_ref = ?",
+                    (face_id, target.id, person),
+                ).fetchone()
+                if row is None:
+                    raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}")
+                db.execute(
+                    "INSERT OR IGNORE INTO person_refusals (face_seq, other_seq)"
+                    " SELECT min(?1, face_seq), max(?1, face_seq) FROM person_faces WHERE person_ref = ?2"
+                    " AND face_seq != ?1",
+                    (row[0], person),
+                )
+                db.execute("DELETE FROM person_faces WHERE face_seq = ?", (row[0],))
+                left = db.execute("SELECT 1 FROM people WHERE id = ?", (person,)).fetchone()
+            return None if left is None else self._person(db, target, person_id)[0]
+
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+        people_rows.check_groups(groups)
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                old = dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
+                wanted = [face_id for group in groups for face_id in group] + list(old)
+                seqs = dict(db.execute(FACE_SEQS, (json.dumps(wanted), target.id)).fetchall())
+                kept = [[face_id for face_id in group if face_id in seqs] for group in groups]
+                kept = [group for group in kept if group]
+                ids = people_rows.carried_ids(kept, old)
+                kept = people_rows.with_unread_faces(kept, ids, old, considered)
+                created = dict(
+                    db.execute("SELECT person_id, created_at FROM people WHERE collection_id = ?", (target.id,))
+                )
+                db.execute("DELETE FROM people WHERE collection_id = ?", (target.id,))
+                now = _micros(datetime.now(UTC))
+                for person_id, group in zip(ids, kept, strict=True):
+                    ref = db.execute(
+                        "INSERT INTO people (collection_id, person_id, created_at) VALUES (?, ?, ?) RETURNING id",
+                        (target.id, person_id, created.get(person_id, now)),
+                    ).fetchone()[0]
+                    db.executemany(JOIN_PERSON, [(seqs[face_id], ref) for face_id in group])
+            return len(ids)
+
+    @staticmethod
+    def _person_row(db: sqlite3.Connection, target: SqliteCollection, person_id: str) -> int:
+        row = db.execute(PERSON, (target.id, person_id)).fetchone()
+        if row is None:
+            raise PersonNotFound(f"collection {target.name!r} has no person {person_id!r}")
+        return int(row[0])
+
+    @staticmethod
+    def _person(
+        db: sqlite3.Connection, target: SqliteCollection, person_id: str
+    ) -> tuple[PersonInfo, list[FaceRecord]]:
+        row = db.execute(PERSON, (target.id, person_id)).fetchone()
+        if row is None:
+            raise PersonNotFound(f"collection {target.name!r} has no person {person_id!r}")
+        faces = [_record(face, target.dimension) for face in db.execute(PERSON_FACES, (row[0],))]
+        return PersonInfo(person_id, len(faces), _moment(row[1]), people_rows.representative(faces)), faces
 
     def health(self) -> StoreHealth:
         quarantined = tuple(

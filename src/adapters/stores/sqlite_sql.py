@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -77,6 +77,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX faces_by_collection ON faces (collection_id, seq)",
         "CREATE INDEX faces_by_photo ON faces (photo_ref, seq) WHERE photo_ref IS NOT NULL",
     ),
+    # 4: people (domain/people.py): each face in at most one person, and the corrections ("not this
+    # person") as pairs of faces, smaller seq first. A face's delete cascades to both; the triggers
+    # drop a person left with no face, whichever way its last face left.
+    (
+        """CREATE TABLE people (
+            id INTEGER PRIMARY KEY,
+            collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+            person_id TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            UNIQUE (collection_id, person_id)
+        )""",
+        """CREATE TABLE person_faces (
+            face_seq INTEGER PRIMARY KEY REFERENCES faces (seq) ON DELETE CASCADE,
+            person_ref INTEGER NOT NULL REFERENCES people (id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX person_faces_by_person ON person_faces (person_ref, face_seq)",
+        """CREATE TABLE person_refusals (
+            face_seq INTEGER NOT NULL REFERENCES faces (seq) ON DELETE CASCADE,
+            other_seq INTEGER NOT NULL REFERENCES faces (seq) ON DELETE CASCADE,
+            PRIMARY KEY (face_seq, other_seq),
+            CHECK (face_seq < other_seq)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX person_refusals_by_other ON person_refusals (other_seq)",
+        """CREATE TRIGGER people_emptied_by_delete AFTER DELETE ON person_faces
+            WHEN NOT EXISTS (SELECT 1 FROM person_faces WHERE person_ref = OLD.person_ref)
+            BEGIN DELETE FROM people WHERE id = OLD.person_ref; END""",
+        """CREATE TRIGGER people_emptied_by_move AFTER UPDATE OF person_ref ON person_faces
+            WHEN NOT EXISTS (SELECT 1 FROM person_faces WHERE person_ref = OLD.person_ref)
+            BEGIN DELETE FROM people WHERE id = OLD.person_ref; END""",
+    ),
 )
 
 # A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
@@ -142,4 +172,40 @@ LOAD_FACES = (
     " OR json_extract(quality, '$.score') NOT BETWEEN 0 AND 1"
     " OR json_type(quality, '$.reasons') IS NOT 'array' ELSE 1 END)"
     ", photo_ref FROM faces WHERE collection_id = ? ORDER BY seq"
+)
+# People: a page of them with their face count and the seq of the face that shows them (the best
+# quality score, then the first stored: people_rows.representative's rule).
+PEOPLE = (
+    "SELECT pe.person_id, pe.created_at, (SELECT COUNT(*) FROM person_faces pf WHERE pf.person_ref = pe.id),"
+    " (SELECT pf.face_seq FROM person_faces pf JOIN faces f ON f.seq = pf.face_seq WHERE pf.person_ref = pe.id"
+    " ORDER BY ifnull(json_extract(f.quality, '$.score'), 0) DESC, f.seq LIMIT 1)"
+    " FROM people pe WHERE pe.collection_id = ?"
+)
+PEOPLE_PAGE = PEOPLE + " ORDER BY pe.person_id LIMIT ?"
+PEOPLE_AFTER = PEOPLE + " AND pe.person_id > ? ORDER BY pe.person_id LIMIT ?"
+PERSON = "SELECT id, created_at FROM people WHERE collection_id = ? AND person_id = ?"
+FACE_BY_SEQ = "SELECT" + FACES + " WHERE f.seq = ?"
+PERSON_FACES = "SELECT" + FACES + " JOIN person_faces pf ON pf.face_seq = f.seq WHERE pf.person_ref = ? ORDER BY f.seq"
+MEMBERSHIPS = (
+    "SELECT f.face_id, pe.person_id FROM people pe JOIN person_faces pf ON pf.person_ref = pe.id"
+    " JOIN faces f ON f.seq = pf.face_seq WHERE pe.collection_id = ?"
+)
+REFUSALS = (
+    "SELECT min(a.face_id, b.face_id) AS one, max(a.face_id, b.face_id) AS other FROM faces a"
+    " JOIN person_refusals r ON r.face_seq = a.seq JOIN faces b ON b.seq = r.other_seq"
+    " WHERE a.collection_id = ? ORDER BY one, other"
+)
+# The batch's faces (a JSON array of face ids): face id -> seq.
+FACE_SEQS = (
+    "SELECT f.face_id, f.seq FROM json_each(?) AS wanted CROSS JOIN faces f"
+    " WHERE f.face_id = wanted.value AND f.collection_id = ?"
+)
+JOIN_PERSON = (
+    "INSERT INTO person_faces (face_seq, person_ref) VALUES (?, ?)"
+    " ON CONFLICT (face_seq) DO UPDATE SET person_ref = excluded.person_ref"
+)
+PEOPLE_OF = (
+    "SELECT f.face_id, pe.person_id FROM json_each(?) AS wanted CROSS JOIN faces f"
+    " JOIN person_faces pf ON pf.face_seq = f.seq JOIN people pe ON pe.id = pf.person_ref"
+    " WHERE f.face_id = wanted.value AND f.collection_id = ?"
 )

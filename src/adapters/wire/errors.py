@@ -9,6 +9,7 @@ from adapters.wire.schemas import ErrorResponse
 from domain.access import ForbiddenScope
 from domain.errors import (
     BatchTooLarge,
+    ClusteringNotStarted,
     CollectionExists,
     CollectionModelMismatch,
     CollectionNotFound,
@@ -20,6 +21,7 @@ from domain.errors import (
     InvalidEmbedding,
     InvalidInput,
     ModelMismatch,
+    PersonNotFound,
     PhotoExists,
     PhotoNotFound,
     StoreUnavailable,
@@ -44,6 +46,8 @@ DOMAIN_STATUS: dict[type[FaceServiceError], int] = {
     SubjectNotFound: 404,
     FaceNotFound: 404,
     PhotoNotFound: 404,
+    PersonNotFound: 404,
+    ClusteringNotStarted: 404,
     CollectionExists: 409,
     PhotoExists: 409,
     CollectionModelMismatch: 409,

@@ -39,7 +39,7 @@ from domain.gallery import (
     is_source_digest,
 )
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
-from domain.ports import FaceGallery
+from domain.ports import FaceGallery, NeighbourSearch, PeopleGallery
 from domain.quality import DEFAULT_ENROLL_QUALITY, QualityLevel
 from domain.use_cases.faces import Extraction
 from domain.use_cases.gallery_rules import (
@@ -56,6 +56,7 @@ from domain.use_cases.gallery_rules import (
     poor_quality,
     stored_quality,
 )
+from domain.use_cases.people import People
 from domain.use_cases.photos import Photos
 
 # The rules' names stay importable from here, where callers always found them.
@@ -172,16 +173,18 @@ class Collections:
 
     def __init__(
         self,
-        gallery: FaceGallery,
+        gallery: PeopleGallery,
         model: Callable[[], EmbeddingModel],
         rules: CollectionRules,
+        neighbours: NeighbourSearch,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._gallery = gallery
+        self._gallery: FaceGallery = gallery
         self._model = model
         self.rules = rules
         self._clock = clock
-        self.photos = Photos(gallery, model, rules, clock)
+        self.people = People(gallery, gallery, neighbours, rules)
+        self.photos = Photos(gallery, model, rules, clock, on_indexed=self.people.assign_new)
 
     @property
     def store(self) -> str:

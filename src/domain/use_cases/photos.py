@@ -129,8 +129,10 @@ class Photos:
         model: Callable[[], EmbeddingModel],
         rules: CollectionRules,
         clock: Callable[[], datetime],
+        on_indexed: Callable[[str, list[FaceRecord]], object] = lambda name, faces: None,
     ) -> None:
         self._gallery = gallery
+        self._on_indexed = on_indexed  # a new photo's faces, once stored: People.assign_new
         self._model = model
         self._rules = rules
         self._clock = clock
@@ -160,6 +162,8 @@ class Photos:
         stored, faces, duplicate = self._gallery.add_photo(
             collection.name, PhotoInfo(photo_id, given.source_digest, len(records), now), records
         )
+        if not duplicate and faces:
+            self._on_indexed(collection.name, faces)
         return PhotoIndexing(stored, faces, duplicate, collection.model_id, [] if duplicate else unindexed)
 
     def page(self, name: str, after: str | None, limit: int) -> list[PhotoInfo]:

@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,7 @@ from psycopg.rows import TupleRow
 
 from adapters.stores import checks
 from adapters.stores.face_rows import face_record
+from adapters.stores.postgres import people as people_sql
 from adapters.stores.postgres import rows, schema, search, vector_codec
 from adapters.stores.postgres.additions import add_faces, insert_faces
 from domain.additions import check_collection_faces, check_new_collection
@@ -53,6 +54,7 @@ from domain.gallery import (
     FaceRecord,
     GalleryLimits,
     ImportOutcome,
+    PersonInfo,
     PhotoCursor,
     PhotoInfo,
     PhotoSearchOutcome,
@@ -371,6 +373,55 @@ class PostgresGallery:
             .fetchall()
         )
         return [face_record(row) for row in found]
+
+    def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            return people_sql.label_faces(conn, target, collection, face_ids, external_id, self._limits)
+
+    # --- people (the PeopleStore port; the statements are people.py's)
+
+    def people(self, collection: str, after: str | None, limit: int) -> list[PersonInfo]:
+        with self._transaction() as conn:
+            return people_sql.people(conn, rows.find(conn, collection), after, limit)
+
+    def person(self, collection: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
+        with self._transaction() as conn:
+            return people_sql.person(conn, rows.find(conn, collection), person_id)
+
+    def memberships(self, collection: str) -> dict[str, str]:
+        with self._connection() as conn:
+            return people_sql.memberships(conn, rows.find(conn, collection))
+
+    def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
+        with self._connection() as conn:
+            return people_sql.people_of(conn, rows.find(conn, collection), face_ids)
+
+    def refusals(self, collection: str) -> list[tuple[str, str]]:
+        with self._connection() as conn:
+            return people_sql.refusals(conn, rows.find(conn, collection))
+
+    def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            moved_to = people_sql.move_faces(conn, target, face_ids, person_id)
+            return people_sql.person(conn, target, moved_to)[0]
+
+    def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            people_sql.merge_people(conn, target, person_id, other_id)
+            return people_sql.person(conn, target, person_id)[0]
+
+    def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            left = people_sql.refuse_face(conn, target, person_id, face_id)
+            return people_sql.person(conn, target, person_id)[0] if left else None
+
+    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+        with self._transaction() as conn:
+            return people_sql.replace_people(conn, rows.locked(conn, collection), groups, considered)
 
     # --- search and export
 

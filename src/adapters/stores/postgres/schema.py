@@ -14,7 +14,7 @@ from domain.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MIGRATION_LOCK = 0x6661636567616C31  # pg_advisory_lock key: schema changes, one replica at a time
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 
@@ -86,6 +86,54 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """ALTER TABLE gallery_faces ADD CONSTRAINT gallery_faces_owner
             CHECK (external_id IS NOT NULL OR photo_id IS NOT NULL)""",
         "CREATE INDEX gallery_faces_by_photo ON gallery_faces (collection_id, photo_id) WHERE photo_id IS NOT NULL",
+    ),
+    # 4: people (domain/people.py): each face in at most one person, and the corrections ("not this
+    # person") as pairs of faces, smaller id first. No foreign key to the partitioned faces table (its
+    # partitions are dropped with their collection): a face's delete takes it out of both by a trigger,
+    # a collection's delete by the cascade from gallery_collections, and a second trigger drops a
+    # person left with no face, whichever way its last face left. Writes hold the collection's row lock.
+    (
+        """CREATE TABLE gallery_people (
+            collection_id bigint NOT NULL REFERENCES gallery_collections (id) ON DELETE CASCADE,
+            person_id text COLLATE "C" NOT NULL,
+            created_at timestamptz NOT NULL,
+            PRIMARY KEY (collection_id, person_id)
+        )""",
+        """CREATE TABLE gallery_person_faces (
+            collection_id bigint NOT NULL,
+            face_id text COLLATE "C" NOT NULL,
+            person_id text COLLATE "C" NOT NULL,
+            PRIMARY KEY (collection_id, face_id),
+            FOREIGN KEY (collection_id, person_id)
+                REFERENCES gallery_people (collection_id, person_id) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX gallery_person_faces_by_person ON gallery_person_faces (collection_id, person_id)",
+        """CREATE TABLE gallery_person_refusals (
+            collection_id bigint NOT NULL REFERENCES gallery_collections (id) ON DELETE CASCADE,
+            face_id text COLLATE "C" NOT NULL,
+            other_id text COLLATE "C" NOT NULL,
+            PRIMARY KEY (collection_id, face_id, other_id),
+            CHECK (face_id < other_id)
+        )""",
+        "CREATE INDEX gallery_person_refusals_by_other ON gallery_person_refusals (collection_id, other_id)",
+        """CREATE FUNCTION gallery_faces_leave_people() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM gallery_person_faces WHERE collection_id = OLD.collection_id AND face_id = OLD.face_id;
+            DELETE FROM gallery_person_refusals WHERE collection_id = OLD.collection_id AND face_id = OLD.face_id;
+            DELETE FROM gallery_person_refusals WHERE collection_id = OLD.collection_id AND other_id = OLD.face_id;
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER gallery_faces_leave_people AFTER DELETE ON gallery_faces
+            FOR EACH ROW EXECUTE FUNCTION gallery_faces_leave_people()""",
+        """CREATE FUNCTION gallery_people_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM gallery_people p WHERE p.collection_id = OLD.collection_id AND p.person_id = OLD.person_id
+                AND NOT EXISTS (SELECT 1 FROM gallery_person_faces f
+                                WHERE f.collection_id = OLD.collection_id AND f.person_id = OLD.person_id);
+            RETURN NULL;
+        END $$""",
+        """CREATE TRIGGER gallery_people_emptied AFTER DELETE OR UPDATE OF person_id ON gallery_person_faces
+            FOR EACH ROW EXECUTE FUNCTION gallery_people_emptied()""",
     ),
 )
 

@@ -1,0 +1,126 @@
+"""People over HTTP (docs/api.md, "People"), on every store, with the fake backend (one "face" per
+image, its vector a function of the image: the same image under several photo ids is one person):
+a re-cluster in the background with its progress, the people and a person's photos, a new photo's
+face joining its person as it is indexed, not-this-person, split, merge, and the codes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from tests.http.test_collections_http import random_image, store_env  # noqa: F401 (a fixture)
+from tests.support.services import AUTH, make_client, settings_for
+
+Client = TestClient  # type: ignore[type-arg]
+PEOPLE = "/collections/events/people"
+
+
+@pytest.fixture
+def client(store_env: dict[str, str]) -> Iterator[Client]:  # noqa: F811
+    with make_client(settings_for("fake", **store_env)) as client:
+        client.post("/collections", headers=AUTH, json={"name": "events", "threshold": 0.5})
+        yield client
+
+
+def index(client: Client, photo_id: str, image: int) -> str:
+    """The photo's one face id."""
+    answer = client.post(
+        f"/collections/events/photos/{photo_id}", headers=AUTH, json={"image_base64": random_image(image)}
+    )
+    assert answer.status_code == 201, answer.text
+    (face,) = answer.json()["faces"]
+    return str(face["face_id"])
+
+
+def reclustered(client: Client) -> dict[str, Any]:
+    started = client.post("/collections/events/clustering", headers=AUTH)
+    assert started.status_code in (200, 202), started.text
+    for _ in range(200):
+        job = client.get("/collections/events/clustering", headers=AUTH).json()
+        if job["state"] in ("done", "failed"):
+            return dict(job)
+        time.sleep(0.05)
+    raise AssertionError("the re-cluster did not finish in 10 s")
+
+
+def people(client: Client) -> dict[frozenset[str], str]:
+    """Each person's photo ids -> its person id."""
+    found = {}
+    for person in client.get(PEOPLE, headers=AUTH).json()["people"]:
+        photos = client.get(f"{PEOPLE}/{person['person_id']}/photos", headers=AUTH).json()["photos"]
+        found[frozenset(p["photo_id"] for p in photos)] = person["person_id"]
+    return found
+
+
+def test_people_are_clustered_listed_and_corrected(client: Client) -> None:
+    missing = client.get("/collections/events/clustering", headers=AUTH)
+    assert (missing.status_code, missing.json()["code"]) == (404, "clustering_not_started")
+    faces = {photo: index(client, photo, image) for photo, image in [("a1", 1), ("a2", 1), ("a3", 1), ("b1", 2)]}
+    faces["b2"] = index(client, "b2", 2)
+    index(client, "c1", 3)  # alone: no person
+
+    job = reclustered(client)
+    assert (job["state"], job["progress"], job["faces"], job["people"], job["assigned"]) == ("done", 1.0, 6, 2, 5)
+    found = people(client)
+    assert set(found) == {frozenset({"a1", "a2", "a3"}), frozenset({"b1", "b2"})}
+    a = found[frozenset({"a1", "a2", "a3"})]
+    listed = {p["person_id"]: p for p in client.get(PEOPLE, headers=AUTH).json()["people"]}
+    assert listed[a]["faces"] == 3 and listed[a]["representative"]["photo_id"] in ("a1", "a2", "a3")
+    assert len(listed[a]["representative"]["bbox"]) == 4
+
+    faces["a4"] = index(client, "a4", 1)  # joins person a as it is indexed
+    person = client.get(f"{PEOPLE}/{a}", headers=AUTH).json()
+    assert [f["face_id"] for f in person["faces"]] == [faces[p] for p in ("a1", "a2", "a3", "a4")]
+
+    refused = client.post(f"{PEOPLE}/{a}/not-this-person", headers=AUTH, json={"face_id": faces["a4"]})
+    assert refused.status_code == 200 and refused.json()["person"]["faces"] == 3
+    assert reclustered(client)["people"] == 2  # a4 stays out of a; alone, it is nobody
+    assert people(client)[frozenset({"a1", "a2", "a3"})] == a  # a kept its id
+
+    split = client.post(f"{PEOPLE}/{a}/split", headers=AUTH, json={"face_ids": [faces["a3"]]})
+    assert split.status_code == 201 and split.json()["faces"] == 1
+    merged = client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": split.json()["person_id"]})
+    assert merged.status_code == 200 and merged.json()["faces"] == 3
+
+    b = found[frozenset({"b1", "b2"})]
+    named = client.post(f"{PEOPLE}/{b}/name", headers=AUTH, json={"external_id": "bea"})
+    # b1 and b2 are one image's bytes: one face per source per subject, as enrolment, so b1's only.
+    assert named.status_code == 200 and named.json()["labelled_faces"] == 1, named.text
+    verified = client.post(
+        "/collections/events/subjects/bea/verify", headers=AUTH, json={"image_base64": random_image(2)}
+    )
+    assert verified.status_code == 200 and verified.json()["match"] is True, verified.text
+    subject = client.get("/collections/events/subjects/bea", headers=AUTH).json()
+    assert [f["face_id"] for f in subject["faces"]] == [faces["b1"]]
+
+    client.delete("/collections/events/photos/b1", headers=AUTH)
+    client.delete("/collections/events/photos/b2", headers=AUTH)
+    assert set(people(client)) == {frozenset({"a1", "a2", "a3"})}  # b's person went with its faces
+    gone = client.get("/collections/events/subjects/bea", headers=AUTH)
+    assert gone.status_code == 404  # and the subject its photos' faces made
+
+
+BAD_REQUESTS = [
+    ("get", f"{PEOPLE}/{'0' * 32}", None, 404, "person_not_found"),
+    ("get", f"{PEOPLE}/nope", None, 400, "invalid_person_id"),
+    ("post", f"{PEOPLE}/{'0' * 32}/merge", {"person_id": "1" * 32}, 404, "person_not_found"),
+    ("post", f"{PEOPLE}/{'0' * 32}/split", {"face_ids": []}, 400, "invalid_request"),
+    ("post", f"{PEOPLE}/{'0' * 32}/not-this-person", {"face": 1}, 400, "invalid_request"),
+    ("post", "/collections/nobody/clustering", None, 404, "collection_not_found"),
+    ("post", f"{PEOPLE}/{'0' * 32}/name", {"external_id": "a b/"}, 400, "invalid_external_id"),
+    ("post", f"{PEOPLE}/{'0' * 32}/name", {"external_id": "ann"}, 404, "person_not_found"),
+    ("get", "/collections/nobody/people", None, 404, "collection_not_found"),
+    ("get", "/collections/events/people?limit=0", None, 400, None),
+]
+
+
+def test_bad_people_requests_get_their_codes(client: Client) -> None:
+    for method, path, body, status, code in BAD_REQUESTS:
+        answer = client.request(method.upper(), path, headers=AUTH, json=body)
+        assert answer.status_code == status, (path, answer.text)
+        if code is not None:
+            assert answer.json()["code"] == code, (path, answer.text)

@@ -1,0 +1,225 @@
+"""People in the PeopleStore port, on every store (memory, SQLite, PostgreSQL): faces moved into
+people, merged, refused ("not this person", kept as face pairs), a full pass's groups replacing the
+people while keeping their ids; deleting a face, a photo or a subject takes its faces out of people
+and a person left empty goes; what is stored survives a reopen."""
+# ruff: noqa: F811 (the contract suite's fixtures, imported, are this module's test arguments)
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import pytest
+
+from domain.errors import FaceNotFound, GalleryLimitExceeded, InvalidInput, PersonNotFound
+from domain.gallery import FaceRecord, GalleryLimits
+from domain.ports import FaceGallery, PeopleStore
+from tests.integration.test_gallery_contract import (  # noqa: F401 (fixtures)
+    DIM,
+    MODEL,
+    Maker,
+    face,
+    gallery,
+    make_gallery,
+    pg,
+    unit,
+)
+from tests.integration.test_photo_gallery_contract import index
+
+
+class Store(FaceGallery, PeopleStore, Protocol):
+    """Every store is both ports."""
+
+
+def indexed(store: Store, photos: int, per_photo: int, seed: int = 0) -> list[list[FaceRecord]]:
+    """A collection "c" with `photos` photos of `per_photo` random faces each."""
+    store.create_collection("c", MODEL, DIM, 0.3)
+    vectors = unit(np.random.default_rng(seed), photos * per_photo)
+    return [index(store, "c", f"p{i}", vectors[i * per_photo : (i + 1) * per_photo]) for i in range(photos)]
+
+
+def ids(faces: list[FaceRecord]) -> list[str]:
+    return [f.face_id for f in faces]
+
+
+def test_move_faces_makes_and_grows_people(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 2)
+    a, b, c = photos[0][0], photos[1][0], photos[2][0]
+    first = gallery.move_faces("c", [a.face_id, b.face_id], None)
+    assert first.faces == 2 and len(first.person_id) == 32
+    grown = gallery.move_faces("c", [c.face_id], first.person_id)
+    assert grown.person_id == first.person_id and grown.faces == 3
+    info, faces = gallery.person("c", first.person_id)
+    assert ids(faces) == [a.face_id, b.face_id, c.face_id]  # in the order stored
+    assert info.representative.face_id == a.face_id  # equal quality: the first stored
+    assert gallery.memberships("c") == {f.face_id: first.person_id for f in (a, b, c)}
+    assert gallery.people_of("c", [a.face_id, photos[0][1].face_id, "0" * 32]) == {a.face_id: first.person_id}
+    # Moving a face to a new person takes it out of the old one; an emptied person goes.
+    split = gallery.move_faces("c", [c.face_id], None)
+    assert gallery.person("c", first.person_id)[0].faces == 2
+    gallery.move_faces("c", [c.face_id], first.person_id)
+    with pytest.raises(PersonNotFound):
+        gallery.person("c", split.person_id)
+
+
+def test_people_pages_show_their_best_face(gallery: Store) -> None:
+    photos = indexed(gallery, 4, 1)
+    made = [gallery.move_faces("c", [photos[i][0].face_id], None) for i in range(4)]
+    listed = gallery.people("c", None, 3)
+    assert [p.person_id for p in listed] == sorted(p.person_id for p in made)[:3]
+    rest = gallery.people("c", listed[-1].person_id, 10)
+    assert [p.person_id for p in rest] == sorted(p.person_id for p in made)[3:]
+    for person in listed + rest:
+        assert person.faces == 1 and person.representative.photo_id is not None
+        assert person.representative.bbox is not None
+
+
+def test_a_bad_move_changes_nothing(gallery: Store) -> None:
+    photos = indexed(gallery, 2, 1)
+    person = gallery.move_faces("c", [photos[0][0].face_id], None)
+    with pytest.raises(FaceNotFound):
+        gallery.move_faces("c", [photos[1][0].face_id, "f" * 32], person.person_id)
+    with pytest.raises(PersonNotFound):
+        gallery.move_faces("c", [photos[1][0].face_id], "0" * 32)
+    with pytest.raises(InvalidInput):
+        gallery.move_faces("c", [], None)
+    assert gallery.memberships("c") == {photos[0][0].face_id: person.person_id}
+
+
+def test_merge_people(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 1)
+    one = gallery.move_faces("c", [photos[0][0].face_id, photos[1][0].face_id], None)
+    two = gallery.move_faces("c", [photos[2][0].face_id], None)
+    merged = gallery.merge_people("c", one.person_id, two.person_id)
+    assert merged.person_id == one.person_id and merged.faces == 3
+    assert [p.person_id for p in gallery.people("c", None, 10)] == [one.person_id]
+    with pytest.raises(InvalidInput):
+        gallery.merge_people("c", one.person_id, one.person_id)
+    with pytest.raises(PersonNotFound):
+        gallery.merge_people("c", one.person_id, two.person_id)
+
+
+def test_not_this_person_is_kept_as_face_pairs(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 1)
+    a, b, c = (photos[i][0].face_id for i in range(3))
+    person = gallery.move_faces("c", [a, b, c], None)
+    left = gallery.refuse_face("c", person.person_id, c)
+    assert left is not None and left.faces == 2
+    assert gallery.refusals("c") == sorted((min(c, x), max(c, x)) for x in (a, b))
+    assert c not in gallery.memberships("c")
+    with pytest.raises(FaceNotFound):  # not the person's (any more)
+        gallery.refuse_face("c", person.person_id, c)
+    gallery.refuse_face("c", person.person_id, b)
+    assert gallery.refuse_face("c", person.person_id, a) is None  # its last face
+    assert gallery.people("c", None, 10) == []
+    assert len(gallery.refusals("c")) == 3
+    gallery.delete_face("c", c)
+    assert gallery.refusals("c") == [(min(a, b), max(a, b))]
+
+
+def test_replace_people_keeps_ids_of_people_that_stay(gallery: Store) -> None:
+    photos = indexed(gallery, 5, 1)
+    f = [photos[i][0].face_id for i in range(5)]
+    old = gallery.move_faces("c", f[:3], None)
+    other = gallery.move_faces("c", f[3:4], None)
+    gallery.refuse_face("c", old.person_id, f[2])
+    count = gallery.replace_people("c", [[f[4], "e" * 32], [*f[:2], f[3]]], set(f))
+    assert count == 2
+    members = gallery.memberships("c")
+    assert members[f[0]] == members[f[1]] == members[f[3]] == old.person_id  # most of its faces were old's
+    assert members[f[4]] not in (old.person_id, other.person_id) and f[2] not in members
+    assert len(gallery.refusals("c")) == 2  # corrections stay
+    with pytest.raises(PersonNotFound):
+        gallery.person("c", other.person_id)
+    with pytest.raises(InvalidInput):
+        gallery.replace_people("c", [[f[0]], [f[0]]], set(f))
+
+
+def test_deleting_a_photo_or_subject_takes_its_faces_out_of_people(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 2)
+    lone = gallery.move_faces("c", [photos[0][0].face_id], None)
+    pair = gallery.move_faces("c", [photos[0][1].face_id, photos[1][0].face_id], None)
+    gallery.delete_photo("c", "p0")
+    with pytest.raises(PersonNotFound):  # its only face went with the photo
+        gallery.person("c", lone.person_id)
+    assert ids(gallery.person("c", pair.person_id)[1]) == [photos[1][0].face_id]
+    vector = unit(np.random.default_rng(9), 1)[0]
+    labelled, _ = gallery.add_face("c", face("ann", vector))
+    gallery.move_faces("c", [labelled.face_id], pair.person_id)
+    gallery.delete_subject("c", "ann")
+    assert gallery.person("c", pair.person_id)[0].faces == 1
+    gallery.delete_face("c", photos[1][0].face_id)
+    assert gallery.people("c", None, 10) == [] and gallery.memberships("c") == {}
+
+
+def test_people_belong_to_their_collection(gallery: Store) -> None:
+    photos = indexed(gallery, 1, 1)
+    gallery.create_collection("d", MODEL, DIM, 0.3)
+    with pytest.raises(FaceNotFound):  # a face of another collection
+        gallery.move_faces("d", [photos[0][0].face_id], None)
+    person = gallery.move_faces("c", [photos[0][0].face_id], None)
+    with pytest.raises(PersonNotFound):
+        gallery.person("d", person.person_id)
+    gallery.delete_collection("c")
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    assert gallery.people("c", None, 10) == []
+
+
+def test_people_survive_a_reopen(make_gallery: Maker) -> None:
+    store = make_gallery()
+    photos = indexed(store, 2, 1)
+    person = store.move_faces("c", [photos[0][0].face_id, photos[1][0].face_id], None)
+    store.refuse_face("c", person.person_id, photos[1][0].face_id)
+    store.label_faces("c", [photos[0][0].face_id], "ann")
+    store.close()
+    reopened = make_gallery()
+    if store.kind == "memory":  # nothing survives the process, by design
+        assert reopened.collections() == []
+        return
+    assert reopened.memberships("c") == {photos[0][0].face_id: person.person_id}
+    assert len(reopened.refusals("c")) == 1
+    hit = reopened.search("c", photos[0][0].embedding[None, :], 1).hits[0][0]  # labelled, found after a start
+    assert (hit.external_id, hit.face_id) == ("ann", photos[0][0].face_id)
+
+
+def test_label_faces_names_a_persons_faces_for_subject_search(gallery: Store) -> None:
+    photos = indexed(gallery, 3, 2, seed=4)
+    faces = [photos[0][0], photos[1][0], photos[2][0]]
+    assert gallery.label_faces("c", [f.face_id for f in faces], "ann") == 3
+    info, stored = gallery.subject("c", "ann")
+    assert info.faces == 3 and sorted(f.face_id for f in stored) == sorted(f.face_id for f in faces)
+    assert all(f.photo_id is not None for f in stored)  # still their photos' faces
+    outcome = gallery.search("c", faces[1].embedding[None, :], 1)
+    assert outcome.hits[0][0].external_id == "ann" and outcome.hits[0][0].face_id == faces[1].face_id
+    assert gallery.collection("c").faces == 6  # relabelled, not copied
+    assert gallery.label_faces("c", [faces[0].face_id, photos[0][1].face_id], "ann") == 0  # labelled / same source
+    with pytest.raises(FaceNotFound):
+        gallery.label_faces("c", [photos[1][1].face_id, "f" * 32], "bob")
+    assert gallery.subjects("c", None, 10)[0].external_id == "ann" and len(gallery.subjects("c", None, 10)) == 1
+    gallery.delete_photo("c", "p0")  # its labelled face goes with it, from the subject too
+    assert gallery.subject("c", "ann")[0].faces == 2
+
+
+def test_label_faces_keeps_the_subject_limits(make_gallery: Maker) -> None:
+    store = make_gallery(GalleryLimits(5, 1, 2, 100))
+    photos = indexed(store, 3, 1)
+    with pytest.raises(GalleryLimitExceeded) as raised:
+        store.label_faces("c", [p[0].face_id for p in photos], "ann")
+    assert raised.value.code == "subject_face_limit" and store.subjects("c", None, 10) == []
+    store.label_faces("c", [photos[0][0].face_id], "ann")
+    with pytest.raises(GalleryLimitExceeded) as raised:
+        store.label_faces("c", [photos[1][0].face_id], "bob")
+    assert raised.value.code == "subject_limit"
+
+
+def test_a_face_stored_while_a_pass_ran_keeps_its_person(gallery: Store) -> None:
+    """The pass read faces 0-3; face 4 joined old's person afterwards, face 5 joined other's."""
+    photos = indexed(gallery, 6, 1)
+    f = [photos[i][0].face_id for i in range(6)]
+    old = gallery.move_faces("c", [f[0], f[1], f[4]], None)
+    other = gallery.move_faces("c", [f[2], f[5]], None)
+    gallery.replace_people("c", [[f[0], f[1]]], set(f[:4]))  # other's face 2 is nobody's now
+    members = gallery.memberships("c")
+    assert members == {f[0]: old.person_id, f[1]: old.person_id, f[4]: old.person_id}
+    with pytest.raises(PersonNotFound):  # its id did not live on: its unread face 5 is nobody's
+        gallery.person("c", other.person_id)

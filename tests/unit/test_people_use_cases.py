@@ -1,0 +1,141 @@
+"""The people use cases (domain/use_cases/people.py) on the memory store with the exact kNN graph: a
+full pass groups a collection's photo faces into people (two faces of one photo never one person,
+a subject's faces one person), a new photo's faces join the person their neighbours agree on,
+"not this person" outlives a re-cluster, split and merge, and a person's photos."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from adapters.people.neighbours import FaissNeighbours
+from adapters.stores.memory import MemoryGallery
+from domain.errors import FaceNotFound, InvalidInput
+from domain.gallery import FaceRecord, GalleryLimits, PhotoInfo, StoredQuality
+from domain.quality import QualityLevel
+from domain.use_cases.collections import CollectionRules
+from domain.use_cases.people import People
+
+RULES = CollectionRules(default_threshold=0.5, default_top_k=3, max_top_k=10, max_page=50)
+LIMITS = GalleryLimits(
+    max_collections=5, max_subjects_per_collection=100, max_faces_per_subject=50, max_faces_per_collection=1000
+)
+DIM = 64
+T = datetime(2026, 3, 1, tzinfo=UTC)
+GOOD = StoredQuality(QualityLevel.HIGH, 0.9, ())
+POOR = StoredQuality(QualityLevel.LOW, 0.2, ())
+BOX = (0.0, 0.0, 50.0, 50.0)
+
+
+class World:
+    """A memory gallery whose people are a few random identities, each face its centre plus noise."""
+
+    def __init__(self, identities: int = 3, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        centres = self.rng.standard_normal((identities, DIM))
+        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+        self.gallery = MemoryGallery(LIMITS)
+        self.gallery.create_collection("c", "m:1", DIM, 0.3)
+        self.people = People(self.gallery, self.gallery, FaissNeighbours(), RULES)
+        self.truth: dict[str, int] = {}  # face id -> identity
+
+    def vector(self, identity: int) -> np.ndarray:
+        noisy = self.centres[identity] + 0.25 * self.rng.standard_normal(DIM) / np.sqrt(DIM)
+        return (noisy / np.linalg.norm(noisy)).astype(np.float32)
+
+    def photo(self, photo_id: str, identities: list[int], quality: StoredQuality = GOOD) -> list[FaceRecord]:
+        digest = uuid.uuid4().hex * 2
+        faces = [
+            FaceRecord(
+                uuid.uuid4().hex, None, self.vector(i), (0.0, 0.0, 50.0, 50.0), 0.9, digest, T, None, quality, photo_id
+            )
+            for i in identities
+        ]
+        _, stored, _ = self.gallery.add_photo("c", PhotoInfo(photo_id, digest, len(faces), T), faces)
+        self.truth.update({face.face_id: i for face, i in zip(stored, identities, strict=True)})
+        return stored
+
+    def groups(self) -> list[set[int]]:
+        """Each person's identities (one each when the grouping is right)."""
+        people = self.gallery.people("c", None, 50)
+        return [{self.truth[f.face_id] for f in self.gallery.person("c", p.person_id)[1]} for p in people]
+
+
+def test_a_full_pass_groups_faces_by_identity_and_never_two_of_one_photo() -> None:
+    world = World()
+    for n in range(4):
+        world.photo(f"p{n}", [0, 1])  # identities 0 and 1 side by side, four times
+    world.photo("q", [2])  # identity 2 once: too few faces for a person
+    outcome = world.people.recluster("c")
+    assert outcome.faces == 9 and outcome.people == 2 and outcome.assigned == 8
+    assert sorted(map(sorted, world.groups())) == [[0], [1]]
+    for person in world.gallery.people("c", None, 50):
+        _, faces = world.gallery.person("c", person.person_id)
+        assert len({f.photo_id for f in faces}) == len(faces) == 4
+
+
+def test_poor_faces_are_left_out_and_a_subject_anchors_its_faces() -> None:
+    world = World()
+    for n in range(3):
+        world.photo(f"p{n}", [0])
+    poor = world.photo("poor", [0], quality=POOR)
+    # Two faces of identity 1 enrolled as subject "bob" (no photo), and one of identity 0 as "ann".
+    bob = [
+        world.gallery.add_face("c", FaceRecord(uuid.uuid4().hex, "bob", world.vector(1), BOX, 0.9, d, T))[0]
+        for d in ("d1", "d2")
+    ]
+    ann, _ = world.gallery.add_face("c", FaceRecord(uuid.uuid4().hex, "ann", world.vector(0), BOX, 0.9, "d3", T))
+    outcome = world.people.recluster("c")
+    members = world.gallery.memberships("c")
+    assert outcome.grouped == 6 and poor[0].face_id not in members
+    assert members[bob[0].face_id] == members[bob[1].face_id]  # one subject, one person
+    assert members[ann.face_id] not in (members[bob[0].face_id], None)
+    photo_faces = [f for f, i in world.truth.items() if i == 0 and f != poor[0].face_id]
+    assert {members[f] for f in photo_faces} == {members[ann.face_id]}  # the photos' faces joined ann
+
+
+def test_a_new_photo_joins_the_person_its_neighbours_agree_on() -> None:
+    world = World()
+    for n in range(3):
+        world.photo(f"p{n}", [0, 1])
+    world.people.recluster("c")
+    before = world.gallery.memberships("c")
+    new = world.photo("new", [1, 0, 2])
+    joined = world.people.assign_new("c", new)
+    person_of_identity = {world.truth[f]: p for f, p in before.items()}
+    assert joined == [person_of_identity[1], person_of_identity[0], None]  # identity 2 has nobody yet
+
+
+def test_not_this_person_outlives_a_recluster() -> None:
+    world = World(identities=1)
+    faces = [world.photo(f"p{n}", [0])[0] for n in range(4)]
+    world.people.recluster("c")
+    (person,) = world.gallery.people("c", None, 5)
+    left = world.people.refuse("c", person.person_id, faces[3].face_id)
+    assert left is not None and left.faces == 3
+    world.people.recluster("c")
+    members = world.gallery.memberships("c")
+    assert faces[3].face_id not in members and members[faces[0].face_id] == person.person_id
+
+
+def test_split_merge_and_photos_of_a_person() -> None:
+    world = World(identities=1)
+    faces = [world.photo(f"p{n}", [0])[0] for n in range(4)]
+    world.people.recluster("c")
+    (person,) = world.gallery.people("c", None, 5)
+    split = world.people.split("c", person.person_id, [faces[2].face_id, faces[3].face_id])
+    assert split.faces == 2 and world.people.get("c", person.person_id)[0].faces == 2
+    with pytest.raises(FaceNotFound):
+        world.people.split("c", person.person_id, [faces[2].face_id])
+    with pytest.raises(InvalidInput):  # the person would be left empty
+        world.people.split("c", person.person_id, [faces[0].face_id, faces[1].face_id])
+    merged = world.people.merge("c", person.person_id, split.person_id)
+    assert merged.faces == 4
+    _, photos = world.people.photos("c", person.person_id)
+    assert [p.photo_id for p in photos] == ["p0", "p1", "p2", "p3"]
+    assert [p.faces[0].face_id for p in photos] == [f.face_id for f in faces]
+    with pytest.raises(InvalidInput):
+        world.people.get("c", "not-a-person-id")
