@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from app import cli_photos
+from app import cli_people, cli_photos
 from app.settings import Settings
 from domain.errors import FaceServiceError, StoreUnavailable
 from domain.quality import DEFAULT_ENROLL_QUALITY, FLOOR_NAMES, quality_floor
@@ -79,9 +79,10 @@ def add_commands(commands: Any) -> None:
     import_.add_argument("collection", help="the collection to import into (created if it does not exist)")
     import_.add_argument("file", type=Path, help="an export's JSON lines (`face-service export`)")
     cli_photos.add_commands(commands, remote)
+    cli_people.add_commands(commands, remote)
 
 
-COMMANDS = ("collections", "enroll", "search", "export", "import", "photos")
+COMMANDS = ("collections", "enroll", "search", "export", "import", "photos", "people")
 
 
 def in_process(settings: Settings) -> Container:
@@ -132,6 +133,8 @@ def run_here(settings: Settings, args: argparse.Namespace) -> int:
             )
         if args.command == "photos":
             return photos_here(container, collections, settings, args)
+        if args.command == "people":
+            return people_here(collections, args)
         if args.command == "export":
             return export(collections, args.collection, args.output)
         return import_file(collections, args.collection, args.file, settings)
@@ -297,3 +300,44 @@ def photos_here(container: Container, collections: Collections, settings: Settin
             status = 1
             print(msgspec.json.encode({"photo_id": photo_id, "error": error.message, "code": error.code}).decode())
     return status
+
+
+def people_here(collections: Collections, args: argparse.Namespace) -> int:
+    """The people verbs on this process's store; a re-cluster runs here, to the end."""
+    from datetime import UTC, datetime
+
+    from adapters.wire import people as wire
+
+    people = collections.people
+    if args.verb == "cluster":
+        started = datetime.now(UTC)
+        outcome = people.recluster(args.collection, cli_people.ProgressLines())
+        return emit(
+            wire.ClusterJobResponse(
+                args.collection,
+                "done",
+                "done",
+                1.0,
+                started,
+                datetime.now(UTC),
+                outcome.faces,
+                outcome.grouped,
+                outcome.people,
+                outcome.assigned,
+                None,
+            )
+        )
+    if args.verb == "list":
+        after: str | None = None
+        while page := people.page(args.collection, after, 1000):
+            for person in wire.people(page, len(page)).people:
+                emit(person)
+            after = page[-1].person_id
+        return 0
+    if args.verb == "name":
+        named, labelled = people.name(args.collection, args.person_id, args.external_id)
+        return emit(wire.NamedPersonResponse(args.external_id, labelled, wire.summary(named)))
+    if args.verb == "merge":
+        return emit(wire.summary(people.merge(args.collection, args.person_id, args.other_person_id)))
+    left = people.refuse(args.collection, args.person_id, args.face_id)
+    return emit(wire.NotThisPersonResponse(args.face_id, None if left is None else wire.summary(left)))

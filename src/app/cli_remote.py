@@ -22,6 +22,7 @@ import msgspec
 
 from domain.errors import FaceServiceError, InvalidInput
 from domain.use_cases.gallery_rules import checked_external_id, checked_name, checked_photo_id
+from domain.use_cases.people import checked_person_id
 
 KEY_VARIABLES = ("FACE_SERVICE_API_KEY", "API_KEY")
 RETRIES = 3
@@ -170,6 +171,8 @@ def verb(remote: Remote, args: argparse.Namespace) -> int:
     collection = f"/collections/{segment(args.collection)}"
     if args.command == "photos":
         return photos(remote, args, collection)
+    if args.command == "people":
+        return people(remote, args, collection)
     if args.command == "enroll":
         return enroll_folder(remote, collection, args.folder, args.largest, args.quality)
     if args.command == "search":
@@ -295,3 +298,36 @@ def photos(remote: Remote, args: argparse.Namespace, collection: str) -> int:
             status = 1
             emit({"photo_id": photo_id, "error": error.reason, "code": error.code})
     return status
+
+
+def people(remote: Remote, args: argparse.Namespace, collection: str) -> int:
+    """The people verbs on the service's routes; every path segment checked before anything is sent."""
+    from app import cli_people
+
+    if args.verb == "cluster":
+        job = remote.call("POST", f"{collection}/clustering")
+        if args.wait:
+
+            def status() -> dict[str, Any]:
+                answer: dict[str, Any] = remote.call("GET", f"{collection}/clustering")
+                return answer
+
+            job = cli_people.wait_for(job, status, cli_people.ProgressLines())
+        emit(job)
+        return 1 if job["state"] == "failed" else 0
+    if args.verb == "list":
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000} | ({"after": after} if after else {})
+            page = remote.call("GET", f"{collection}/people", params=params)
+            for person in page["people"]:
+                emit(person)
+            after = page["next"]
+            if not after:
+                return 0
+    person = f"{collection}/people/{segment(args.person_id, checked_person_id)}"
+    if args.verb == "name":
+        return emit(remote.call("POST", f"{person}/name", json={"external_id": args.external_id}))
+    if args.verb == "merge":
+        return emit(remote.call("POST", f"{person}/merge", json={"person_id": args.other_person_id}))
+    return emit(remote.call("POST", f"{person}/not-this-person", json={"face_id": args.face_id}))

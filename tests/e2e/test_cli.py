@@ -53,7 +53,19 @@ def test_every_option_and_argument_in_help_has_a_description() -> None:
             if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
                 continue
             assert action.help and action.help != argparse.SUPPRESS, f"{name}: {action.dest} has no description"
-        if name.split()[0] in ("collections", "enroll", "search", "export", "import") and name != "collections":
+        if name.split()[0] in (
+            "collections",
+            "enroll",
+            "search",
+            "export",
+            "import",
+            "photos",
+            "people",
+        ) and name not in (
+            "collections",
+            "photos",
+            "people",
+        ):
             assert "--url" in parser.format_help(), f"{name}: no --url"
 
 
@@ -265,3 +277,65 @@ def test_photos_here_without_a_service(event_photos: Path, tmp_path: Path) -> No
         return cli("photos", *args, **store)
 
     check_photo_runs(event_photos, photos)
+
+
+# ----- people cluster|list|name|merge|not-this-person (issue 22), over HTTP and here, on the real models
+
+
+def check_people_runs(folder: Path, run: Any) -> None:
+    """Index the three group photos and Yao Ming's selfie, re-cluster (waiting, its progress on stderr):
+    he is the one person, with 2 faces; named, subject search finds him. A person id that a URL would
+    rewrite is refused before anything is sent."""
+    indexed = run("photos", "index", "gathering", str(folder))
+    assert indexed.returncode == 0, indexed.stdout + indexed.stderr
+    clustered = run("people", "cluster", "gathering", "--wait")
+    assert clustered.returncode == 0, clustered.stderr
+    (job,) = lines(clustered.stdout)
+    assert (job["state"], job["people"], job["assigned"]) == ("done", 1, 2), job
+    assert "clustering: done 100%" in clustered.stderr.splitlines()
+    listed = run("people", "list", "gathering")
+    (person,) = lines(listed.stdout)
+    assert person["faces"] == 2 and person["representative"]["photo_id"] in ("players.jpg", "yaoming.jpg")
+    named = run("people", "name", "gathering", person["person_id"], "yao-ming")
+    assert named.returncode == 0, named.stderr
+    (answer,) = lines(named.stdout)
+    assert (answer["external_id"], answer["labelled_faces"]) == ("yao-ming", 2)
+    found = run("search", "gathering", str(SELFIE))
+    (result,) = lines(found.stdout)
+    decision = result["results"][0]["decision"]
+    assert (decision["match"], decision["external_id"]) == (True, "yao-ming"), found.stdout
+    refused = run("people", "name", "gathering", "..", "someone")
+    assert refused.returncode == 3 and "A person id is 32 lowercase hex characters" in refused.stderr
+
+
+@pytest.fixture
+def gathering(tmp_path: Path) -> Path:
+    folder = tmp_path / "gathering"
+    folder.mkdir()
+    for photo in (TEAM_PHOTO, GROUP_PHOTO, TRIO_PHOTO, SELFIE):
+        shutil.copy(photo, folder / photo.name)
+    return folder
+
+
+@pytest.mark.real_model
+def test_people_over_http(service: tuple[str, Path], gathering: Path) -> None:
+    url, _ = service
+    key = {"FACE_SERVICE_API_KEY": API_KEY}
+    assert cli("collections", "create", "gathering", "--url", url, **key).returncode == 0
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(*args, "--url", url, **key)
+
+    check_people_runs(gathering, run)
+    assert cli("collections", "delete", "gathering", "--url", url, **key).returncode == 0
+
+
+@pytest.mark.real_model
+def test_people_here_without_a_service(gathering: Path, tmp_path: Path) -> None:
+    store = {"DATA_DIR": str(tmp_path / "data"), "API_KEY": API_KEY}
+    assert cli("collections", "create", "gathering", **store).returncode == 0
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli(*args, **store)
+
+    check_people_runs(gathering, run)

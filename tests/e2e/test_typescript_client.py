@@ -145,7 +145,7 @@ def test_node_suite_passes_against_live_servers(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "# fail 0" in output and "# skipped 0" in output
-    assert "# pass 26" in output
+    assert "# pass 28" in output
 
 
 # ----- README: the collections example, with curl and with the client, on the real models

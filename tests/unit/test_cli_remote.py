@@ -112,3 +112,75 @@ def test_a_collection_name_or_subject_a_url_would_rewrite_is_refused_before_send
         cli_remote.segment("..", cli_remote.checked_external_id)
     assert refused.value.code == "invalid_external_id"
     assert cli_remote.segment("u-1842@acme.com", cli_remote.checked_external_id) == "u-1842%40acme.com"
+
+
+# ----- people (issue 22)
+
+PERSON = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("person_id", ["..", ".", "", "a/..", PERSON.upper(), PERSON[:-1]])
+@pytest.mark.parametrize("verb", ["name", "merge", "not-this-person"])
+def test_people_verbs_refuse_a_person_id_a_url_would_rewrite_and_send_nothing(person_id: str, verb: str) -> None:
+    """`/collections/c/people/../name` would be sent as `/collections/c/name`: refused before sending."""
+    service, sent = remote()
+    args = argparse.Namespace(verb=verb, person_id=person_id, external_id="yao", other_person_id=PERSON, face_id=PERSON)
+    with pytest.raises(RemoteError) as refused:
+        cli_remote.people(service, args, "/collections/c")
+    assert (refused.value.code, refused.value.status) == ("invalid_person_id", 400)
+    assert sent == []
+
+
+def test_people_name_merge_and_not_this_person_send_their_bodies(capsys: pytest.CaptureFixture[str]) -> None:
+    answer = {"person_id": PERSON, "faces": 2}
+    service, sent = remote(*(httpx.Response(200, json=answer) for _ in range(3)))
+    base = {"person_id": PERSON, "external_id": "u-1@acme.com", "other_person_id": "f" * 32, "face_id": "e" * 32}
+    for verb in ("name", "merge", "not-this-person"):
+        assert cli_remote.people(service, argparse.Namespace(verb=verb, **base), "/collections/c") == 0
+    assert [(request.url.path, json.loads(request.content)) for request in sent] == [
+        (f"/collections/c/people/{PERSON}/name", {"external_id": "u-1@acme.com"}),
+        (f"/collections/c/people/{PERSON}/merge", {"person_id": "f" * 32}),
+        (f"/collections/c/people/{PERSON}/not-this-person", {"face_id": "e" * 32}),
+    ]
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [answer] * 3
+
+
+def job(state: str, stage: str, progress: float) -> httpx.Response:
+    return httpx.Response(200, json={"collection": "c", "state": state, "stage": stage, "progress": progress})
+
+
+@pytest.mark.parametrize(("last", "status"), [("done", 0), ("failed", 1)])
+def test_people_cluster_wait_polls_until_finished_and_shows_each_stage(
+    last: str, status: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli_remote.time, "sleep", lambda seconds: None)
+    service, sent = remote(
+        job("queued", "queued", 0.0),
+        job("running", "neighbours", 0.1),
+        job("running", "neighbours", 0.1),
+        job(last, last, 1.0),
+    )
+    args = argparse.Namespace(verb="cluster", wait=True)
+    assert cli_remote.people(service, args, "/collections/c") == status
+    assert [(request.method, request.url.path) for request in sent] == [("POST", "/collections/c/clustering")] + [
+        ("GET", "/collections/c/clustering")
+    ] * 3
+    out, err = capsys.readouterr()
+    assert json.loads(out)["state"] == last
+    assert err.splitlines() == ["clustering: queued 0%", "clustering: neighbours 10%", f"clustering: {last} 100%"]
+
+
+def test_people_cluster_without_wait_prints_the_job_as_it_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    service, sent = remote(job("queued", "queued", 0.0))
+    assert cli_remote.people(service, argparse.Namespace(verb="cluster", wait=False), "/collections/c") == 0
+    assert len(sent) == 1 and json.loads(capsys.readouterr().out)["state"] == "queued"
+
+
+def test_people_list_follows_the_pages(capsys: pytest.CaptureFixture[str]) -> None:
+    service, sent = remote(
+        httpx.Response(200, json={"people": [{"person_id": "a" * 32}], "next": "a" * 32}),
+        httpx.Response(200, json={"people": [{"person_id": "b" * 32}], "next": None}),
+    )
+    assert cli_remote.people(service, argparse.Namespace(verb="list"), "/collections/c") == 0
+    assert [request.url.params.get("after") for request in sent] == [None, "a" * 32]
+    assert [json.loads(line)["person_id"] for line in capsys.readouterr().out.splitlines()] == ["a" * 32, "b" * 32]

@@ -70,6 +70,16 @@ export type DeletedPhotoResponse = Schemas["DeletedPhotoResponse"];
 export type PhotoSearchResponse = Schemas["PhotoSearchResponse"];
 export type PhotoMatch = Schemas["PhotoMatch"];
 
+// People: a collection's faces grouped into the people they show (docs/api.md, "People").
+export type PeopleResponse = Schemas["PeopleResponse"];
+export type PersonSummary = Schemas["PersonSummary"];
+export type PersonResponse = Schemas["PersonResponse"];
+export type PersonFace = Schemas["PersonFace"];
+export type PersonPhotosResponse = Schemas["PersonPhotosResponse"];
+export type NamedPersonResponse = Schemas["NamedPersonResponse"];
+export type NotThisPersonResponse = Schemas["NotThisPersonResponse"];
+export type ClusterJobResponse = Schemas["ClusterJobResponse"];
+
 /** An image: raw bytes (a `File` from a form upload is a `Blob`), or base64 you already hold. */
 export type ImageInput = Blob | ArrayBuffer | Uint8Array | { base64: string };
 
@@ -249,6 +259,14 @@ export interface SearchPhotosOptions extends RequestOptions {
   face?: NonNullable<PhotoSearchQuery["face"]>;
   /** Refuse a probe face below this quality level (422 `low_quality_face`). */
   minQuality?: PhotoSearchQuery["min_quality"];
+}
+
+type PeopleQuery = NonNullable<operations["listPeople"]["parameters"]["query"]>;
+export interface ListPeopleOptions extends RequestOptions {
+  /** The previous page's `next`. */
+  after?: NonNullable<PeopleQuery["after"]>;
+  /** People per page, 1 to 1000 (default 100). */
+  limit?: PeopleQuery["limit"];
 }
 
 type Payload = { body: BodyInit; contentType?: string; streamed?: boolean };
@@ -494,6 +512,74 @@ export class FaceServiceClient {
     return this.request("POST", path, galleryBody(input), options);
   }
 
+  // ----- People: the collection's faces grouped into people by a re-cluster, then named and corrected.
+
+  /** One page of people, by person id, each with its face count and representative face; pass `next` as `after`. */
+  async listPeople(collection: string, options: ListPeopleOptions = {}): Promise<PeopleResponse> {
+    const path = withQuery(segments("collections", checked(collection, "collection"), "people"), { after: options.after, limit: options.limit });
+    return this.request("GET", path, undefined, options);
+  }
+
+  /** Every person, page after page: `for await (const person of client.iteratePeople("events"))`. */
+  async *iteratePeople(collection: string, options: Omit<ListPeopleOptions, "after"> = {}): AsyncGenerator<PersonSummary, void, undefined> {
+    let after: string | undefined;
+    do {
+      const page = await this.listPeople(collection, { ...options, after });
+      yield* page.people;
+      after = page.next ?? undefined;
+    } while (after !== undefined);
+  }
+
+  /** A person and its faces; 404 `person_not_found`. */
+  async getPerson(collection: string, personId: string, options: RequestOptions = {}): Promise<PersonResponse> {
+    return this.request("GET", personPath(collection, personId), undefined, options);
+  }
+
+  /** The photos a person is in, each with the person's faces in it. */
+  async personPhotos(collection: string, personId: string, options: RequestOptions = {}): Promise<PersonPhotosResponse> {
+    return this.request("GET", personPath(collection, personId, "photos"), undefined, options);
+  }
+
+  /**
+   * Name a person: its unlabelled faces become subject `externalId`'s (created when new), so
+   * searchCollection and verifySubject find the person from then on. The subject limits hold (409).
+   */
+  async namePerson(collection: string, personId: string, externalId: string, options: RequestOptions = {}): Promise<NamedPersonResponse> {
+    const body = { external_id: checked(externalId, "subject") } satisfies Schemas["NamePersonRequest"];
+    return this.request("POST", personPath(collection, personId, "name"), jsonBody(body), options);
+  }
+
+  /** Merge `otherPersonId` into `personId`: the merged person (the other goes). */
+  async mergePeople(collection: string, personId: string, otherPersonId: string, options: RequestOptions = {}): Promise<PersonSummary> {
+    const body = { person_id: checkedPersonId(otherPersonId) } satisfies Schemas["MergePeopleRequest"];
+    return this.request("POST", personPath(collection, personId, "merge"), jsonBody(body), options);
+  }
+
+  /** Split the faces `faceIds` (some of the person's, not all) out into a new person, answered. */
+  async splitPerson(collection: string, personId: string, faceIds: string[], options: RequestOptions = {}): Promise<PersonSummary> {
+    const body = { face_ids: faceIds } satisfies Schemas["SplitPersonRequest"];
+    return this.request("POST", personPath(collection, personId, "split"), jsonBody(body), options);
+  }
+
+  /** This face is not this person: it leaves the person and stays apart from its faces, re-clusters included. */
+  async notThisPerson(collection: string, personId: string, faceId: string, options: RequestOptions = {}): Promise<NotThisPersonResponse> {
+    const body = { face_id: faceId } satisfies Schemas["NotThisPersonRequest"];
+    return this.request("POST", personPath(collection, personId, "not-this-person"), jsonBody(body), options);
+  }
+
+  /**
+   * Re-cluster the collection's faces into people, in the background: the job (the running one when
+   * one is already queued or running). Poll clusteringStatus until its `state` is "done" or "failed".
+   */
+  async startClustering(collection: string, options: RequestOptions = {}): Promise<ClusterJobResponse> {
+    return this.request("POST", segments("collections", checked(collection, "collection"), "clustering"), undefined, options);
+  }
+
+  /** The last re-cluster's state, stage and progress (0..1) on this replica; 404 `clustering_not_started`. */
+  async clusteringStatus(collection: string, options: RequestOptions = {}): Promise<ClusterJobResponse> {
+    return this.request("GET", segments("collections", checked(collection, "collection"), "clustering"), undefined, options);
+  }
+
   /** One call, answered with its JSON. */
   private request<T>(method: string, path: string, payload: Payload | undefined, options: RequestOptions): Promise<T> {
     return this.send(method, path, payload, options, async (response) => (await response.json()) as T);
@@ -620,6 +706,25 @@ function checked(value: string, kind: keyof typeof REFUSED_CODES): string {
 /** A photo's path: its collection and id, each checked and escaped. */
 function photoPath(collection: string, photoId: string): string {
   return segments("collections", checked(collection, "collection"), "photos", checked(photoId, "photo"));
+}
+
+const PERSON_ID = /^[0-9a-f]{32}$/;
+
+/** A person id (32 lowercase hex characters), or a FaceServiceError 400 `invalid_person_id` before anything is sent. */
+function checkedPersonId(value: string): string {
+  if (!PERSON_ID.test(value)) {
+    throw new FaceServiceError(`${JSON.stringify(value)} is not a person id (32 lowercase hex characters)`, {
+      status: 400,
+      code: "invalid_person_id",
+      field: "person_id",
+    });
+  }
+  return value;
+}
+
+/** A person's path (and what follows it): its collection and id, each checked. */
+function personPath(collection: string, personId: string, ...rest: string[]): string {
+  return segments("collections", checked(collection, "collection"), "people", checkedPersonId(personId), ...rest);
 }
 
 /** A path from segments, each escaped (a name or id is one segment, whatever it holds). */

@@ -3,10 +3,22 @@
 // photo id), then "find me" with a selfie: the photos you are in, your face boxed in each.
 // face-service stores no image, only each face's box and embedding, so the photos themselves stay
 // in this browser's memory (object URLs): reloading the page forgets them, not their faces.
+// People: the photos' faces grouped into the people they show (face-service re-clusters them in the
+// background while the page polls), each shown by its best face; a person named is then known to
+// "Who is in this photo?".
 import { type FormEvent, useEffect, useRef, useState } from "react";
 
-import type { BrowserError, FindPhotosResult, IndexPhotosResult } from "@/lib/api";
-import { postForm } from "@/lib/post-form";
+import type {
+  BrowserError,
+  EventPeopleResult,
+  EventPerson,
+  FindPhotosResult,
+  GroupingResult,
+  IndexPhotosResult,
+  NamePersonResult,
+  SearchResult,
+} from "@/lib/api";
+import { getJson, postForm } from "@/lib/post-form";
 
 import { ErrorMessage } from "./error-message";
 
@@ -39,6 +51,7 @@ export function EventPhotos() {
         }
       />
       <FindMe images={images} />
+      <EventPeople images={images} />
     </section>
   );
 }
@@ -172,5 +185,155 @@ function MatchedPhoto({ url, photoId, bbox, similarity }: { url: string } & Find
         {photoId}: similarity {similarity.toFixed(2)}
       </figcaption>
     </figure>
+  );
+}
+
+const POLL_MS = 500; // between two questions "how far is the grouping?"
+
+function EventPeople({ images }: { images: Map<string, string> }) {
+  const [people, setPeople] = useState<EventPerson[]>();
+  const [progress, setProgress] = useState<number>();
+  const [error, setError] = useState<BrowserError>();
+
+  async function group() {
+    setError(undefined);
+    setPeople(undefined);
+    setProgress(0);
+    let outcome = await postForm<GroupingResult>("/api/photos/people/group");
+    while (outcome.ok && outcome.data.state !== "done" && outcome.data.state !== "failed") {
+      setProgress(outcome.data.progress);
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      outcome = await getJson<GroupingResult>("/api/photos/people/group");
+    }
+    setProgress(undefined);
+    if (!outcome.ok) return setError(outcome.error);
+    if (outcome.data.state === "failed") {
+      return setError({ error: "The photos could not be grouped. Please try again.", code: "grouping_failed", requestId: outcome.data.requestId });
+    }
+    await refresh();
+  }
+
+  async function refresh() {
+    const listed = await getJson<EventPeopleResult>("/api/photos/people");
+    if (listed.ok) setPeople(listed.data.people);
+    else setError(listed.error);
+  }
+
+  return (
+    <div>
+      <h3>People</h3>
+      <p>Group the uploaded photos&apos; faces into the people they show, then name someone.</p>
+      <button type="button" onClick={group} disabled={progress !== undefined} data-testid="event-group-button">
+        {progress === undefined ? "Group the photos into people" : `Grouping… ${Math.round(progress * 100)}%`}
+      </button>
+      {error && <ErrorMessage error={error} />}
+      {people && (
+        <p data-testid="event-people-count">
+          {people.length === 0 ? "Nobody is in more than one photo." : `${people.length} person(s) found.`}
+        </p>
+      )}
+      {people?.map((person) => (
+        <EventPersonCard key={person.personId} person={person} url={person.photoId ? images.get(person.photoId) : undefined} onNamed={refresh} />
+      ))}
+      <IdentifyInEvent />
+    </div>
+  );
+}
+
+function EventPersonCard({ person, url, onNamed }: { person: EventPerson; url: string | undefined; onNamed: () => void }) {
+  const [result, setResult] = useState<NamePersonResult>();
+  const [error, setError] = useState<BrowserError>();
+  const [busy, setBusy] = useState(false);
+
+  async function name(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    setResult(undefined);
+    setError(undefined);
+    const form = new FormData(event.currentTarget);
+    form.set("personId", person.personId);
+    setBusy(true);
+    const outcome = await postForm<NamePersonResult>("/api/photos/people/name", form);
+    setBusy(false);
+    if (!outcome.ok) return setError(outcome.error);
+    setResult(outcome.data);
+    onNamed();
+  }
+
+  return (
+    <figure data-testid="event-person" data-person-id={person.personId}>
+      {url ? (
+        <BoxedPhoto url={url} photoId={person.photoId ?? ""} bbox={person.bbox} testId="event-person-box" />
+      ) : (
+        <p>Best face in {person.photoId ?? "a photo"} (its image is not in this browser)</p>
+      )}
+      <figcaption>
+        <span data-testid="event-person-faces">{person.faces} face(s)</span>
+        {person.name && <span data-testid="event-person-name">: {person.name}</span>}
+      </figcaption>
+      <form onSubmit={name}>
+        <input type="text" name="name" placeholder="Their name" required data-testid="event-person-name-input" />
+        <button type="submit" disabled={busy} data-testid="event-person-name-button">
+          {busy ? "Naming…" : "Name"}
+        </button>
+        {error && <ErrorMessage error={error} />}
+        {result && <span data-testid="event-person-named"> Named {result.name}: {result.faces} face(s).</span>}
+      </form>
+    </figure>
+  );
+}
+
+function IdentifyInEvent() {
+  const [result, setResult] = useState<SearchResult>();
+  const [error, setError] = useState<BrowserError>();
+
+  async function identify(file: File | undefined) {
+    setResult(undefined);
+    setError(undefined);
+    if (!file) return;
+    const form = new FormData();
+    form.append("photo", file);
+    const outcome = await postForm<SearchResult>("/api/photos/people/identify", form);
+    if (outcome.ok) setResult(outcome.data);
+    else setError(outcome.error);
+  }
+
+  return (
+    <div>
+      <h4>Who is in this photo?</h4>
+      <label>
+        A photo: <input type="file" accept="image/*" data-testid="event-identify-input" onChange={(e) => identify(e.target.files?.[0])} />
+      </label>
+      {error && <ErrorMessage error={error} />}
+      {result && (
+        <ul data-testid="event-identified">
+          {result.faces.map((face, index) => (
+            <li key={index} data-testid="event-identified-face">
+              {face.name ?? "unknown"}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+/** A photo with one face boxed: the box is in the photo's pixels, the SVG's viewBox the photo's size. */
+function BoxedPhoto({ url, photoId, bbox, testId }: { url: string; photoId: string; bbox: number[]; testId: string }) {
+  const [size, setSize] = useState<{ width: number; height: number }>();
+  const mark = size ? Math.max(2, size.width / 250) : 2;
+  const [x1 = 0, y1 = 0, x2 = 0, y2 = 0] = bbox;
+  return (
+    <div className="photo" style={{ maxWidth: 360 }}>
+      <img
+        src={url}
+        alt={`Photo ${photoId}`}
+        onLoad={(e) => setSize({ width: e.currentTarget.naturalWidth, height: e.currentTarget.naturalHeight })}
+      />
+      {size && bbox.length === 4 && (
+        <svg viewBox={`0 0 ${size.width} ${size.height}`}>
+          <rect x={x1} y={y1} width={x2 - x1} height={y2 - y1} fill="none" stroke="#00e676" strokeWidth={mark} data-testid={testId} />
+        </svg>
+      )}
+    </div>
   );
 }

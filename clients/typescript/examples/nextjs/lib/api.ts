@@ -1,5 +1,5 @@
 // The JSON this app's routes answer with, shared by the route handlers and the page.
-import type { CompareFacesResponse, Face, MatchDecision, PhotoMatch, QueryFace } from "@face-service/client";
+import type { ClusterJobResponse, CompareFacesResponse, Face, MatchDecision, PersonFace, PersonSummary, PhotoMatch, QueryFace } from "@face-service/client";
 
 import type { BrowserError } from "./errors";
 
@@ -50,5 +50,32 @@ export interface IndexPhotosResult {
 /** POST /api/photos/find, form field `selfie`: the photos the selfie's face is in, most similar first. */
 export interface FindPhotosResult {
   photos: (Pick<PhotoMatch, "similarity"> & { photoId: string; bbox: NonNullable<PhotoMatch["bbox"]> | [] })[];
+  requestId: string;
+}
+
+/** POST /api/photos/people/group starts grouping the event photos' faces into people; GET: its progress. */
+export interface GroupingResult extends Pick<ClusterJobResponse, "state" | "progress" | "people"> {
+  requestId: string;
+}
+
+/** One person of the event photos: how many faces, the best one (its photo and box), and the name given. */
+export interface EventPerson extends Pick<PersonSummary, "faces"> {
+  personId: PersonSummary["person_id"];
+  photoId: NonNullable<PersonFace["photo_id"]> | null;
+  bbox: NonNullable<PersonFace["bbox"]> | [];
+  name: string | null;
+}
+
+/** GET /api/photos/people: the people found in the event photos, the most faces first. */
+export interface EventPeopleResult {
+  people: EventPerson[];
+  requestId: string;
+}
+
+/** POST /api/photos/people/name, form fields `personId` and `name`: the person's faces, named. */
+export interface NamePersonResult {
+  name: string;
+  /** Faces that took the name (those named before keep theirs). */
+  faces: number;
   requestId: string;
 }

@@ -64,6 +64,9 @@ const PERSON_PROBLEMS = {
   subject_limit: { status: 409, message: "No one else can be enrolled: the collection is full." },
   collection_face_limit: { status: 409, message: "No more photos can be enrolled: the collection is full." },
   photo_not_found: { status: 404, message: "This photo is not uploaded (any more)." },
+  person_not_found: { status: 404, message: "This person is not among the photos' people any more. Group the photos again." },
+  invalid_person_id: { status: 400, message: "This person is not among the photos' people. Group the photos again." },
+  clustering_not_started: { status: 404, message: "The photos are not being grouped. Group them again." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type NameProblemCode = "missing_name" | "name_too_long";
