@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,14 @@ import pytest
 
 from app import cli_remote
 from app.cli_remote import Remote, RemoteError
+
+
+@pytest.fixture(autouse=True)
+def no_log_handlers_left_by_other_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that run `face-service` in-process configure the root logger with a handler on the
+    stderr pytest captured for them (closed since): httpx's request lines would then land in this
+    module's captured stderr as logging errors. These tests read stderr, so they start without."""
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
 
 
 def remote(*answers: httpx.Response) -> tuple[Remote, list[httpx.Request]]:
