@@ -1,29 +1,7 @@
 // POST /api/people/search: a photo (form field `photo`). Every face in it is searched in the app's
 // collection; the answer is each face's box and the name of the person it matches, if anyone.
-import type { SearchResult } from "@/lib/api";
-import { inCollection } from "@/lib/collection";
-import { PhotoProblem, errorResponse, newRequestId } from "@/lib/errors";
-import { faceService } from "@/lib/face-service";
-import { nameOf } from "@/lib/names";
+import { identifyFaces } from "@/lib/identify";
 
 export async function POST(request: Request): Promise<Response> {
-  const requestId = newRequestId();
-  try {
-    const form = await request.formData().catch(() => undefined);
-    const photo = form?.get("photo");
-    if (!(photo instanceof Blob)) throw new PhotoProblem("missing_photo");
-    const { results } = await inCollection(
-      (collection) => faceService().searchCollection(collection, photo, { faces: "all", topK: 1, requestId }),
-      requestId,
-    );
-    // `decision` compares the best match with the collection's threshold: below it, nobody known.
-    const faces = results.map(({ face, decision }) => ({
-      bbox: face?.bbox ?? [],
-      name: decision.match && decision.external_id !== null ? nameOf(decision.external_id) : null,
-      similarity: decision.similarity,
-    }));
-    return Response.json({ faces, requestId } satisfies SearchResult);
-  } catch (error) {
-    return errorResponse(error, requestId);
-  }
+  return identifyFaces(request);
 }
