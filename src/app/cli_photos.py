@@ -66,7 +66,7 @@ def add_commands(commands: Any, remote: argparse.ArgumentParser) -> None:
         "--concurrency",
         type=positive,
         default=None,
-        help="photos indexed at once (default: the service's inference workers over --url, INFERENCE_WORKERS here)",
+        help="photos indexed at once (default: 2 x the service's inference workers over --url, INFERENCE_WORKERS here)",
     )
     index.add_argument(
         "--quality",

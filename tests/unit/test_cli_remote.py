@@ -193,3 +193,12 @@ def test_people_list_follows_the_pages(capsys: pytest.CaptureFixture[str]) -> No
     assert cli_remote.people(service, argparse.Namespace(verb="list"), "/collections/c") == 0
     assert [request.url.params.get("after") for request in sent] == [None, "a" * 32]
     assert [json.loads(line)["person_id"] for line in capsys.readouterr().out.splitlines()] == ["a" * 32, "b" * 32]
+
+
+@pytest.mark.parametrize(("health", "expected"), [({"inference": {"workers": 3}}, 6), ({}, 2)])
+def test_photos_index_sends_two_photos_per_inference_worker_of_the_service(
+    health: dict[str, object], expected: int
+) -> None:
+    service, sent = remote(httpx.Response(200, json=health))
+    assert cli_remote.RemotePhotos(service).default_concurrency() == expected
+    assert [request.url.path for request in sent] == ["/health"]

@@ -10,7 +10,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from adapters.inference.executor import trim_memory
+from adapters.inference.executor import IDLE_TRIM_SECONDS, trim_if_heap_over, trim_memory
 from adapters.inference.jobs import Job, JobResult
 from domain.use_cases.service_info import ServiceInfo
 
@@ -41,12 +41,14 @@ def worker_main(connection: Connection, initializer: Initializer, args: tuple[An
     connection.send(("ready", info))
     while True:
         try:
+            if not connection.poll(IDLE_TRIM_SECONDS):
+                trim_memory()  # idle: give back what the last jobs freed (executor.py says why not sooner)
             job = connection.recv()
         except (EOFError, OSError):
             return
         result = perform(job)
         connection.send(result)
-        trim_memory()
+        trim_if_heap_over()
 
 
 class WorkerProcess:

@@ -59,6 +59,6 @@ def session_options(intra_op_threads: int) -> ort.SessionOptions:
     options.log_severity_level = 3
     # No arena: ONNX Runtime's arena keeps the peak of every concurrent run for good, and input
     # sizes vary with every image. Freed tensors go back to malloc, which the inference executor
-    # trims after each job: half the resident memory, for a throughput cost within the bench's noise.
+    # trims above a free-heap threshold and when idle: half the resident memory (executor.py).
     options.enable_cpu_mem_arena = False
     return options
