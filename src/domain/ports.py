@@ -269,6 +269,12 @@ class PeopleStore(Protocol):
         PersonNotFound; FaceNotFound when the face is not the person's."""
         ...
 
+    def delete_person(self, collection: str, person_id: str) -> int:
+        """Forget the person and every face in it, in one transaction, as `delete_face` would each:
+        gone from the store, subject and photo search, export and corrections, durably (a subject left
+        with no face goes; a photo stays, with its other faces). How many faces went. PersonNotFound."""
+        ...
+
     def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
         """A full pass's outcome: the collection's people become `groups` (face ids; a face the pass
         `considered` in no group is in no person), in one transaction; corrections stay. A group keeps

@@ -1,7 +1,8 @@
 """People in the PeopleStore port, on every store (memory, SQLite, PostgreSQL): faces moved into
 people, merged, refused ("not this person", kept as face pairs), a full pass's groups replacing the
 people while keeping their ids; deleting a face, a photo or a subject takes its faces out of people
-and a person left empty goes; what is stored survives a reopen."""
+and a person left empty goes; deleting a person forgets its faces everywhere; what is stored survives
+a reopen."""
 # ruff: noqa: F811 (the contract suite's fixtures, imported, are this module's test arguments)
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Protocol
 import numpy as np
 import pytest
 
-from domain.errors import FaceNotFound, GalleryLimitExceeded, InvalidInput, PersonNotFound
+from domain.errors import FaceNotFound, GalleryLimitExceeded, InvalidInput, PersonNotFound, SubjectNotFound
 from domain.gallery import FaceRecord, GalleryLimits
 from domain.ports import FaceGallery, PeopleStore
 from tests.integration.test_gallery_contract import (  # noqa: F401 (fixtures)
@@ -24,7 +25,7 @@ from tests.integration.test_gallery_contract import (  # noqa: F401 (fixtures)
     pg,
     unit,
 )
-from tests.integration.test_photo_gallery_contract import index
+from tests.integration.test_photo_gallery_contract import index, photo_faces
 
 
 class Store(FaceGallery, PeopleStore, Protocol):
@@ -223,3 +224,68 @@ def test_a_face_stored_while_a_pass_ran_keeps_its_person(gallery: Store) -> None
     assert members == {f[0]: old.person_id, f[1]: old.person_id, f[4]: old.person_id}
     with pytest.raises(PersonNotFound):  # its id did not live on: its unread face 5 is nobody's
         gallery.person("c", other.person_id)
+
+
+def test_deleting_a_person_forgets_its_faces_everywhere(make_gallery: Maker) -> None:
+    """Its faces leave the store, both searches, export, people and corrections, durably; a subject
+    left with no face goes, one with other faces stays; the photos stay with their other faces, and
+    the same photo's bytes indexed again answer it as stored (duplicate): the faces do not come back."""
+    store = make_gallery()
+    store.create_collection("c", MODEL, DIM, 0.3)
+    vectors = unit(np.random.default_rng(31), 7)
+    first, first_faces = photo_faces("p0", vectors[0:2])
+    p0 = store.add_photo("c", first, first_faces)[1]
+    p1, p2 = index(store, "c", "p1", vectors[2:4]), index(store, "c", "p2", vectors[4:6])
+    doomed = store.move_faces("c", [p0[0].face_id, p1[0].face_id, p2[1].face_id], None)
+    store.refuse_face("c", doomed.person_id, p2[1].face_id)  # corrections naming its faces go too
+    kept = store.move_faces("c", [p1[1].face_id, p2[0].face_id], None)
+    store.label_faces("c", [p0[0].face_id], "ann")  # ann has no other face: she goes
+    store.label_faces("c", [p1[0].face_id], "bob")
+    enrolled, _ = store.add_face("c", face("bob", vectors[6]))  # bob keeps this one
+    gone = {p0[0].face_id, p1[0].face_id}
+
+    assert store.delete_person("c", doomed.person_id) == 2
+    with pytest.raises(PersonNotFound):
+        store.delete_person("c", doomed.person_id)
+
+    def check(gallery: Store) -> None:
+        with pytest.raises(PersonNotFound):
+            gallery.person("c", doomed.person_id)
+        assert [p.person_id for p in gallery.people("c", None, 10)] == [kept.person_id]
+        assert gone.isdisjoint(gallery.memberships("c")) and gallery.refusals("c") == []
+        assert {f.face_id for f in gallery.faces("c")} == {
+            f.face_id for f in (p0[1], p1[1], p2[0], p2[1], enrolled)
+        }  # export
+        for vector in vectors[[0, 2]]:  # photo search: their photos are found by their other faces only
+            assert all(hit.face_id not in gone for hit in gallery.search_photos("c", vector, -1.0, 10, None).hits)
+            assert gallery.search_photos("c", vector, 0.99, 10, None).count == 0
+        hits = gallery.search("c", vectors[[0, 2]], 5).hits  # subject search
+        assert all(hit.face_id == enrolled.face_id for row in hits for hit in row)
+        with pytest.raises(SubjectNotFound):
+            gallery.subject("c", "ann")
+        assert [f.face_id for f in gallery.subject("c", "bob")[1]] == [enrolled.face_id]
+        info = gallery.collection("c")
+        assert (info.subjects, info.faces, info.photos) == (1, 5, 3)
+        photo, faces = gallery.photo("c", "p0")
+        assert (photo.faces, [f.face_id for f in faces]) == (1, [p0[1].face_id])
+        assert [p.faces for p in gallery.photos("c", None, 10)] == [1, 1, 2]
+
+    check(store)
+    again, faces, duplicate = store.add_photo("c", first, photo_faces("p0", vectors[0:2], first.source_digest)[1])
+    assert duplicate and again.faces == 1 and [f.face_id for f in faces] == [p0[1].face_id]
+    check(store)
+    if store.kind == "memory":
+        return  # it keeps nothing to read back
+    store.close()
+    check(make_gallery())
+
+
+def test_an_unknown_person_is_not_deleted(gallery: Store) -> None:
+    photos = indexed(gallery, 1, 1)
+    with pytest.raises(PersonNotFound):
+        gallery.delete_person("c", "0" * 32)
+    person = gallery.move_faces("c", [photos[0][0].face_id], None)
+    gallery.create_collection("d", MODEL, DIM, 0.3)
+    with pytest.raises(PersonNotFound):  # a person of another collection
+        gallery.delete_person("d", person.person_id)
+    assert gallery.person("c", person.person_id)[0].faces == 1

@@ -1,8 +1,8 @@
 """Photos in the FaceGallery port, on every store (memory, SQLite, PostgreSQL): a photo's faces are
 stored unlabelled under its id, idempotently by id and bytes; photo search answers each photo once
 with its best face, exactly (against brute force), with a count and cursor pages; subject search and
-photo search never see each other's faces; deleting a photo removes its faces from search, export,
-memory and the files."""
+photo search never see each other's faces; deleting a photo (or a person, with the PeopleStore port)
+removes its faces from search, export, memory and the files."""
 # ruff: noqa: F811 (the contract suite's fixtures, imported, are this module's test arguments)
 
 from __future__ import annotations
@@ -300,6 +300,55 @@ def test_sqlite_a_deleted_photos_vectors_leave_no_bytes_in_the_files_or_memory(t
     assert b"p4.jpg" not in files and b"p11.jpg" not in files  # the photo's id is gone too
     assert all(record.embedding.tobytes() in files and record.embedding.tobytes() in memory for record in kept)
     gallery.close()
+
+
+def test_sqlite_a_deleted_persons_vectors_leave_no_bytes_in_the_files_or_memory(tmp_path: Path) -> None:
+    """A person's faces across photos, one of them labelled: gone from the file, both matrices and
+    their int8 copies; their photos' other faces stay."""
+    from adapters.stores.sqlite import SqliteGallery
+
+    gallery = SqliteGallery(tmp_path / "faces.sqlite3", LIMITS)
+    gallery.create_collection("c", MODEL, 512, 0.3)
+    vectors = unit(np.random.default_rng(61), 30, 512)
+    photos = [index(gallery, "c", f"p{i}.jpg", vectors[i * 3 : i * 3 + 3]) for i in range(10)]
+    deleted = [photos[2][0], photos[5][1], photos[7][2]]
+    person = gallery.move_faces("c", [f.face_id for f in deleted], None)
+    gallery.label_faces("c", [deleted[1].face_id], "ann")
+    assert gallery.delete_person("c", person.person_id) == 3
+    kept = [f for faces in photos for f in faces if f not in deleted]
+    files = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("faces.sqlite3"))
+    target = gallery._collections["c"]
+    memory = target.by_photo._vectors.tobytes() + target.matrix._vectors.tobytes()
+    compact = target.by_photo._codes.tobytes() + target.matrix._codes.tobytes()
+    for record in deleted:
+        blob = record.embedding.tobytes()
+        assert blob not in files and blob[:256] not in files and blob[-256:] not in files
+        assert blob not in memory
+        assert quantize(record.embedding[None]).codes.tobytes() not in compact
+        assert record.face_id.encode() not in files
+    assert all(record.embedding.tobytes() in files and record.embedding.tobytes() in memory for record in kept)
+    assert len(gallery.photos("c", None, 20)) == 10
+    gallery.close()
+
+
+def test_postgres_a_deleted_persons_faces_have_no_row(pg: Maker, postgres_url: str) -> None:
+    gallery: Any = pg()
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    vectors = unit(np.random.default_rng(62), 4)
+    first, second = index(gallery, "c", "a.jpg", vectors[:2]), index(gallery, "c", "b.jpg", vectors[2:])
+    doomed = [first[0], second[1]]
+    person = gallery.move_faces("c", [f.face_id for f in doomed], None)
+    gallery.label_faces("c", [first[0].face_id], "ann")
+    gallery.delete_person("c", person.person_id)
+    with psycopg.connect(postgres_url) as conn:
+        faces = conn.execute(
+            "SELECT count(*) FROM gallery_faces WHERE face_id = ANY(%s)", ([f.face_id for f in doomed],)
+        ).fetchone()
+        people = conn.execute("SELECT count(*) FROM gallery_people").fetchone()
+        members = conn.execute("SELECT count(*) FROM gallery_person_faces").fetchone()
+        subjects = conn.execute("SELECT count(*) FROM gallery_subjects").fetchone()
+        photos = conn.execute("SELECT array_agg(faces ORDER BY photo_id) FROM gallery_photos").fetchone()
+    assert (faces, people, members, subjects, photos) == ((0,), (0,), (0,), (0,), ([1, 1],))
 
 
 def test_postgres_a_deleted_photo_has_no_row(pg: Maker, postgres_url: str) -> None:

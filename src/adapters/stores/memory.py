@@ -475,6 +475,16 @@ class MemoryGallery:
             self._drop_empty(target, {person_id})
             return self._person(target, person_id)[0] if person_id in target.people else None
 
+    def delete_person(self, collection: str, person_id: str) -> int:
+        with self._lock:
+            target = self._get(collection)
+            _, faces = self._person(target, person_id)
+            for face in faces:  # as delete_face: its photo stays, its subject goes with its last face
+                self._forget_face(target, face)
+                if face.external_id is not None:
+                    self._forget_labelled_face(target, face)
+            return len(faces)
+
     def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
         with self._lock:
             target = self._get(collection)

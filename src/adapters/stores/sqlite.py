@@ -606,6 +606,34 @@ class SqliteGallery:
                 left = db.execute("SELECT 1 FROM people WHERE id = ?", (person,)).fetchone()
             return None if left is None else self._person(db, target, person_id)[0]
 
+    def delete_person(self, collection: str, person_id: str) -> int:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                person = self._person_row(db, target, person_id)
+                faces = db.execute(
+                    "SELECT f.seq, f.face_id, f.subject_id, f.photo_ref FROM faces f"
+                    " JOIN person_faces pf ON pf.face_seq = f.seq WHERE pf.person_ref = ?",
+                    (person,),
+                ).fetchall()
+                # Each face's delete cascades to its membership and corrections; the trigger drops the
+                # emptied person. Its photo stays, with its other faces.
+                db.executemany("DELETE FROM faces WHERE seq = ?", [(seq,) for seq, *_ in faces])
+                subjects = sorted({subject for _, _, subject, _ in faces if subject is not None})
+                db.executemany(  # a subject left with no face goes, as when its last face is deleted
+                    "DELETE FROM subjects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM faces WHERE subject_id = ?)",
+                    [(subject, subject) for subject in subjects],
+                )
+            for _, face_id, subject, photo in faces:
+                if subject is None:
+                    target.unlabelled -= 1
+                else:
+                    target.matrix.remove_face(face_id)
+                if photo is not None:
+                    target.by_photo.remove_face(face_id)
+            self._forget_deleted(db)
+            return len(faces)
+
     def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
         people_rows.check_groups(groups)
         with self._writing() as db:

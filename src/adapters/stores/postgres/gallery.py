@@ -419,6 +419,18 @@ class PostgresGallery:
             left = people_sql.refuse_face(conn, target, person_id, face_id)
             return people_sql.person(conn, target, person_id)[0] if left else None
 
+    def delete_person(self, collection: str, person_id: str) -> int:
+        with self._transaction() as conn:
+            target = rows.locked(conn, collection)
+            gone = people_sql.delete_person(conn, target, person_id)
+            subjects = _uncount_subject_faces(conn, target, [name for name, _ in gone if name is not None])
+            _uncount_photo_faces(conn, target, [photo for _, photo in gone if photo is not None])
+            conn.execute(
+                "UPDATE gallery_collections SET subjects = subjects - %s, faces = faces - %s WHERE id = %s",
+                (subjects, len(gone), target.id),
+            )
+            return len(gone)
+
     def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
         with self._transaction() as conn:
             return people_sql.replace_people(conn, rows.locked(conn, collection), groups, considered)

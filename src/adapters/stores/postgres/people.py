@@ -133,6 +133,20 @@ def refuse_face(conn: Connection, target: rows.Target, person_id: str, face_id: 
     return left is not None
 
 
+def delete_person(conn: Connection, target: rows.Target, person_id: str) -> list[tuple[str | None, str | None]]:
+    """Delete the person's faces; each one's (external_id, photo_id), for the caller's counts. The faces'
+    delete trigger takes them out of people and corrections, and then drops the emptied person."""
+    _check_person(conn, target, person_id)  # PersonNotFound before anything is deleted
+    gone = conn.execute(
+        sql.SQL(
+            "DELETE FROM {} WHERE face_id IN (SELECT face_id FROM gallery_person_faces"
+            " WHERE collection_id = %s AND person_id = %s) RETURNING external_id, photo_id"
+        ).format(target.table),
+        (target.id, person_id),
+    ).fetchall()
+    return [(row[0], row[1]) for row in gone]
+
+
 def replace_people(
     conn: Connection, target: rows.Target, groups: Sequence[Sequence[str]], considered: Collection[str]
 ) -> int:
