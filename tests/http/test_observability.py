@@ -110,6 +110,7 @@ def test_openapi_docs_are_off_by_default_and_typed_when_on() -> None:
         "mergePeople",
         "splitPerson",
         "notThisPerson",
+        "deletePerson",
         "startClustering",
         "getClustering",
     }

@@ -1,7 +1,8 @@
 """People over HTTP (docs/api.md, "People"), on every store, with the fake backend (one "face" per
 image, its vector a function of the image: the same image under several photo ids is one person):
 a re-cluster in the background with its progress, the people and a person's photos, a new photo's
-face joining its person as it is indexed, not-this-person, split, merge, and the codes."""
+face joining its person as it is indexed, not-this-person, split, merge, deleting a person with its
+faces, and the codes."""
 
 from __future__ import annotations
 
@@ -104,6 +105,34 @@ def test_people_are_clustered_listed_and_corrected(client: Client) -> None:
     assert gone.status_code == 404  # and the subject its photos' faces made
 
 
+def test_deleting_a_person_forgets_its_faces_everywhere(client: Client) -> None:
+    faces = {photo: index(client, photo, image) for photo, image in [("a1", 1), ("a2", 1), ("b1", 2), ("b2", 4)]}
+    reclustered(client)
+    (a,) = people(client).values()  # b1 and b2 are other images: nobody
+    named = client.post(f"{PEOPLE}/{a}/name", headers=AUTH, json={"external_id": "ann"})
+    assert named.json()["labelled_faces"] == 1, named.text  # a1 and a2 are one source: one face labelled
+
+    deleted = client.delete(f"{PEOPLE}/{a}", headers=AUTH)
+    assert deleted.status_code == 200 and deleted.json() == {"person_id": a, "deleted_faces": 2}, deleted.text
+    again = client.delete(f"{PEOPLE}/{a}", headers=AUTH)
+    assert (again.status_code, again.json()["code"]) == (404, "person_not_found")
+    assert client.get(PEOPLE, headers=AUTH).json()["people"] == []
+    assert client.get("/collections/events/subjects/ann", headers=AUTH).status_code == 404  # its only faces
+    found = client.post("/collections/events/search/photos", headers=AUTH, json={"image_base64": random_image(1)})
+    assert found.status_code == 200 and found.json()["count"] == 0, found.text
+    subjects = client.post("/collections/events/search", headers=AUTH, json={"image_base64": random_image(1)})
+    assert subjects.json()["results"][0]["matches"] == [], subjects.text
+    lines = client.get("/collections/events/export", headers=AUTH).text.splitlines()
+    assert len(lines) == 3 and faces["a1"] not in lines[1] + lines[2] and faces["a2"] not in lines[1] + lines[2]
+    photo = client.get("/collections/events/photos/a1", headers=AUTH).json()
+    assert photo["faces"] == []  # the photo stays, without the person's face
+    reindexed = client.post("/collections/events/photos/a1", headers=AUTH, json={"image_base64": random_image(1)})
+    # The same bytes: the photo as stored, the forgotten face not brought back.
+    assert reindexed.status_code == 200 and reindexed.json()["duplicate"] is True, reindexed.text
+    assert reindexed.json()["faces"] == [] and client.get(PEOPLE, headers=AUTH).json()["people"] == []
+    assert client.get("/collections/events", headers=AUTH).json()["faces"] == 2
+
+
 BAD_REQUESTS = [
     ("get", f"{PEOPLE}/{'0' * 32}", None, 404, "person_not_found"),
     ("get", f"{PEOPLE}/nope", None, 400, "invalid_person_id"),
@@ -114,6 +143,9 @@ BAD_REQUESTS = [
     ("post", f"{PEOPLE}/{'0' * 32}/name", {"external_id": "a b/"}, 400, "invalid_external_id"),
     ("post", f"{PEOPLE}/{'0' * 32}/name", {"external_id": "ann"}, 404, "person_not_found"),
     ("get", "/collections/nobody/people", None, 404, "collection_not_found"),
+    ("delete", f"{PEOPLE}/{'0' * 32}", None, 404, "person_not_found"),
+    ("delete", f"{PEOPLE}/NOPE", None, 400, "invalid_person_id"),
+    ("delete", f"/collections/nobody/people/{'0' * 32}", None, 404, "collection_not_found"),
     ("get", "/collections/events/people?limit=0", None, 400, None),
 ]
 

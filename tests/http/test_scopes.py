@@ -211,6 +211,7 @@ ROUTES: list[tuple[str, str, Any, Verb | None]] = [
     ("POST", "/collections/acme/import", None, Verb.MANAGE),
     ("DELETE", "/collections/acme/faces/no-such-face", None, Verb.MANAGE),
     ("DELETE", "/collections/acme/subjects/no-such-subject", None, Verb.MANAGE),
+    ("DELETE", f"/collections/acme/people/{'0' * 32}", None, Verb.MANAGE),
     ("DELETE", "/collections/acme", None, Verb.MANAGE),
 ]
 

@@ -1,7 +1,8 @@
 """People with the real models, on SQLite and on PostgreSQL (issue 22's "done when"): the bundled
 team, group and trio photos and Yao Ming's selfie indexed as photos, a re-cluster groups exactly
 Yao Ming's two faces (the only person in two of them) into one person, naming it makes a subject,
-and a smaller, recompressed copy of the selfie finds that subject by subject search."""
+and a smaller, recompressed copy of the selfie finds that subject by subject search; deleting the
+person then takes its faces out of photo search, subject search, export and the people lists."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def reclustered(client: TestClient[Any]) -> dict[str, Any]:
 
 @pytest.mark.real_model
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
-def test_a_recluster_finds_the_one_person_in_two_photos_and_naming_it_makes_a_searchable_subject(
+def test_a_recluster_finds_the_one_person_in_two_photos_naming_it_makes_a_subject_and_deleting_it_forgets_it(
     store: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     if store == "postgresql":
@@ -77,3 +78,33 @@ def test_a_recluster_finds_the_one_person_in_two_photos_and_naming_it_makes_a_se
         (result,) = found.json()["results"]
         assert result["matches"][0]["external_id"] == "yao-ming", found.text
         assert (result["decision"]["match"], result["decision"]["external_id"]) == (True, "yao-ming"), found.text
+
+        # Forget the person: its faces leave every search, the export and the people lists.
+        face_ids = [face["face_id"] for face in photos_faces(photos)]
+        deleted = client.delete(f"/collections/events/people/{person['person_id']}", headers=AUTH)
+        assert deleted.status_code == 200 and deleted.json()["deleted_faces"] == 2, deleted.text
+        assert client.get("/collections/events/people", headers=AUTH).json()["people"] == []
+        assert client.get("/collections/events/subjects/yao-ming", headers=AUTH).status_code == 404
+        probe = {"image_base64": smaller_selfie()}
+        in_photos = client.post("/collections/events/search/photos", headers=AUTH, json=probe).json()
+        assert in_photos["count"] == 0, in_photos  # the team photo and the selfie held Yao Ming's faces only
+        close = client.post("/collections/events/search/photos?min_similarity=-1&top_k=100", headers=AUTH, json=probe)
+        assert {hit["face_id"] for hit in close.json()["photos"]}.isdisjoint(face_ids)
+        assert {hit["photo_id"] for hit in close.json()["photos"]} == {
+            TEAM_PHOTO.name,
+            GROUP_PHOTO.name,
+            TRIO_PHOTO.name,
+        }
+        assert client.post("/collections/events/search", headers=AUTH, json=probe).json()["results"][0]["matches"] == []
+        export = client.get("/collections/events/export", headers=AUTH).text
+        assert all(face_id not in export for face_id in face_ids) and len(export.splitlines()) == job["faces"] - 1
+        again = client.post(
+            f"/collections/events/photos/{SELFIE.name}", headers=AUTH, json={"image_base64": b64(SELFIE)}
+        )
+        assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["faces"] == [], (
+            again.text
+        )
+
+
+def photos_faces(photos: dict[str, Any]) -> list[dict[str, Any]]:
+    return [face for photo in photos["photos"] for face in photo["faces"]]

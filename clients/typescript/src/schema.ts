@@ -154,7 +154,8 @@ export interface paths {
         get: operations["getPerson"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Forget a person and every face of it */
+        delete: operations["deletePerson"];
         options?: never;
         head?: never;
         patch?: never;
@@ -536,6 +537,11 @@ export interface components {
         DeletedFaceResponse: {
             external_id: string | null;
             face_id: string;
+        };
+        /** DeletedPersonResponse */
+        DeletedPersonResponse: {
+            deleted_faces: number;
+            person_id: string;
         };
         /** DeletedPhotoResponse */
         DeletedPhotoResponse: {
@@ -2164,6 +2170,121 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PersonResponse"];
+                };
+            };
+            /** @description Malformed request: JSON, base64, fields or parameters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing or wrong API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The API key's scope does not allow this verb on this collection (`forbidden_scope`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such collection, subject or face */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The collection exists, holds another model's vectors, or is at a limit */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Body, image, or batch over its limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not a supported content type or image format */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An image that cannot be decoded, unusable embeddings, or no usable face */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limit of this API key reached (Retry-After) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description At capacity, the gallery's store is unavailable (Retry-After), or the collection is quarantined */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    deletePerson: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The collection's name: 1 to 64 letters, digits, '.', '_' or '-' */
+                name: string;
+                /** @description The person's id: 32 lowercase hex characters */
+                person_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedPersonResponse"];
                 };
             };
             /** @description Malformed request: JSON, base64, fields or parameters */

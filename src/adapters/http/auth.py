@@ -40,6 +40,7 @@ ROUTE_VERBS: dict[str, Verb | None] = {
     "mergePeople": Verb.MANAGE,  # people are corrected by the manage verb (docs/api.md, "People")
     "splitPerson": Verb.MANAGE,
     "notThisPerson": Verb.MANAGE,
+    "deletePerson": Verb.MANAGE,  # as deleteSubject and deleteFace
     "startClustering": Verb.MANAGE,
     "createCollection": Verb.MANAGE,  # on the name in the body
     "deleteCollection": Verb.MANAGE,

@@ -1,12 +1,12 @@
 """The people routes of a collection (docs/api.md, "People"): list people and a person's faces and
-photos, correct them (merge, split, not this person), and re-cluster the collection in the
+photos, correct them (merge, split, not this person), forget one with its faces, and re-cluster the collection in the
 background with a status to poll. The gallery's work runs on its threads; a re-cluster on its own."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
@@ -161,6 +161,25 @@ class PeopleController(Controller):
         later re-clusters too; `person` is the person after, null when that was its last face."""
         left = await gallery.run(lambda c: c.people.refuse(name, person_id, data.face_id))
         return wire.NotThisPersonResponse(data.face_id, None if left is None else wire.summary(left))
+
+    @delete(
+        "/{name:str}/people/{person_id:str}",
+        operation_id="deletePerson",
+        summary="Forget a person and every face of it",
+        status_code=200,
+        responses=COLLECTION_ERRORS,
+    )
+    async def delete_person(
+        self, name: Name, person_id: PersonId, gallery: NamedDependency[GalleryWork]
+    ) -> wire.DeletedPersonResponse:
+        """Every face of the person is removed from the store, subject and photo search, export and
+        the corrections, durably, before the answer; a subject left without faces goes. Its photos stay
+        with their other faces: indexing one again from the same bytes answers it as stored
+        (`duplicate: true`) without the forgotten faces; delete the photo to index it anew. 404
+        `person_not_found`."""
+        removed = await gallery.run(lambda c: c.people.delete(name, person_id))
+        gallery.metrics.gallery_deletions.labels(store=gallery.store(), kind="person").inc()
+        return wire.DeletedPersonResponse(person_id, removed)
 
     @post(
         "/{name:str}/clustering",

@@ -77,6 +77,11 @@ class NotThisPersonResponse(msgspec.Struct):
     person: PersonSummary | None  # the person after, or null when that was its last face
 
 
+class DeletedPersonResponse(msgspec.Struct):
+    person_id: str
+    deleted_faces: int
+
+
 class ClusterJobResponse(msgspec.Struct):
     collection: str
     state: str  # "queued", "running", "done" or "failed"

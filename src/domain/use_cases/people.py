@@ -117,6 +117,12 @@ class People:
         """ "Not this person": the person after, or None when its last face left."""
         return self._store.refuse_face(checked_name(name), checked_person_id(person_id), checked_face_id(face_id))
 
+    def delete(self, name: str, person_id: str) -> int:
+        """Forget the person and its faces everywhere (`PeopleStore.delete_person`); how many faces went.
+        Their photos stay with their other faces, and indexing one again from the same bytes answers
+        it as stored: forgotten faces never come back by themselves (delete the photo to index it anew)."""
+        return self._store.delete_person(checked_name(name), checked_person_id(person_id))
+
     def recluster(self, name: str, progress: Progress = lambda stage, done: None) -> ClusterOutcome:
         """A full pass over the collection's faces (docs/people.md, "The rule"). The faces are read as
         a stream and only what the pass needs is kept: the eligible faces' vectors, ids, photos and
