@@ -339,5 +339,9 @@ def people_here(collections: Collections, args: argparse.Namespace) -> int:
         return emit(wire.NamedPersonResponse(args.external_id, labelled, wire.summary(named)))
     if args.verb == "merge":
         return emit(wire.summary(people.merge(args.collection, args.person_id, args.other_person_id)))
+    if args.verb == "split":
+        return emit(wire.summary(people.split(args.collection, args.person_id, args.face_ids)))
+    if args.verb == "delete":
+        return emit(wire.DeletedPersonResponse(args.person_id, people.delete(args.collection, args.person_id)))
     left = people.refuse(args.collection, args.person_id, args.face_id)
     return emit(wire.NotThisPersonResponse(args.face_id, None if left is None else wire.summary(left)))

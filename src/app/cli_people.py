@@ -1,5 +1,5 @@
-"""`face-service people cluster|list|name|merge|not-this-person`: a collection's faces grouped into
-people (docs/api.md, "People"), locally or over HTTP (`--url`, app/cli_remote.py), each verb printing
+"""`face-service people cluster|list|name|merge|split|not-this-person|delete`: a collection's faces
+grouped into people (docs/api.md, "People"), locally or over HTTP (`--url`, app/cli_remote.py), each verb printing
 the HTTP API's JSON, one line per record.
 
 `people cluster` over HTTP starts the service's background re-cluster and prints the job; `--wait`
@@ -21,8 +21,12 @@ FINISHED = ("done", "failed")
 
 
 def add_commands(commands: Any, remote: argparse.ArgumentParser) -> None:
-    people = commands.add_parser("people", help="group a collection's faces into people, list, name and correct them")
-    verbs = people.add_subparsers(dest="verb", required=True, metavar="{cluster,list,name,merge,not-this-person}")
+    people = commands.add_parser(
+        "people", help="group a collection's faces into people, list, name, correct and forget them"
+    )
+    verbs = people.add_subparsers(
+        dest="verb", required=True, metavar="{cluster,list,name,merge,split,not-this-person,delete}"
+    )
     cluster = verbs.add_parser(
         "cluster",
         parents=[remote],
@@ -44,6 +48,12 @@ def add_commands(commands: Any, remote: argparse.ArgumentParser) -> None:
     merge.add_argument("collection", help="the collection the people are in")
     merge.add_argument("person_id", help="the person kept")
     merge.add_argument("other_person_id", help="the person whose faces join it")
+    split = verbs.add_parser(
+        "split", parents=[remote], help="split faces out of a person into a new person; prints the new one"
+    )
+    split.add_argument("collection", help="the collection the person is in")
+    split.add_argument("person_id", help="the person")
+    split.add_argument("face_ids", nargs="+", metavar="face_id", help="the person's faces that leave it together")
     refuse = verbs.add_parser(
         "not-this-person",
         parents=[remote],
@@ -52,6 +62,16 @@ def add_commands(commands: Any, remote: argparse.ArgumentParser) -> None:
     refuse.add_argument("collection", help="the collection the person is in")
     refuse.add_argument("person_id", help="the person")
     refuse.add_argument("face_id", help="the face that is not this person")
+    forget = verbs.add_parser(
+        "delete",
+        parents=[remote],
+        help="forget a person and every face of it (its photos stay, with their other faces)",
+        description="The person's faces are deleted from the store, both searches and the export, durably; "
+        "a subject left with no face goes. Indexing one of its photos again from the same bytes does not bring "
+        "them back (delete the photo to index it anew).",
+    )
+    forget.add_argument("collection", help="the collection the person is in")
+    forget.add_argument("person_id", help="the person to forget")
 
 
 class ProgressLines:

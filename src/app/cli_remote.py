@@ -332,4 +332,8 @@ def people(remote: Remote, args: argparse.Namespace, collection: str) -> int:
         return emit(remote.call("POST", f"{person}/name", json={"external_id": args.external_id}))
     if args.verb == "merge":
         return emit(remote.call("POST", f"{person}/merge", json={"person_id": args.other_person_id}))
+    if args.verb == "split":
+        return emit(remote.call("POST", f"{person}/split", json={"face_ids": args.face_ids}))
+    if args.verb == "delete":
+        return emit(remote.call("DELETE", person))
     return emit(remote.call("POST", f"{person}/not-this-person", json={"face_id": args.face_id}))

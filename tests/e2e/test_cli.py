@@ -279,13 +279,14 @@ def test_photos_here_without_a_service(event_photos: Path, tmp_path: Path) -> No
     check_photo_runs(event_photos, photos)
 
 
-# ----- people cluster|list|name|merge|not-this-person (issue 22), over HTTP and here, on the real models
+# ----- people cluster|list|name|merge|split|not-this-person|delete (issue 22), over HTTP and here, on the real models
 
 
 def check_people_runs(folder: Path, run: Any) -> None:
     """Index the three group photos and Yao Ming's selfie, re-cluster (waiting, its progress on stderr):
     he is the one person, with 2 faces; named, subject search finds him. A person id that a URL would
-    rewrite is refused before anything is sent."""
+    rewrite is refused before anything is sent. A face split out is a person of its own; both people
+    deleted, their faces and subject are gone."""
     indexed = run("photos", "index", "gathering", str(folder))
     assert indexed.returncode == 0, indexed.stdout + indexed.stderr
     clustered = run("people", "cluster", "gathering", "--wait")
@@ -306,6 +307,21 @@ def check_people_runs(folder: Path, run: Any) -> None:
     assert (decision["match"], decision["external_id"]) == (True, "yao-ming"), found.stdout
     refused = run("people", "name", "gathering", "..", "someone")
     assert refused.returncode == 3 and "A person id is 32 lowercase hex characters" in refused.stderr
+
+    # Split his selfie's face out, then forget both people: Yao Ming's faces go, his subject with them.
+    split = run("people", "split", "gathering", person["person_id"], person["representative"]["face_id"])
+    assert split.returncode == 0, split.stderr
+    (apart,) = lines(split.stdout)
+    assert apart["faces"] == 1 and apart["representative"]["face_id"] == person["representative"]["face_id"]
+    for forgotten in (apart["person_id"], person["person_id"]):
+        deleted = run("people", "delete", "gathering", forgotten)
+        assert deleted.returncode == 0, deleted.stderr
+        assert lines(deleted.stdout) == [{"person_id": forgotten, "deleted_faces": 1}]
+    assert run("people", "list", "gathering").stdout == ""
+    gone = run("people", "delete", "gathering", person["person_id"])
+    assert gone.returncode == 3 and "has no person" in gone.stderr, gone.stderr
+    found = run("search", "gathering", str(SELFIE))
+    assert lines(found.stdout)[0]["results"][0]["matches"] == [], found.stdout
 
 
 @pytest.fixture

@@ -129,29 +129,41 @@ PERSON = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.mark.parametrize("person_id", ["..", ".", "", "a/..", PERSON.upper(), PERSON[:-1]])
-@pytest.mark.parametrize("verb", ["name", "merge", "not-this-person"])
+@pytest.mark.parametrize("verb", ["name", "merge", "split", "not-this-person", "delete"])
 def test_people_verbs_refuse_a_person_id_a_url_would_rewrite_and_send_nothing(person_id: str, verb: str) -> None:
     """`/collections/c/people/../name` would be sent as `/collections/c/name`: refused before sending."""
     service, sent = remote()
-    args = argparse.Namespace(verb=verb, person_id=person_id, external_id="yao", other_person_id=PERSON, face_id=PERSON)
+    args = argparse.Namespace(
+        verb=verb, person_id=person_id, external_id="yao", other_person_id=PERSON, face_id=PERSON, face_ids=[PERSON]
+    )
     with pytest.raises(RemoteError) as refused:
         cli_remote.people(service, args, "/collections/c")
     assert (refused.value.code, refused.value.status) == ("invalid_person_id", 400)
     assert sent == []
 
 
-def test_people_name_merge_and_not_this_person_send_their_bodies(capsys: pytest.CaptureFixture[str]) -> None:
+def test_people_name_merge_split_not_this_person_and_delete_send_their_requests(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     answer = {"person_id": PERSON, "faces": 2}
-    service, sent = remote(*(httpx.Response(200, json=answer) for _ in range(3)))
-    base = {"person_id": PERSON, "external_id": "u-1@acme.com", "other_person_id": "f" * 32, "face_id": "e" * 32}
-    for verb in ("name", "merge", "not-this-person"):
+    service, sent = remote(*(httpx.Response(200, json=answer) for _ in range(5)))
+    base = {
+        "person_id": PERSON,
+        "external_id": "u-1@acme.com",
+        "other_person_id": "f" * 32,
+        "face_id": "e" * 32,
+        "face_ids": ["d" * 32, "c" * 32],
+    }
+    for verb in ("name", "merge", "split", "not-this-person", "delete"):
         assert cli_remote.people(service, argparse.Namespace(verb=verb, **base), "/collections/c") == 0
-    assert [(request.url.path, json.loads(request.content)) for request in sent] == [
-        (f"/collections/c/people/{PERSON}/name", {"external_id": "u-1@acme.com"}),
-        (f"/collections/c/people/{PERSON}/merge", {"person_id": "f" * 32}),
-        (f"/collections/c/people/{PERSON}/not-this-person", {"face_id": "e" * 32}),
+    assert [(request.method, request.url.path, json.loads(request.content or b"null")) for request in sent] == [
+        ("POST", f"/collections/c/people/{PERSON}/name", {"external_id": "u-1@acme.com"}),
+        ("POST", f"/collections/c/people/{PERSON}/merge", {"person_id": "f" * 32}),
+        ("POST", f"/collections/c/people/{PERSON}/split", {"face_ids": ["d" * 32, "c" * 32]}),
+        ("POST", f"/collections/c/people/{PERSON}/not-this-person", {"face_id": "e" * 32}),
+        ("DELETE", f"/collections/c/people/{PERSON}", None),
     ]
-    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [answer] * 3
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [answer] * 5
 
 
 def job(state: str, stage: str, progress: float) -> httpx.Response:
