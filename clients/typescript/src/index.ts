@@ -17,9 +17,9 @@
  * - createCollection: a retry may answer 409 `collection_exists`, when the first attempt created it.
  * - indexPhoto: the same bytes under the same photo id are indexed once; the second answer is the
  *   photo already indexed, with `duplicate: true`.
- * - deleteCollection, deleteSubject, deleteFace, deletePhoto: a retry may answer 404
- *   (`collection_not_found`, `subject_not_found`, `face_not_found`, `photo_not_found`), when the
- *   first attempt deleted it.
+ * - deleteCollection, deleteSubject, deleteFace, deletePhoto, deletePerson: a retry may answer 404
+ *   (`collection_not_found`, `subject_not_found`, `face_not_found`, `photo_not_found`,
+ *   `person_not_found`), when the first attempt deleted it.
  * - importCollection: a face already there for the same subject and source is kept once; a body
  *   that is a stream cannot be sent twice, so it is never retried.
  */
@@ -78,6 +78,7 @@ export type PersonFace = Schemas["PersonFace"];
 export type PersonPhotosResponse = Schemas["PersonPhotosResponse"];
 export type NamedPersonResponse = Schemas["NamedPersonResponse"];
 export type NotThisPersonResponse = Schemas["NotThisPersonResponse"];
+export type DeletedPersonResponse = Schemas["DeletedPersonResponse"];
 export type ClusterJobResponse = Schemas["ClusterJobResponse"];
 
 /** An image: raw bytes (a `File` from a form upload is a `Blob`), or base64 you already hold. */
@@ -565,6 +566,15 @@ export class FaceServiceClient {
   async notThisPerson(collection: string, personId: string, faceId: string, options: RequestOptions = {}): Promise<NotThisPersonResponse> {
     const body = { face_id: faceId } satisfies Schemas["NotThisPersonRequest"];
     return this.request("POST", personPath(collection, personId, "not-this-person"), jsonBody(body), options);
+  }
+
+  /**
+   * Forget a person and every face of it, gone before the call returns: from both searches, the
+   * export and the people; a subject left with no face goes. Its photos stay with their other faces
+   * (indexing one again from the same bytes does not bring the faces back). 404 `person_not_found`.
+   */
+  async deletePerson(collection: string, personId: string, options: RequestOptions = {}): Promise<DeletedPersonResponse> {
+    return this.request("DELETE", personPath(collection, personId), undefined, options);
   }
 
   /**

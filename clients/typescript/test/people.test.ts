@@ -37,6 +37,7 @@ test("people: a person id that is not 32 hex is refused before sending; an unkno
     await assert.rejects(client.mergePeople("any", valid, id), refused);
     await assert.rejects(client.splitPerson("any", id, [valid]), refused);
     await assert.rejects(client.notThisPerson("any", id, valid), refused);
+    await assert.rejects(client.deletePerson("any", id), refused);
   }
   await assert.rejects(client.namePerson("any", valid, ".."), failsWith(400, "invalid_external_id", false));
   await assert.rejects(client.listPeople(".."), failsWith(400, "invalid_collection_name", false));
@@ -45,6 +46,7 @@ test("people: a person id that is not 32 hex is refused before sending; an unkno
   const name = fresh("people-ids");
   await client.createCollection(name);
   await assert.rejects(client.getPerson(name, valid), failsWith(404, "person_not_found"));
+  await assert.rejects(client.deletePerson(name, valid), failsWith(404, "person_not_found"));
   await assert.rejects(client.clusteringStatus(name), failsWith(404, "clustering_not_started"));
   assert.deepEqual(await client.listPeople(name), { people: [], next: null });
   await client.deleteCollection(name);
@@ -96,5 +98,18 @@ test("real models: cluster the event's photos, Yao Ming is the one person seen t
   assert.ok(selfieFace);
   const after = await real.notThisPerson(name, person.person_id, selfieFace.face_id);
   assert.deepEqual([after.face_id, after.person?.faces], [selfieFace.face_id, 1]);
+
+  // Forget the person: its last face (the team photo's) goes, from the subject too; the photo stays
+  // with its other faces. The selfie's face, no longer the person's, stays the subject's.
+  const teamFace = after.person?.representative.face_id;
+  const forgotten = await real.deletePerson(name, person.person_id);
+  assert.deepEqual(forgotten, { person_id: person.person_id, deleted_faces: 1 });
+  assert.deepEqual((await real.listPeople(name)).people, []);
+  const subject = await real.getSubject(name, "yao-ming");
+  assert.deepEqual(subject.faces.map((face) => face.face_id), [selfieFace.face_id]);
+  const team = await real.getPhoto(name, "players.jpg");
+  assert.ok(team.faces.length > 0 && team.faces.every((face) => face.face_id !== teamFace), "its face left the photo");
+  const search = await real.searchPhotos(name, await photo("yaoming.jpg"));
+  assert.deepEqual(search.photos.map((p) => p.photo_id), ["yaoming.jpg"], "the team photo no longer holds him");
   await real.deleteCollection(name);
 });
