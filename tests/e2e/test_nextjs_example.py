@@ -537,11 +537,12 @@ def test_page_finds_a_selfie_in_the_event_photos_and_boxes_the_face(app: str, se
 
 @pytest.mark.node
 @pytest.mark.browser
-def test_page_groups_the_event_photos_into_people_names_one_and_then_knows_him(
+def test_page_groups_the_event_photos_into_people_names_one_knows_him_and_forgets_him(
     app: str, service: str, browser: Browser
 ) -> None:
     """Upload the three group photos and Yao Ming's selfie, group them: one person (him), 2 faces, his
-    best face boxed over a photo the browser kept. Named, "Who is in this photo?" knows him."""
+    best face boxed over a photo the browser kept. Named, "Who is in this photo?" knows him; forgotten,
+    his person, faces and name are gone, and nobody knows him."""
     page = browser.new_page(viewport={"width": 1100, "height": 1400})
     refused = loopback_only(page)
     page.goto(app)
@@ -586,15 +587,35 @@ def test_page_groups_the_event_photos_into_people_names_one_and_then_knows_him(
     person.scroll_into_view_if_needed()
     page.screenshot(path=screenshot, full_page=True)
     print(f"screenshot: {screenshot}")
+
+    # Forget him: the person and his faces are deleted, his name with them; the photos stay.
+    person.get_by_test_id("event-person-forget-button").click()
+    expect(page.get_by_test_id("event-people-count")).to_have_text("Nobody is in more than one photo.", timeout=60_000)
+    expect(page.get_by_test_id("event-person")).to_have_count(0)
+    assert service_get(service, f"/collections/{PHOTOS_COLLECTION}/people").json()["people"] == []
+    assert service_get(service, f"/collections/{PHOTOS_COLLECTION}/subjects/Yao_Ming").status_code == 404
+    found = httpx.post(
+        f"{service}/collections/{PHOTOS_COLLECTION}/search/photos",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        files={"file": (SELFIE.name, SELFIE.read_bytes(), "image/jpeg")},
+        timeout=60,
+    )
+    assert found.status_code == 200 and found.json()["count"] == 0, found.text
+    assert service_get(service, f"/collections/{PHOTOS_COLLECTION}/photos/{TEAM_PHOTO.name}").status_code == 200
+    page.get_by_test_id("event-identify-input").set_input_files([])
+    page.get_by_test_id("event-identify-input").set_input_files(SELFIE)
+    expect(page.get_by_test_id("event-identified-face")).to_have_text(["unknown"], timeout=60_000)
     assert refused == [], "the page reached beyond 127.0.0.1"
     page.close()
-    # The selfie leaves the event photos: "find me" elsewhere in this module expects players.jpg only.
-    deleted = httpx.delete(
-        f"{service}/collections/{PHOTOS_COLLECTION}/photos/{SELFIE.name}",
-        headers={"Authorization": f"Bearer {API_KEY}"},
-        timeout=30,
-    )
-    assert deleted.status_code == 200, deleted.text
+    # The selfie and the team photo (which lost his face) leave the event photos: "find me" elsewhere
+    # in this module uploads the team photo afresh and expects it only.
+    for photo in (SELFIE, TEAM_PHOTO):
+        deleted = httpx.delete(
+            f"{service}/collections/{PHOTOS_COLLECTION}/photos/{photo.name}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=30,
+        )
+        assert deleted.status_code == 200, deleted.text
 
 
 @pytest.mark.node

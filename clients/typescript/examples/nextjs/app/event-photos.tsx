@@ -5,7 +5,7 @@
 // in this browser's memory (object URLs): reloading the page forgets them, not their faces.
 // People: the photos' faces grouped into the people they show (face-service re-clusters them in the
 // background while the page polls), each shown by its best face; a person named is then known to
-// "Who is in this photo?".
+// "Who is in this photo?"; a person forgotten is deleted with every face of it.
 import { type FormEvent, useEffect, useRef, useState } from "react";
 
 import type {
@@ -13,6 +13,7 @@ import type {
   EventPeopleResult,
   EventPerson,
   FindPhotosResult,
+  ForgetPersonResult,
   GroupingResult,
   IndexPhotosResult,
   NamePersonResult,
@@ -233,14 +234,14 @@ function EventPeople({ images }: { images: Map<string, string> }) {
         </p>
       )}
       {people?.map((person) => (
-        <EventPersonCard key={person.personId} person={person} url={person.photoId ? images.get(person.photoId) : undefined} onNamed={refresh} />
+        <EventPersonCard key={person.personId} person={person} url={person.photoId ? images.get(person.photoId) : undefined} onChanged={refresh} />
       ))}
       <IdentifyInEvent />
     </div>
   );
 }
 
-function EventPersonCard({ person, url, onNamed }: { person: EventPerson; url: string | undefined; onNamed: () => void }) {
+function EventPersonCard({ person, url, onChanged }: { person: EventPerson; url: string | undefined; onChanged: () => void }) {
   const [result, setResult] = useState<NamePersonResult>();
   const [error, setError] = useState<BrowserError>();
   const [busy, setBusy] = useState(false);
@@ -256,7 +257,20 @@ function EventPersonCard({ person, url, onNamed }: { person: EventPerson; url: s
     setBusy(false);
     if (!outcome.ok) return setError(outcome.error);
     setResult(outcome.data);
-    onNamed();
+    onChanged();
+  }
+
+  // face-service deletes the person and every face of it; the list, asked again, no longer has it.
+  async function forget() {
+    setResult(undefined);
+    setError(undefined);
+    const form = new FormData();
+    form.set("personId", person.personId);
+    setBusy(true);
+    const outcome = await postForm<ForgetPersonResult>("/api/photos/people/forget", form);
+    setBusy(false);
+    if (!outcome.ok) return setError(outcome.error);
+    onChanged();
   }
 
   return (
@@ -278,6 +292,9 @@ function EventPersonCard({ person, url, onNamed }: { person: EventPerson; url: s
         {error && <ErrorMessage error={error} />}
         {result && <span data-testid="event-person-named"> Named {result.name}: {result.faces} face(s).</span>}
       </form>
+      <button type="button" onClick={forget} disabled={busy} data-testid="event-person-forget-button">
+        Forget this person
+      </button>
     </figure>
   );
 }

@@ -72,6 +72,13 @@ export interface EventPeopleResult {
   requestId: string;
 }
 
+/** POST /api/photos/people/forget, form field `personId`: the person and its faces, forgotten. */
+export interface ForgetPersonResult {
+  /** Faces deleted with the person. */
+  faces: number;
+  requestId: string;
+}
+
 /** POST /api/photos/people/name, form fields `personId` and `name`: the person's faces, named. */
 export interface NamePersonResult {
   name: string;
