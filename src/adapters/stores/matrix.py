@@ -368,6 +368,18 @@ class FaceMatrix:
             self._remove_rows(rows)
             return True
 
+    def remove_faces(self, face_ids: Sequence[str]) -> int:
+        """`remove_face` for many faces in one pass over the rows (a person's: hundreds, where one
+        scan each would hold the write lock that long); how many were found."""
+        if not face_ids:
+            return 0
+        packed = face_id_bytes(face_ids)  # the store's ids: ValueError would be a bug
+        with self._lock.writing():
+            rows = np.flatnonzero(np.isin(self._face_ids[: self._n], packed))
+            if rows.size:
+                self._remove_rows(rows)
+            return int(rows.size)
+
     def remove_subject(self, external_id: str) -> int:
         with self._lock.writing():
             slot = self._slots.get(external_id)
