@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -304,29 +305,26 @@ def photos_here(container: Container, collections: Collections, settings: Settin
 
 def people_here(collections: Collections, args: argparse.Namespace) -> int:
     """The people verbs on this process's store; a re-cluster runs here, to the end."""
-    from datetime import UTC, datetime
-
     from adapters.wire import people as wire
 
     people = collections.people
     if args.verb == "cluster":
-        started = datetime.now(UTC)
-        outcome = people.recluster(args.collection, cli_people.ProgressLines())
-        return emit(
-            wire.ClusterJobResponse(
-                args.collection,
-                "done",
-                "done",
-                1.0,
-                started,
-                datetime.now(UTC),
-                outcome.faces,
-                outcome.grouped,
-                outcome.people,
-                outcome.assigned,
-                None,
-            )
-        )
+        # Recorded in the store as the service's are: one at a time per collection with the replicas
+        # on the same database, its progress visible to their status route.
+        jobs = collections.cluster_jobs
+        shown = cli_people.ProgressLines()
+        job, claimed = jobs.claim(args.collection)
+        if claimed:
+            with jobs.heartbeat():
+                job = jobs.run(job, shown)
+        elif args.wait:  # another process runs it: follow it in the store
+            shown(job.stage, job.progress)
+            while job.active:
+                time.sleep(cli_people.POLL_S)
+                job = jobs.status(args.collection)
+                shown(job.stage, job.progress)
+        emit(wire.cluster_job(job))
+        return 1 if job.state == "failed" else 0
     if args.verb == "list":
         after: str | None = None
         while page := people.page(args.collection, after, 1000):

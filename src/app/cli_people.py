@@ -4,8 +4,10 @@ the HTTP API's JSON, one line per record.
 
 `people cluster` over HTTP starts the service's background re-cluster and prints the job; `--wait`
 polls it, showing each stage and its progress on stderr, until it is done (exit 1 when it failed).
-Here, without a service, the re-cluster runs in this process and is done when the command returns
-(`--wait` changes nothing), its progress shown the same way.
+Here, without a service, the re-cluster runs in this process and is done when the command returns,
+its progress shown the same way; it is recorded in the store as the service's are (domain/use_cases/
+cluster_jobs.py), so when one already runs on the same database (a replica's) that job is printed,
+or followed to its end with `--wait`.
 """
 
 from __future__ import annotations

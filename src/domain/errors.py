@@ -104,7 +104,7 @@ class PersonNotFound(FaceServiceError):
 
 
 class ClusteringNotStarted(FaceServiceError):
-    """No re-cluster of the collection was started since this replica started."""
+    """No re-cluster of the collection was ever started (or the collection was made again since)."""
 
     code = "clustering_not_started"
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from domain.cluster_jobs import ClusterJob
 from domain.gallery import (
     CollectionInfo,
     FaceRecord,
@@ -285,8 +287,33 @@ class PeopleStore(Protocol):
         ...
 
 
-class PeopleGallery(FaceGallery, PeopleStore, Protocol):
-    """Every store is both: its people live beside its faces, in the same database."""
+class ClusterJobStore(Protocol):
+    """Each collection's last re-cluster job (domain/cluster_jobs.py), kept beside its people so that
+    every replica on one database sees it and one replica at a time runs it. A collection's delete
+    takes its job with it.
+
+    Synchronous, thread-safe and durable when it returns. CollectionNotFound for an unknown name.
+    """
+
+    def claim_cluster_job(self, job: ClusterJob, stale_before: datetime) -> ClusterJob:
+        """Record `job` (queued) as its collection's job, unless the collection's job is queued or
+        running with a heartbeat at or after `stale_before`: atomic, across replicas too. The job that
+        stands after: `job` when it was recorded, else the one in its way."""
+        ...
+
+    def save_cluster_job(self, job: ClusterJob) -> bool:
+        """Write the job's state, stage, progress, heartbeat, end, outcome and error, if it is still
+        its collection's job (the same job id); whether it was (False: a newer claim replaced it, or
+        the collection went)."""
+        ...
+
+    def cluster_job(self, collection: str) -> ClusterJob | None:
+        """The collection's last job as stored (None: never one), whatever its heartbeat."""
+        ...
+
+
+class PeopleGallery(FaceGallery, PeopleStore, ClusterJobStore, Protocol):
+    """Every store is all three: its people and re-cluster jobs live beside its faces, in the same database."""
 
 
 class NeighbourSearch(Protocol):

@@ -293,6 +293,7 @@ def check_people_runs(folder: Path, run: Any) -> None:
     assert clustered.returncode == 0, clustered.stderr
     (job,) = lines(clustered.stdout)
     assert (job["state"], job["people"], job["assigned"]) == ("done", 1, 2), job
+    assert len(job["job_id"]) == 32
     assert "clustering: done 100%" in clustered.stderr.splitlines()
     listed = run("people", "list", "gathering")
     (person,) = lines(listed.stdout)
@@ -355,3 +356,14 @@ def test_people_here_without_a_service(gathering: Path, tmp_path: Path) -> None:
         return cli(*args, **store)
 
     check_people_runs(gathering, run)
+    # The command's re-cluster is recorded in the store, as the service's: its status route shows it.
+    from adapters.stores.sqlite import SqliteGallery
+    from domain.gallery import GalleryLimits
+
+    gallery = SqliteGallery(tmp_path / "data" / "gallery.sqlite3", GalleryLimits(10, 100, 100, 1000))
+    try:
+        recorded = gallery.cluster_job("gathering")
+    finally:
+        gallery.close()
+    assert recorded is not None and (recorded.state, recorded.stage, recorded.progress) == ("done", "done", 1.0)
+    assert recorded.outcome is not None and (recorded.outcome.people, recorded.outcome.assigned) == (1, 2)

@@ -926,6 +926,7 @@ def test_a_reopened_store_has_the_same_faces(make_gallery: Maker) -> None:
 # landmarks or quality, no photos.
 TO_VERSION_1 = {
     "sqlite": [
+        "DROP TABLE cluster_jobs",
         "DROP TABLE person_refusals",
         "DROP TABLE person_faces",
         "DROP TABLE people",
@@ -939,6 +940,7 @@ TO_VERSION_1 = {
         "PRAGMA user_version = 1",
     ],
     "postgresql": [
+        "DROP TABLE gallery_cluster_jobs",
         "DROP TABLE gallery_person_refusals, gallery_person_faces, gallery_people",
         "DROP TRIGGER gallery_faces_leave_people ON gallery_faces",
         "DROP FUNCTION gallery_faces_leave_people, gallery_people_emptied",

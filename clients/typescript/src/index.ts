@@ -579,13 +579,18 @@ export class FaceServiceClient {
 
   /**
    * Re-cluster the collection's faces into people, in the background: the job (the running one when
-   * one is already queued or running). Poll clusteringStatus until its `state` is "done" or "failed".
+   * one is already queued or running, on any replica: compare `job_id`). Poll clusteringStatus until
+   * its `state` is "done" or "failed".
    */
   async startClustering(collection: string, options: RequestOptions = {}): Promise<ClusterJobResponse> {
     return this.request("POST", segments("collections", checked(collection, "collection"), "clustering"), undefined, options);
   }
 
-  /** The last re-cluster's state, stage and progress (0..1) on this replica; 404 `clustering_not_started`. */
+  /**
+   * The collection's last re-cluster (started on any replica: the job lives in the store): its state,
+   * stage and progress (0..1); "failed" with an `interrupted` error when the process running it
+   * stopped. 404 `clustering_not_started`.
+   */
   async clusteringStatus(collection: string, options: RequestOptions = {}): Promise<ClusterJobResponse> {
     return this.request("GET", segments("collections", checked(collection, "collection"), "clustering"), undefined, options);
   }

@@ -494,6 +494,7 @@ export interface components {
             faces: number | null;
             finished_at: string | null;
             grouped: number | null;
+            job_id: string;
             people: number | null;
             progress: number;
             stage: string;

@@ -71,6 +71,8 @@ test("real models: cluster the event's photos, Yao Ming is the one person seen t
     assert.ok(job.progress >= 0 && job.progress <= 1, String(job.progress));
   }
   assert.equal(job.state, "done", JSON.stringify(job));
+  assert.equal(job.job_id, started.job_id, "the status is of the job started");
+  assert.match(job.job_id, /^[0-9a-f]{32}$/);
   assert.equal(job.people, 1, "every other face is someone seen once");
 
   const people = [];

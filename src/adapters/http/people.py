@@ -10,7 +10,6 @@ from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from adapters.http.clustering import ClusterJob
 from adapters.http.collections import SMALL_BODY, Name
 from adapters.http.gallery import GalleryWork
 from adapters.http.openapi import COLLECTION_ERRORS
@@ -18,23 +17,6 @@ from adapters.wire import people as wire
 from domain.errors import InvalidInput
 
 PersonId = Annotated[str, PathParameter(description="The person's id: 32 lowercase hex characters")]
-
-
-def _job(job: ClusterJob) -> wire.ClusterJobResponse:
-    outcome = job.outcome
-    return wire.ClusterJobResponse(
-        collection=job.collection,
-        state=job.state,
-        stage=job.stage,
-        progress=round(job.progress, 3),
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        faces=None if outcome is None else outcome.faces,
-        grouped=None if outcome is None else outcome.grouped,
-        people=None if outcome is None else outcome.people,
-        assigned=None if outcome is None else outcome.assigned,
-        error=job.error,
-    )
 
 
 class PeopleController(Controller):
@@ -193,11 +175,11 @@ class PeopleController(Controller):
     ) -> Response[wire.ClusterJobResponse]:
         """Groups every face of at least medium quality into people from scratch, keeping the
         corrections (not-this-person) and each subject's faces together; a person keeps its id when
-        most of its faces stay together. 202 with the job; while one runs for the collection, 200 with
-        that one. Poll `GET /collections/{name}/clustering` for its progress."""
-        await gallery.run(lambda c: c.get(name))  # 404 now, not in the job
-        job, started = gallery.clustering.start(name)
-        return Response(_job(job), status_code=202 if started else 200)
+        most of its faces stay together. 202 with the job; while one is queued or running for the
+        collection, on any replica, 200 with that one. Poll `GET /collections/{name}/clustering` for
+        its progress."""
+        job, started = await gallery.run(lambda c: gallery.clustering.start(c.get(name).name))
+        return Response(wire.cluster_job(job), status_code=202 if started else 200)
 
     @get(
         "/{name:str}/clustering",
@@ -206,8 +188,8 @@ class PeopleController(Controller):
         responses=COLLECTION_ERRORS,
     )
     async def get_clustering(self, name: Name, gallery: NamedDependency[GalleryWork]) -> wire.ClusterJobResponse:
-        """The last re-cluster started on this replica: its state, stage and progress (0..1), and when
-        done how many faces it read and grouped, and the people it made. 404
+        """The collection's last re-cluster, started on any replica: its state, stage and progress
+        (0..1), and when done how many faces it read and grouped, and the people it made. One whose
+        replica stopped before it finished (no heartbeat for 15 s) is failed, `interrupted`. 404
         `clustering_not_started`."""
-        await gallery.run(lambda c: c.get(name))
-        return _job(gallery.clustering.status(name))
+        return wire.cluster_job(await gallery.run(lambda c: c.cluster_jobs.status(c.get(name).name)))

@@ -24,6 +24,7 @@ from domain.additions import (
     plan_additions,
     plan_labels,
 )
+from domain.cluster_jobs import ClusterJob
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -78,6 +79,7 @@ class _Collection(MatrixCollection):
     people: dict[str, datetime] = field(default_factory=dict)  # person id -> created at
     person_of: dict[str, str] = field(default_factory=dict)  # face id -> person id
     apart: set[tuple[str, str]] = field(default_factory=set)  # corrections: face pairs, smaller id first
+    cluster_job: ClusterJob | None = None  # the last re-cluster's
 
     def forget_in_people(self, face_id: str) -> None:
         """A face being deleted out of its person (which goes with its last face) and its corrections."""
@@ -497,6 +499,29 @@ class MemoryGallery:
             target.people = {person: target.people.get(person, now) for person in ids}
             target.person_of = {face_id: person for person, group in zip(ids, kept, strict=True) for face_id in group}
             return len(ids)
+
+    # --- re-cluster jobs (the ClusterJobStore port)
+
+    def claim_cluster_job(self, job: ClusterJob, stale_before: datetime) -> ClusterJob:
+        with self._lock:
+            target = self._get(job.collection)
+            held = target.cluster_job
+            if held is not None and held.active and held.heartbeat_at >= stale_before:
+                return held
+            target.cluster_job = job
+            return job
+
+    def save_cluster_job(self, job: ClusterJob) -> bool:
+        with self._lock:
+            target = self._collections.get(job.collection)
+            if target is None or target.cluster_job is None or target.cluster_job.job_id != job.job_id:
+                return False
+            target.cluster_job = job
+            return True
+
+    def cluster_job(self, collection: str) -> ClusterJob | None:
+        with self._lock:
+            return self._get(collection).cluster_job
 
     @staticmethod
     def _drop_empty(target: _Collection, people: Iterable[str | None]) -> None:

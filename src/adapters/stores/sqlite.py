@@ -30,11 +30,12 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from adapters.stores import checks, people_rows
+from adapters.stores import checks, job_rows, people_rows
 from adapters.stores.face_rows import face_record, landmarks_text, quality_text
 from adapters.stores.matrix import FaceMatrix
 from adapters.stores.sqlite_collection import LOAD_CHUNK, Adding, SqliteCollection
 from adapters.stores.sqlite_sql import (
+    CLUSTER_JOB,
     EXPORT_FACES,
     FACE_BY_SEQ,
     FACE_SEQS,
@@ -42,6 +43,7 @@ from adapters.stores.sqlite_sql import (
     FACES_BY_SOURCE,
     HIT_FACES,
     INSERT_FACE,
+    INTERRUPT_CLUSTER_JOBS,
     JOIN_PERSON,
     LOAD_FACES,
     MEMBERSHIPS,
@@ -57,6 +59,7 @@ from adapters.stores.sqlite_sql import (
     PHOTOS_AFTER,
     PHOTOS_PAGE,
     REFUSALS,
+    SAVE_CLUSTER_JOB,
     SCHEMA_VERSION,
     SUBJECT_FACES,
     SUBJECT_IDS,
@@ -64,6 +67,7 @@ from adapters.stores.sqlite_sql import (
     SUBJECTS_PAGE,
 )
 from domain.additions import check_collection_faces, check_new_collection, plan_additions, plan_labels
+from domain.cluster_jobs import INTERRUPTED, ClusterJob
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -132,6 +136,8 @@ class SqliteGallery:
         try:
             self._db = self._connect()
             self._migrate()
+            with _transaction(self._db):
+                self._db.execute(INTERRUPT_CLUSTER_JOBS, (INTERRUPTED,))
             self._load()
         except sqlite3.Error as exc:
             self._release()
@@ -656,6 +662,37 @@ class SqliteGallery:
                     ).fetchone()[0]
                     db.executemany(JOIN_PERSON, [(seqs[face_id], ref) for face_id in group])
             return len(ids)
+
+    # --- re-cluster jobs (the ClusterJobStore port)
+
+    def claim_cluster_job(self, job: ClusterJob, stale_before: datetime) -> ClusterJob:
+        with self._writing() as db:
+            target = self._get(job.collection)
+            with _transaction(db):
+                row = db.execute(CLUSTER_JOB, (target.id,)).fetchone()
+                held = None if row is None else job_rows.job(target.name, row, _moment)
+                if held is not None and held.active and held.heartbeat_at >= stale_before:
+                    return held
+                db.execute(SAVE_CLUSTER_JOB, (target.id, *job_rows.values(job, _micros)))
+            return job
+
+    def save_cluster_job(self, job: ClusterJob) -> bool:
+        with self._writing() as db:
+            target = self._collections.get(job.collection)
+            if target is None:
+                return False
+            with _transaction(db):
+                row = db.execute("SELECT job_id FROM cluster_jobs WHERE collection_id = ?", (target.id,)).fetchone()
+                if row is None or row[0] != job.job_id:
+                    return False
+                db.execute(SAVE_CLUSTER_JOB, (target.id, *job_rows.values(job, _micros)))
+            return True
+
+    def cluster_job(self, collection: str) -> ClusterJob | None:
+        with self._reading() as db:
+            target = self._get(collection)
+            row = db.execute(CLUSTER_JOB, (target.id,)).fetchone()
+            return None if row is None else job_rows.job(target.name, row, _moment)
 
     @staticmethod
     def _person_row(db: sqlite3.Connection, target: SqliteCollection, person_id: str) -> int:

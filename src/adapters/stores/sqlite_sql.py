@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -107,6 +107,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHEN NOT EXISTS (SELECT 1 FROM person_faces WHERE person_ref = OLD.person_ref)
             BEGIN DELETE FROM people WHERE id = OLD.person_ref; END""",
     ),
+    # 5: each collection's last re-cluster job (domain/cluster_jobs.py), its outcome once done.
+    (
+        """CREATE TABLE cluster_jobs (
+            collection_id INTEGER PRIMARY KEY REFERENCES collections (id) ON DELETE CASCADE,
+            job_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            stage TEXT NOT NULL,
+            progress REAL NOT NULL CHECK (progress BETWEEN 0 AND 1),
+            started_at INTEGER NOT NULL,
+            heartbeat_at INTEGER NOT NULL,
+            finished_at INTEGER,
+            faces INTEGER, grouped INTEGER, people INTEGER, assigned INTEGER,
+            error TEXT
+        )""",
+    ),
 )
 
 # A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
@@ -208,4 +223,15 @@ PEOPLE_OF = (
     "SELECT f.face_id, pe.person_id FROM json_each(?) AS wanted CROSS JOIN faces f"
     " JOIN person_faces pf ON pf.face_seq = f.seq JOIN people pe ON pe.id = pf.person_ref"
     " WHERE f.face_id = wanted.value AND f.collection_id = ?"
+)
+# Re-cluster jobs: a job's columns in job_rows' order.
+CLUSTER_JOB = """SELECT job_id, state, stage, progress, started_at, heartbeat_at, finished_at, faces, grouped,
+    people, assigned, error FROM cluster_jobs WHERE collection_id = ?"""
+SAVE_CLUSTER_JOB = """INSERT OR REPLACE INTO cluster_jobs (collection_id, job_id, state, stage, progress,
+    started_at, heartbeat_at, finished_at, faces, grouped, people, assigned, error)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+# At open: this process holds the file (one process per file), so no job it did not start is running.
+INTERRUPT_CLUSTER_JOBS = (
+    "UPDATE cluster_jobs SET state = 'failed', stage = 'failed', finished_at = heartbeat_at, error = ?"
+    " WHERE state IN ('queued', 'running')"
 )

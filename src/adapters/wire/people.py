@@ -7,6 +7,7 @@ from datetime import datetime
 import msgspec
 
 from adapters.wire.collections import Box, FaceQuality, box, face_quality
+from domain.cluster_jobs import ClusterJob
 from domain.gallery import FaceRecord, PersonInfo
 from domain.use_cases.people import PersonPhoto
 
@@ -83,6 +84,7 @@ class DeletedPersonResponse(msgspec.Struct):
 
 
 class ClusterJobResponse(msgspec.Struct):
+    job_id: str  # 32 hex characters: tells one re-cluster from the next
     collection: str
     state: str  # "queued", "running", "done" or "failed"
     stage: str  # "queued", "reading", "neighbours", "grouping", "storing", "done" or "failed"
@@ -94,6 +96,24 @@ class ClusterJobResponse(msgspec.Struct):
     people: int | None  # people after the pass
     assigned: int | None  # faces in a person after the pass
     error: str | None  # why it failed, with its code's message
+
+
+def cluster_job(job: ClusterJob) -> ClusterJobResponse:
+    outcome = job.outcome
+    return ClusterJobResponse(
+        job_id=job.job_id,
+        collection=job.collection,
+        state=job.state,
+        stage=job.stage,
+        progress=round(job.progress, 3),
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        faces=None if outcome is None else outcome.faces,
+        grouped=None if outcome is None else outcome.grouped,
+        people=None if outcome is None else outcome.people,
+        assigned=None if outcome is None else outcome.assigned,
+        error=job.error,
+    )
 
 
 def person_face(face: FaceRecord) -> PersonFace:

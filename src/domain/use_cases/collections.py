@@ -41,6 +41,7 @@ from domain.gallery import (
 from domain.model import DetectedFace, EmbeddedFace, EmbeddingModel, Vector
 from domain.ports import FaceGallery, NeighbourSearch, PeopleGallery
 from domain.quality import DEFAULT_ENROLL_QUALITY, QualityLevel
+from domain.use_cases.cluster_jobs import ClusterJobs
 from domain.use_cases.faces import Extraction
 from domain.use_cases.gallery_rules import (
     CollectionRules,
@@ -184,6 +185,7 @@ class Collections:
         self.rules = rules
         self._clock = clock
         self.people = People(gallery, gallery, neighbours, rules)
+        self.cluster_jobs = ClusterJobs(self.people, gallery, clock)
         self.photos = Photos(gallery, model, rules, clock, on_indexed=self.people.assign_new)
 
     @property

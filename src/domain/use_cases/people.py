@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from domain.cluster_jobs import ClusterOutcome
 from domain.errors import FaceNotFound, InvalidInput
 from domain.gallery import FaceRecord, PersonInfo, is_face_id
 from domain.people import (
@@ -48,14 +49,6 @@ class PersonPhoto:
 
     photo_id: str
     faces: list[FaceRecord]
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterOutcome:
-    faces: int  # faces the pass read
-    grouped: int  # faces of at least the rules' quality, the ones it grouped
-    people: int  # people after it
-    assigned: int  # faces in a person after it
 
 
 class People:

@@ -39,6 +39,7 @@ from adapters.stores.postgres import people as people_sql
 from adapters.stores.postgres import rows, schema, search, vector_codec
 from adapters.stores.postgres.additions import add_faces, insert_faces
 from domain.additions import check_collection_faces, check_new_collection
+from domain.cluster_jobs import ClusterJob
 from domain.errors import (
     CollectionExists,
     CollectionModelMismatch,
@@ -436,6 +437,24 @@ class PostgresGallery:
             return people_sql.replace_people(conn, rows.locked(conn, collection), groups, considered)
 
     # --- search and export
+
+    # --- re-cluster jobs (the ClusterJobStore port; the statements are people.py's)
+
+    def claim_cluster_job(self, job: ClusterJob, stale_before: datetime) -> ClusterJob:
+        try:
+            with self._transaction() as conn:
+                held = people_sql.claim_cluster_job(conn, rows.find(conn, job.collection), job, stale_before)
+        except psycopg.errors.ForeignKeyViolation as exc:  # the collection was deleted meanwhile
+            raise CollectionNotFound(f"collection {job.collection!r} does not exist") from exc
+        return job if held is None else held
+
+    def save_cluster_job(self, job: ClusterJob) -> bool:
+        with self._transaction() as conn:
+            return people_sql.save_cluster_job(conn, job)
+
+    def cluster_job(self, collection: str) -> ClusterJob | None:
+        with self._connection() as conn:
+            return people_sql.cluster_job(conn, rows.find(conn, collection), collection)
 
     def search(
         self, collection: str, probes: npt.NDArray[np.float32], top_k: int, external_id: str | None = None

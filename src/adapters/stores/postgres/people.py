@@ -11,10 +11,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from adapters.stores import people_rows
+from adapters.stores import job_rows, people_rows
 from adapters.stores.face_rows import face_record
 from adapters.stores.postgres import rows
 from domain.additions import plan_labels
+from domain.cluster_jobs import ClusterJob
 from domain.errors import FaceNotFound, InvalidInput, PersonNotFound
 from domain.gallery import FaceRecord, GalleryLimits, PersonInfo
 
@@ -245,3 +246,49 @@ def _stored(conn: Connection, target: rows.Target, face_ids: list[str]) -> set[s
 def _faces(conn: Connection, target: rows.Target, where: sql.SQL, values: tuple[object, ...]) -> list[FaceRecord]:
     query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY seq").format(sql.SQL(rows.FACE_COLUMNS), target.table, where)
     return [face_record(row) for row in conn.cursor(binary=True).execute(query, values).fetchall()]
+
+
+# Re-cluster jobs (the ClusterJobStore port): a job's columns in job_rows' order. A claim is one
+# statement, so two replicas' claims of one collection are settled by the row's lock: it replaces the
+# collection's job unless that one is queued or running with a fresh heartbeat.
+CLAIM_JOB = """INSERT INTO gallery_cluster_jobs (collection_id, job_id, state, stage, progress, started_at,
+        heartbeat_at, finished_at, faces, grouped, people, assigned, error)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (collection_id) DO UPDATE SET (job_id, state, stage, progress, started_at, heartbeat_at,
+        finished_at, faces, grouped, people, assigned, error)
+        = ROW(excluded.job_id, excluded.state, excluded.stage, excluded.progress, excluded.started_at,
+        excluded.heartbeat_at, excluded.finished_at, excluded.faces, excluded.grouped, excluded.people,
+        excluded.assigned, excluded.error)
+    WHERE NOT (gallery_cluster_jobs.state IN ('queued', 'running') AND gallery_cluster_jobs.heartbeat_at >= %s)
+    RETURNING job_id"""
+SAVE_JOB = """UPDATE gallery_cluster_jobs SET (job_id, state, stage, progress, started_at, heartbeat_at,
+        finished_at, faces, grouped, people, assigned, error) = ROW(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    WHERE collection_id = (SELECT id FROM gallery_collections WHERE name = %s) AND job_id = %s RETURNING 1"""
+JOB = """SELECT job_id, state, stage, progress, started_at, heartbeat_at, finished_at, faces, grouped, people,
+    assigned, error FROM gallery_cluster_jobs WHERE collection_id = %s"""
+
+
+def _same(moment: datetime) -> datetime:
+    return moment
+
+
+def claim_cluster_job(
+    conn: Connection, target: rows.Target, job: ClusterJob, stale_before: datetime
+) -> ClusterJob | None:
+    """The job in the way, or None when `job` was recorded."""
+    claimed = conn.execute(CLAIM_JOB, (target.id, *job_rows.values(job, _same), stale_before)).fetchone()
+    if claimed is not None:
+        return None
+    held = cluster_job(conn, target, job.collection)
+    assert held is not None  # the row the claim did not replace (a collection's delete waits for us)
+    return held
+
+
+def save_cluster_job(conn: Connection, job: ClusterJob) -> bool:
+    saved = conn.execute(SAVE_JOB, (*job_rows.values(job, _same), job.collection, job.job_id)).fetchone()
+    return saved is not None
+
+
+def cluster_job(conn: Connection, target: rows.Target, collection: str) -> ClusterJob | None:
+    row = conn.execute(JOB, (target.id,)).fetchone()
+    return None if row is None else job_rows.job(collection, row, _same)

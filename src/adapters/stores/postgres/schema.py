@@ -14,7 +14,7 @@ from domain.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MIGRATION_LOCK = 0x6661636567616C31  # pg_advisory_lock key: schema changes, one replica at a time
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 
@@ -134,6 +134,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END $$""",
         """CREATE TRIGGER gallery_people_emptied AFTER DELETE OR UPDATE OF person_id ON gallery_person_faces
             FOR EACH ROW EXECUTE FUNCTION gallery_people_emptied()""",
+    ),
+    # 5: each collection's last re-cluster job (domain/cluster_jobs.py), its outcome once done: the
+    # row replicas claim a re-cluster on (one at a time per collection) and read its status from.
+    (
+        """CREATE TABLE gallery_cluster_jobs (
+            collection_id bigint PRIMARY KEY REFERENCES gallery_collections (id) ON DELETE CASCADE,
+            job_id text NOT NULL,
+            state text NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            stage text NOT NULL,
+            progress double precision NOT NULL CHECK (progress BETWEEN 0 AND 1),
+            started_at timestamptz NOT NULL,
+            heartbeat_at timestamptz NOT NULL,
+            finished_at timestamptz,
+            faces bigint, grouped bigint, people bigint, assigned bigint,
+            error text
+        )""",
     ),
 )
 
