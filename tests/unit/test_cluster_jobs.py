@@ -75,11 +75,15 @@ def test_heartbeats_keep_a_held_job_fresh_and_a_silent_one_reads_as_interrupted(
     assert two.claim("c")[1] is False
 
     clock.now += STALE_AFTER + timedelta(seconds=1)  # one's process stopped beating
+    assert one.status("c").state == "queued"  # one knows it holds the job: alive, whatever its heartbeat
+    assert one.claim("c") == (one.status("c"), False)
     seen = two.status("c")
     assert (seen.job_id, seen.state, seen.stage, seen.error) == (job.job_id, "failed", "failed", INTERRUPTED)
     assert seen.finished_at == job.heartbeat_at + 4 * HEARTBEAT  # when it was last known alive
     newer, claimed = two.claim("c")
     assert claimed and newer.job_id != job.job_id
+    assert one.status("c") == newer
+    assert one.claim("c") == (newer, False)  # one learns it lost its job; two's fresh one stands
 
     # One comes back and runs the job it held: replaced, it stops before writing any people, and
     # leaves the newer job as it was.

@@ -48,6 +48,12 @@ class ClusterJobs:
         now = self._clock()
         wanted = ClusterJob.queued(checked_name(name), now)
         with self._lock:
+            mine = self._mine(name)
+            if mine is not None:  # alive, whatever its heartbeat (one held up behind a long write)
+                stored = self._store.cluster_job(name)
+                if stored is not None and stored.job_id == mine.job_id:
+                    return stored, False
+                self._replaced.add(mine.job_id)  # another process took it over: it stops at its next stage
             job = self._store.claim_cluster_job(wanted, now - STALE_AFTER)
             claimed = job.job_id == wanted.job_id
             if claimed:
@@ -59,6 +65,10 @@ class ClusterJobs:
         job = self._store.cluster_job(checked_name(name))
         if job is None:
             raise ClusteringNotStarted(f"no re-cluster of collection {name!r} was started")
+        with self._lock:
+            mine = self._mine(name)
+            if mine is not None and mine.job_id == job.job_id:
+                return job  # this process runs it: not lost, even if a heartbeat is late
         return job.seen_at(self._clock())
 
     def run(self, job: ClusterJob, progress: Progress | None = None) -> ClusterJob:
@@ -106,6 +116,12 @@ class ClusterJobs:
     def held(self) -> int:
         with self._lock:
             return len(self._held)
+
+    def _mine(self, name: str) -> ClusterJob | None:
+        """The collection's job this process holds and still owns (call with the lock held)."""
+        return next(
+            (job for job in self._held.values() if job.collection == name and job.job_id not in self._replaced), None
+        )
 
     def _write(self, job: ClusterJob, *, check: bool = False, **changes: object) -> None:
         """The job's held state with `changes` and a heartbeat of now, to the store. `check`: raise
