@@ -14,8 +14,8 @@ import numpy.typing as npt
 import pytest
 
 from adapters.people.neighbours import FaissNeighbours
-from domain.cluster_jobs import HEARTBEAT, INTERRUPTED, STALE_AFTER
-from domain.errors import ClusteringNotStarted
+from domain.cluster_jobs import HEARTBEAT, INTERRUPTED, STALE_AFTER, ClusterJob
+from domain.errors import ClusteringNotStarted, StoreUnavailable
 from domain.people import Neighbours
 from domain.use_cases.cluster_jobs import ClusterJobs, Heartbeat
 from domain.use_cases.people import People
@@ -115,3 +115,24 @@ def test_the_heartbeat_thread_beats_until_stopped() -> None:
     beaten = threading.Event()
     with Heartbeat(beaten.set, every=0.001):
         assert beaten.wait(10)  # a guard against a hang, not a timing
+
+
+def test_a_pass_whose_end_the_store_did_not_take_is_let_go_and_reads_as_interrupted() -> None:
+    world, clock = World(identities=2), Clock()
+    photos(world)
+    gallery = world.gallery
+    saved = gallery.save_cluster_job
+
+    def save(job: ClusterJob) -> bool:
+        if job.state == "done":
+            raise StoreUnavailable("the store went away")
+        return saved(job)
+
+    gallery.save_cluster_job = save  # type: ignore[method-assign]
+    jobs = replica(world, clock)
+    job, _ = jobs.claim("c")
+    ended = jobs.run(job)
+    assert ended.job_id == job.job_id and jobs.held == 0  # no heartbeat keeps it alive any more
+    assert jobs.status("c").state == "running"
+    clock.now += STALE_AFTER + timedelta(seconds=1)
+    assert (jobs.status("c").state, jobs.status("c").error) == ("failed", INTERRUPTED)

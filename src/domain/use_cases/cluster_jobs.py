@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -76,28 +76,32 @@ class ClusterJobs:
         each stage too). Its last state."""
 
         def advance(stage: str, done: float) -> None:
-            self._write(job, stage=stage, progress=done, check=True)
+            self._write(job, {"stage": stage, "progress": done}, check=True)
             if progress is not None:
                 progress(stage, done)
 
-        self._write(job, state="running", stage="reading")
+        end: dict[str, object]
         try:
+            self._write(job, {"state": "running", "stage": "reading"}, check=True)
             outcome = self._people.recluster(job.collection, advance)
+            end = {"state": "done", "stage": "done", "progress": 1.0, "outcome": outcome}
         except JobReplaced:
             logger.warning("the re-cluster %s of collection %r was replaced by a newer one", job.job_id, job.collection)
             return self._finish(job)
         except FaceServiceError as error:
-            self._write(job, state="failed", stage="failed", finished_at=self._clock(), error=error.message)
+            end = {"state": "failed", "stage": "failed", "error": error.message}
         except Exception:
             logger.exception("the re-cluster of collection %r failed", job.collection)
-            self._write(job, state="failed", stage="failed", finished_at=self._clock(), error="internal error")
-        else:
-            self._write(job, state="done", stage="done", progress=1.0, finished_at=self._clock(), outcome=outcome)
+            end = {"state": "failed", "stage": "failed", "error": "internal error"}
+        try:
+            self._write(job, {"finished_at": self._clock(), **end})
+        except FaceServiceError as error:  # unrecorded, its heartbeat stops: it will read as interrupted
+            logger.error(
+                "the re-cluster of collection %r ended, but the store did not take it: %s",
+                job.collection,
+                error.message,
+            )
         return self._finish(job)
-
-    def abandon(self, job: ClusterJob) -> None:
-        """Forget a claimed job that will not run here (its heartbeat stops: it reads as interrupted)."""
-        self._finish(job)
 
     def beat(self) -> None:
         """A heartbeat for every job this process holds."""
@@ -123,14 +127,14 @@ class ClusterJobs:
             (job for job in self._held.values() if job.collection == name and job.job_id not in self._replaced), None
         )
 
-    def _write(self, job: ClusterJob, *, check: bool = False, **changes: object) -> None:
+    def _write(self, job: ClusterJob, changes: Mapping[str, object] | None = None, *, check: bool = False) -> None:
         """The job's held state with `changes` and a heartbeat of now, to the store. `check`: raise
         JobReplaced when a newer claim took its place (from the pass's progress: it stops there)."""
         with self._lock:
             current = self._held.get(job.job_id)
             if current is None:  # finished meanwhile: a late heartbeat writes nothing
                 return
-            current = dataclasses.replace(current, heartbeat_at=self._clock(), **changes)  # type: ignore[arg-type]
+            current = dataclasses.replace(current, heartbeat_at=self._clock(), **(changes or {}))  # type: ignore[arg-type]
             self._held[job.job_id] = current
             if job.job_id in self._replaced or not self._store.save_cluster_job(current):
                 self._replaced.add(job.job_id)
