@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -16,6 +16,7 @@ from domain.gallery import (
     ImportOutcome,
     PersonInfo,
     PhotoCursor,
+    PhotoHit,
     PhotoInfo,
     PhotoSearchOutcome,
     SearchOutcome,
@@ -205,6 +206,14 @@ class FaceGallery(Protocol):
         `after`, and how many there are on every page."""
         ...
 
+    def search_photos_many(
+        self, collection: str, probes: npt.NDArray[np.float32], min_similarity: float, top_k: int
+    ) -> list[list[PhotoHit]]:
+        """`search_photos`' first page (no cursor) for each probe, a row of `probes` (a new photo's
+        faces): the same hits in the same order as one search per probe, found together (one pass
+        over the faces, or one round trip) where the store can."""
+        ...
+
     def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
         """Name faces (a person's): the unlabelled ones become the subject's (created when new), in one
         transaction, so subject search, verify and `subject` see them from then on; they stay their
@@ -248,6 +257,12 @@ class PeopleStore(Protocol):
 
     def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
         """Face id -> person id, for those of these faces in a person."""
+        ...
+
+    def join_people(self, collection: str, joins: Mapping[str, str]) -> int:
+        """Each face (face id -> person id) into that person, out of any other (one left empty goes),
+        in one transaction: a new photo's faces joining people. A face or a person no longer stored (a
+        delete or a full pass ran meanwhile) is skipped; how many faces joined."""
         ...
 
     def refusals(self, collection: str) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ import pytest
 
 from domain.errors import FaceNotFound, GalleryLimitExceeded, InvalidInput, PersonNotFound, SubjectNotFound
 from domain.gallery import FaceRecord, GalleryLimits
+from domain.people import UNASSIGNED, Candidate, ClusteringRules, assign_photo
 from domain.ports import FaceGallery, PeopleStore
 from tests.integration.test_gallery_contract import (  # noqa: F401 (fixtures)
     DIM,
@@ -289,3 +290,75 @@ def test_an_unknown_person_is_not_deleted(gallery: Store) -> None:
     with pytest.raises(PersonNotFound):  # a person of another collection
         gallery.delete_person("d", person.person_id)
     assert gallery.person("c", person.person_id)[0].faces == 1
+
+
+def test_join_people_puts_new_faces_into_people_and_skips_what_is_gone(gallery: Store) -> None:
+    photos = indexed(gallery, 6, 1)
+    f = [photos[i][0].face_id for i in range(6)]
+    first = gallery.move_faces("c", [f[0]], None)
+    second = gallery.move_faces("c", [f[1], f[2]], None)
+    lone = gallery.move_faces("c", [f[3]], None)
+    gallery.delete_photo("c", "p5")  # its face is gone: skipped, as a person that is gone
+    joins = {f[4]: first.person_id, f[5]: first.person_id, f[3]: second.person_id, f[2]: "f" * 32}
+    assert gallery.join_people("c", joins) == 2
+    assert gallery.memberships("c") == {
+        f[0]: first.person_id,
+        f[4]: first.person_id,
+        f[1]: second.person_id,
+        f[2]: second.person_id,
+        f[3]: second.person_id,
+    }
+    with pytest.raises(PersonNotFound):  # its last face left it
+        gallery.person("c", lone.person_id)
+    assert gallery.join_people("c", {}) == 0
+
+
+def one_face_at_a_time(store: Store, faces: list[FaceRecord], rules: ClusteringRules) -> list[str | None]:
+    """The people a new photo's faces join by one photo search per face (what `assign_new` did before
+    it searched them together), without storing anything."""
+    own = {f.face_id for f in faces}
+    hits = [
+        [
+            h
+            for h in store.search_photos("c", f.embedding, rules.link_similarity, rules.neighbours + 1, None).hits
+            if h.face_id not in own
+        ]
+        for f in faces
+    ]
+    person_of = store.people_of("c", sorted({h.face_id for row in hits for h in row}))
+    codes = {person: i for i, person in enumerate(sorted(set(person_of.values())))}
+    chosen = assign_photo(
+        [[Candidate(h.similarity, codes.get(person_of.get(h.face_id, ""), UNASSIGNED)) for h in row] for row in hits],
+        [() for _ in faces],
+        rules,
+    )
+    people = {code: person for person, code in codes.items()}
+    return [None if code == UNASSIGNED else people[code] for code in chosen]
+
+
+def test_a_new_photos_faces_join_people_as_one_search_per_face_would(gallery: Store) -> None:
+    """The use case on every store: 12 identities in 30 photos, grouped by a full pass; then a photo of
+    10 faces (more than one group of probes), 7 of known people and 3 of nobody yet."""
+    from adapters.people.neighbours import FaissNeighbours
+    from domain.use_cases.collections import CollectionRules
+    from domain.use_cases.people import People
+
+    rules = CollectionRules(default_threshold=0.5, default_top_k=3, max_top_k=10, max_page=50)
+    people = People(gallery, gallery, FaissNeighbours(), rules)
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    rng = np.random.default_rng(70)
+    centres = unit(rng, 22)
+
+    def faces_of(identities: list[int]) -> np.ndarray:
+        noisy = centres[identities] + 0.35 * unit(rng, len(identities))
+        return noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+
+    for p in range(30):
+        index(gallery, "c", f"p{p:02d}", faces_of([int(i) for i in rng.choice(12, 4, replace=False)]))
+    people.recluster("c")
+    new = index(gallery, "c", "new", faces_of([0, 1, 2, 3, 4, 5, 6, 12, 13, 14]))
+    expected = one_face_at_a_time(gallery, new, people.clustering)
+    assert people.assign_new("c", new) == expected
+    assert sum(person is not None for person in expected) >= 5 and expected[7:] == [None] * 3
+    members = gallery.memberships("c")
+    assert [members.get(f.face_id) for f in new] == expected

@@ -390,3 +390,63 @@ def test_postgres_photo_search_through_the_hnsw_index_finds_the_photos_above_the
             "c", probe, 0.5, 3, PhotoCursor(fast.hits[2].similarity, fast.hits[2].photo_id)
         )
         assert [h.photo_id for h in paged.hits] == [h.photo_id for h in fast.hits[3:6]]
+
+
+def one_search_per_probe(gallery: FaceGallery, probes: np.ndarray, floor: float, top_k: int) -> list[list[PhotoHit]]:
+    return [gallery.search_photos("c", probe, floor, top_k, None).hits for probe in probes]
+
+
+@pytest.mark.parametrize(("floor", "top_k"), [(-1.0, 3), (0.3, 5), (0.3, 1000)])
+def test_photo_search_of_many_probes_finds_what_one_search_per_probe_finds(
+    gallery: FaceGallery, floor: float, top_k: int
+) -> None:
+    """A new photo's faces searched together (the people's incremental path): 11 probes, past one
+    group of probes sharing a pass over the matrix, some near a person, some near nobody."""
+    gallery.create_collection("c", MODEL, DIM, 0.3)
+    rng = np.random.default_rng(53)
+    people = unit(rng, 6)
+    for p in range(50):
+        count = int(rng.integers(1, 5))
+        noisy = people[rng.integers(0, 6, count)] + 0.5 * unit(rng, count)
+        index(gallery, "c", f"photo-{p:03d}", noisy / np.linalg.norm(noisy, axis=1, keepdims=True))
+    gallery.add_face("c", face("decoy", people[0]))  # a subject's face: never a photo hit
+    near = people[rng.integers(0, 6, 8)] + 0.3 * unit(rng, 8)
+    probes = np.vstack([near / np.linalg.norm(near, axis=1, keepdims=True), unit(rng, 3)]).astype(np.float32)
+    together = gallery.search_photos_many("c", probes, floor, top_k)
+    assert together == one_search_per_probe(gallery, probes, floor, top_k)
+    assert sum(len(hits) for hits in together) > 11  # not vacuous: most probes found photos
+    assert gallery.search_photos_many("c", probes[:0], floor, top_k) == []
+
+
+@pytest.mark.parametrize(("faces_per_photo", "top_k", "read_again"), [(3, 10, 0), (8, 21, 1)])
+def test_postgres_photo_search_of_many_probes_through_the_index(
+    pg: Maker, monkeypatch: pytest.MonkeyPatch, faces_per_photo: int, top_k: int, read_again: int
+) -> None:
+    """exact_below=0: one statement reads each probe's nearest faces through the index. With 3 faces
+    of the probe's person per photo (alike, so the index reads them one after another), the first
+    faces read settle the page (`top_k` photos above the last face read); with 8 a photo, they hold
+    fewer than `top_k` photos, so that probe is searched again alone. Either way the hits are those of
+    one search per probe."""
+    from adapters.stores.postgres import search
+
+    approximate = pg(exact_below=0)
+    approximate.create_collection("c", MODEL, DIM, 0.3)
+    rng = np.random.default_rng(61)
+    person, others = unit(rng, 1)[0], unit(rng, 40)
+    for p in range(40):
+        alike = person + 0.4 * unit(rng, 1) + 0.03 * unit(rng, faces_per_photo)  # a photo's faces read in a row
+        noisy = np.vstack([alike, others[p] + 0.4 * unit(rng, 2)])
+        index(approximate, "c", f"p{p:03d}", noisy / np.linalg.norm(noisy, axis=1, keepdims=True))
+    probes = np.vstack([person, unit(rng, 2)]).astype(np.float32)
+    alone = one_search_per_probe(approximate, probes, 0.4, top_k)
+    calls: list[int] = []
+    single = search._photos_approximate
+
+    def counted(*args: Any) -> Any:
+        calls.append(1)
+        return single(*args)
+
+    monkeypatch.setattr(search, "_photos_approximate", counted)
+    together = approximate.search_photos_many("c", probes, 0.4, top_k)
+    assert together == alone and len(together[0]) == min(top_k, 40)
+    assert len(calls) == read_again

@@ -463,31 +463,64 @@ class FaceMatrix:
             n = self._n
             if not n:
                 return [], 0, 0
-            use_int8 = scan == "int8" and self._coded > 0 and self._finite and bool(np.isfinite(probes).all())
-            coarse = self._int8_scores(probes, n) if use_int8 else self._float32_scores(probes, n)
-            unit, bound = float(coarse.units[0]), float(coarse.bounds[0])
-            cut = (floor - bound) / unit if math.isfinite(bound) and unit > 0 else -math.inf
-            rows = coarse.reaching(0, cut) if math.isfinite(cut) else np.arange(n)
-            best, scores = self._ranked(rows, probes[0])  # best first
-            count = int(np.count_nonzero(scores >= floor))
-            descending = -scores[:count]
-            start = end = 0
-            if after is not None:  # the page starts at the cursor's score; its ties are sorted out below
-                start = int(np.searchsorted(descending, -after[0], side="left"))
-                end = int(np.searchsorted(descending, -after[0], side="right"))
-            end = min(count, end + top_k)
-            if end:  # the whole block of the last score taken, so that ties are ranked by name
-                end = int(np.searchsorted(descending, descending[end - 1], side="right"))
-            ranked = sorted(
-                (-float(scores[i]), self._names[int(self._subject_of[best[i]])], int(best[i]))
-                for i in range(start, end)
-            )
-            page = [
-                SubjectHit(name, face_id_text(self._face_ids[row]), -negated)
-                for negated, name, row in ranked
-                if after is None or -negated < after[0] or (-negated == after[0] and name > after[1])
-            ]
-            return page[:top_k], count, n
+            coarse = self._first_pass(probes, n, scan)
+            page, count = self._groups_page(coarse, 0, probes[0], floor, top_k, after, n)
+            return page, count, n
+
+    def groups_reaching_many(
+        self, probes: npt.NDArray[np.float32], floor: float, top_k: int, *, scan: Scan = "int8"
+    ) -> list[list[SubjectHit]]:
+        """`groups_reaching`'s first page for each probe (a row of `probes`: a new photo's faces), the
+        same hits; PROBE_GROUP probes share each pass over the matrix, as in `search`."""
+        probes = np.ascontiguousarray(probes, dtype=np.float32).reshape(-1, self.dimension)
+        with self._lock.reading():
+            n = self._n
+            if not n:
+                return [[] for _ in range(len(probes))]
+            hits: list[list[SubjectHit]] = []
+            for lo in range(0, len(probes), PROBE_GROUP):
+                group = probes[lo : lo + PROBE_GROUP]
+                coarse = self._first_pass(group, n, scan)
+                hits += [self._groups_page(coarse, j, probe, floor, top_k, None, n)[0] for j, probe in enumerate(group)]
+            return hits
+
+    def _first_pass(self, probes: npt.NDArray[np.float32], n: int, scan: Scan) -> Coarse:
+        use_int8 = scan == "int8" and self._coded > 0 and self._finite and bool(np.isfinite(probes).all())
+        return self._int8_scores(probes, n) if use_int8 else self._float32_scores(probes, n)
+
+    def _groups_page(
+        self,
+        coarse: Coarse,
+        j: int,
+        probe: npt.NDArray[np.float32],
+        floor: float,
+        top_k: int,
+        after: tuple[float, str] | None,
+        n: int,
+    ) -> tuple[list[SubjectHit], int]:
+        """Probe j's page of `groups_reaching` from its first-pass scores, and the count."""
+        unit, bound = float(coarse.units[j]), float(coarse.bounds[j])
+        cut = (floor - bound) / unit if math.isfinite(bound) and unit > 0 else -math.inf
+        rows = coarse.reaching(j, cut) if math.isfinite(cut) else np.arange(n)
+        best, scores = self._ranked(rows, probe)  # best first
+        count = int(np.count_nonzero(scores >= floor))
+        descending = -scores[:count]
+        start = end = 0
+        if after is not None:  # the page starts at the cursor's score; its ties are sorted out below
+            start = int(np.searchsorted(descending, -after[0], side="left"))
+            end = int(np.searchsorted(descending, -after[0], side="right"))
+        end = min(count, end + top_k)
+        if end:  # the whole block of the last score taken, so that ties are ranked by name
+            end = int(np.searchsorted(descending, descending[end - 1], side="right"))
+        ranked = sorted(
+            (-float(scores[i]), self._names[int(self._subject_of[best[i]])], int(best[i])) for i in range(start, end)
+        )
+        page = [
+            SubjectHit(name, face_id_text(self._face_ids[row]), -negated)
+            for negated, name, row in ranked
+            if after is None or -negated < after[0] or (-negated == after[0] and name > after[1])
+        ]
+        return page[:top_k], count
 
     # --- the first pass: approximate scores with a proven bound on their error
 

@@ -7,7 +7,7 @@ Nothing survives the process. For the fake backend, tests, and trying the servic
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -343,6 +343,23 @@ class MemoryGallery:
             searched,
         )
 
+    def search_photos_many(
+        self, collection: str, probes: npt.NDArray[np.float32], min_similarity: float, top_k: int
+    ) -> list[list[PhotoHit]]:
+        with self._lock:
+            target = self._get(collection)
+        matrix = checks.probes(probes, target.dimension, top_k)
+        hits = target.by_photo.groups_reaching_many(matrix, min_similarity, top_k)
+        with self._lock:
+            return [
+                [
+                    PhotoHit(hit.external_id, hit.face_id, hit.similarity, face.external_id, face.bbox)
+                    for hit in row
+                    if (face := target.records.get(hit.face_id)) is not None  # deleted meanwhile
+                ]
+                for row in hits
+            ]
+
     @staticmethod
     def _photo(collection: _Collection, photo_id: str) -> _Photo:
         stored = collection.photos.get(photo_id)
@@ -427,6 +444,19 @@ class MemoryGallery:
         with self._lock:
             person_of = self._get(collection).person_of
             return {face_id: person_of[face_id] for face_id in face_ids if face_id in person_of}
+
+    def join_people(self, collection: str, joins: Mapping[str, str]) -> int:
+        with self._lock:
+            target = self._get(collection)
+            kept = {
+                face_id: person_id
+                for face_id, person_id in joins.items()
+                if face_id in target.records and person_id in target.people  # gone meanwhile: skipped
+            }
+            left = {target.person_of.get(face_id) for face_id in kept} - set(kept.values())
+            target.person_of.update(kept)
+            self._drop_empty(target, left)
+            return len(kept)
 
     def refusals(self, collection: str) -> list[tuple[str, str]]:
         with self._lock:

@@ -51,6 +51,7 @@ from adapters.stores.sqlite_sql import (
     PEOPLE_AFTER,
     PEOPLE_OF,
     PEOPLE_PAGE,
+    PEOPLE_REFS,
     PERSON,
     PERSON_FACES,
     PHOTO,
@@ -95,6 +96,7 @@ from domain.gallery import (
     QuarantinedCollection,
     SearchOutcome,
     StoreHealth,
+    SubjectHit,
     SubjectInfo,
     collection_problem,
     is_photo_id,
@@ -435,19 +437,30 @@ class SqliteGallery:
         cursor = None if after is None else (after.similarity, after.photo_id)
         hits, count, _ = target.by_photo.groups_reaching(matrix[0], min_similarity, top_k, cursor)
         searched = target.faces
+        return PhotoSearchOutcome(self._photo_hits(target, [hits])[0], count, "exact", searched)
+
+    def search_photos_many(
+        self, collection: str, probes: npt.NDArray[np.float32], min_similarity: float, top_k: int
+    ) -> list[list[PhotoHit]]:
+        self._check_open()
+        target = self._get(collection)
+        matrix = checks.probes(probes, target.dimension, top_k)
+        return self._photo_hits(target, target.by_photo.groups_reaching_many(matrix, min_similarity, top_k))
+
+    def _photo_hits(self, target: SqliteCollection, hits: list[list[SubjectHit]]) -> list[list[PhotoHit]]:
+        """The photo matrix's hits (a photo's best face each) with their faces' boxes and subjects, read
+        in one statement."""
         with self._reading() as db:
-            wanted = json.dumps([hit.face_id for hit in hits])
+            wanted = json.dumps(sorted({hit.face_id for row in hits for hit in row}))
             found = {row[0]: row[1:] for row in db.execute(HIT_FACES, (wanted, target.id))}
-        return PhotoSearchOutcome(
+        return [
             [
                 PhotoHit(hit.external_id, hit.face_id, hit.similarity, face[0], None if face[1] is None else face[1:])
-                for hit in hits
+                for hit in row
                 if (face := found.get(hit.face_id)) is not None  # deleted meanwhile
-            ],
-            count,
-            "exact",
-            searched,
-        )
+            ]
+            for row in hits
+        ]
 
     # --- search and export
 
@@ -553,6 +566,21 @@ class SqliteGallery:
         with self._reading() as db:
             target = self._get(collection)
             return dict(db.execute(PEOPLE_OF, (json.dumps(list(face_ids)), target.id)).fetchall())
+
+    def join_people(self, collection: str, joins: Mapping[str, str]) -> int:
+        with self._writing() as db:
+            target = self._get(collection)
+            with _transaction(db):
+                seqs = dict(db.execute(FACE_SEQS, (json.dumps(list(joins)), target.id)).fetchall())
+                wanted = json.dumps(sorted(set(joins.values())))
+                refs = dict(db.execute(PEOPLE_REFS, (wanted, target.id)).fetchall())
+                rows = [
+                    (seqs[face_id], refs[person_id])
+                    for face_id, person_id in joins.items()
+                    if face_id in seqs and person_id in refs  # gone meanwhile: skipped
+                ]
+                db.executemany(JOIN_PERSON, rows)
+            return len(rows)
 
     def refusals(self, collection: str) -> list[tuple[str, str]]:
         with self._reading() as db:

@@ -219,6 +219,10 @@ JOIN_PERSON = (
     "INSERT INTO person_faces (face_seq, person_ref) VALUES (?, ?)"
     " ON CONFLICT (face_seq) DO UPDATE SET person_ref = excluded.person_ref"
 )
+PEOPLE_REFS = (
+    "SELECT pe.person_id, pe.id FROM json_each(?) AS wanted CROSS JOIN people pe"
+    " WHERE pe.person_id = wanted.value AND pe.collection_id = ?"
+)
 PEOPLE_OF = (
     "SELECT f.face_id, pe.person_id FROM json_each(?) AS wanted CROSS JOIN faces f"
     " JOIN person_faces pf ON pf.face_seq = f.seq JOIN people pe ON pe.id = pf.person_ref"

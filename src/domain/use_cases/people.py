@@ -155,16 +155,11 @@ class People:
         if not wanted:
             return [None] * len(faces)
         own = {face.face_id for face in faces}
-        hits_per_face = [
-            [
-                hit
-                for hit in self._gallery.search_photos(
-                    name, face.embedding, rules.link_similarity, rules.neighbours + 1, None
-                ).hits
-                if hit.face_id not in own
-            ]
-            for face in wanted
-        ]
+        # One search for the photo's faces together (one pass over the faces, or one round trip).
+        found_per_face = self._gallery.search_photos_many(
+            name, np.stack([face.embedding for face in wanted]), rules.link_similarity, rules.neighbours + 1
+        )
+        hits_per_face = [[hit for hit in hits if hit.face_id not in own] for hits in found_per_face]
         found = {hit.face_id for hits in hits_per_face for hit in hits}
         person_of = self._store.people_of(name, sorted(found))
         codes = {person: i for i, person in enumerate(sorted(set(person_of.values())))}
@@ -174,11 +169,9 @@ class People:
         ]
         chosen = assign_photo(candidates, [() for _ in wanted], rules)
         people = {code: person for person, code in codes.items()}
-        joined: dict[str, str] = {}
-        for face, code in zip(wanted, chosen, strict=True):
-            if code != UNASSIGNED:
-                self._store.move_faces(name, [face.face_id], people[code])
-                joined[face.face_id] = people[code]
+        joined = {face.face_id: people[code] for face, code in zip(wanted, chosen, strict=True) if code != UNASSIGNED}
+        if joined:
+            self._store.join_people(name, joined)
         return [joined.get(face.face_id) for face in faces]
 
 

@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -57,6 +57,7 @@ from domain.gallery import (
     ImportOutcome,
     PersonInfo,
     PhotoCursor,
+    PhotoHit,
     PhotoInfo,
     PhotoSearchOutcome,
     QuarantinedCollection,
@@ -361,6 +362,14 @@ class PostgresGallery:
             matrix = checks.probes(probe, target.dimension, top_k)
             return search.photos(conn, target, self._search, matrix[0], min_similarity, top_k, after)
 
+    def search_photos_many(
+        self, collection: str, probes: npt.NDArray[np.float32], min_similarity: float, top_k: int
+    ) -> list[list[PhotoHit]]:
+        with self._transaction() as conn:
+            target = rows.find(conn, collection)
+            matrix = checks.probes(probes, target.dimension, top_k)
+            return search.photos_many(conn, target, self._search, matrix, min_similarity, top_k)
+
     @staticmethod
     def _photo_faces(conn: psycopg.Connection[TupleRow], target: rows.Target, photo_id: str) -> list[FaceRecord]:
         found = (
@@ -397,6 +406,10 @@ class PostgresGallery:
     def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
         with self._connection() as conn:
             return people_sql.people_of(conn, rows.find(conn, collection), face_ids)
+
+    def join_people(self, collection: str, joins: Mapping[str, str]) -> int:
+        with self._transaction() as conn:
+            return people_sql.join_people(conn, rows.locked(conn, collection), joins)
 
     def refusals(self, collection: str) -> list[tuple[str, str]]:
         with self._connection() as conn:

@@ -4,7 +4,7 @@ deleted between being found here and joining a person). schema.py's migration 4 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 import psycopg
@@ -77,6 +77,27 @@ def people_of(conn: Connection, target: rows.Target, face_ids: Sequence[str]) ->
         (target.id, list(face_ids)),
     ).fetchall()
     return {row[0]: row[1] for row in found}
+
+
+def join_people(conn: Connection, target: rows.Target, joins: Mapping[str, str]) -> int:
+    """One statement: the faces and people still stored joined, the others skipped."""
+    joined = (
+        conn.cursor()
+        .execute(
+            sql.SQL(
+                "INSERT INTO gallery_person_faces (collection_id, face_id, person_id)"
+                " SELECT %(c)s, j.face_id, j.person_id"
+                " FROM unnest(%(faces)s::text[], %(people)s::text[]) AS j (face_id, person_id)"
+                " WHERE EXISTS (SELECT 1 FROM {} f WHERE f.face_id = j.face_id)"
+                " AND EXISTS (SELECT 1 FROM gallery_people p"
+                " WHERE p.collection_id = %(c)s AND p.person_id = j.person_id)"
+                " ON CONFLICT (collection_id, face_id) DO UPDATE SET person_id = excluded.person_id RETURNING 1"
+            ).format(target.table),
+            {"c": target.id, "faces": list(joins), "people": list(joins.values())},
+        )
+        .fetchall()
+    )
+    return len(joined)
 
 
 def refusals(conn: Connection, target: rows.Target) -> list[tuple[str, str]]:

@@ -135,6 +135,22 @@ def photos(
     return _photos_approximate(conn, target, search, probe, floor, top_k, after)
 
 
+def photos_many(
+    conn: psycopg.Connection[TupleRow],
+    target: Target,
+    search: Search,
+    probes: npt.NDArray[np.float32],
+    floor: float,
+    top_k: int,
+) -> list[list[PhotoHit]]:
+    """`photos`' first page for each probe (a new photo's faces), the same hits. Through the index, one
+    statement reads every probe's nearest faces (`_photos_approximate_many`); a scan (below
+    `exact_below` faces) is one statement per probe, in this one transaction."""
+    if target.faces < search.exact_below or target.dimension > HNSW_MAX_DIMENSION or not search.iterative_scan:
+        return [_photos_exact(conn, target, probe, floor, top_k, None).hits for probe in probes]
+    return _photos_approximate_many(conn, target, search, probes, floor, top_k)
+
+
 def _photos_exact(
     conn: psycopg.Connection[TupleRow],
     target: Target,
@@ -182,13 +198,7 @@ def _photos_approximate(
 ) -> PhotoSearchOutcome:
     """The index in strict distance order, until a face is below `floor`: each photo's first face is
     its best; then ranked and paged as the exact search."""
-    for name, value in (
-        ("hnsw.ef_search", str(search.ef_search)),
-        ("hnsw.iterative_scan", "strict_order"),
-        ("hnsw.max_scan_tuples", str(PHOTO_SCAN_TUPLES)),
-        ("enable_seqscan", "off"),
-    ):
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+    _strict_order_scan(conn, search)
     best: dict[str, tuple[object, ...]] = {}
     with conn.cursor(name="photo_search", binary=True) as cursor:
         cursor.execute(
@@ -212,6 +222,75 @@ def _photos_approximate(
     ranked = sorted(best.values(), key=lambda row: (-float(row[7]), str(row[0])))  # type: ignore[arg-type]
     page = [row for row in ranked if after is None or not after.before(float(row[7]), str(row[0]))]  # type: ignore[arg-type]
     return PhotoSearchOutcome([_photo_hit(row) for row in page[:top_k]], len(best), "approximate", target.faces)
+
+
+def _strict_order_scan(conn: psycopg.Connection[TupleRow], search: Search) -> None:
+    """The settings of a photo search through the index, for this transaction."""
+    for name, value in (
+        ("hnsw.ef_search", str(search.ef_search)),
+        ("hnsw.iterative_scan", "strict_order"),
+        ("hnsw.max_scan_tuples", str(PHOTO_SCAN_TUPLES)),
+        ("enable_seqscan", "off"),
+    ):
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+def _photos_approximate_many(
+    conn: psycopg.Connection[TupleRow],
+    target: Target,
+    search: Search,
+    probes: npt.NDArray[np.float32],
+    floor: float,
+    top_k: int,
+) -> list[list[PhotoHit]]:
+    """One statement: for each probe, the index's first `limit` faces in strict distance order (a
+    LATERAL join over the probes, each one the same index scan `_photos_approximate` reads through its
+    cursor). A probe's page is known from them when they reach a face below `floor` or the scan's end,
+    or when `top_k` photos score above the last face read (no later face can pass them); otherwise
+    (a crowd of faces near the probe) that probe is searched again by `_photos_approximate`."""
+    _strict_order_scan(conn, search)
+    limit = max(PHOTO_FIRST_FETCH, 4 * top_k)
+    probes_sql = sql.SQL(", ").join(
+        sql.SQL("({}, %s::vector({}))").format(sql.Literal(j), sql.Literal(target.dimension))
+        for j in range(len(probes))
+    )
+    rows = (
+        conn.cursor(binary=True)
+        .execute(
+            sql.SQL(
+                "SELECT p.j, h.photo_id, h.face_id, h.external_id, h.x1, h.y1, h.x2, h.y2, h.distance"
+                " FROM (VALUES {}) AS p (j, probe) CROSS JOIN LATERAL ("
+                "  SELECT s.*, row_number() OVER () AS place FROM ("
+                "   SELECT photo_id, face_id, external_id, x1, y1, x2, y2,"
+                "   (embedding::vector({})) <=> p.probe AS distance"
+                "   FROM {} WHERE photo_id IS NOT NULL ORDER BY distance LIMIT %s) s) h"
+                " ORDER BY p.j, h.place"
+            ).format(probes_sql, sql.Literal(target.dimension), target.table),
+            (*(PgVector(probe) for probe in probes), limit),
+        )
+        .fetchall()
+    )
+    read: list[list[tuple[Any, ...]]] = [[] for _ in probes]
+    for row in rows:
+        read[int(row[0])].append(row[1:])
+    pages: list[list[PhotoHit]] = []
+    for probe, faces in zip(probes, read, strict=True):
+        best: dict[str, tuple[object, ...]] = {}
+        below = False
+        for row in faces:
+            similarity = 1.0 - float(row[7])
+            if similarity < floor:
+                below = True
+                break
+            best.setdefault(row[0], (*row[:7], similarity))
+        ranked = sorted(best.values(), key=lambda row: (-float(row[7]), str(row[0])))  # type: ignore[arg-type]
+        last = 1.0 - float(faces[-1][7]) if faces else floor
+        settled = below or len(faces) < limit or sum(float(row[7]) > last for row in ranked) >= top_k  # type: ignore[arg-type]
+        if settled:
+            pages.append([_photo_hit(row) for row in ranked[:top_k]])
+        else:
+            pages.append(_photos_approximate(conn, target, search, probe, floor, top_k, None).hits)
+    return pages
 
 
 def _photo_hit(row: Sequence[Any]) -> PhotoHit:
