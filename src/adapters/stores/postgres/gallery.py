@@ -487,13 +487,16 @@ class PostgresGallery:
 
     def _export(self, target: rows.Target) -> Iterator[FaceRecord]:
         after = -1
-        query = sql.SQL("SELECT seq, {} FROM {} WHERE seq > %s ORDER BY seq LIMIT %s").format(
+        # The collection's id in the condition too: without it the primary key (collection_id, seq) is not
+        # seen to give seq's order, and every page was a scan and a sort of the whole partition (12 s
+        # to read 100k faces, growing as the square of the collection).
+        query = sql.SQL("SELECT seq, {} FROM {} WHERE collection_id = %s AND seq > %s ORDER BY seq LIMIT %s").format(
             sql.SQL(rows.FACE_COLUMNS), target.table
         )
         while True:
             try:
                 with self._connection() as conn:
-                    page = conn.cursor(binary=True).execute(query, (after, EXPORT_PAGE)).fetchall()
+                    page = conn.cursor(binary=True).execute(query, (target.id, after, EXPORT_PAGE)).fetchall()
             except CollectionNotFound:
                 return  # deleted meanwhile
             if not page:
