@@ -1,6 +1,7 @@
 """People at 100k faces through the service's own path, on SQLite and PostgreSQL (issue 22's cost).
 
-    uv run python -m bench.people_cost [--faces 100000] [--photos 300] [--stores sqlite,postgresql]
+    uv run python -m bench.people_cost [--faces 100000] [--photos 300] [--group-photos 50]
+        [--stores sqlite,postgresql]
 
 bench/people.py's synthetic faces (identities with siblings, long-tailed sizes, photos of 1-5
 faces) are loaded into a collection as unlabelled photo faces; then, per store:
@@ -11,14 +12,15 @@ faces) are loaded into a collection as unlabelled photo faces; then, per store:
   seen yet) indexed one at a time through `Photos.index`, the use case the route calls, with
   `People.assign_new` as its `on_indexed`: p50/p99 of the whole call and of the people part, and
   how the faces joined (the person most of their identity's faces are in, another, or none yet);
+  then `--group-photos` photos of 10 faces the same way;
 - the same photos' neighbour searches again, read-only: all faces of a photo together
   (`search_photos_many`, what `assign_new` does) against one `search_photos` per face (what it did
   before), in the same run, on the same warm store.
 
 PostgreSQL is the tests' throwaway pgserver (or `--postgres-url`), with its HNSW index built after
 the load, as bench/photo_search.py does; at 100k faces its photo search goes through the index. Its
-index scans are counted (pg_stat_user_indexes) to show that the batched statement reads the index
-once per face. Writes bench/results/people_cost.json (git-ignored) and prints it.
+index scans for one photo are counted (pg_stat_user_indexes), together and one search per face: the
+batched statement reads the index as the single searches do. Writes bench/results/people_cost.json (git-ignored) and prints it.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from domain.use_cases.photos import PhotoFaces, PhotoOptions, Photos
 RESULTS = Path(__file__).parent / "results" / "people_cost.json"
 RULES = CollectionRules(default_threshold=0.3, default_top_k=10, max_top_k=100, max_page=1000)
 LOAD_BLOCK = 10_000
+GROUP_FACES = 10
 BOX = BoundingBox(10.0, 10.0, 110.0, 130.0)
 LANDMARKS = ((40.0, 60.0), (80.0, 60.0), (60.0, 85.0), (45.0, 110.0), (75.0, 110.0))
 
@@ -68,8 +71,8 @@ class Data:
     """The synthetic faces split on a photo boundary: the first `faces` loaded, the next `photos`
     photos indexed one at a time."""
 
-    def __init__(self, faces: int, photos: int) -> None:
-        vectors, identity, photo = synthetic(faces + 6 * photos)
+    def __init__(self, faces: int, photos: int, groups: int) -> None:
+        vectors, identity, photo = synthetic(faces + 6 * photos + GROUP_FACES * groups)
         first_new = int(photo[faces]) if photo[faces - 1] != photo[faces] else int(photo[faces]) + 1
         loaded = photo < first_new
         self.vectors, self.identity, self.photo = vectors[loaded], identity[loaded], photo[loaded]
@@ -77,6 +80,12 @@ class Data:
         for p in range(first_new, first_new + photos):
             members = photo == p
             self.new.append((vectors[members], identity[members]))
+        # Group photos: the next faces, GROUP_FACES a photo.
+        start = int(np.flatnonzero(photo == first_new + photos)[0])
+        self.groups = [
+            (vectors[lo : lo + GROUP_FACES], identity[lo : lo + GROUP_FACES])
+            for lo in range(start, start + GROUP_FACES * groups, GROUP_FACES)
+        ]
 
     def records(self, created_at: datetime) -> Any:
         """The loaded faces in blocks of whole photos (one block, one transaction)."""
@@ -157,7 +166,11 @@ def photo_faces(vectors: npt.NDArray[np.float32], digest: str) -> PhotoFaces:
 
 
 def index_photos(
-    gallery: Any, people: People, data: Data, person_of_identity: dict[int, str]
+    gallery: Any,
+    people: People,
+    new: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]],
+    prefix: str,
+    person_of_identity: dict[int, str],
 ) -> tuple[dict[str, Any], list[list[FaceRecord]]]:
     assign_ms: list[float] = []
 
@@ -175,9 +188,9 @@ def index_photos(
     index_ms: list[float] = []
     stored: list[list[FaceRecord]] = []
     right = wrong = waiting = 0
-    for number, (vectors, identities) in enumerate(data.new):
+    for number, (vectors, identities) in enumerate(new):
         began = time.perf_counter()
-        indexed = photos.index("bench", f"new-{number:05d}", photo_faces(vectors, uuid.uuid4().hex * 2), options)
+        indexed = photos.index("bench", f"{prefix}-{number:05d}", photo_faces(vectors, uuid.uuid4().hex * 2), options)
         index_ms.append((time.perf_counter() - began) * 1000)
         stored.append(indexed.faces)
         for who, person in zip(identities.tolist(), outcomes[-1], strict=True):
@@ -187,9 +200,9 @@ def index_photos(
                 right += 1
             else:
                 wrong += 1
-    faces = [len(vectors) for vectors, _ in data.new]
+    faces = [len(vectors) for vectors, _ in new]
     return {
-        "photos": len(data.new),
+        "photos": len(new),
         "faces": sum(faces),
         "faces_per_photo": dict(sorted(Counter(faces).items())),
         "index_call_ms_p50": round(percentile(index_ms, 50), 2),
@@ -237,16 +250,39 @@ def hnsw_scans(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def index_scans(gallery: PostgresGallery, url: str, data: Data) -> dict[str, int]:
+    """The HNSW index scans (pg_stat_user_indexes) of one 5-face photo's neighbour searches, together
+    and one per face: the same count says the batched statement reads the index as the single
+    searches do. A backend flushes its statistics when idle, at least 1 s apart, or 10 s later."""
+    probes = max((vectors for vectors, _ in data.new), key=len)
+    floor, top_k = DEFAULT_RULES.link_similarity, DEFAULT_RULES.neighbours + 1
+    counts = {"faces": len(probes)}
+    for name, search in (
+        ("together", lambda: gallery.search_photos_many("bench", probes, floor, top_k)),
+        ("one_search_per_face", lambda: [gallery.search_photos("bench", p, floor, top_k, None) for p in probes]),
+    ):
+        time.sleep(11)
+        before = hnsw_scans(url)
+        search()
+        time.sleep(11)
+        counts[name] = hnsw_scans(url) - before
+    return counts
+
+
 def measure(gallery: Any, data: Data, identity: dict[str, int], after_load: Callable[[], None]) -> dict[str, Any]:
     after_load()
     people = People(gallery, gallery, FaissNeighbours(), RULES)
     result: dict[str, Any] = {"full_pass": recluster(people)}
     print(json.dumps(result), flush=True)
-    result["index_one_photo_at_a_time"], stored = index_photos(
-        gallery, people, data, majority_person(gallery, identity)
-    )
+    person_of_identity = majority_person(gallery, identity)
+    result["index_one_photo_at_a_time"], stored = index_photos(gallery, people, data.new, "new", person_of_identity)
     print(json.dumps(result["index_one_photo_at_a_time"]), flush=True)
+    result["index_group_photos_one_at_a_time"], groups = index_photos(
+        gallery, people, data.groups, "group", person_of_identity
+    )
+    print(json.dumps(result["index_group_photos_one_at_a_time"]), flush=True)
     result["neighbour_searches_of_those_photos"] = searches(gallery, stored)
+    result["neighbour_searches_of_the_group_photos"] = searches(gallery, groups)
     return result
 
 
@@ -284,13 +320,7 @@ def bench_postgres(url: str, data: Data) -> dict[str, Any]:
                 conn.execute("VACUUM ANALYZE")
 
         result.update(measure(gallery, data, identity, build))
-        # Index scans per face searched: the batched statement reads the HNSW index once per probe.
-        probes = max((vectors for vectors, _ in data.new), key=len)
-        time.sleep(1.2)  # the statistics of the searches before are flushed (at most once a second)
-        before = hnsw_scans(database_url)
-        gallery.search_photos_many("bench", probes, DEFAULT_RULES.link_similarity, DEFAULT_RULES.neighbours + 1)
-        time.sleep(1.2)
-        result["hnsw_index_scans_for_one_photo"] = {"faces": len(probes), "scans": hnsw_scans(database_url) - before}
+        result["hnsw_index_scans_for_one_photo"] = index_scans(gallery, database_url, data)
         return result
     finally:
         gallery.close()
@@ -299,7 +329,8 @@ def bench_postgres(url: str, data: Data) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faces", type=int, default=100_000)
-    parser.add_argument("--photos", type=int, default=300)
+    parser.add_argument("--photos", type=int, default=300, help="photos of 1-5 faces indexed one at a time")
+    parser.add_argument("--group-photos", type=int, default=50, help=f"photos of {GROUP_FACES} faces, after them")
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default="")
     parser.add_argument("--shared-buffers", default="1GB", help="for the pgserver instance started here")
@@ -307,7 +338,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     stores = args.stores.split(",")
-    data = Data(args.faces, args.photos)
+    data = Data(args.faces, args.photos, args.group_photos)
     results: dict[str, Any] = {
         "machine": {
             "cpus": len(os.sched_getaffinity(0)),
