@@ -8,6 +8,8 @@ below `exact_below` faces one scan does it in SQL (the best face per photo, the 
 above, the HNSW index is read in strict distance order (pgvector 0.8's iterative scan, strict_order)
 through a server-side cursor, stopping at the first face below the similarity, or after
 `PHOTO_SCAN_TUPLES` faces (hnsw.max_scan_tuples: the bound on one search's work), and grouped here.
+A new photo's faces (people's incremental path, `photos_many`) are searched in one statement: one
+scan scoring every face against all of them, or a LATERAL join reading the index once per face.
 """
 
 from __future__ import annotations
@@ -143,12 +145,53 @@ def photos_many(
     floor: float,
     top_k: int,
 ) -> list[list[PhotoHit]]:
-    """`photos`' first page for each probe (a new photo's faces), the same hits. Through the index, one
-    statement reads every probe's nearest faces (`_photos_approximate_many`); a scan (below
-    `exact_below` faces) is one statement per probe, in this one transaction."""
+    """`photos`' first page for each probe (a new photo's faces), the same hits, in one statement: one
+    scan scoring every face against every probe (below `exact_below` faces, `_photos_exact_many`), or
+    one read of the index per probe (`_photos_approximate_many`)."""
+    if not len(probes):
+        return []
     if target.faces < search.exact_below or target.dimension > HNSW_MAX_DIMENSION or not search.iterative_scan:
-        return [_photos_exact(conn, target, probe, floor, top_k, None).hits for probe in probes]
+        return _photos_exact_many(conn, target, probes, floor, top_k)
     return _photos_approximate_many(conn, target, search, probes, floor, top_k)
+
+
+def _probe_values(probes: npt.NDArray[np.float32], cast: sql.Composable) -> sql.Composable:
+    """The probes as the rows (j, probe) of a VALUES list, their vectors as parameters."""
+    return sql.SQL(", ").join(sql.SQL("({}, %s::{})").format(sql.Literal(j), cast) for j in range(len(probes)))
+
+
+def _photos_exact_many(
+    conn: psycopg.Connection[TupleRow],
+    target: Target,
+    probes: npt.NDArray[np.float32],
+    floor: float,
+    top_k: int,
+) -> list[list[PhotoHit]]:
+    """`_photos_exact`'s first page for every probe from one scan of the faces (each face read once
+    and scored against every probe: at 9k faces, 10 probes took 23 ms where 10 scans took 70)."""
+    rows = (
+        conn.cursor(binary=True)
+        .execute(
+            sql.SQL(
+                "WITH probes AS MATERIALIZED (SELECT * FROM (VALUES {}) AS v (j, probe)),"
+                " best AS (SELECT DISTINCT ON (j, photo_id) * FROM ("
+                "  SELECT p.j, f.photo_id, f.face_id, f.external_id, f.x1, f.y1, f.x2, f.y2,"
+                "  1 - (f.embedding <=> p.probe) AS similarity"
+                "  FROM {} f CROSS JOIN probes p WHERE f.photo_id IS NOT NULL) scored"
+                " WHERE similarity >= %s ORDER BY j, photo_id, similarity DESC, face_id)"
+                " SELECT * FROM ("
+                "  SELECT best.*, row_number() OVER (PARTITION BY j ORDER BY similarity DESC, photo_id) AS place"
+                "  FROM best) ranked"
+                " WHERE place <= %s ORDER BY j, place"
+            ).format(_probe_values(probes, sql.SQL("vector")), target.table),
+            (*(PgVector(probe) for probe in probes), floor, top_k),
+        )
+        .fetchall()
+    )
+    pages: list[list[PhotoHit]] = [[] for _ in probes]
+    for row in rows:
+        pages[int(row[0])].append(_photo_hit(row[1:9]))
+    return pages
 
 
 def _photos_exact(
@@ -250,10 +293,7 @@ def _photos_approximate_many(
     (a crowd of faces near the probe) that probe is searched again by `_photos_approximate`."""
     _strict_order_scan(conn, search)
     limit = max(PHOTO_FIRST_FETCH, 4 * top_k)
-    probes_sql = sql.SQL(", ").join(
-        sql.SQL("({}, %s::vector({}))").format(sql.Literal(j), sql.Literal(target.dimension))
-        for j in range(len(probes))
-    )
+    probes_sql = _probe_values(probes, sql.SQL("vector({})").format(sql.Literal(target.dimension)))
     rows = (
         conn.cursor(binary=True)
         .execute(
