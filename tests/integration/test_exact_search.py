@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from adapters.stores import matrix as matrix_module
-from adapters.stores.matrix import FaceMatrix, quantize
+from adapters.stores.matrix import FaceMatrix, Scan, quantize
 from adapters.stores.sqlite import SqliteGallery
 from domain.gallery import FaceRecord, GalleryLimits, SubjectHit
 from tests.integration.test_gallery_contract import MODEL, face
@@ -501,3 +501,24 @@ def test_sqlite_quarantines_a_collection_whose_face_id_is_not_hex(tmp_path: Path
         assert_exact(gallery.search("good", probes, top_k=4).hits, expected)
     finally:
         gallery.close()
+
+
+@pytest.mark.parametrize("scan", ["int8", "float32"])
+def test_groups_reaching_many_is_each_probes_first_page(monkeypatch: pytest.MonkeyPatch, scan: Scan) -> None:
+    """A photo's faces searched together (people's incremental path) find, per probe, what
+    `groups_reaching` finds alone: 11 probes (past one group), rows coded and rows not coded yet."""
+    rng = np.random.default_rng(12)
+    dimension = 64
+    matrix = FaceMatrix(dimension)
+    first = clustered(rng, 100, 5, dimension)
+    matrix.append([f"{i:032x}" for i in range(500)], [f"photo-{i // 3}" for i in range(500)], first)
+    monkeypatch.setattr(FaceMatrix, "_code_backlog", lambda self: None)  # the tail stays in float32
+    late = clustered(rng, 400, 5, dimension)
+    matrix.append([f"{i:032x}" for i in range(500, 2500)], [f"photo-{i // 4}" for i in range(500, 2500)], late)
+    assert matrix._coded == 500
+    probes = unit_rows(np.vstack([first[::60], late[::500]]) + 0.1 * rng.standard_normal((13, dimension)))[:11]
+    for floor, top_k in ((0.3, 17), (-1.0, 5), (0.5, 1000)):
+        together = matrix.groups_reaching_many(probes, floor, top_k, scan=scan)
+        alone = [matrix.groups_reaching(p, floor, top_k, scan=scan)[0] for p in probes]
+        assert together == alone
+        assert all(hits for hits in together)
