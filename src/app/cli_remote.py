@@ -3,13 +3,14 @@ FACE_SERVICE_URL), with the key from FACE_SERVICE_API_KEY (or API_KEY). What the
 they print (the same JSON lines), but the service does the work: no model is loaded here and the
 store stays the service's own (a SQLite gallery admits one process: the running service).
 
-A 503 or 429 is tried again after its Retry-After, at most RETRIES times; an import streamed from its
-file is sent once.
+A 503 or 429 is tried again after its Retry-After, at most RETRIES times, each wait longer than the
+last and spread at random (`retry_wait`); an import streamed from its file is sent once.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from domain.use_cases.gallery_rules import checked_external_id, checked_name, ch
 from domain.use_cases.people import checked_person_id
 
 KEY_VARIABLES = ("FACE_SERVICE_API_KEY", "API_KEY")
-RETRIES = 3
+RETRIES = 5
 LONGEST_WAIT_S = 30.0
 NDJSON = "application/x-ndjson"
 
@@ -47,8 +48,10 @@ class RemoteError(FaceServiceError):
 
     @property
     def stops_the_run(self) -> bool:
-        """Not the item's fault: the service unreachable, the key refused, or the service failing."""
-        return self.status in (0, 401, 403) or self.status >= 500
+        """Not the item's fault: the service unreachable, the key refused, or the service failing. A
+        service still at capacity after the retries (503 `overloaded`) fails the item, not the run:
+        running the verb again takes up what is left."""
+        return self.status in (0, 401, 403) or (self.status >= 500 and self.code != "overloaded")
 
 
 def api_key(environ: dict[str, str]) -> str:
@@ -95,7 +98,7 @@ class Remote:
             wait = retry_after(response)
             if wait is None or attempt == RETRIES:
                 break
-            time.sleep(wait)
+            time.sleep(retry_wait(attempt, wait))
         if response.is_error:
             raise answered_error(response)
         return msgspec.json.decode(response.content) if response.content else None
@@ -121,6 +124,15 @@ class Remote:
         if response.is_error:
             raise answered_error(response)
         return msgspec.json.decode(response.content)
+
+
+def retry_wait(attempt: int, retry_after_s: float) -> float:
+    """How long to wait before try `attempt + 1`: the service's Retry-After at least, doubling from
+    half a second with each try, and up to half as long again at random, so that the threads of a
+    `photos index` refused together do not all come back in the same instant (and are refused
+    together again). At most LONGEST_WAIT_S."""
+    jitter = random.uniform(1.0, 1.5)  # noqa: S311 - spreading retries, not a secret
+    return min(max(retry_after_s, 0.5 * 2.0**attempt) * jitter, LONGEST_WAIT_S)
 
 
 def retry_after(response: httpx.Response) -> float | None:

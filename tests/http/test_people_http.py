@@ -147,6 +147,7 @@ BAD_REQUESTS = [
     ("delete", f"{PEOPLE}/NOPE", None, 400, "invalid_person_id"),
     ("delete", f"/collections/nobody/people/{'0' * 32}", None, 404, "collection_not_found"),
     ("get", "/collections/events/people?limit=0", None, 400, None),
+    ("get", "/collections/events/people?after=zz", None, 400, "invalid_cursor"),
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from app.cli_photos import MAX_PHOTO_ID, index_photos, photo_files, photo_id
+from app.cli_remote import RemoteError
 from domain.errors import FaceServiceError, InvalidInput
 
 
@@ -116,6 +117,18 @@ def test_a_run_skips_what_is_there_reports_failures_and_counts_faces(
         "failed": 3,
         "failures": {"duplicate_photo_id": 1, "invalid_image": 1, "invalid_photo_id": 1},
     }  # fmt: skip
+
+
+def test_a_photo_the_service_is_still_too_busy_for_fails_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    target = MemoryTarget([], {"b.jpg": RemoteError("at capacity", "overloaded", 503)})
+    status, records, _ = run(tmp_path, target, capsys)
+    assert status == 1 and sorted(target.indexed) == ["a.jpg", "c.jpg"]
+    assert records[-1]["summary"]["failures"] == {"overloaded": 1}
 
 
 def test_a_missing_collection_stops_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -44,7 +44,9 @@ def test_a_busy_service_is_asked_again_after_retry_after(monkeypatch: pytest.Mon
     monkeypatch.setattr(cli_remote.time, "sleep", waits.append)
     service, sent = remote(busy(503, "2"), busy(429, "1"), httpx.Response(200, json={"collections": []}))
     assert service.call("GET", "/collections") == {"collections": []}
-    assert len(sent) == 3 and waits == [2.0, 1.0]
+    assert len(sent) == 3 and len(waits) == 2
+    assert 2.0 <= waits[0] <= 3.0, "Retry-After at least, and up to half as long again"
+    assert 1.0 <= waits[1] <= 1.5, "the second wait: a second at least (doubling from half a second)"
     assert sent[0].headers["Authorization"] == "Bearer key-0123456789"
     assert str(sent[0].url) == "http://service.test/collections"
 
@@ -58,7 +60,16 @@ def test_it_gives_up_after_its_retries_with_the_services_error(monkeypatch: pyte
     assert len(sent) == cli_remote.RETRIES + 1
     assert waits == [cli_remote.LONGEST_WAIT_S] * cli_remote.RETRIES, "Retry-After is capped"
     assert (raised.value.code, raised.value.status, raised.value.reason) == ("overloaded", 503, "busy")
-    assert raised.value.message == "busy (HTTP 503 overloaded)" and raised.value.stops_the_run
+    assert raised.value.message == "busy (HTTP 503 overloaded)"
+    assert not raised.value.stops_the_run, "a service still busy fails the item; a run goes on"
+
+
+def test_retries_back_off_and_spread_so_refused_threads_do_not_return_together() -> None:
+    waits = [[cli_remote.retry_wait(attempt, 0.0) for attempt in range(cli_remote.RETRIES)] for _ in range(20)]
+    for run in waits:
+        assert all(0.5 * 2**attempt <= wait <= 0.75 * 2**attempt for attempt, wait in enumerate(run))
+    assert len({run[0] for run in waits}) > 1, "not in lockstep"
+    assert cli_remote.retry_wait(0, 600.0) == cli_remote.LONGEST_WAIT_S
 
 
 def test_a_503_without_retry_after_and_other_errors_are_not_retried() -> None:

@@ -69,6 +69,8 @@ class People:
     def page(self, name: str, after: str | None, limit: int) -> list[PersonInfo]:
         if not 1 <= limit <= self._rules.max_page:
             raise InvalidInput(f"limit must be between 1 and {self._rules.max_page}", field="limit")
+        if after is not None and not is_face_id(after):
+            raise InvalidInput("after must be the `next` of a previous page", code="invalid_cursor", field="after")
         return self._store.people(checked_name(name), after, limit)
 
     def get(self, name: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
