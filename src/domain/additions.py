@@ -12,10 +12,10 @@ limit is refused whole, before anything is written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from domain.errors import GalleryLimitExceeded, PhotoExists
+from domain.errors import EnrolledFaceRefused, GalleryLimitExceeded, PeopleNamedDifferently, PhotoExists
 from domain.gallery import FaceRecord, GalleryLimits
 
 
@@ -171,3 +171,28 @@ def plan_labels(
             f"the subject has {subject_faces} faces; {len(chosen)} more are too many per subject", "subject_face_limit"
         )
     return chosen
+
+
+def unlabels_on_refusal(face: FaceRecord) -> bool:
+    """Whether "not this person" on `face` also takes its label away: a photo face labelled to a subject
+    (only naming labels a photo face) goes back to an unlabelled photo face, so the subject (and a
+    re-cluster, which keeps a subject's faces together) no longer holds it. A face enrolled to a subject
+    (no photo) is the subject's by the caller's word: EnrolledFaceRefused (delete it from the subject)."""
+    if face.external_id is None:
+        return False
+    if face.photo_id is None:
+        raise EnrolledFaceRefused(
+            f"face {face.face_id!r} was enrolled to subject {face.external_id!r}, not found in a photo:"
+            " delete it from the subject instead"
+        )
+    return True
+
+
+def check_merge(subjects: Collection[str], other_subjects: Collection[str]) -> None:
+    """A merge of two people holding faces of these subjects (each person's): PeopleNamedDifferently when
+    one holds a subject's face and the other another subject's, since two subjects are never one person.
+    A named and an unnamed person merge (the unnamed one's faces stay unlabelled until named again)."""
+    different = {(a, b) for a in subjects for b in other_subjects if a != b}
+    if different:
+        a, b = min(different)
+        raise PeopleNamedDifferently(f"the people are named {a!r} and {b!r}: two subjects are never one person")

@@ -103,6 +103,19 @@ class PersonNotFound(FaceServiceError):
     code = "person_not_found"
 
 
+class PeopleNamedDifferently(FaceServiceError):
+    """A merge of two people holding faces of different subjects: two subjects are never one person."""
+
+    code = "people_named_differently"
+
+
+class EnrolledFaceRefused(FaceServiceError):
+    """ "Not this person" on a face enrolled to a subject (not from a photo): the subject says it is this
+    person, so the face is deleted from the subject instead (`DELETE .../faces/{face_id}`)."""
+
+    code = "face_enrolled_to_subject"
+
+
 class ClusteringNotStarted(FaceServiceError):
     """No re-cluster of the collection was ever started (or the collection was made again since)."""
 

@@ -7,7 +7,8 @@ Two rules, both over a nearest-neighbour graph that a `NeighbourSearch` (domain/
   people together), cut at `link_similarity`, merged strongest edge first (single linkage, Kruskal)
   under cannot-link constraints checked at every merge: two faces of one photo are never one person,
   a "not this person" correction keeps its two faces apart, and named people are fixed anchors (the
-  faces of one subject start as one group; two subjects never merge). A group smaller than
+  faces of one subject start as one group, but for a face a correction keeps apart from them; two
+  subjects never merge). A group smaller than
   `min_size` with no anchor stays unassigned.
 - `assign`, incremental: a new face joins the person its nearest faces agree on, or waits.
 
@@ -128,10 +129,14 @@ class _Groups:
         small, large = (photos_a, photos_b) if len(photos_a) <= len(photos_b) else (photos_b, photos_a)
         if not small.isdisjoint(large):
             return False
+        return not self.kept_apart(a, b)
+
+    def kept_apart(self, a: int, b: int) -> bool:
+        """Whether a correction keeps a face of group a apart from a face of group b (roots)."""
         excluded_a, excluded_b = self.excluded.get(a), self.excluded.get(b)
         if excluded_a and not excluded_a.isdisjoint(self.members.get(b, ())):
-            return False
-        return not (excluded_b and not excluded_b.isdisjoint(self.members.get(a, ())))
+            return True
+        return bool(excluded_b and not excluded_b.isdisjoint(self.members.get(a, ())))
 
     def union(self, a: int, b: int) -> None:
         """Merge the groups rooted at a and b (the caller checked `allowed`)."""
@@ -164,10 +169,12 @@ def cluster(neighbours: Neighbours, constraints: Constraints, rules: ClusteringR
     first_of_anchor: dict[int, int] = {}
     for i, anchor in enumerate(constraints.anchors.tolist()):
         if anchor >= 0:
-            # One subject's faces start as one group, even two of one photo: a person said so.
+            # One subject's faces start as one group, even two of one photo: a person said so. But
+            # not a face a correction keeps apart from the group's: the correction came later (the
+            # service unlabels a photo face it refuses; this holds for one labelled again after).
             first = first_of_anchor.setdefault(anchor, i)
             a, b = groups.root(first), groups.root(i)
-            if a != b:
+            if a != b and not groups.kept_apart(a, b):
                 groups.union(a, b)
     left, right, _ = linking_edges(neighbours, rules)
     for a, b in zip(left.tolist(), right.tolist(), strict=True):

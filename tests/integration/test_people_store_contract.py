@@ -12,7 +12,15 @@ from typing import Protocol
 import numpy as np
 import pytest
 
-from domain.errors import FaceNotFound, GalleryLimitExceeded, InvalidInput, PersonNotFound, SubjectNotFound
+from domain.errors import (
+    EnrolledFaceRefused,
+    FaceNotFound,
+    GalleryLimitExceeded,
+    InvalidInput,
+    PeopleNamedDifferently,
+    PersonNotFound,
+    SubjectNotFound,
+)
 from domain.gallery import FaceRecord, GalleryLimits
 from domain.people import UNASSIGNED, Candidate, ClusteringRules, assign_photo
 from domain.ports import FaceGallery, PeopleStore
@@ -117,6 +125,86 @@ def test_not_this_person_is_kept_as_face_pairs(gallery: Store) -> None:
     assert len(gallery.refusals("c")) == 3
     gallery.delete_face("c", c)
     assert gallery.refusals("c") == [(min(a, b), max(a, b))]
+
+
+def test_not_this_person_on_a_named_face_unlabels_it(make_gallery: Maker) -> None:
+    """A face naming labelled, refused: back to an unlabelled photo face in the same transaction (out
+    of the subject, subject search and `subjects`; still in its photo and photo search), the subject
+    going with its last face; durably (a reopen reads the same)."""
+    store = make_gallery()
+    photos = indexed(store, 3, 2, seed=5)
+    a, b, c = photos[0][0], photos[1][0], photos[2][0]
+    person = store.move_faces("c", [a.face_id, b.face_id, c.face_id], None)
+    assert store.label_faces("c", [a.face_id, b.face_id, c.face_id], "ann") == 3
+    left = store.refuse_face("c", person.person_id, c.face_id)
+    assert left is not None and left.faces == 2
+    info, faces = store.subject("c", "ann")
+    assert info.faces == 2 and sorted(ids(faces)) == sorted([a.face_id, b.face_id])
+    hits = store.search("c", c.embedding[None, :], 5).hits[0]
+    assert c.face_id not in {hit.face_id for hit in hits}  # subject search: not ann's any more
+    assert store.search("c", c.embedding[None, :], 1, external_id="ann").hits[0][0].face_id != c.face_id
+    unlabelled = next(f for f in store.faces("c") if f.face_id == c.face_id)
+    assert unlabelled.external_id is None and unlabelled.photo_id == "p2"
+    assert [f.external_id for f in store.photo("c", "p2")[1]] == [None, None]
+    found = store.search_photos("c", c.embedding, 0.99, 1, None).hits
+    assert found[0].face_id == c.face_id  # still its photo's face
+    assert store.collection("c").faces == 6 and store.collection("c").subjects == 1
+    # The subject's last faces refused: it goes, as when its last face is deleted.
+    store.refuse_face("c", person.person_id, b.face_id)
+    assert store.refuse_face("c", person.person_id, a.face_id) is None
+    with pytest.raises(SubjectNotFound):
+        store.subject("c", "ann")
+    assert store.subjects("c", None, 10) == [] and store.collection("c").subjects == 0
+    assert store.search("c", a.embedding[None, :], 1).hits[0] == []
+    assert len(store.refusals("c")) == 3
+    # The face can be named again (to anyone), as any unlabelled face.
+    assert store.label_faces("c", [c.face_id], "bob") == 1
+    store.close()
+    if store.kind == "memory":
+        return
+    reopened = make_gallery()
+    assert ids(reopened.subject("c", "bob")[1]) == [c.face_id]
+    with pytest.raises(SubjectNotFound):
+        reopened.subject("c", "ann")
+    assert reopened.search("c", a.embedding[None, :], 1).hits[0][0].face_id == c.face_id  # only bob's is labelled
+
+
+def test_not_this_person_on_an_enrolled_face_changes_nothing(gallery: Store) -> None:
+    """A face enrolled to a subject (no photo) is the subject's by the caller's word: refused
+    (EnrolledFaceRefused, delete it from the subject instead), the person and subject as they were."""
+    photos = indexed(gallery, 1, 1)
+    enrolled, _ = gallery.add_face("c", face("ann", unit(np.random.default_rng(9), 1)[0]))
+    person = gallery.move_faces("c", [photos[0][0].face_id, enrolled.face_id], None)
+    with pytest.raises(EnrolledFaceRefused) as raised:
+        gallery.refuse_face("c", person.person_id, enrolled.face_id)
+    assert raised.value.code == "face_enrolled_to_subject"
+    assert gallery.person("c", person.person_id)[0].faces == 2
+    assert ids(gallery.subject("c", "ann")[1]) == [enrolled.face_id]
+    assert gallery.refusals("c") == []
+
+
+def test_people_named_differently_never_merge(gallery: Store) -> None:
+    """Two subjects are never one person: PeopleNamedDifferently, nothing changes. The same subject,
+    or a named and an unnamed person, merge (the unnamed one's faces stay unlabelled)."""
+    photos = indexed(gallery, 5, 1)
+    f = [photos[i][0].face_id for i in range(5)]
+    ann = gallery.move_faces("c", [f[0], f[1]], None)
+    bob = gallery.move_faces("c", [f[2]], None)
+    unnamed = gallery.move_faces("c", [f[3]], None)
+    also_ann = gallery.move_faces("c", [f[4]], None)
+    gallery.label_faces("c", [f[0], f[1], f[4]], "ann")
+    gallery.label_faces("c", [f[2]], "bob")
+    before = gallery.memberships("c")
+    for kept, other in ((ann, bob), (bob, ann)):
+        with pytest.raises(PeopleNamedDifferently) as raised:
+            gallery.merge_people("c", kept.person_id, other.person_id)
+        assert raised.value.code == "people_named_differently"
+    assert gallery.memberships("c") == before
+    assert gallery.merge_people("c", ann.person_id, also_ann.person_id).faces == 3
+    assert gallery.merge_people("c", ann.person_id, unnamed.person_id).faces == 4
+    assert gallery.subject("c", "ann")[0].faces == 3  # the unnamed face stays unlabelled
+    with pytest.raises(PeopleNamedDifferently):  # bob into the grown ann, either way round
+        gallery.merge_people("c", bob.person_id, ann.person_id)
 
 
 def test_replace_people_keeps_ids_of_people_that_stay(gallery: Store) -> None:

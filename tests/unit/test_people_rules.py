@@ -88,6 +88,22 @@ def test_named_people_are_fixed_anchors() -> None:
     assert people_of(apart, photos=[0, 1], anchors=[5, -1]) == [0, UNASSIGNED]
 
 
+def test_a_correction_keeps_a_face_apart_from_its_own_subject() -> None:
+    """A face labelled to the subject again after a "not this person" (or refused before the service
+    unlabelled refused faces): the correction wins over the subject's starting group, and the edges
+    never bring it back; the subject's other faces stay one person."""
+    near = unit(around(0, 5))
+    labels = people_of(near, photos=range(5), anchors=[4, 4, 4, 4, 4], apart=[(0, 4), (1, 4), (2, 4), (3, 4)])
+    assert labels[:4] == [0, 0, 0, 0]
+    assert labels[4] not in (0, UNASSIGNED)  # still a named person, of its own
+    # The unlabelled face a correction refused never joins the named person through the edges.
+    labels = people_of(near, photos=range(5), anchors=[4, 4, 4, 4, -1], apart=[(0, 4), (1, 4), (2, 4), (3, 4)])
+    assert labels[:4] == [0, 0, 0, 0]
+    assert labels[4] == UNASSIGNED
+    # Without the correction, the same faces are one person.
+    assert people_of(near, photos=range(5), anchors=[4, 4, 4, 4, 4]) == [0] * 5
+
+
 def test_unlike_faces_stay_unassigned() -> None:
     vectors = unit(around(0, 3) + around(5, 1) + around(9, 1))
     assert people_of(vectors, photos=range(5)) == [0, 0, 0, UNASSIGNED, UNASSIGNED]

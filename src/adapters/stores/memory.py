@@ -20,9 +20,11 @@ from adapters.stores.matrix_collection import MatrixCollection
 from domain.additions import (
     StoredState,
     check_collection_faces,
+    check_merge,
     check_new_collection,
     plan_additions,
     plan_labels,
+    unlabels_on_refusal,
 )
 from domain.cluster_jobs import ClusterJob
 from domain.errors import (
@@ -268,7 +270,8 @@ class MemoryGallery:
 
     @staticmethod
     def _forget_labelled_face(target: _Collection, face: FaceRecord) -> None:
-        """A labelled face (being deleted) out of its subject (which goes with its last face) and the matrix."""
+        """A labelled face (being deleted or unlabelled) out of its subject (which goes with its last face)
+        and the matrix."""
         assert face.external_id is not None
         subject = target.subjects[face.external_id]
         del subject.faces[face.face_id]
@@ -488,6 +491,7 @@ class MemoryGallery:
                     raise PersonNotFound(f"collection {collection!r} has no person {person!r}")
             if person_id == other_id:
                 raise InvalidInput("a person cannot be merged with itself")
+            check_merge(*(self._subjects_of(target, person) for person in (person_id, other_id)))
             for face_id, person in list(target.person_of.items()):
                 if person == other_id:
                     target.person_of[face_id] = person_id
@@ -501,6 +505,10 @@ class MemoryGallery:
                 raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
             if target.person_of.get(face_id) != person_id:
                 raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}")
+            face = target.records[face_id]
+            if unlabels_on_refusal(face):
+                self._forget_labelled_face(target, face)
+                target.records[face_id] = replace(face, external_id=None)
             del target.person_of[face_id]
             others = [other for other, person in target.person_of.items() if person == person_id]
             target.apart.update((min(face_id, other), max(face_id, other)) for other in others)
@@ -552,6 +560,14 @@ class MemoryGallery:
     def cluster_job(self, collection: str) -> ClusterJob | None:
         with self._lock:
             return self._get(collection).cluster_job
+
+    @staticmethod
+    def _subjects_of(target: _Collection, person_id: str) -> set[str]:
+        return {
+            subject
+            for face_id, person in target.person_of.items()
+            if person == person_id and (subject := target.records[face_id].external_id) is not None
+        }
 
     @staticmethod
     def _drop_empty(target: _Collection, people: Iterable[str | None]) -> None:

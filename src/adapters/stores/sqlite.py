@@ -40,6 +40,7 @@ from adapters.stores.sqlite_sql import (
     FACE_BY_SEQ,
     FACE_SEQS,
     FACE_TO_DELETE,
+    FACES,
     FACES_BY_SOURCE,
     HIT_FACES,
     INSERT_FACE,
@@ -67,7 +68,14 @@ from adapters.stores.sqlite_sql import (
     SUBJECTS_AFTER,
     SUBJECTS_PAGE,
 )
-from domain.additions import check_collection_faces, check_new_collection, plan_additions, plan_labels
+from domain.additions import (
+    check_collection_faces,
+    check_merge,
+    check_new_collection,
+    plan_additions,
+    plan_labels,
+    unlabels_on_refusal,
+)
 from domain.cluster_jobs import INTERRUPTED, ClusterJob
 from domain.errors import (
     CollectionExists,
@@ -615,6 +623,7 @@ class SqliteGallery:
                 kept, other = (self._person_row(db, target, person) for person in (person_id, other_id))
                 if kept == other:
                     raise InvalidInput("a person cannot be merged with itself")
+                check_merge(*(self._subjects_of(db, person) for person in (kept, other)))
                 db.execute("UPDATE person_faces SET person_ref = ? WHERE person_ref = ?", (kept, other))
             return self._person(db, target, person_id)[0]
 
@@ -624,12 +633,19 @@ class SqliteGallery:
             with _transaction(db):
                 person = self._person_row(db, target, person_id)
                 row = db.execute(
-                    "SELECT f.seq FROM faces f JOIN person_faces pf ON pf.face_seq = f.seq"
+                    "SELECT f.seq, f.subject_id," + FACES + " JOIN person_faces pf ON pf.face_seq = f.seq"
                     " WHERE f.face_id = ? AND f.collection_id = ? AND pf.person_ref = ?",
                     (face_id, target.id, person),
                 ).fetchone()
                 if row is None:
                     raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}")
+                unlabel = unlabels_on_refusal(_record(row[2:], target.dimension))
+                if unlabel:  # back to an unlabelled photo face; its subject goes with its last face
+                    db.execute("UPDATE faces SET subject_id = NULL WHERE seq = ?", (row[0],))
+                    db.execute(
+                        "DELETE FROM subjects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM faces WHERE subject_id = ?)",
+                        (row[1], row[1]),
+                    )
                 db.execute(
                     "INSERT OR IGNORE INTO person_refusals (face_seq, other_seq)"
                     " SELECT min(?1, face_seq), max(?1, face_seq) FROM person_faces WHERE person_ref = ?2"
@@ -638,6 +654,10 @@ class SqliteGallery:
                 )
                 db.execute("DELETE FROM person_faces WHERE face_seq = ?", (row[0],))
                 left = db.execute("SELECT 1 FROM people WHERE id = ?", (person,)).fetchone()
+            if unlabel:  # after the commit, as a delete: subject search no longer finds it
+                target.matrix.remove_face(face_id)
+                target.unlabelled += 1
+                self._forget_deleted(db)
             return None if left is None else self._person(db, target, person_id)[0]
 
     def delete_person(self, collection: str, person_id: str) -> int:
@@ -721,6 +741,17 @@ class SqliteGallery:
             target = self._get(collection)
             row = db.execute(CLUSTER_JOB, (target.id,)).fetchone()
             return None if row is None else job_rows.job(target.name, row, _moment)
+
+    @staticmethod
+    def _subjects_of(db: sqlite3.Connection, person: int) -> set[str]:
+        return {
+            row[0]
+            for row in db.execute(
+                "SELECT DISTINCT s.external_id FROM person_faces pf JOIN faces f ON f.seq = pf.face_seq"
+                " JOIN subjects s ON s.id = f.subject_id WHERE pf.person_ref = ?",
+                (person,),
+            )
+        }
 
     @staticmethod
     def _person_row(db: sqlite3.Connection, target: SqliteCollection, person_id: str) -> int:

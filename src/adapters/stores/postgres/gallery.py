@@ -430,7 +430,10 @@ class PostgresGallery:
     def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
-            left = people_sql.refuse_face(conn, target, person_id, face_id)
+            left, unlabelled = people_sql.refuse_face(conn, target, person_id, face_id)
+            if unlabelled is not None:  # the subject lost the face (and goes when it was its last)
+                gone = _uncount_subject_faces(conn, target, [unlabelled])
+                conn.execute("UPDATE gallery_collections SET subjects = subjects - %s WHERE id = %s", (gone, target.id))
             return people_sql.person(conn, target, person_id)[0] if left else None
 
     def delete_person(self, collection: str, person_id: str) -> int:

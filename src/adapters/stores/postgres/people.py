@@ -14,7 +14,7 @@ from psycopg.rows import TupleRow
 from adapters.stores import job_rows, people_rows
 from adapters.stores.face_rows import face_record
 from adapters.stores.postgres import rows
-from domain.additions import plan_labels
+from domain.additions import check_merge, plan_labels, unlabels_on_refusal
 from domain.cluster_jobs import ClusterJob
 from domain.errors import FaceNotFound, InvalidInput, PersonNotFound
 from domain.gallery import FaceRecord, GalleryLimits, PersonInfo
@@ -128,15 +128,32 @@ def merge_people(conn: Connection, target: rows.Target, person_id: str, other_id
     _check_person(conn, target, other_id)
     if person_id == other_id:
         raise InvalidInput("a person cannot be merged with itself")
+    check_merge(*(_subjects_of(conn, target, person) for person in (person_id, other_id)))
     conn.execute(
         "UPDATE gallery_person_faces SET person_id = %s WHERE collection_id = %s AND person_id = %s",
         (person_id, target.id, other_id),
     )
 
 
-def refuse_face(conn: Connection, target: rows.Target, person_id: str, face_id: str) -> bool:
-    """The face out of the person, kept apart from its other faces; whether the person is left."""
+def refuse_face(conn: Connection, target: rows.Target, person_id: str, face_id: str) -> tuple[bool, str | None]:
+    """The face out of the person, kept apart from its other faces, and unlabelled when naming labelled
+    it (`unlabels_on_refusal`); whether the person is left, and the subject that lost the face (the
+    caller's counts)."""
     _check_person(conn, target, person_id)
+    found = _faces(
+        conn,
+        target,
+        sql.SQL(
+            "face_id = %s AND face_id IN (SELECT face_id FROM gallery_person_faces"
+            " WHERE collection_id = %s AND person_id = %s)"
+        ),
+        (face_id, target.id, person_id),
+    )
+    if not found:
+        raise FaceNotFound(f"person {person_id!r} has no face {face_id!r}")
+    unlabelled = found[0].external_id if unlabels_on_refusal(found[0]) else None
+    if unlabelled is not None:
+        conn.execute(sql.SQL("UPDATE {} SET external_id = NULL WHERE face_id = %s").format(target.table), (face_id,))
     gone = conn.execute(
         "DELETE FROM gallery_person_faces WHERE collection_id = %s AND face_id = %s AND person_id = %s RETURNING 1",
         (target.id, face_id, person_id),
@@ -152,7 +169,7 @@ def refuse_face(conn: Connection, target: rows.Target, person_id: str, face_id: 
     left = conn.execute(
         "SELECT 1 FROM gallery_people WHERE collection_id = %s AND person_id = %s", (target.id, person_id)
     ).fetchone()
-    return left is not None
+    return left is not None, unlabelled
 
 
 def delete_person(conn: Connection, target: rows.Target, person_id: str) -> list[tuple[str | None, str | None]]:
@@ -247,6 +264,17 @@ def label_faces(
         (0 if subject is not None else 1, faces[0], target.id),
     )
     return len(chosen)
+
+
+def _subjects_of(conn: Connection, target: rows.Target, person_id: str) -> set[str]:
+    found = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT f.external_id FROM gallery_person_faces pf JOIN {} f ON f.face_id = pf.face_id"
+            " WHERE pf.collection_id = %s AND pf.person_id = %s AND f.external_id IS NOT NULL"
+        ).format(target.table),
+        (target.id, person_id),
+    ).fetchall()
+    return {row[0] for row in found}
 
 
 def _check_person(conn: Connection, target: rows.Target, person_id: str) -> None:
