@@ -6,15 +6,17 @@ faces, and the codes."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from litestar.testing import TestClient
 
 from tests.http.test_collections_http import random_image, store_env  # noqa: F401 (a fixture)
-from tests.support.services import AUTH, make_client, settings_for
+from tests.support.services import AUTH, encode_png, make_client, settings_for
 
 Client = TestClient  # type: ignore[type-arg]
 PEOPLE = "/collections/events/people"
@@ -35,6 +37,22 @@ def index(client: Client, photo_id: str, image: int) -> str:
     assert answer.status_code == 201, answer.text
     (face,) = answer.json()["faces"]
     return str(face["face_id"])
+
+
+def variant(image: int, copy: int) -> str:
+    """Image `image` with one corner pixel changed: other bytes (another source), the same fake face
+    (its vector is the pixels in the box's): photos of one person that naming labels one each."""
+    pixels = np.random.default_rng(image).integers(0, 255, (96, 96, 3), np.uint8)
+    pixels[0, 0, 0] = copy
+    return base64.b64encode(encode_png(pixels)).decode()
+
+
+def index_variant(client: Client, photo_id: str, image: int, copy: int) -> str:
+    answer = client.post(
+        f"/collections/events/photos/{photo_id}", headers=AUTH, json={"image_base64": variant(image, copy)}
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["faces"][0]["face_id"])
 
 
 def reclustered(client: Client) -> dict[str, Any]:
@@ -131,6 +149,69 @@ def test_deleting_a_person_forgets_its_faces_everywhere(client: Client) -> None:
     assert reindexed.status_code == 200 and reindexed.json()["duplicate"] is True, reindexed.text
     assert reindexed.json()["faces"] == [] and client.get(PEOPLE, headers=AUTH).json()["people"] == []
     assert client.get("/collections/events", headers=AUTH).json()["faces"] == 2
+
+
+def test_not_this_person_on_a_named_face_unlabels_it_for_good(client: Client) -> None:
+    """The new-user repro: a named person's wrong faces refused leave the subject (its faces, subject
+    search, verify) and a re-cluster does not bring them back; an enrolled face is refused with 409."""
+    faces = {f"y{i}": index_variant(client, f"y{i}", 1, i) for i in (1, 2)}
+    faces |= {f"x{i}": index_variant(client, f"x{i}", 7, i) for i in (1, 2)}
+    reclustered(client)
+    found = people(client)
+    y, x = found[frozenset({"y1", "y2"})], found[frozenset({"x1", "x2"})]
+    assert client.post(f"{PEOPLE}/{y}/merge", headers=AUTH, json={"person_id": x}).status_code == 200  # a mistake
+    named = client.post(f"{PEOPLE}/{y}/name", headers=AUTH, json={"external_id": "yao-ming"})
+    assert named.status_code == 200 and named.json()["labelled_faces"] == 4, named.text
+
+    for wrong in ("x1", "x2"):
+        refused = client.post(f"{PEOPLE}/{y}/not-this-person", headers=AUTH, json={"face_id": faces[wrong]})
+        assert refused.status_code == 200, refused.text
+    subject = client.get("/collections/events/subjects/yao-ming", headers=AUTH).json()
+    assert sorted(f["face_id"] for f in subject["faces"]) == sorted([faces["y1"], faces["y2"]])
+    probe = {"image_base64": variant(7, 9)}
+    searched = client.post("/collections/events/search", headers=AUTH, json=probe).json()
+    assert {m["face_id"] for m in searched["results"][0]["matches"]} <= {faces["y1"], faces["y2"]}
+    assert searched["results"][0]["decision"]["match"] is False, searched
+    verified = client.post("/collections/events/subjects/yao-ming/verify", headers=AUTH, json=probe).json()
+    assert verified["match"] is False and verified["face_id"] in (faces["y1"], faces["y2"]), verified
+    photo = client.get("/collections/events/photos/x1", headers=AUTH).json()
+    assert photo["faces"][0]["external_id"] is None  # an unlabelled photo face again
+
+    reclustered(client)
+    assert people(client) == {frozenset({"y1", "y2"}): y}  # x1 and x2: kept apart, each alone
+
+    # A face enrolled to the subject (not from a photo) is the subject's by the caller's word.
+    enrolled = client.post(
+        "/collections/events/subjects/yao-ming/faces", headers=AUTH, json={"image_base64": variant(1, 5)}
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    reclustered(client)
+    held = client.get(f"{PEOPLE}/{y}", headers=AUTH).json()["faces"]
+    assert enrolled.json()["face_id"] in {f["face_id"] for f in held}
+    refused = client.post(f"{PEOPLE}/{y}/not-this-person", headers=AUTH, json={"face_id": enrolled.json()["face_id"]})
+    assert (refused.status_code, refused.json()["code"]) == (409, "face_enrolled_to_subject"), refused.text
+    assert client.get(f"{PEOPLE}/{y}", headers=AUTH).json()["faces"] == held
+
+
+def test_people_named_differently_do_not_merge(client: Client) -> None:
+    for image, prefix in ((1, "a"), (2, "b"), (3, "c")):
+        for i in (1, 2):
+            index_variant(client, f"{prefix}{i}", image, i)
+    reclustered(client)
+    found = people(client)
+    a, b, c = (found[frozenset({f"{p}1", f"{p}2"})] for p in "abc")
+    client.post(f"{PEOPLE}/{a}/name", headers=AUTH, json={"external_id": "yao-ming"})
+    client.post(f"{PEOPLE}/{b}/name", headers=AUTH, json={"external_id": "everyone"})
+
+    refused = client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": b})
+    assert (refused.status_code, refused.json()["code"]) == (409, "people_named_differently"), refused.text
+    assert people(client) == found  # nothing changed
+    merged = client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": c})  # named + unnamed
+    assert merged.status_code == 200 and merged.json()["faces"] == 4, merged.text
+    subject = client.get("/collections/events/subjects/yao-ming", headers=AUTH).json()
+    assert len(subject["faces"]) == 2  # c's faces stay unlabelled until the person is named again
+    named = client.post(f"{PEOPLE}/{a}/name", headers=AUTH, json={"external_id": "yao-ming"})
+    assert named.json()["labelled_faces"] == 2, named.text
 
 
 BAD_REQUESTS = [
