@@ -277,13 +277,18 @@ class PeopleStore(Protocol):
 
     def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
         """Every face of `other_id` into `person_id`; `other_id` goes. PersonNotFound; InvalidInput
-        when they are the same person."""
+        when they are the same person; PeopleNamedDifferently (nothing changes) when one holds a face
+        of a subject and the other of another (`check_merge`, domain/additions.py). Faces stay as
+        labelled: an unnamed person's faces merged into a named one stay unlabelled."""
         ...
 
     def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
         """ "Not this person": the face leaves the person, and is kept apart from each of the person's
-        other faces from now on (by a re-cluster too); the person after, or None when it went.
-        PersonNotFound; FaceNotFound when the face is not the person's."""
+        other faces from now on (by a re-cluster too); a photo face naming labelled is unlabelled in
+        the same transaction (out of its subject, which goes with its last face, as `delete_face`
+        takes it; `unlabels_on_refusal`, domain/additions.py); the person after, or None when it went.
+        PersonNotFound; FaceNotFound when the face is not the person's; EnrolledFaceRefused (nothing
+        changes) for a face enrolled to a subject, not from a photo."""
         ...
 
     def delete_person(self, collection: str, person_id: str) -> int:

@@ -100,7 +100,9 @@ class PeopleController(Controller):
         data: JSONBody[wire.MergePeopleRequest],
         gallery: NamedDependency[GalleryWork],
     ) -> wire.PersonSummary:
-        """Every face of `person_id` (the body's) joins the path's person; the body's person goes."""
+        """Every face of `person_id` (the body's) joins the path's person; the body's person goes. 409
+        `people_named_differently` (nothing changes) when the two hold faces of different subjects; an
+        unnamed person's faces merged into a named one stay unlabelled until it is named again."""
         return wire.summary(await gallery.run(lambda c: c.people.merge(name, person_id, data.person_id)))
 
     @post(
@@ -140,7 +142,10 @@ class PeopleController(Controller):
         gallery: NamedDependency[GalleryWork],
     ) -> wire.NotThisPersonResponse:
         """The face leaves the person and is kept apart from each of its other faces from now on, by
-        later re-clusters too; `person` is the person after, null when that was its last face."""
+        later re-clusters too; `person` is the person after, null when that was its last face. A photo
+        face that naming labelled loses its label (out of the subject, its search and verify; a subject
+        left with no face goes). 409 `face_enrolled_to_subject` (nothing changes) for a face enrolled
+        to a subject, not from a photo: delete it from the subject instead."""
         left = await gallery.run(lambda c: c.people.refuse(name, person_id, data.face_id))
         return wire.NotThisPersonResponse(data.face_id, None if left is None else wire.summary(left))
 

@@ -95,6 +95,9 @@ class People:
         return self.get(name, person_id)[0], labelled
 
     def merge(self, name: str, person_id: str, other_id: str) -> PersonInfo:
+        """`other_id`'s faces into the person; PeopleNamedDifferently when they hold faces of two
+        subjects (two subjects are never one person). An unnamed person's faces merged into a named
+        one stay unlabelled until the person is named again, as faces that join it when indexed."""
         return self._store.merge_people(checked_name(name), checked_person_id(person_id), checked_person_id(other_id))
 
     def split(self, name: str, person_id: str, face_ids: Sequence[str]) -> PersonInfo:
@@ -109,7 +112,10 @@ class People:
         return self._store.move_faces(name, face_ids, None)
 
     def refuse(self, name: str, person_id: str, face_id: str) -> PersonInfo | None:
-        """ "Not this person": the person after, or None when its last face left."""
+        """ "Not this person": the person after, or None when its last face left. A photo face the
+        person's naming labelled loses the label (the subject no longer holds it; a re-cluster keeps a
+        subject's faces together); a face enrolled to the subject is refused (EnrolledFaceRefused:
+        delete it from the subject instead)."""
         return self._store.refuse_face(checked_name(name), checked_person_id(person_id), checked_face_id(face_id))
 
     def delete(self, name: str, person_id: str) -> int:
