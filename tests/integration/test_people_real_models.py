@@ -106,5 +106,49 @@ def test_a_recluster_finds_the_one_person_in_two_photos_naming_it_makes_a_subjec
         )
 
 
+@pytest.mark.real_model
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_not_this_person_on_a_named_face_outlives_a_recluster(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Yao Ming's person named, then its team-photo face refused (as a user would a wrong face): that
+    face leaves the subject at once, and the re-cluster after keeps it out of the person (before, the
+    subject's faces started as one group and brought it back)."""
+    if store == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        url = create_database(server, f"people_refuse_{uuid.uuid4().hex[:8]}")
+        env = {"GALLERY_STORE": "postgresql", "DATABASE_URL": url}
+    else:
+        env = {"GALLERY_STORE": "sqlite", "DATA_DIR": str(tmp_path / "data")}
+    with make_client(settings_for("insightface", **env)) as client:
+        assert client.post("/collections", headers=AUTH, json={"name": "events"}).status_code == 201
+        for path in PHOTOS:
+            answer = client.post(
+                f"/collections/events/photos/{path.name}", headers=AUTH, json={"image_base64": b64(path)}
+            )
+            assert answer.status_code == 201, answer.text
+        assert reclustered(client)["people"] == 1
+        (person,) = client.get("/collections/events/people", headers=AUTH).json()["people"]
+        people_path = f"/collections/events/people/{person['person_id']}"
+        photos = client.get(f"{people_path}/photos", headers=AUTH).json()["photos"]
+        by_photo = {photo["photo_id"]: photo["faces"][0]["face_id"] for photo in photos}
+        named = client.post(f"{people_path}/name", headers=AUTH, json={"external_id": "yao-ming"})
+        assert named.json()["labelled_faces"] == 2, named.text
+
+        refused = client.post(
+            f"{people_path}/not-this-person", headers=AUTH, json={"face_id": by_photo[TEAM_PHOTO.name]}
+        )
+        assert refused.status_code == 200 and refused.json()["person"]["faces"] == 1, refused.text
+        subject = client.get("/collections/events/subjects/yao-ming", headers=AUTH).json()
+        assert [face["face_id"] for face in subject["faces"]] == [by_photo[SELFIE.name]]
+        team = client.get(f"/collections/events/photos/{TEAM_PHOTO.name}", headers=AUTH).json()["faces"]
+        assert all(face["external_id"] is None for face in team)
+
+        job = reclustered(client)
+        assert (job["people"], job["assigned"]) == (1, 1), job  # the named selfie face alone
+        after = client.get(f"{people_path}/photos", headers=AUTH).json()["photos"]
+        assert [photo["photo_id"] for photo in after] == [SELFIE.name]
+
+
 def photos_faces(photos: dict[str, Any]) -> list[dict[str, Any]]:
     return [face for photo in photos["photos"] for face in photo["faces"]]

@@ -550,7 +550,11 @@ export class FaceServiceClient {
     return this.request("POST", personPath(collection, personId, "name"), jsonBody(body), options);
   }
 
-  /** Merge `otherPersonId` into `personId`: the merged person (the other goes). */
+  /**
+   * Merge `otherPersonId` into `personId`: the merged person (the other goes). 409
+   * `people_named_differently` when they are named to different subjects (nothing changes); an unnamed
+   * person's faces merged into a named one stay unlabelled until it is named again.
+   */
   async mergePeople(collection: string, personId: string, otherPersonId: string, options: RequestOptions = {}): Promise<PersonSummary> {
     const body = { person_id: checkedPersonId(otherPersonId) } satisfies Schemas["MergePeopleRequest"];
     return this.request("POST", personPath(collection, personId, "merge"), jsonBody(body), options);
@@ -562,7 +566,11 @@ export class FaceServiceClient {
     return this.request("POST", personPath(collection, personId, "split"), jsonBody(body), options);
   }
 
-  /** This face is not this person: it leaves the person and stays apart from its faces, re-clusters included. */
+  /**
+   * This face is not this person: it leaves the person and stays apart from its faces, re-clusters
+   * included; a photo face that naming labelled leaves the subject too. 409 `face_enrolled_to_subject`
+   * for a face enrolled to the subject (delete it from the subject instead).
+   */
   async notThisPerson(collection: string, personId: string, faceId: string, options: RequestOptions = {}): Promise<NotThisPersonResponse> {
     const body = { face_id: faceId } satisfies Schemas["NotThisPersonRequest"];
     return this.request("POST", personPath(collection, personId, "not-this-person"), jsonBody(body), options);
