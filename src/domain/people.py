@@ -166,16 +166,21 @@ def cluster(neighbours: Neighbours, constraints: Constraints, rules: ClusteringR
     """Every face's person: 0, 1, ... in order of each person's first face, or UNASSIGNED."""
     count = len(constraints.photos)
     groups = _Groups(constraints)
-    first_of_anchor: dict[int, int] = {}
+    starts: dict[int, list[int]] = {}  # each subject's starting groups (a face of each)
     for i, anchor in enumerate(constraints.anchors.tolist()):
         if anchor >= 0:
             # One subject's faces start as one group, even two of one photo: a person said so. But
             # not a face a correction keeps apart from the group's: the correction came later (the
             # service unlabels a photo face it refuses; this holds for one labelled again after).
-            first = first_of_anchor.setdefault(anchor, i)
-            a, b = groups.root(first), groups.root(i)
-            if a != b and not groups.kept_apart(a, b):
-                groups.union(a, b)
+            # Such a face joins another start of the subject it is not kept from, or starts one.
+            own = starts.setdefault(anchor, [])
+            for start in own:
+                a, b = groups.root(start), groups.root(i)
+                if not groups.kept_apart(a, b):
+                    groups.union(a, b)
+                    break
+            else:
+                own.append(i)
     left, right, _ = linking_edges(neighbours, rules)
     for a, b in zip(left.tolist(), right.tolist(), strict=True):
         groups.try_union(a, b)

@@ -102,6 +102,11 @@ def test_a_correction_keeps_a_face_apart_from_its_own_subject() -> None:
     assert labels[4] == UNASSIGNED
     # Without the correction, the same faces are one person.
     assert people_of(near, photos=range(5), anchors=[4, 4, 4, 4, 4]) == [0] * 5
+    # The refused face first, the subject's other faces far apart (no edge links them): they still
+    # start as one group, without it.
+    far = unit(around(0, 1) + around(1, 1) + around(2, 1) + around(3, 1))
+    labels = people_of(far, photos=range(4), anchors=[4, 4, 4, 4], apart=[(0, 1), (0, 2), (0, 3)])
+    assert labels == [0, 1, 1, 1]
 
 
 def test_unlike_faces_stay_unassigned() -> None:
