@@ -95,20 +95,24 @@ test("real models: cluster the event's photos, Yao Ming is the one person seen t
   const found = await real.searchCollection(name, await photo("yaoming.jpg"));
   assert.deepEqual([found.results[0]?.decision.match, found.results[0]?.decision.external_id], [true, "yao-ming"]);
 
-  // Not this person: the selfie's face leaves him (he is left with the team photo's face).
+  // Not this person: the selfie's face leaves him (he is left with the team photo's face) and, named
+  // by the person's naming, leaves the subject too: an unlabelled photo face again.
   const selfieFace = detail.faces.find((face) => face.photo_id === "yaoming.jpg");
   assert.ok(selfieFace);
   const after = await real.notThisPerson(name, person.person_id, selfieFace.face_id);
   assert.deepEqual([after.face_id, after.person?.faces], [selfieFace.face_id, 1]);
-
-  // Forget the person: its last face (the team photo's) goes, from the subject too; the photo stays
-  // with its other faces. The selfie's face, no longer the person's, stays the subject's.
   const teamFace = after.person?.representative.face_id;
+  const subject = await real.getSubject(name, "yao-ming");
+  assert.deepEqual(subject.faces.map((face) => face.face_id), [teamFace]);
+  const selfie = await real.getPhoto(name, "yaoming.jpg");
+  assert.deepEqual(selfie.faces.map((face) => [face.face_id, face.external_id]), [[selfieFace.face_id, null]]);
+
+  // Forget the person: its last face (the team photo's) goes, and the subject with it; the photo
+  // stays with its other faces.
   const forgotten = await real.deletePerson(name, person.person_id);
   assert.deepEqual(forgotten, { person_id: person.person_id, deleted_faces: 1 });
   assert.deepEqual((await real.listPeople(name)).people, []);
-  const subject = await real.getSubject(name, "yao-ming");
-  assert.deepEqual(subject.faces.map((face) => face.face_id), [selfieFace.face_id]);
+  await assert.rejects(real.getSubject(name, "yao-ming"), { name: "FaceServiceError", code: "subject_not_found" });
   const team = await real.getPhoto(name, "players.jpg");
   assert.ok(team.faces.length > 0 && team.faces.every((face) => face.face_id !== teamFace), "its face left the photo");
   const search = await real.searchPhotos(name, await photo("yaoming.jpg"));
