@@ -8,8 +8,7 @@ Two rules, both over a nearest-neighbour graph that a `NeighbourSearch` (domain/
   under cannot-link constraints checked at every merge: two faces of one photo are never one person,
   a "not this person" correction keeps its two faces apart, and named people are fixed anchors (the
   faces of one subject start as one group, but for a face a correction keeps apart from them; two
-  subjects never merge). A group smaller than
-  `min_size` with no anchor stays unassigned.
+  subjects never merge). A group smaller than `min_size` with no anchor stays unassigned.
 - `assign`, incremental: a new face joins the person its nearest faces agree on, or waits.
 
 The numbers in `DEFAULT_RULES` are bench/people.py's (docs/people.md has the evidence and why).
