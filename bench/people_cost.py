@@ -20,7 +20,8 @@ faces) are loaded into a collection as unlabelled photo faces; then, per store:
 PostgreSQL is the tests' throwaway pgserver (or `--postgres-url`), with its HNSW index built after
 the load, as bench/photo_search.py does; at 100k faces its photo search goes through the index. Its
 index scans for one photo are counted (pg_stat_user_indexes), together and one search per face: the
-batched statement reads the index as the single searches do. Writes bench/results/people_cost.json (git-ignored) and prints it.
+batched statement reads the index as the single searches do. Writes bench/results/people_cost.json
+(git-ignored) and prints it.
 """
 
 from __future__ import annotations
