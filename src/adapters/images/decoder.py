@@ -5,7 +5,9 @@ JPEGs go through simplejpeg (libjpeg-turbo, bundled in its wheels): the same pix
 decoder, bit for bit, in half the time on an 11.6 MP phone photo (OpenCV's own work around
 libjpeg-turbo, and page faults: numpy puts large arrays on huge pages; bench/decode.py measures
 it). Everything else, and every JPEG that simplejpeg cannot read exactly as OpenCV would (CMYK,
-YCCK, Adobe RGB, a damaged file, an unreadable EXIF segment), goes through OpenCV, as before."""
+YCCK, Adobe RGB, a damaged file, an unreadable EXIF segment), goes through OpenCV, as before.
+A large JPEG is decoded (and turned upright) into arrays kept from the last job where no image
+uses them any more: the same pixels, without mapping 35 MB afresh each time (pixel_buffers.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import simplejpeg
 from cv2.typing import MatLike
 
 from adapters.images.header import jpeg_orientation, read_header, sniff_format
+from adapters.images.pixel_buffers import PIXEL_BUFFERS, PixelBuffers
 from domain.errors import ImageTooLarge, UndecodableImage, UnsupportedImageFormat
 from domain.model import Image, Pixels
 
@@ -64,8 +67,10 @@ class OpenCVImageDecoder:
         max_side: int,
         fast_jpeg_decode: bool,
         det_size: int,
+        buffers: PixelBuffers | None = PIXEL_BUFFERS,
     ) -> None:
         self._max_bytes = max_bytes
+        self._buffers = buffers
         self._max_pixels = max_pixels
         self._max_side = max_side
         self._fast_jpeg_decode = fast_jpeg_decode
@@ -95,7 +100,7 @@ class OpenCVImageDecoder:
         factor = 1
         if self._fast_jpeg_decode and header.format == "jpeg":
             factor = reduction_for(header.width, header.height, self._det_size)
-        pixels: Pixels | MatLike | None = decode_jpeg(data, factor) if header.format == "jpeg" else None
+        pixels: Pixels | MatLike | None = decode_jpeg(data, factor, self._buffers) if header.format == "jpeg" else None
         if pixels is None:
             flag = REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
             pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
@@ -108,10 +113,11 @@ class OpenCVImageDecoder:
         return Image(pixels=np.asarray(pixels, dtype=np.uint8), source_size=source if factor > 1 else None)
 
 
-def decode_jpeg(data: bytes, factor: int = 1) -> Pixels | None:
+def decode_jpeg(data: bytes, factor: int = 1, buffers: PixelBuffers | None = None) -> Pixels | None:
     """A JPEG decoded to upright BGR with libjpeg-turbo, at 1/`factor` of its size (1, 2, 4 or 8, as
     OpenCV's IMREAD_REDUCED_COLOR_*), or None where OpenCV must decide (a colour space or EXIF
-    segment read otherwise, data libjpeg-turbo warns about)."""
+    segment read otherwise, data libjpeg-turbo warns about). A full-size decode and its upright copy
+    are written into `buffers`' arrays where it has them (pixel_buffers.py says why)."""
     orientation = jpeg_orientation(data)
     if orientation is None:
         return None
@@ -120,31 +126,41 @@ def decode_jpeg(data: bytes, factor: int = 1) -> Pixels | None:
         if colorspace not in TURBO_COLORSPACES:
             return None
         # strict: a recoverable error (a truncated scan, say) is OpenCV's to answer, as before.
+        output = buffers.array((height, width, 3)) if buffers is not None and factor == 1 else None
         decoded = simplejpeg.decode_jpeg(
-            data, colorspace="BGR", strict=True, min_width=-(-width // factor), min_height=-(-height // factor)
+            data,
+            colorspace="BGR",
+            strict=True,
+            min_width=-(-width // factor),
+            min_height=-(-height // factor),
+            buffer=output,
         )
         pixels = np.asarray(decoded, dtype=np.uint8)
     except ValueError:
         return None
-    return oriented(pixels, orientation)
+    return oriented(pixels, orientation, buffers)
 
 
-def oriented(pixels: Pixels, orientation: int) -> Pixels:
-    """Turn stored pixels upright for an EXIF orientation (1 to 8), as OpenCV's IMREAD_COLOR does."""
-    if orientation == 2:
-        turned = cv2.flip(pixels, 1)
-    elif orientation == 3:
-        turned = cv2.rotate(pixels, cv2.ROTATE_180)
-    elif orientation == 4:
-        turned = cv2.flip(pixels, 0)
-    elif orientation == 5:
-        turned = cv2.transpose(pixels)
-    elif orientation == 6:
-        turned = cv2.rotate(pixels, cv2.ROTATE_90_CLOCKWISE)
-    elif orientation == 7:
-        turned = cv2.rotate(cv2.transpose(pixels), cv2.ROTATE_180)
-    elif orientation == 8:
-        turned = cv2.rotate(pixels, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    else:
+def oriented(pixels: Pixels, orientation: int, buffers: PixelBuffers | None = None) -> Pixels:
+    """Turn stored pixels upright for an EXIF orientation (1 to 8), as OpenCV's IMREAD_COLOR does,
+    into one of `buffers`' arrays where it has one."""
+    if orientation not in range(2, 9):
         return pixels
+    height, width = pixels.shape[:2]
+    shape = (height, width, 3) if orientation in (2, 3, 4) else (width, height, 3)
+    output = buffers.array(shape) if buffers is not None else np.empty(shape, dtype=np.uint8)
+    if orientation == 2:
+        turned = cv2.flip(pixels, 1, output)
+    elif orientation == 3:
+        turned = cv2.rotate(pixels, cv2.ROTATE_180, output)
+    elif orientation == 4:
+        turned = cv2.flip(pixels, 0, output)
+    elif orientation == 5:
+        turned = cv2.transpose(pixels, output)
+    elif orientation == 6:
+        turned = cv2.rotate(pixels, cv2.ROTATE_90_CLOCKWISE, output)
+    elif orientation == 7:
+        turned = cv2.rotate(cv2.transpose(pixels), cv2.ROTATE_180, output)
+    else:
+        turned = cv2.rotate(pixels, cv2.ROTATE_90_COUNTERCLOCKWISE, output)
     return np.asarray(turned, dtype=np.uint8)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from adapters.images.pixel_buffers import PIXEL_BUFFERS
+
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -19,8 +21,10 @@ T = TypeVar("T")
 # time per group photo in `bench.photos_cpu`, +30% photos/s without them): the detector's
 # activations are freed and faulted in again each time. So a busy worker keeps its freed heap for
 # the next job up to this much, and gives it all back once it has been idle for a moment. The
-# photo workloads settle at 60-175 MB free (glibc's heap creeps as it fragments); a 40 MP image's
-# pixels are mapped on their own (over glibc's 32 MB mmap threshold) and go back when freed.
+# photo workloads settle at 60-175 MB free (glibc's heap creeps as it fragments). A large photo's
+# pixels are mapped on their own (over glibc's 32 MB mmap threshold): up to 64 MB they are decoded
+# into arrays kept per thread while busy (adapters/images/pixel_buffers.py), not counted here and
+# given back with the heap; a 40 MP image's go back when freed.
 KEEP_FREE_HEAP_BYTES = 192 * 1024 * 1024
 IDLE_TRIM_SECONDS = 0.25
 
@@ -63,7 +67,9 @@ _MALLOC_TRIM, _MALLINFO2 = _load_libc()
 
 
 def trim_memory() -> None:
-    """Give freed heap pages back to the system (glibc)."""
+    """Give what is held free back to the system: the decoders' kept pixel arrays
+    (adapters/images/pixel_buffers.py) and glibc's freed heap pages."""
+    PIXEL_BUFFERS.release()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 

@@ -1,0 +1,76 @@
+"""Full-resolution pixel arrays kept from one job to the next, so that a phone photo is decoded into
+memory already mapped.
+
+A freshly allocated 35 MB array (an 11.6 MP photo) lives outside glibc's heap (over its 32 MB
+mmap threshold): each job the kernel maps it, faults it in and zeroes it, and unmaps it when freed.
+That cost 9 to 12 ms of a phone photo's extraction on this machine, a third as much as the decode
+itself (docs/performance.md, "Large photos"). Decoding into an array kept from the last job writes
+the same pixels into pages already there.
+
+An array is handed out again only when nothing refers to it any more (no image, view or crop of
+it is alive: numpy views keep their base alive, so its reference count says so); otherwise a new
+one is allocated, as before. The arrays are kept per thread, at most `PER_THREAD`, each between
+`MIN_BYTES` and `MAX_BYTES`, and given back with the freed heap (`release`, called by
+`adapters.inference.executor.trim_memory` once a worker is idle).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+
+import numpy as np
+
+from domain.model import Pixels
+
+# Smaller arrays come from glibc's heap, which keeps freed memory anyway (executor.py).
+MIN_BYTES = 8 * 1024 * 1024
+# Larger ones (over 22 MP) are rare: allocated for their job and freed with it, as before.
+MAX_BYTES = 64 * 1024 * 1024
+# A decode, and the upright copy of a photo stored sideways (EXIF orientation).
+PER_THREAD = 2
+
+
+class PixelBuffers:
+    def __init__(self, *, min_bytes: int = MIN_BYTES, max_bytes: int = MAX_BYTES, per_thread: int = PER_THREAD) -> None:
+        self._min_bytes = min_bytes
+        self._max_bytes = max_bytes
+        self._per_thread = per_thread
+        self._lock = threading.Lock()
+        self._kept: dict[int, list[Pixels]] = {}
+
+    def array(self, shape: tuple[int, ...]) -> Pixels:
+        """An uninitialised uint8 array of `shape`: a kept one no image refers to, or a new one."""
+        size = math.prod(shape)
+        if not self._min_bytes <= size <= self._max_bytes:
+            return np.empty(shape, dtype=np.uint8)
+        with self._lock:
+            kept = self._kept.setdefault(threading.get_ident(), [])
+            unused = [index for index in range(len(kept)) if _unreferenced(kept, index)]
+            for index in unused:
+                if kept[index].size >= size:
+                    return kept[index][:size].reshape(shape)
+            buffer: Pixels = np.empty(size, dtype=np.uint8)
+            if len(kept) < self._per_thread:
+                kept.append(buffer)
+            elif unused:  # a smaller one nothing uses: replaced by the larger
+                kept[unused[0]] = buffer
+            return buffer.reshape(shape)
+
+    def kept_bytes(self) -> int:
+        with self._lock:
+            return sum(buffer.nbytes for kept in self._kept.values() for buffer in kept)
+
+    def release(self) -> None:
+        """Drop every kept array; those still in use are freed with their last image."""
+        with self._lock:
+            self._kept.clear()
+
+
+def _unreferenced(kept: list[Pixels], index: int) -> bool:
+    # The list's reference and getrefcount's own argument: nothing else holds it or a view of it.
+    return sys.getrefcount(kept[index]) == 2
+
+
+PIXEL_BUFFERS = PixelBuffers()
