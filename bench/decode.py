@@ -6,9 +6,12 @@ small decode, then decode the faces' regions" design would start from cost: each
 reads every bit of the file's entropy-coded data, which is the floor of any decode.
 
 Then a phone photo's whole extraction in-process (decode, detect, align, embed, quality; all six
-faces) with OpenCV's decode and with the service's, alternating image by image so that a shared
-machine's load falls on both alike, memory trimmed after each as the service's executor does (so
-each decode writes into freshly mapped pages, as in the service).
+faces) with OpenCV's decode, with the service's decode into freshly allocated arrays (the service
+until pixel_buffers.py), and with the service's decode as it is (into the arrays kept from the last
+job), alternating image by image so that a shared machine's load falls on both alike, each followed
+by what a worker does after a job (`trim_if_heap_over`). A fresh 35 MB array is mapped, zeroed and
+unmapped by the kernel each time: the lines give each path's user and kernel CPU time and page
+faults per photo.
 
 Then that design's own decode, measured where PyTurboJPEG and the system's libturbojpeg are installed
 (`apt install libturbojpeg0`, then `uv run --with pyturbojpeg==1.8.3 python -m bench.decode`; they
@@ -26,6 +29,7 @@ worst edge and the lowest cosine; and FAST_JPEG_DECODE's path (faces aligned fro
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
@@ -36,7 +40,8 @@ import numpy as np
 import simplejpeg
 
 from adapters.images.decoder import OpenCVImageDecoder
-from adapters.inference.executor import trim_memory
+from adapters.images.pixel_buffers import PIXEL_BUFFERS
+from adapters.inference.executor import trim_if_heap_over
 from adapters.models.alignment import ARCFACE_REFERENCE, similarity_transform
 from app.bootstrap import bootstrap
 from app.settings import Settings
@@ -171,28 +176,54 @@ def region_design_decode(data: bytes, repeats: int) -> None:
 def whole_extraction(images: list[bytes], repeats: int) -> None:
     env = {"API_KEY": "bench-key-0123456789", "INFERENCE_ISOLATION": "thread", "DATA_DIR": tempfile.mkdtemp()}
     service = bootstrap(Settings.from_env(env)).service()
+    decoder = service._decoder  # its pixel arrays swapped below
+    assert isinstance(decoder, OpenCVImageDecoder)
 
     def plain(data: bytes) -> None:
         pixels = np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), dtype=np.uint8)
         service.extract_image(Image(pixels), all_faces=True)
 
-    def served(data: bytes) -> None:
+    def fresh(data: bytes) -> None:
+        decoder.buffers = None
         service.extract(data, all_faces=True)
 
-    paths: dict[str, Callable[[bytes], None]] = {"OpenCV decode": plain, "the service's decode": served}
+    def served(data: bytes) -> None:
+        decoder.buffers = PIXEL_BUFFERS
+        service.extract(data, all_faces=True)
+
+    paths: dict[str, Callable[[bytes], None]] = {
+        "OpenCV decode": plain,
+        "the service's decode into fresh arrays (before pixel_buffers.py)": fresh,
+        "the service's decode into kept arrays (the service)": served,
+    }
     times: dict[str, list[float]] = {name: [] for name in paths}
+    cpu: dict[str, list[tuple[float, float, int]]] = {name: [] for name in paths}
     for path in paths.values():  # warm-up
         path(images[0])
     for _ in range(repeats):
         for data in images:
             for name, path in paths.items():
+                before = resource.getrusage(resource.RUSAGE_THREAD)
                 began = time.perf_counter()
                 path(data)
                 times[name].append((time.perf_counter() - began) * 1000)
-                trim_memory()
+                after = resource.getrusage(resource.RUSAGE_THREAD)
+                cpu[name].append(
+                    (
+                        (after.ru_utime - before.ru_utime) * 1000,
+                        (after.ru_stime - before.ru_stime) * 1000,
+                        after.ru_minflt - before.ru_minflt,
+                    )
+                )
+                trim_if_heap_over()  # what a worker does after each job
     print(f"whole extraction of a phone photo, {len(images)} photos x {repeats}, one thread:")
+    print("   best / median ms, median user / kernel CPU ms and page faults per photo")
     for name, spent in times.items():
-        print(f"{min(spent):7.1f} / {statistics.median(spent):7.1f} ms  {name}")
+        user, kernel, faults = (statistics.median(values) for values in zip(*cpu[name], strict=True))
+        print(
+            f"{min(spent):7.1f} / {statistics.median(spent):7.1f} ms  ({user:5.1f} / {kernel:4.1f} ms, "
+            f"{faults:5.0f} faults)  {name}"
+        )
 
 
 def overlap(a: DetectedFace, b: DetectedFace) -> float:

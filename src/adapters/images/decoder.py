@@ -70,7 +70,7 @@ class OpenCVImageDecoder:
         buffers: PixelBuffers | None = PIXEL_BUFFERS,
     ) -> None:
         self._max_bytes = max_bytes
-        self._buffers = buffers
+        self.buffers = buffers  # the kept arrays it decodes into; None: fresh ones each time
         self._max_pixels = max_pixels
         self._max_side = max_side
         self._fast_jpeg_decode = fast_jpeg_decode
@@ -100,7 +100,7 @@ class OpenCVImageDecoder:
         factor = 1
         if self._fast_jpeg_decode and header.format == "jpeg":
             factor = reduction_for(header.width, header.height, self._det_size)
-        pixels: Pixels | MatLike | None = decode_jpeg(data, factor, self._buffers) if header.format == "jpeg" else None
+        pixels: Pixels | MatLike | None = decode_jpeg(data, factor, self.buffers) if header.format == "jpeg" else None
         if pixels is None:
             flag = REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
             pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
