@@ -1,8 +1,9 @@
 """Where a photo's CPU goes when the CLI indexes photos into a local service:
-`uv run python -m bench.photos_cpu [--photos N] [--concurrency C]`.
+`uv run python -m bench.photos_cpu [--photos N] [--concurrency C] [--phone]`.
 
 Starts `face-service serve` (SQLite, a fresh DATA_DIR), runs `face-service photos index` over N group
-photos (bench/workloads.py's variants of t1.jpg), and prints the user and kernel CPU seconds of the
+photos (bench/workloads.py's variants of t1.jpg; with `--phone`, enlarged to a phone photo's 4096x2835),
+and prints the user and kernel CPU seconds of the
 serving process and each of its workers (from /proc/<pid>/stat, Linux only) and of the CLI, per photo.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from bench.__main__ import API_KEY, start_service
 from bench.photos import cli_run, write_photos
-from bench.workloads import GROUP, variants
+from bench.workloads import GROUP, PHONE_SIDE, variants
 
 
 def process_tree(pid: int) -> list[int]:
@@ -42,9 +43,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.photos_cpu", description=__doc__)
     parser.add_argument("--photos", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--phone", action="store_true", help="phone-sized photos (11.6 MP)")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="bench-photos-cpu-")) / "group"
-    write_photos(folder, variants(GROUP, args.photos, seed=11))
+    folder = Path(tempfile.mkdtemp(prefix="bench-photos-cpu-")) / ("phone" if args.phone else "group")
+    write_photos(folder, variants(GROUP, args.photos, seed=11, side=PHONE_SIDE if args.phone else None))
     process, url, _ = start_service({"API_KEY": API_KEY, "INFERENCE_WORKERS": "2"})
     try:
         pids = process_tree(process.pid)
