@@ -118,3 +118,25 @@ def test_a_phone_photo_decoded_twice_holds_its_own_pixels_while_the_next_is_deco
     assert np.array_equal(third.pixels, plain(upright))
     trim_memory()  # an idle worker gives them back
     assert PIXEL_BUFFERS.kept_bytes() == 0
+
+
+def test_a_larger_image_or_one_decoded_by_opencv_frees_the_unused_arrays_first() -> None:
+    """A worker's peak stays one large image's: kept arrays are not held beside it."""
+    buffers = PixelBuffers(min_bytes=0, max_bytes=10_000)
+    in_use = buffers.array(SHAPE)
+    buffers.array(SHAPE)  # unused at once
+    assert buffers.kept_bytes() == 2 * np.prod(SHAPE)
+    buffers.array((100, 100, 3))  # over max_bytes
+    assert buffers.kept_bytes() == np.prod(SHAPE)  # the one in use stays kept
+    del in_use
+
+    from tests.integration.test_jpeg_parity import encode, phone_sized
+
+    trim_memory()
+    photo = phone_sized(GROUP_PHOTO)
+    decoder().decode(encode(photo))
+    assert PIXEL_BUFFERS.kept_bytes() > 0
+    ok, png = cv2.imencode(".png", photo[:2000, :2000])
+    assert ok
+    decoder().decode(png.tobytes())
+    assert PIXEL_BUFFERS.kept_bytes() == 0

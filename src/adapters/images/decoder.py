@@ -102,6 +102,8 @@ class OpenCVImageDecoder:
             factor = reduction_for(header.width, header.height, self._det_size)
         pixels: Pixels | MatLike | None = decode_jpeg(data, factor, self.buffers) if header.format == "jpeg" else None
         if pixels is None:
+            if self.buffers is not None:  # OpenCV allocates its own: no kept arrays beside them
+                self.buffers.release_unused()
             flag = REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
             pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
         if pixels is None or pixels.size == 0:

@@ -11,7 +11,9 @@ An array is handed out again only when nothing refers to it any more (no image, 
 it is alive: numpy views keep their base alive, so its reference count says so); otherwise a new
 one is allocated, as before. The arrays are kept per thread, at most `PER_THREAD`, each between
 `MIN_BYTES` and `MAX_BYTES`, and given back with the freed heap (`release`, called by
-`adapters.inference.executor.trim_memory` once a worker is idle).
+`adapters.inference.executor.trim_memory` once a worker is idle). A larger image, or one decoded
+outside them (PNG, WebP, a JPEG OpenCV decodes), frees the unused ones first (`release_unused`):
+a worker's peak memory stays what docs/reliability.md budgets for one image.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class PixelBuffers:
     def array(self, shape: tuple[int, ...]) -> Pixels:
         """An uninitialised uint8 array of `shape`: a kept one no image refers to, or a new one."""
         size = math.prod(shape)
+        if size > self._max_bytes:
+            self.release_unused()  # the budget for one large image stays what it was without them
         if not self._min_bytes <= size <= self._max_bytes:
             return np.empty(shape, dtype=np.uint8)
         with self._lock:
@@ -61,6 +65,13 @@ class PixelBuffers:
     def kept_bytes(self) -> int:
         with self._lock:
             return sum(buffer.nbytes for kept in self._kept.values() for buffer in kept)
+
+    def release_unused(self) -> None:
+        """Drop this thread's kept arrays that nothing uses: called before a large image is decoded
+        outside them, so that a worker's peak memory is never theirs on top of that image's."""
+        with self._lock:
+            kept = self._kept.get(threading.get_ident(), [])
+            kept[:] = [kept[index] for index in range(len(kept)) if not _unreferenced(kept, index)]
 
     def release(self) -> None:
         """Drop every kept array; those still in use are freed with their last image."""
