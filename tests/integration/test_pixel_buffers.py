@@ -140,3 +140,20 @@ def test_a_larger_image_or_one_decoded_by_opencv_frees_the_unused_arrays_first()
     assert ok
     decoder().decode(png.tobytes())
     assert PIXEL_BUFFERS.kept_bytes() == 0
+
+
+def test_a_trim_after_a_job_keeps_the_arrays_and_an_idle_worker_gives_them_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from adapters.inference import executor
+    from tests.integration.test_jpeg_parity import encode, phone_sized
+
+    monkeypatch.setattr(executor, "free_heap_bytes", lambda: executor.KEEP_FREE_HEAP_BYTES + 1)
+    trim_memory()
+    decoder().decode(encode(phone_sized(GROUP_PHOTO)))
+    kept = PIXEL_BUFFERS.kept_bytes()
+    assert kept > 0
+    executor.trim_if_heap_over()  # the heap is over its limit: trimmed, the arrays are not heap
+    assert PIXEL_BUFFERS.kept_bytes() == kept
+    executor.trim_memory()  # idle
+    assert PIXEL_BUFFERS.kept_bytes() == 0

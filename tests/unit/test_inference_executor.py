@@ -13,8 +13,9 @@ from adapters.inference.executor import InferenceExecutor
 
 @pytest.fixture
 def trims(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When the heap was trimmed (after a job over the limit, or idle: trim_memory trims it too)."""
     calls: list[float] = []
-    monkeypatch.setattr(executor, "trim_memory", lambda: calls.append(time.monotonic()))
+    monkeypatch.setattr(executor, "trim_heap", lambda: calls.append(time.monotonic()))
     return calls
 
 

@@ -10,8 +10,8 @@ the same pixels into pages already there.
 An array is handed out again only when nothing refers to it any more (no image, view or crop of
 it is alive: numpy views keep their base alive, so its reference count says so); otherwise a new
 one is allocated, as before. The arrays are kept per thread, at most `PER_THREAD`, each between
-`MIN_BYTES` and `MAX_BYTES`, and given back with the freed heap (`release`, called by
-`adapters.inference.executor.trim_memory` once a worker is idle). A larger image, or one decoded
+`MIN_BYTES` and `MAX_BYTES`, and given back once a worker is idle (`release`, called by
+`adapters.inference.executor.trim_memory`; not by the heap trim after a busy job). A larger image, or one decoded
 outside them (PNG, WebP, a JPEG OpenCV decodes), frees the unused ones first (`release_unused`):
 a worker's peak memory stays what docs/reliability.md budgets for one image.
 """

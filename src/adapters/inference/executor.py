@@ -24,7 +24,7 @@ T = TypeVar("T")
 # photo workloads settle at 60-175 MB free (glibc's heap creeps as it fragments). A large photo's
 # pixels are mapped on their own (over glibc's 32 MB mmap threshold): up to 64 MB they are decoded
 # into arrays kept per thread while busy (adapters/images/pixel_buffers.py), not counted here and
-# given back with the heap; a 40 MP image's go back when freed.
+# given back when idle; a 40 MP image's go back when freed.
 KEEP_FREE_HEAP_BYTES = 192 * 1024 * 1024
 IDLE_TRIM_SECONDS = 0.25
 
@@ -66,12 +66,17 @@ def _load_libc() -> tuple[Callable[[int], int] | None, Callable[[], _MallInfo2] 
 _MALLOC_TRIM, _MALLINFO2 = _load_libc()
 
 
-def trim_memory() -> None:
-    """Give what is held free back to the system: the decoders' kept pixel arrays
-    (adapters/images/pixel_buffers.py) and glibc's freed heap pages."""
-    PIXEL_BUFFERS.release()
+def trim_heap() -> None:
+    """Give glibc's freed heap pages back to the system."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
+
+
+def trim_memory() -> None:
+    """Give everything held free back to the system (an idle worker): the decoders' kept pixel
+    arrays (adapters/images/pixel_buffers.py) and glibc's freed heap pages."""
+    PIXEL_BUFFERS.release()
+    trim_heap()
 
 
 def free_heap_bytes() -> int | None:
@@ -80,10 +85,11 @@ def free_heap_bytes() -> int | None:
 
 
 def trim_if_heap_over(limit: int = KEEP_FREE_HEAP_BYTES) -> None:
-    """After a job: trim only when more than `limit` is held free (always, where that is unknown)."""
+    """After a job: trim the heap only when more than `limit` is held free in it (always, where that
+    is unknown). The kept pixel arrays are not heap: they go when the worker is idle."""
     free = free_heap_bytes()
     if free is None or free > limit:
-        trim_memory()
+        trim_heap()
 
 
 class InferenceExecutor(ThreadPoolExecutor):
