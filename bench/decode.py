@@ -3,7 +3,9 @@
 What a full-resolution decode costs with OpenCV (the plain path) and with simplejpeg (the service's
 path since docs/performance.md "Large photos"), and what the reduced-scale decodes a "detect on a
 small decode, then decode the faces' regions" design would start from cost: each of them still
-reads every bit of the file's entropy-coded data, which is the floor of any decode.
+reads every bit of the file's entropy-coded data, which is the floor of any decode. Also the same
+photo stored sideways (EXIF orientation 6, as a phone held upright stores it): the decode, then a
+full-resolution turn upright.
 
 Then a phone photo's whole extraction in-process (decode, detect, align, embed, quality; all six
 faces) with OpenCV's decode, with the service's decode into freshly allocated arrays (the service
@@ -57,6 +59,19 @@ except (ImportError, RuntimeError, OSError):
     turbo = None
 
 
+def stored_sideways(data: bytes) -> bytes:
+    """The photo as a phone held upright stores it: turned a quarter counter-clockwise, with an EXIF
+    segment (orientation 6) that says to turn it back."""
+    turned = cv2.rotate(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.ROTATE_90_COUNTERCLOCKWISE)
+    ok, encoded = cv2.imencode(".jpg", turned, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    # Big-endian TIFF: one IFD entry, tag 0x0112 (orientation), type SHORT, count 1, value 6.
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00"
+    payload = b"Exif\x00\x00" + tiff + b"\x00\x00\x00\x00"
+    jpeg = encoded.tobytes()
+    return jpeg[:2] + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + jpeg[2:]
+
+
 def timed(work: Callable[[], object], repeats: int) -> tuple[float, float]:
     """Best and median milliseconds over `repeats` runs, after one warm-up run."""
     work()
@@ -75,12 +90,18 @@ def main() -> None:
     data = variants(GROUP, 1, seed=9, side=PHONE_SIDE)[0]
     buffer = np.frombuffer(data, np.uint8)
     height, width = simplejpeg.decode_jpeg_header(data)[:2]
-    limits = {"max_bytes": len(data), "max_pixels": width * height, "max_side": max(width, height)}
+    limits = {"max_bytes": 4 * len(data), "max_pixels": width * height, "max_side": max(width, height)}
     service = OpenCVImageDecoder(**limits, fast_jpeg_decode=False, det_size=640)
+    fresh = OpenCVImageDecoder(**limits, fast_jpeg_decode=False, det_size=640, buffers=None)
+    sideways = stored_sideways(data)
     paths: dict[str, Callable[[], object]] = {
         "OpenCV imdecode, full (the plain path)": lambda: cv2.imdecode(buffer, cv2.IMREAD_COLOR),
         "simplejpeg, full": lambda: simplejpeg.decode_jpeg(data, "BGR"),
         "the service's decoder (simplejpeg, full, header and EXIF checks)": lambda: service.decode(data),
+        "the service's decoder, the photo stored sideways (EXIF orientation 6, turned upright)": lambda: service.decode(
+            sideways
+        ),
+        "the same into fresh arrays (before pixel_buffers.py)": lambda: fresh.decode(sideways),
     }
     for factor in (2, 4, 8):
         paths[f"simplejpeg, 1/{factor} (DCT scaling)"] = lambda factor=factor: simplejpeg.decode_jpeg(
