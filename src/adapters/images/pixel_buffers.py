@@ -79,9 +79,19 @@ class PixelBuffers:
             self._kept.clear()
 
 
+def _references(kept: list[Pixels], index: int) -> int:
+    return sys.getrefcount(kept[index])
+
+
+# What `_references` counts for an array only the list holds (2 on CPython 3.11: the list's reference
+# and getrefcount's argument), measured rather than assumed: interpreters differ in how they count
+# the argument, and an array anything else holds or views must never look unused.
+_UNUSED_REFERENCES = _references([np.empty(1, dtype=np.uint8)], 0)
+
+
 def _unreferenced(kept: list[Pixels], index: int) -> bool:
-    # The list's reference and getrefcount's own argument: nothing else holds it or a view of it.
-    return sys.getrefcount(kept[index]) == 2
+    """Whether nothing but the list holds the array: no image, crop or view of it (views keep their base)."""
+    return _references(kept, index) == _UNUSED_REFERENCES
 
 
 PIXEL_BUFFERS = PixelBuffers()
