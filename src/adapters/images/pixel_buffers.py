@@ -3,17 +3,18 @@ memory already mapped.
 
 A freshly allocated 35 MB array (an 11.6 MP photo) lives outside glibc's heap (over its 32 MB
 mmap threshold): each job the kernel maps it, faults it in and zeroes it, and unmaps it when freed.
-That cost 9 to 12 ms of a phone photo's extraction on this machine, a third as much as the decode
-itself (docs/performance.md, "Large photos"). Decoding into an array kept from the last job writes
-the same pixels into pages already there.
+That cost a worker 5 to 11 ms of kernel time per phone photo on this machine, against a 24 ms
+decode (docs/performance.md, "The phone photo's other 30 ms"). Decoding into an array kept from
+the last job writes the same pixels into pages already there.
 
 An array is handed out again only when nothing refers to it any more (no image, view or crop of
 it is alive: numpy views keep their base alive, so its reference count says so); otherwise a new
 one is allocated, as before. The arrays are kept per thread, at most `PER_THREAD`, each between
 `MIN_BYTES` and `MAX_BYTES`, and given back once a worker is idle (`release`, called by
-`adapters.inference.executor.trim_memory`; not by the heap trim after a busy job). A larger image, or one decoded
-outside them (PNG, WebP, a JPEG OpenCV decodes), frees the unused ones first (`release_unused`):
-a worker's peak memory stays what docs/reliability.md budgets for one image.
+`adapters.inference.executor.trim_memory`; not by the heap trim after a busy job). A larger
+image, or one decoded outside them (PNG, WebP, a JPEG OpenCV decodes), frees the unused ones
+first (`release_unused`): a worker's peak memory stays what docs/reliability.md budgets for one
+image.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ PER_THREAD = 2
 
 
 class PixelBuffers:
+    """The kept arrays of every thread; one instance (`PIXEL_BUFFERS`) serves the process."""
+
     def __init__(self, *, min_bytes: int = MIN_BYTES, max_bytes: int = MAX_BYTES, per_thread: int = PER_THREAD) -> None:
         self._min_bytes = min_bytes
         self._max_bytes = max_bytes
