@@ -6,9 +6,10 @@ Two rules, both over a nearest-neighbour graph that a `NeighbourSearch` (domain/
   counts only as much as both faces' own `min_samples`-th neighbours: one stray face cannot chain two
   people together), cut at `link_similarity`, merged strongest edge first (single linkage, Kruskal)
   under cannot-link constraints checked at every merge: two faces of one photo are never one person,
-  a "not this person" correction keeps its two faces apart, and named people are fixed anchors (the
-  faces of one subject start as one group, but for a face a correction keeps apart from them; two
-  subjects never merge). A group smaller than `min_size` with no anchor stays unassigned.
+  a "not this person" correction keeps its two faces apart, and named people and people a user shaped
+  by hand (a merge, a split: "kept") are fixed anchors (the faces of one anchor start as one group,
+  but for a face a correction keeps apart from them; two anchors never merge; other faces may join
+  one). A group smaller than `min_size` with no anchor stays unassigned.
 - `assign`, incremental: a new face joins the person its nearest faces agree on, or waits.
 
 The numbers in `DEFAULT_RULES` are bench/people.py's (docs/people.md has the evidence and why).
@@ -56,8 +57,9 @@ class Neighbours:
 @dataclass(frozen=True)
 class Constraints:
     """What a pass must respect. `photos[i]`: the photo of face i (-1 for none: a face from no photo);
-    `anchors[i]`: the named person (a subject code) face i belongs to, or -1; `apart`: pairs of faces
-    a correction said are not one person."""
+    `anchors[i]`: the fixed person face i belongs to, or -1: a code per subject (a named person) and
+    per kept person (one a user merged or split by hand, its subject's code once named); `apart`:
+    pairs of faces a correction said are not one person."""
 
     photos: npt.NDArray[np.int64]
     anchors: npt.NDArray[np.int64]

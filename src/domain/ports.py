@@ -259,6 +259,12 @@ class PeopleStore(Protocol):
         """Face id -> person id, for those of these faces in a person."""
         ...
 
+    def kept_memberships(self, collection: str) -> dict[str, str]:
+        """Face id -> person id, for every face in a kept person: one a user shaped by hand (`merge_people`
+        keeps the merged person, `move_faces` the people it moved faces out of and into). A re-cluster
+        keeps each one whole and apart from the others (domain/people.py's anchors)."""
+        ...
+
     def join_people(self, collection: str, joins: Mapping[str, str]) -> int:
         """Each face (face id -> person id) into that person, out of any other (one left empty goes),
         in one transaction: a new photo's faces joining people. A face or a person no longer stored (a
@@ -271,7 +277,8 @@ class PeopleStore(Protocol):
 
     def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
         """Put the faces (at least one) into the person, or into a new person when `person_id` is None,
-        taking them out of the people they were in (one left empty goes); the person after.
+        taking them out of the people they were in (one left empty goes); the person after. The person
+        and those left behind become kept (`kept_memberships`), in the same transaction.
         FaceNotFound (nothing changes) when a face is not in the collection; PersonNotFound."""
         ...
 
@@ -279,7 +286,8 @@ class PeopleStore(Protocol):
         """Every face of `other_id` into `person_id`; `other_id` goes. PersonNotFound; InvalidInput
         when they are the same person; PeopleNamedDifferently (nothing changes) when one holds a face
         of a subject and the other of another (`check_merge`, domain/additions.py). Faces stay as
-        labelled: an unnamed person's faces merged into a named one stay unlabelled."""
+        labelled: an unnamed person's faces merged into a named one stay unlabelled. The person becomes
+        kept (`kept_memberships`), in the same transaction."""
         ...
 
     def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
@@ -301,7 +309,8 @@ class PeopleStore(Protocol):
         """A full pass's outcome: the collection's people become `groups` (face ids; a face the pass
         `considered` in no group is in no person), in one transaction; corrections stay. A group keeps
         the id of the old person that held most of its faces (ties: the smaller id) when no earlier
-        group took it, so a re-cluster that changes little keeps people's ids; a face the pass did not
+        group took it (a kept person's id first: `people_rows.carried_ids`), so a re-cluster that
+        changes little keeps people's ids, and a kept person's id keeps it kept; a face the pass did not
         consider (stored while it ran) stays in its person when that person's id lives on. Face ids no
         longer stored are skipped. How many people."""
         ...

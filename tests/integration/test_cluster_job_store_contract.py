@@ -151,8 +151,12 @@ def test_postgres_replicas_racing_to_claim_one_collection_get_one_job(pg: Maker)
 
 # Back to schema version 4, as a database of the release before re-cluster jobs.
 TO_VERSION_4 = {
-    "sqlite": ["DROP TABLE cluster_jobs", "PRAGMA user_version = 4"],
-    "postgresql": ["DROP TABLE gallery_cluster_jobs", "DELETE FROM gallery_schema WHERE version > 4"],
+    "sqlite": ["DROP TABLE cluster_jobs", "ALTER TABLE people DROP COLUMN kept", "PRAGMA user_version = 4"],
+    "postgresql": [
+        "DROP TABLE gallery_cluster_jobs",
+        "ALTER TABLE gallery_people DROP COLUMN kept",
+        "DELETE FROM gallery_schema WHERE version > 4",
+    ],
 }
 
 
@@ -185,10 +189,10 @@ def test_a_version_4_database_is_migrated_and_keeps_its_people(
         import sqlite3
 
         with sqlite3.connect(place) as db:
-            assert db.execute("PRAGMA user_version").fetchone()[0] == 5
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 6
     else:
         with psycopg.connect(place) as conn:
-            assert conn.execute("SELECT max(version) FROM gallery_schema").fetchone() == (5,)
+            assert conn.execute("SELECT max(version) FROM gallery_schema").fetchone() == (6,)
 
 
 def test_sqlite_a_store_opened_once_more_leaves_finished_jobs_as_they_were(tmp_path: Path) -> None:

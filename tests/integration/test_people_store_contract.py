@@ -7,9 +7,11 @@ a reopen."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import psycopg
 import pytest
 
 from domain.errors import (
@@ -28,9 +30,12 @@ from tests.integration.test_gallery_contract import (  # noqa: F401 (fixtures)
     DIM,
     MODEL,
     Maker,
+    clear_postgres,
+    corrupt,
     face,
     gallery,
     make_gallery,
+    open_sql_store,
     pg,
     unit,
 )
@@ -450,3 +455,98 @@ def test_a_new_photos_faces_join_people_as_one_search_per_face_would(gallery: St
     assert sum(person is not None for person in expected) >= 5 and expected[7:] == [None] * 3
     members = gallery.memberships("c")
     assert [members.get(f.face_id) for f in new] == expected
+
+
+def test_a_merge_or_a_split_keeps_its_people(gallery: Store) -> None:
+    """People shaped by hand are kept (`kept_memberships`, what a re-cluster anchors): the merged
+    person, and both people of a split; a person a pass formed is not."""
+    photos = indexed(gallery, 6, 1)
+    f = [photos[i][0].face_id for i in range(6)]
+    gallery.replace_people("c", [f[:2], f[2:4], f[4:]], set(f))
+    assert gallery.kept_memberships("c") == {}
+    members = gallery.memberships("c")
+    one, two, three = (members[f[i]] for i in (0, 2, 4))
+    gallery.merge_people("c", one, two)
+    assert gallery.kept_memberships("c") == {face_id: one for face_id in f[:4]}
+    split = gallery.move_faces("c", [f[5]], None)
+    assert gallery.kept_memberships("c") == {
+        **{face_id: one for face_id in f[:4]},
+        f[4]: three,
+        f[5]: split.person_id,
+    }
+    gallery.refuse_face("c", split.person_id, f[5])  # its last face: the person goes, and its flag
+    assert f[5] not in gallery.kept_memberships("c")
+    with pytest.raises(PersonNotFound):  # a merge that fails marks nothing
+        gallery.merge_people("c", three, "f" * 32)
+
+
+def test_replace_people_carries_the_kept_flag_with_the_id(gallery: Store) -> None:
+    """The group holding a kept person's faces keeps its id and its flag, even where another person
+    holds more of the group's faces; a kept person the pass dropped goes, and its flag."""
+    photos = indexed(gallery, 7, 1)
+    f = [photos[i][0].face_id for i in range(7)]
+    kept = gallery.move_faces("c", f[:2], None).person_id
+    gallery.replace_people("c", [f[:2], f[2:5], f[5:]], set(f))  # re-read: f[2:5] and f[5:] not kept
+    assert gallery.kept_memberships("c") == {f[0]: kept, f[1]: kept}
+    members = gallery.memberships("c")
+    big, small = members[f[2]], members[f[5]]
+    gallery.replace_people("c", [[*f[:2], *f[2:5]], f[5:]], set(f))  # the kept pair with three of big's
+    assert gallery.memberships("c") == {**{face_id: kept for face_id in f[:5]}, f[5]: small, f[6]: small}
+    assert gallery.kept_memberships("c") == {face_id: kept for face_id in f[:5]}
+    with pytest.raises(PersonNotFound):
+        gallery.person("c", big)
+    gallery.replace_people("c", [f[5:]], set(f))
+    assert gallery.kept_memberships("c") == {}
+
+
+def test_kept_people_survive_a_reopen(make_gallery: Maker) -> None:
+    store = make_gallery()
+    photos = indexed(store, 3, 1)
+    f = [photos[i][0].face_id for i in range(3)]
+    person = store.move_faces("c", f[:2], None)
+    store.replace_people("c", [f[:2], [f[2]]], set(f))
+    store.close()
+    reopened = make_gallery()
+    if store.kind == "memory":  # nothing survives the process, by design
+        return
+    assert reopened.kept_memberships("c") == {f[0]: person.person_id, f[1]: person.person_id}
+
+
+# Back to schema version 5, as a database of the release before kept people.
+TO_VERSION_5 = {
+    "sqlite": ["ALTER TABLE people DROP COLUMN kept", "PRAGMA user_version = 5"],
+    "postgresql": ["ALTER TABLE gallery_people DROP COLUMN kept", "DELETE FROM gallery_schema WHERE version > 5"],
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_version_5_database_is_migrated_and_its_people_are_not_kept(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    place, open_store = open_sql_store(kind, request, tmp_path)
+    store = open_store()
+    photos = indexed(store, 3, 1)
+    f = [photos[i][0].face_id for i in range(3)]
+    person = store.move_faces("c", f[:2], None)
+    other = store.move_faces("c", [f[2]], None)
+    store.close()
+    corrupt(kind, place, TO_VERSION_5[kind])
+
+    store = open_store()  # migrates: every person there is not kept
+    try:
+        assert store.memberships("c") == {f[0]: person.person_id, f[1]: person.person_id, f[2]: other.person_id}
+        assert store.kept_memberships("c") == {}
+        store.merge_people("c", person.person_id, other.person_id)
+        assert store.kept_memberships("c") == {face_id: person.person_id for face_id in f}
+    finally:
+        store.close()
+        if kind == "postgresql":
+            clear_postgres(place)
+    if kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(place) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == 6
+    else:
+        with psycopg.connect(place) as conn:
+            assert conn.execute("SELECT max(version) FROM gallery_schema").fetchone() == (6,)

@@ -167,3 +167,21 @@ def test_two_faces_of_one_new_photo_never_join_one_person() -> None:
     assert assign_photo([both_like_3, both_like_3], [(), ()], RULES) == [3, UNASSIGNED]
     # A face refused a person (a correction) waits; the next face of the photo may still join it.
     assert assign_photo([both_like_3, both_like_3], [(3,), ()], RULES) == [UNASSIGNED, 3]
+
+
+def test_kept_people_stay_whole_and_apart() -> None:
+    """A person a user merged or split by hand is an anchor of its own (domain/use_cases/people.py
+    gives each kept person a code): its faces start as one group however unlike, two kept people
+    never merge however alike, and other faces still join one through the edges."""
+    # A merge of two unlike looks (axes 0 and 1) stays one person; the others near axis 0 join it.
+    vectors = unit(around(0, 1) + around(1, 1) + around(0, 3, seed=5))
+    assert people_of(vectors, photos=range(5), anchors=[9, 9, -1, -1, -1]) == [0, 0, 0, 0, 0]
+    assert people_of(vectors, photos=range(5)) == [0, UNASSIGNED, 0, 0, 0]  # not kept: the merge undone
+    # A split of one look into two kept people: two people, each joined by none of the other's faces.
+    alike = unit(around(0, 6))
+    labels = people_of(alike, photos=range(6), anchors=[9, 9, 9, 10, 10, 10])
+    assert labels == [0, 0, 0, 1, 1, 1]
+    assert people_of(alike, photos=range(6)) == [0] * 6  # not kept: the split undone
+    # A kept person and a named one (another anchor) never merge either; a free face joins one of them.
+    labels = people_of(alike, photos=range(6), anchors=[9, 9, 3, 3, -1, -1])
+    assert labels[0] == labels[1] != labels[2] == labels[3] and UNASSIGNED not in labels

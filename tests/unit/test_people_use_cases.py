@@ -139,3 +139,46 @@ def test_split_merge_and_photos_of_a_person() -> None:
     assert [p.faces[0].face_id for p in photos] == [f.face_id for f in faces]
     with pytest.raises(InvalidInput):
         world.people.get("c", "not-a-person-id")
+
+
+def test_a_merge_and_a_split_outlive_a_recluster() -> None:
+    """People a user merged or split by hand are kept: a re-cluster neither splits the merged person
+    again nor puts the split faces back, keeps their ids, and new faces still join them."""
+    world = World(identities=2)
+    for n in range(3):
+        world.photo(f"p{n}", [0, 1])
+    world.people.recluster("c")
+    one, two = world.gallery.people("c", None, 5)
+    merged = world.people.merge("c", one.person_id, two.person_id)  # two identities, one person by hand
+    world.photo("p3", [0])  # a face the edges bring to it
+    world.people.recluster("c")
+    assert [p.person_id for p in world.gallery.people("c", None, 5)] == [merged.person_id]
+    assert merged.person_id == one.person_id and world.gallery.person("c", one.person_id)[0].faces == 7
+
+    world = World(identities=1)
+    faces = [world.photo(f"p{n}", [0])[0] for n in range(6)]
+    world.people.recluster("c")
+    (person,) = world.gallery.people("c", None, 5)
+    split = world.people.split("c", person.person_id, [faces[4].face_id, faces[5].face_id])
+    world.people.recluster("c")
+    members = world.gallery.memberships("c")
+    assert {members[f.face_id] for f in faces[:4]} == {person.person_id}
+    assert {members[f.face_id] for f in faces[4:]} == {split.person_id}
+    # The same look, not kept: one re-cluster puts the faces back together.
+    world.gallery.replace_people("c", [], set())
+    world.people.recluster("c")
+    assert len(set(world.gallery.memberships("c").values())) == 1
+
+
+def test_an_unnamed_person_merged_into_a_named_one_stays_with_it() -> None:
+    """A kept person named to a subject is that subject's anchor: its unlabelled faces stay with it."""
+    world = World(identities=2)
+    ann, _ = world.gallery.add_face("c", FaceRecord(uuid.uuid4().hex, "ann", world.vector(0), BOX, 0.9, "d1", T))
+    for n in range(3):
+        world.photo(f"p{n}", [1])  # another look, unnamed
+    world.people.recluster("c")
+    named = world.gallery.people_of("c", [ann.face_id])[ann.face_id]
+    (other,) = {p.person_id for p in world.gallery.people("c", None, 5)} - {named}
+    world.people.merge("c", named, other)
+    world.people.recluster("c")
+    assert world.gallery.memberships("c") == {f.face_id: named for f in world.gallery.faces("c")}

@@ -80,6 +80,7 @@ class _Collection(MatrixCollection):
     photo_matrix: FaceMatrix | None = None  # the faces with a photo id, grouped by photo
     people: dict[str, datetime] = field(default_factory=dict)  # person id -> created at
     person_of: dict[str, str] = field(default_factory=dict)  # face id -> person id
+    kept: set[str] = field(default_factory=set)  # the people a user shaped by hand (merge, split)
     apart: set[tuple[str, str]] = field(default_factory=set)  # corrections: face pairs, smaller id first
     cluster_job: ClusterJob | None = None  # the last re-cluster's
 
@@ -88,6 +89,7 @@ class _Collection(MatrixCollection):
         person = self.person_of.pop(face_id, None)
         if person is not None and person not in self.person_of.values():
             del self.people[person]
+            self.kept.discard(person)
         self.apart = {pair for pair in self.apart if face_id not in pair}
 
     def __post_init__(self) -> None:
@@ -443,6 +445,11 @@ class MemoryGallery:
         with self._lock:
             return dict(self._get(collection).person_of)
 
+    def kept_memberships(self, collection: str) -> dict[str, str]:
+        with self._lock:
+            target = self._get(collection)
+            return {face_id: person for face_id, person in target.person_of.items() if person in target.kept}
+
     def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
         with self._lock:
             person_of = self._get(collection).person_of
@@ -478,6 +485,7 @@ class MemoryGallery:
             elif person_id not in target.people:
                 raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
             left = {target.person_of.get(face_id) for face_id in moving} - {None, person_id}
+            target.kept.update({person_id} | {person for person in left if person is not None})
             for face_id in moving:
                 target.person_of[face_id] = person_id
             self._drop_empty(target, left)
@@ -496,6 +504,8 @@ class MemoryGallery:
                 if person == other_id:
                     target.person_of[face_id] = person_id
             del target.people[other_id]
+            target.kept.discard(other_id)
+            target.kept.add(person_id)
             return self._person(target, person_id)[0]
 
     def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
@@ -531,10 +541,11 @@ class MemoryGallery:
             people_rows.check_groups(groups)
             kept = [[face_id for face_id in group if face_id in target.records] for group in groups]
             kept = [group for group in kept if group]
-            ids = people_rows.carried_ids(kept, target.person_of)
+            ids = people_rows.carried_ids(kept, target.person_of, target.kept)
             kept = people_rows.with_unread_faces(kept, ids, target.person_of, considered)
             now = datetime.now(UTC)
             target.people = {person: target.people.get(person, now) for person in ids}
+            target.kept &= set(ids)
             target.person_of = {face_id: person for person, group in zip(ids, kept, strict=True) for face_id in group}
             return len(ids)
 
@@ -575,6 +586,7 @@ class MemoryGallery:
         for person in people:
             if person is not None and person not in held:
                 target.people.pop(person, None)
+                target.kept.discard(person)
 
     @staticmethod
     def _person(target: _Collection, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:

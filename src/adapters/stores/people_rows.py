@@ -15,16 +15,19 @@ def new_person_id() -> str:
     return uuid.uuid4().hex
 
 
-def carried_ids(groups: Sequence[Sequence[str]], old: Mapping[str, str]) -> list[str]:
-    """Each group's person id: the old person holding most of its faces (ties: the smaller id) when no
-    earlier group took that id, else a new one. Bigger groups choose first, so a person that grew
-    keeps its id rather than a splinter of it."""
+def carried_ids(
+    groups: Sequence[Sequence[str]], old: Mapping[str, str], kept: Collection[str] = frozenset()
+) -> list[str]:
+    """Each group's person id: a `kept` old person holding some of its faces (a user shaped it by hand:
+    it keeps its id, and so its flag), else the old person holding most of its faces (ties: the
+    smaller id), when no earlier group took that id, else a new one. Bigger groups choose first, so a
+    person that grew keeps its id rather than a splinter of it."""
     order = sorted(range(len(groups)), key=lambda i: -len(groups[i]))
     taken: set[str] = set()
     ids = [""] * len(groups)
     for i in order:
         votes = Counter(old[face_id] for face_id in groups[i] if face_id in old)
-        ranked = sorted(votes.items(), key=lambda item: (-item[1], item[0]))
+        ranked = sorted(votes.items(), key=lambda item: (item[0] not in kept, -item[1], item[0]))
         chosen = next((person for person, _ in ranked if person not in taken), None) or new_person_id()
         taken.add(chosen)
         ids[i] = chosen

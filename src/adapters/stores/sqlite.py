@@ -46,6 +46,8 @@ from adapters.stores.sqlite_sql import (
     INSERT_FACE,
     INTERRUPT_CLUSTER_JOBS,
     JOIN_PERSON,
+    KEEP_PEOPLE_OF,
+    KEPT_MEMBERSHIPS,
     LOAD_FACES,
     MEMBERSHIPS,
     MIGRATIONS,
@@ -570,6 +572,11 @@ class SqliteGallery:
             target = self._get(collection)
             return dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
 
+    def kept_memberships(self, collection: str) -> dict[str, str]:
+        with self._reading() as db:
+            target = self._get(collection)
+            return dict(db.execute(KEPT_MEMBERSHIPS, (target.id,)).fetchall())
+
     def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
         with self._reading() as db:
             target = self._get(collection)
@@ -613,6 +620,8 @@ class SqliteGallery:
                 row = db.execute(PERSON, (target.id, person_id)).fetchone()
                 if row is None:
                     raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
+                # Shaped by hand: the person and those the faces leave are kept (before they move).
+                db.execute(KEEP_PEOPLE_OF, (json.dumps([seqs[face_id] for face_id in moving]), row[0]))
                 db.executemany(JOIN_PERSON, [(seqs[face_id], row[0]) for face_id in moving])
             return self._person(db, target, person_id)[0]
 
@@ -625,6 +634,7 @@ class SqliteGallery:
                     raise InvalidInput("a person cannot be merged with itself")
                 check_merge(*(self._subjects_of(db, person) for person in (kept, other)))
                 db.execute("UPDATE person_faces SET person_ref = ? WHERE person_ref = ?", (kept, other))
+                db.execute("UPDATE people SET kept = 1 WHERE id = ?", (kept,))
             return self._person(db, target, person_id)[0]
 
     def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
@@ -692,11 +702,12 @@ class SqliteGallery:
             target = self._get(collection)
             with _transaction(db):
                 old = dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
+                was_kept = set(dict(db.execute(KEPT_MEMBERSHIPS, (target.id,)).fetchall()).values())
                 wanted = [face_id for group in groups for face_id in group] + list(old)
                 seqs = dict(db.execute(FACE_SEQS, (json.dumps(wanted), target.id)).fetchall())
                 kept = [[face_id for face_id in group if face_id in seqs] for group in groups]
                 kept = [group for group in kept if group]
-                ids = people_rows.carried_ids(kept, old)
+                ids = people_rows.carried_ids(kept, old, was_kept)
                 kept = people_rows.with_unread_faces(kept, ids, old, considered)
                 created = dict(
                     db.execute("SELECT person_id, created_at FROM people WHERE collection_id = ?", (target.id,))
@@ -705,8 +716,9 @@ class SqliteGallery:
                 now = _micros(datetime.now(UTC))
                 for person_id, group in zip(ids, kept, strict=True):
                     ref = db.execute(
-                        "INSERT INTO people (collection_id, person_id, created_at) VALUES (?, ?, ?) RETURNING id",
-                        (target.id, person_id, created.get(person_id, now)),
+                        "INSERT INTO people (collection_id, person_id, created_at, kept) VALUES (?, ?, ?, ?)"
+                        " RETURNING id",
+                        (target.id, person_id, created.get(person_id, now), int(person_id in was_kept)),
                     ).fetchone()[0]
                     db.executemany(JOIN_PERSON, [(seqs[face_id], ref) for face_id in group])
             return len(ids)

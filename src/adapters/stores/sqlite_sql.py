@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Each entry takes the schema from version i to i + 1 (PRAGMA user_version).
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -122,6 +122,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error TEXT
         )""",
     ),
+    # 6: a person a user shaped by hand (a merge, a split) is kept: a re-cluster keeps it whole.
+    ("ALTER TABLE people ADD COLUMN kept INTEGER NOT NULL DEFAULT 0",),
 )
 
 # A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
@@ -204,6 +206,12 @@ PERSON_FACES = "SELECT" + FACES + " JOIN person_faces pf ON pf.face_seq = f.seq 
 MEMBERSHIPS = (
     "SELECT f.face_id, pe.person_id FROM people pe JOIN person_faces pf ON pf.person_ref = pe.id"
     " JOIN faces f ON f.seq = pf.face_seq WHERE pe.collection_id = ?"
+)
+KEPT_MEMBERSHIPS = MEMBERSHIPS + " AND pe.kept = 1"
+# The people the faces (a JSON array of face seqs) are in, and the person (its row id), become kept.
+KEEP_PEOPLE_OF = (
+    "UPDATE people SET kept = 1 WHERE id IN (SELECT pf.person_ref FROM json_each(?) AS wanted"
+    " JOIN person_faces pf ON pf.face_seq = wanted.value) OR id = ?"
 )
 REFUSALS = (
     "SELECT min(a.face_id, b.face_id) AS one, max(a.face_id, b.face_id) AS other FROM faces a"

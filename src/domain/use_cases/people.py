@@ -3,7 +3,8 @@ by domain/people.py's rules, kept by a `PeopleStore`, corrected by hand.
 
 A full pass (`recluster`) reads every face, builds the nearest-neighbour graph (`NeighbourSearch`)
 and replaces the collection's people with `cluster`'s groups, keeping the corrections: two faces of
-one photo, and the faces of a "not this person", are never one person; one subject's faces are. A
+one photo, and the faces of a "not this person", are never one person; one subject's faces are, and
+so are the faces of a person a user merged or split by hand (a kept person: its own anchor). A
 newly indexed photo's faces join people as they come (`assign_new`, `assign_photo`'s rule) over
 the collection's own photo search, so no index of its own is kept: a face's candidates are the best
 face of each photo near it (one photo holds one face of a person at most).
@@ -12,7 +13,7 @@ face of each photo near it (one photo holds one face of a person at most).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,13 +138,14 @@ class People:
             if self.clustering.eligible(None if face.quality is None else face.quality.level):
                 eligible.add(face)
         refusals = self._store.refusals(name)
+        kept = self._store.kept_memberships(name)
         progress("neighbours", 0.1)
         groups: list[list[str]] = []
         if eligible.face_ids:
             graph = self._neighbours.neighbours(np.stack(eligible.vectors), self.clustering.neighbours)
             eligible.vectors.clear()
             progress("grouping", 0.9)
-            labels = cluster(graph, eligible.constraints(refusals), self.clustering)
+            labels = cluster(graph, eligible.constraints(refusals, kept), self.clustering)
             by_label: dict[int, list[str]] = defaultdict(list)
             for face_id, label in zip(eligible.face_ids, labels.tolist(), strict=True):
                 if label != UNASSIGNED:
@@ -203,10 +205,27 @@ class _Eligible:
             -1 if subject is None else self._subject_codes.setdefault(subject, len(self._subject_codes))
         )
 
-    def constraints(self, refusals: Sequence[tuple[str, str]]) -> Constraints:
+    def constraints(self, refusals: Sequence[tuple[str, str]], kept: Mapping[str, str]) -> Constraints:
+        """`kept`: face id -> person id for the faces of people a user shaped by hand. Each kept person
+        is an anchor: its subject's code once named (its unlabelled faces stay with the subject's),
+        else a code of its own past the subjects'; a labelled face keeps its own subject's code."""
         index = {face_id: i for i, face_id in enumerate(self.face_ids)}
         apart = [(index[a], index[b]) for a, b in refusals if a in index and b in index]
-        return Constraints(np.array(self.photos, dtype=np.int64), np.array(self.anchors, dtype=np.int64), apart)
+        anchors = list(self.anchors)
+        person_anchor: dict[str, int] = {}
+        for i, face_id in enumerate(self.face_ids):
+            person = kept.get(face_id)
+            if person is not None and anchors[i] >= 0:
+                person_anchor.setdefault(person, anchors[i])
+        next_code = len(self._subject_codes)
+        for i, face_id in enumerate(self.face_ids):
+            person = kept.get(face_id)
+            if person is not None and anchors[i] < 0:
+                if person not in person_anchor:
+                    person_anchor[person] = next_code
+                    next_code += 1
+                anchors[i] = person_anchor[person]
+        return Constraints(np.array(self.photos, dtype=np.int64), np.array(anchors, dtype=np.int64), apart)
 
 
 def _code(codes: dict[str, int], name: str | None) -> int:

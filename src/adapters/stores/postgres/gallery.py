@@ -403,6 +403,10 @@ class PostgresGallery:
         with self._connection() as conn:
             return people_sql.memberships(conn, rows.find(conn, collection))
 
+    def kept_memberships(self, collection: str) -> dict[str, str]:
+        with self._connection() as conn:
+            return people_sql.memberships(conn, rows.find(conn, collection), kept_only=True)
+
     def people_of(self, collection: str, face_ids: Sequence[str]) -> dict[str, str]:
         with self._connection() as conn:
             return people_sql.people_of(conn, rows.find(conn, collection), face_ids)

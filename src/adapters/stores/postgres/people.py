@@ -36,7 +36,7 @@ JOIN_PERSON = (
     "INSERT INTO gallery_person_faces (collection_id, face_id, person_id) VALUES (%s, %s, %s)"
     " ON CONFLICT (collection_id, face_id) DO UPDATE SET person_id = excluded.person_id"
 )
-NEW_PERSON = "INSERT INTO gallery_people (collection_id, person_id, created_at) VALUES (%s, %s, %s)"
+NEW_PERSON = "INSERT INTO gallery_people (collection_id, person_id, created_at, kept) VALUES (%s, %s, %s, %s)"
 
 
 def people(conn: Connection, target: rows.Target, after: str | None, limit: int) -> list[PersonInfo]:
@@ -64,9 +64,13 @@ def person(conn: Connection, target: rows.Target, person_id: str) -> tuple[Perso
     return PersonInfo(person_id, len(faces), row[0], people_rows.representative(faces)), faces
 
 
-def memberships(conn: Connection, target: rows.Target) -> dict[str, str]:
+def memberships(conn: Connection, target: rows.Target, kept_only: bool = False) -> dict[str, str]:
+    """Face id -> person id; `kept_only`: the faces of kept people (shaped by hand) only."""
     found = conn.execute(
-        "SELECT face_id, person_id FROM gallery_person_faces WHERE collection_id = %s", (target.id,)
+        "SELECT pf.face_id, pf.person_id FROM gallery_person_faces pf JOIN gallery_people p"
+        " ON p.collection_id = pf.collection_id AND p.person_id = pf.person_id"
+        " WHERE pf.collection_id = %s AND (p.kept OR NOT %s)",
+        (target.id, kept_only),
     ).fetchall()
     return {row[0]: row[1] for row in found}
 
@@ -116,9 +120,15 @@ def move_faces(conn: Connection, target: rows.Target, face_ids: Sequence[str], p
         raise FaceNotFound(f"the collection has no face {missing!r}")
     if person_id is None:
         person_id = people_rows.new_person_id()
-        conn.execute(NEW_PERSON, (target.id, person_id, datetime.now(UTC)))
+        conn.execute(NEW_PERSON, (target.id, person_id, datetime.now(UTC), True))
     else:
         _check_person(conn, target, person_id)
+    # Shaped by hand: the person and those the faces leave are kept (before they move).
+    conn.execute(
+        "UPDATE gallery_people SET kept = true WHERE collection_id = %(c)s AND (person_id = %(p)s OR person_id IN"
+        " (SELECT person_id FROM gallery_person_faces WHERE collection_id = %(c)s AND face_id = ANY(%(f)s)))",
+        {"c": target.id, "p": person_id, "f": moving},
+    )
     conn.cursor().executemany(JOIN_PERSON, [(target.id, face_id, person_id) for face_id in moving])
     return person_id
 
@@ -132,6 +142,9 @@ def merge_people(conn: Connection, target: rows.Target, person_id: str, other_id
     conn.execute(
         "UPDATE gallery_person_faces SET person_id = %s WHERE collection_id = %s AND person_id = %s",
         (person_id, target.id, other_id),
+    )
+    conn.execute(
+        "UPDATE gallery_people SET kept = true WHERE collection_id = %s AND person_id = %s", (target.id, person_id)
     )
 
 
@@ -194,7 +207,8 @@ def replace_people(
     kept = [[face_id for face_id in group if face_id in stored] for group in groups]
     kept = [group for group in kept if group]
     old = memberships(conn, target)
-    ids = people_rows.carried_ids(kept, old)
+    was_kept = set(memberships(conn, target, kept_only=True).values())
+    ids = people_rows.carried_ids(kept, old, was_kept)
     kept = people_rows.with_unread_faces(kept, ids, old, considered)
     created: dict[str, datetime] = {
         row[0]: row[1]
@@ -205,7 +219,10 @@ def replace_people(
     conn.execute("DELETE FROM gallery_people WHERE collection_id = %s", (target.id,))
     now = datetime.now(UTC)
     cursor = conn.cursor()
-    cursor.executemany(NEW_PERSON, [(target.id, person_id, created.get(person_id, now)) for person_id in ids])
+    cursor.executemany(
+        NEW_PERSON,
+        [(target.id, person_id, created.get(person_id, now), person_id in was_kept) for person_id in ids],
+    )
     cursor.executemany(
         JOIN_PERSON,
         [(target.id, face_id, person_id) for person_id, group in zip(ids, kept, strict=True) for face_id in group],

@@ -14,7 +14,7 @@ from domain.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 MIGRATION_LOCK = 0x6661636567616C31  # pg_advisory_lock key: schema changes, one replica at a time
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger collections scan
 
@@ -151,6 +151,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error text
         )""",
     ),
+    # 6: a person a user shaped by hand (a merge, a split) is kept: a re-cluster keeps it whole.
+    ("ALTER TABLE gallery_people ADD COLUMN kept boolean NOT NULL DEFAULT false",),
 )
 
 
