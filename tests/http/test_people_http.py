@@ -193,6 +193,34 @@ def test_not_this_person_on_a_named_face_unlabels_it_for_good(client: Client) ->
     assert client.get(f"{PEOPLE}/{y}", headers=AUTH).json()["faces"] == held
 
 
+def test_a_merge_and_a_split_survive_a_recluster(client: Client) -> None:
+    """People shaped by hand are kept: a re-cluster neither splits a merged person again nor puts a
+    split person's faces back, and both keep their ids (before this, it undid both)."""
+    for photo, image in [("a1", 1), ("a2", 1), ("b1", 2), ("b2", 2), ("c1", 3), ("c2", 3), ("c3", 3), ("c4", 3)]:
+        index(client, photo, image)
+    reclustered(client)
+    found = people(client)
+    a, b, c = (found[frozenset(f"{p}{i}" for i in range(1, n + 1))] for p, n in (("a", 2), ("b", 2), ("c", 4)))
+    merged = client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": b})
+    assert merged.status_code == 200 and merged.json()["faces"] == 4, merged.text
+    faces = {f["photo_id"]: f["face_id"] for f in client.get(f"{PEOPLE}/{c}", headers=AUTH).json()["faces"]}
+    split = client.post(f"{PEOPLE}/{c}/split", headers=AUTH, json={"face_ids": [faces["c3"], faces["c4"]]})
+    assert split.status_code == 201, split.text
+    shaped = {
+        frozenset({"a1", "a2", "b1", "b2"}): a,
+        frozenset({"c1", "c2"}): c,
+        frozenset({"c3", "c4"}): split.json()["person_id"],
+    }
+    assert people(client) == shaped
+    assert reclustered(client)["people"] == 3
+    assert people(client) == shaped
+    index(client, "c5", 3)  # the split look again: its neighbours are in two people, so it waits
+    assert reclustered(client)["people"] == 3  # then joins one of them; the two stay apart
+    after = people(client)
+    assert set(after.values()) == set(shaped.values())
+    assert sum("c5" in photos for photos in after) == 1
+
+
 def test_people_named_differently_do_not_merge(client: Client) -> None:
     for image, prefix in ((1, "a"), (2, "b"), (3, "c")):
         for i in (1, 2):
