@@ -156,6 +156,7 @@ class PersonInfo:
     faces: int
     created_at: datetime
     representative: FaceRecord  # the face to show: the best quality score, then the first stored
+    kept: bool = False  # shaped by hand (a merge, a split): a re-cluster keeps it whole and apart
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,6 +201,7 @@ def test_a_merge_and_a_split_survive_a_recluster(client: Client) -> None:
     reclustered(client)
     found = people(client)
     a, b, c = (found[frozenset(f"{p}{i}" for i in range(1, n + 1))] for p, n in (("a", 2), ("b", 2), ("c", 4)))
+    assert not any(p["kept"] for p in client.get(PEOPLE, headers=AUTH).json()["people"])  # a pass's, not kept
     merged = client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": b})
     assert merged.status_code == 200 and merged.json()["faces"] == 4, merged.text
     faces = {f["photo_id"]: f["face_id"] for f in client.get(f"{PEOPLE}/{c}", headers=AUTH).json()["faces"]}
@@ -212,8 +213,12 @@ def test_a_merge_and_a_split_survive_a_recluster(client: Client) -> None:
         frozenset({"c3", "c4"}): split.json()["person_id"],
     }
     assert people(client) == shaped
+    assert merged.json()["kept"] is True and split.json()["kept"] is True
     assert reclustered(client)["people"] == 3
     assert people(client) == shaped
+    listed = client.get(PEOPLE, headers=AUTH).json()["people"]
+    assert [p["kept"] for p in listed] == [True, True, True]
+    assert client.get(f"{PEOPLE}/{c}", headers=AUTH).json()["kept"] is True
     index(client, "c5", 3)  # the split look again: its neighbours are in two people, so it waits
     assert reclustered(client)["people"] == 3  # then joins one of them; the two stay apart
     after = people(client)

@@ -466,9 +466,12 @@ def test_a_merge_or_a_split_keeps_its_people(gallery: Store) -> None:
     assert gallery.kept_memberships("c") == {}
     members = gallery.memberships("c")
     one, two, three = (members[f[i]] for i in (0, 2, 4))
-    gallery.merge_people("c", one, two)
+    assert not gallery.person("c", one)[0].kept
+    assert gallery.merge_people("c", one, two).kept
     assert gallery.kept_memberships("c") == {face_id: one for face_id in f[:4]}
+    assert [p.kept for p in gallery.people("c", None, 10) if p.person_id != one] == [False]
     split = gallery.move_faces("c", [f[5]], None)
+    assert split.kept and gallery.person("c", three)[0].kept
     assert gallery.kept_memberships("c") == {
         **{face_id: one for face_id in f[:4]},
         f[4]: three,

@@ -724,6 +724,7 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             faces: components["schemas"]["PersonFace"][];
+            kept: boolean;
             person_id: string;
             representative: components["schemas"]["PersonFace"];
         };
@@ -732,6 +733,7 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             faces: number;
+            kept: boolean;
             person_id: string;
             representative: components["schemas"]["PersonFace"];
         };

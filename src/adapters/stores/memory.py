@@ -594,7 +594,10 @@ class MemoryGallery:
         if created_at is None:
             raise PersonNotFound(f"the collection has no person {person_id!r}")
         faces = [face for face in target.records.values() if target.person_of.get(face.face_id) == person_id]
-        return PersonInfo(person_id, len(faces), created_at, people_rows.representative(faces)), faces
+        info = PersonInfo(
+            person_id, len(faces), created_at, people_rows.representative(faces), person_id in target.kept
+        )
+        return info, faces
 
     def _get(self, name: str) -> _Collection:
         collection = self._collections.get(name)

@@ -560,7 +560,7 @@ class SqliteGallery:
             values = (target.id, max(0, limit)) if after is None else (target.id, after, max(0, limit))
             rows = db.execute(query, values).fetchall()
             shown = {row[3]: _record(db.execute(FACE_BY_SEQ, (row[3],)).fetchone(), target.dimension) for row in rows}
-        return [PersonInfo(row[0], row[2], _moment(row[1]), shown[row[3]]) for row in rows]
+        return [PersonInfo(row[0], row[2], _moment(row[1]), shown[row[3]], bool(row[4])) for row in rows]
 
     def person(self, collection: str, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
         with self._reading() as db:
@@ -780,7 +780,8 @@ class SqliteGallery:
         if row is None:
             raise PersonNotFound(f"collection {target.name!r} has no person {person_id!r}")
         faces = [_record(face, target.dimension) for face in db.execute(PERSON_FACES, (row[0],))]
-        return PersonInfo(person_id, len(faces), _moment(row[1]), people_rows.representative(faces)), faces
+        shown = people_rows.representative(faces)
+        return PersonInfo(person_id, len(faces), _moment(row[1]), shown, bool(row[2])), faces
 
     def health(self) -> StoreHealth:
         quarantined = tuple(

@@ -195,12 +195,12 @@ LOAD_FACES = (
 PEOPLE = (
     "SELECT pe.person_id, pe.created_at, (SELECT COUNT(*) FROM person_faces pf WHERE pf.person_ref = pe.id),"
     " (SELECT pf.face_seq FROM person_faces pf JOIN faces f ON f.seq = pf.face_seq WHERE pf.person_ref = pe.id"
-    " ORDER BY ifnull(json_extract(f.quality, '$.score'), 0) DESC, f.seq LIMIT 1)"
+    " ORDER BY ifnull(json_extract(f.quality, '$.score'), 0) DESC, f.seq LIMIT 1), pe.kept"
     " FROM people pe WHERE pe.collection_id = ?"
 )
 PEOPLE_PAGE = PEOPLE + " ORDER BY pe.person_id LIMIT ?"
 PEOPLE_AFTER = PEOPLE + " AND pe.person_id > ? ORDER BY pe.person_id LIMIT ?"
-PERSON = "SELECT id, created_at FROM people WHERE collection_id = ? AND person_id = ?"
+PERSON = "SELECT id, created_at, kept FROM people WHERE collection_id = ? AND person_id = ?"
 FACE_BY_SEQ = "SELECT" + FACES + " WHERE f.seq = ?"
 PERSON_FACES = "SELECT" + FACES + " JOIN person_faces pf ON pf.face_seq = f.seq WHERE pf.person_ref = ? ORDER BY f.seq"
 MEMBERSHIPS = (

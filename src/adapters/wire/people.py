@@ -49,6 +49,7 @@ class PersonSummary(msgspec.Struct):
     faces: int
     created_at: datetime
     representative: PersonFace  # the face to show: the best quality, then the first stored
+    kept: bool  # a merge or a split shaped it: re-clusters keep it whole and apart
 
 
 class PeopleResponse(msgspec.Struct):
@@ -61,6 +62,7 @@ class PersonResponse(msgspec.Struct):
     created_at: datetime
     representative: PersonFace
     faces: list[PersonFace]
+    kept: bool  # a merge or a split shaped it: re-clusters keep it whole and apart
 
 
 class PersonPhotoEntry(msgspec.Struct):
@@ -121,7 +123,9 @@ def person_face(face: FaceRecord) -> PersonFace:
 
 
 def summary(person: PersonInfo) -> PersonSummary:
-    return PersonSummary(person.person_id, person.faces, person.created_at, person_face(person.representative))
+    return PersonSummary(
+        person.person_id, person.faces, person.created_at, person_face(person.representative), person.kept
+    )
 
 
 def people(page: list[PersonInfo], limit: int) -> PeopleResponse:
@@ -131,7 +135,11 @@ def people(page: list[PersonInfo], limit: int) -> PeopleResponse:
 
 def person(info: PersonInfo, faces: list[FaceRecord]) -> PersonResponse:
     return PersonResponse(
-        info.person_id, info.created_at, person_face(info.representative), [person_face(f) for f in faces]
+        info.person_id,
+        info.created_at,
+        person_face(info.representative),
+        [person_face(f) for f in faces],
+        info.kept,
     )
 
 

@@ -29,7 +29,7 @@ PEOPLE = (
     " AND pf.person_id = p.person_id),"
     " (SELECT f.face_id FROM gallery_person_faces pf JOIN {} f ON f.face_id = pf.face_id"
     " WHERE pf.collection_id = p.collection_id AND pf.person_id = p.person_id"
-    " ORDER BY coalesce((f.quality::jsonb ->> 'score')::float8, 0) DESC, f.seq LIMIT 1)"
+    " ORDER BY coalesce((f.quality::jsonb ->> 'score')::float8, 0) DESC, f.seq LIMIT 1), p.kept"
     " FROM gallery_people p WHERE p.collection_id = %s AND p.person_id > %s ORDER BY p.person_id LIMIT %s"
 )
 JOIN_PERSON = (
@@ -46,12 +46,13 @@ def people(conn: Connection, target: rows.Target, after: str | None, limit: int)
     shown = {
         face.face_id: face for face in _faces(conn, target, sql.SQL("face_id = ANY(%s)"), ([row[3] for row in found],))
     }
-    return [PersonInfo(row[0], int(row[2]), row[1], shown[row[3]]) for row in found]
+    return [PersonInfo(row[0], int(row[2]), row[1], shown[row[3]], bool(row[4])) for row in found]
 
 
 def person(conn: Connection, target: rows.Target, person_id: str) -> tuple[PersonInfo, list[FaceRecord]]:
     row = conn.execute(
-        "SELECT created_at FROM gallery_people WHERE collection_id = %s AND person_id = %s", (target.id, person_id)
+        "SELECT created_at, kept FROM gallery_people WHERE collection_id = %s AND person_id = %s",
+        (target.id, person_id),
     ).fetchone()
     if row is None:
         raise PersonNotFound(f"the collection has no person {person_id!r}")
@@ -61,7 +62,7 @@ def person(conn: Connection, target: rows.Target, person_id: str) -> tuple[Perso
         sql.SQL("face_id IN (SELECT face_id FROM gallery_person_faces WHERE collection_id = %s AND person_id = %s)"),
         (target.id, person_id),
     )
-    return PersonInfo(person_id, len(faces), row[0], people_rows.representative(faces)), faces
+    return PersonInfo(person_id, len(faces), row[0], people_rows.representative(faces), bool(row[1])), faces
 
 
 def memberships(conn: Connection, target: rows.Target, kept_only: bool = False) -> dict[str, str]:
