@@ -29,12 +29,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numkong
 import numpy as np
 import numpy.typing as npt
 
+from adapters.stores.subject_table import SubjectTable
 from domain.gallery import SubjectHit
 
 FACE_ID_BYTES = 16  # a face id is 32 hex characters: kept as the 16 bytes they spell
@@ -46,6 +47,7 @@ PART_ROWS = 32_768  # at least this many rows per scanning thread (below it, a h
 PROBE_GROUP = 8  # probes scanned together in one pass over the int8 copy (a group photo's faces)
 BLOCK_ROWS = 64  # the first candidates are picked by the best score of each block of this many rows
 EXACT_ROWS = 4096  # rows re-scored exactly at a time (bounds the float64 scratch)
+UNPOOLED_BYTES = 1 << 20  # transient arrays this large get their own mapping (`_unpooled`)
 SCAN_ROWS = 32_768  # rows a scanning thread takes through every step at a time: their scores stay in cache
 # Rounding to the nearest code is off by at most half a step; computing x / scale in float32 adds a
 # few units in the last place of the code (< 3e-5 of a step), so 0.5001 steps is a bound.
@@ -133,6 +135,18 @@ def _zeroed_floats(rows: int, dimension: int) -> npt.NDArray[np.float32]:
     return np.frombuffer(memory, dtype=np.float32).reshape(rows, dimension)  # the array keeps the mapping alive
 
 
+def _unpooled(shape: tuple[int, int], dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """An array the background coder fills and drops (8 MiB a turn): from 1 MiB on, in its own anonymous
+    mapping, unmapped with the array. From malloc it came from the coder thread's arena, whose top
+    glibc gives back neither on free nor on malloc_trim: three such arenas stayed resident after a
+    start, 24 MB at a million faces."""
+    size = shape[0] * shape[1] * np.dtype(dtype).itemsize
+    if size < UNPOOLED_BYTES:
+        return np.empty(shape, dtype=dtype)
+    memory = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    return np.frombuffer(memory, dtype=dtype).reshape(shape)
+
+
 _HEX_DIGITS = np.full(256, 255, dtype=np.uint8)
 _HEX_DIGITS[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
 
@@ -169,9 +183,9 @@ def quantize(vectors: npt.NDArray[np.float32]) -> Quantized:
     (at least the smallest normal float32, so a row of zeros gets zero codes). `QUANTIZE_ROWS` rows at a
     time."""
     count, dimension = vectors.shape
-    codes = np.empty((count, dimension), dtype=np.int8)
+    codes = _unpooled((count, dimension), np.int8)
     scales = np.empty(count, dtype=np.float32)
-    scratch = np.empty((min(count, QUANTIZE_ROWS), dimension), dtype=np.float32)
+    scratch = _unpooled((min(count, QUANTIZE_ROWS), dimension), np.float32)
     finite, largest = True, 0.0
     for lo in range(0, count, QUANTIZE_ROWS):
         rows = vectors[lo : lo + QUANTIZE_ROWS]
@@ -249,11 +263,7 @@ class FaceMatrix:
         self._largest_scale = 0.0
         self._largest_norm = 0.0
         self._finite = True  # False once a row with a NaN or an infinity was coded: then only float32 scans
-        # The subject table: slot -> external id and face count; free slots are reused.
-        self._names: list[str] = []
-        self._slots: dict[str, int] = {}
-        self._counts = np.zeros(0, dtype=np.int32)
-        self._free: list[int] = []
+        self._table = SubjectTable()  # slot -> external id (or photo id) and face count
         self._lock = ReadWriteLock()
 
     def __len__(self) -> int:
@@ -261,20 +271,19 @@ class FaceMatrix:
 
     @property
     def subjects(self) -> int:
-        return len(self._slots)
+        return len(self._table)
 
     def faces_of(self, external_id: str) -> int:
-        slot = self._slots.get(external_id)
-        return 0 if slot is None else int(self._counts[slot])
+        return self._table.faces_of(external_id)
 
     def has_subject(self, external_id: str) -> bool:
-        return external_id in self._slots
+        return self._table.slot(external_id) is not None
 
     @property
     def nbytes(self) -> int:
         """Memory the arrays hold (capacity, not only used rows)."""
-        arrays = (self._vectors, self._codes, self._scales, self._face_ids, self._subject_of, self._counts)
-        return sum(int(array.nbytes) for array in arrays)
+        arrays = (self._vectors, self._codes, self._scales, self._face_ids, self._subject_of)
+        return sum(int(array.nbytes) for array in arrays) + self._table.nbytes
 
     def append(self, face_ids: Sequence[str], subjects: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
         """Add rows; `vectors` is (len(face_ids), dimension) float32.
@@ -283,24 +292,45 @@ class FaceMatrix:
         start's load, an import) is coded by a background thread once such appends pause: the rows
         are searchable at once (in float32, exactly) and move to the int8 scan as they are coded, so a
         start does not wait for it."""
-        count = len(face_ids)
-        if not count:
-            return
-        ids = face_id_bytes(face_ids)
+        if len(face_ids):
+            self._append(face_id_bytes(face_ids), subjects, vectors)
+
+    def add_subjects(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
+        """Register subjects (names not held yet, distinct) before their faces, for `append_rows`: their
+        slots. A start's load registers every subject at once; those left with no face are forgotten by
+        `forget_faceless`."""
+        with self._lock.writing():
+            return self._table.add(names)
+
+    def append_rows(
+        self, face_ids: npt.NDArray[np.bytes_], slots: npt.NDArray[np.int32], vectors: npt.NDArray[np.float32]
+    ) -> None:
+        """`append` for face ids already packed (`face_id_bytes`) and subjects given by slot (`add_subjects`)."""
+        if len(face_ids):
+            self._append(face_ids, slots, vectors)
+
+    def forget_faceless(self) -> None:
+        with self._lock.writing():
+            self._table.free_empty()
+
+    def _append(
+        self,
+        ids: npt.NDArray[np.bytes_],
+        subjects: Sequence[str] | npt.NDArray[np.int32],
+        vectors: npt.NDArray[np.float32],
+    ) -> None:
+        count = len(ids)
         compact = quantize(np.ascontiguousarray(vectors, dtype=np.float32)) if count < BACKGROUND_ROWS else None
         with self._lock.writing():
             if compact is None:
                 self._last_large_append = time.monotonic()
-            slot_of = dict.fromkeys(subjects, 0)  # each subject looked up once, not once per face
-            for name in slot_of:
-                slot_of[name] = self._slot(name)
-            slots = np.fromiter(map(slot_of.__getitem__, subjects), dtype=np.int32, count=count)
+            slots = subjects if isinstance(subjects, np.ndarray) else self._table.slots(subjects)
             self._reserve(self._n + count)
             start, end = self._n, self._n + count
             self._vectors[start:end] = vectors
             self._face_ids[start:end] = ids
             self._subject_of[start:end] = slots
-            np.add.at(self._counts, slots, 1)
+            self._table.count_faces(slots)
             self._n = end
             if compact is not None and self._coded == start:
                 self._store_codes(start, compact)
@@ -382,7 +412,7 @@ class FaceMatrix:
 
     def remove_subject(self, external_id: str) -> int:
         with self._lock.writing():
-            slot = self._slots.get(external_id)
+            slot = self._table.slot(external_id)
             if slot is None:
                 return 0
             rows = np.flatnonzero(self._subject_of[: self._n] == slot)
@@ -403,8 +433,7 @@ class FaceMatrix:
             self._n = self._coded = 0
             self._version += 1
             self._largest_scale, self._largest_norm, self._finite = 0.0, 0.0, True
-            self._names, self._slots, self._free = [], {}, []
-            self._counts = np.zeros(0, dtype=np.int32)
+            self._table.clear()
 
     def search(
         self,
@@ -426,14 +455,14 @@ class FaceMatrix:
         with self._lock.reading():
             n = self._n
             if external_id is not None:
-                slot = self._slots.get(external_id)
+                slot = self._table.slot(external_id)
                 if slot is None:
                     return [[] for _ in range(len(probes))], 0
                 rows = np.flatnonzero(self._subject_of[:n] == slot)
                 return [self._rank(rows, probe, top_k) for probe in probes], len(rows)
             if not n:
                 return [[] for _ in range(len(probes))], 0
-            wanted = top_k * int(self._counts.max())  # holds >= top_k subjects: none has more faces than that
+            wanted = top_k * self._table.most_faces()  # holds >= top_k subjects: none has more faces than that
             use_int8 = scan == "int8" and self._coded > 0 and self._finite and bool(np.isfinite(probes).all())
             hits: list[list[SubjectHit]] = []
             for lo in range(0, len(probes), PROBE_GROUP):
@@ -513,7 +542,8 @@ class FaceMatrix:
         if end:  # the whole block of the last score taken, so that ties are ranked by name
             end = int(np.searchsorted(descending, descending[end - 1], side="right"))
         ranked = sorted(
-            (-float(scores[i]), self._names[int(self._subject_of[best[i]])], int(best[i])) for i in range(start, end)
+            (-float(scores[i]), self._table.name(int(self._subject_of[best[i]])), int(best[i]))
+            for i in range(start, end)
         )
         page = [
             SubjectHit(name, face_id_text(self._face_ids[row]), -negated)
@@ -667,28 +697,11 @@ class FaceMatrix:
             return []
         best, scores = self._ranked(rows, probe)
         return [
-            SubjectHit(self._names[int(self._subject_of[row])], face_id_text(self._face_ids[row]), float(score))
+            SubjectHit(self._table.name(int(self._subject_of[row])), face_id_text(self._face_ids[row]), float(score))
             for row, score in zip(best[:top_k].tolist(), scores[:top_k].tolist(), strict=True)
         ]
 
     # --- inside
-
-    def _slot(self, name: str) -> int:
-        slot = self._slots.get(name)
-        if slot is not None:
-            return slot
-        if self._free:
-            slot = self._free.pop()
-            self._names[slot] = name
-        else:
-            slot = len(self._names)
-            self._names.append(name)
-            if slot >= len(self._counts):
-                counts = np.zeros(max(16, 2 * len(self._counts)), dtype=np.int32)
-                counts[: len(self._counts)] = self._counts
-                self._counts = counts
-        self._slots[name] = slot
-        return slot
 
     def _reserve(self, rows: int) -> None:
         capacity = len(self._vectors)
@@ -720,7 +733,7 @@ class FaceMatrix:
         keep = n - len(rows)
         removed = np.zeros(n, dtype=bool)
         removed[rows] = True
-        slots, freed = np.unique(self._subject_of[rows], return_counts=True)
+        subjects = self._subject_of[rows]  # a copy (fancy indexing), taken before rows move
         holes = rows[rows < keep]
         movers = np.flatnonzero(~removed[keep:]) + keep
         for array in (self._vectors, self._codes, self._scales, self._face_ids, self._subject_of):
@@ -739,12 +752,7 @@ class FaceMatrix:
         self._face_ids[keep:n] = b""
         self._subject_of[keep:n] = 0
         self._n = keep
-        for slot, count in zip(slots.tolist(), freed.tolist(), strict=True):
-            self._counts[slot] -= count
-            if self._counts[slot] == 0:
-                del self._slots[self._names[slot]]
-                self._names[slot] = ""
-                self._free.append(slot)
+        self._table.uncount_faces(subjects)
 
 
 def _slack(probes: npt.NDArray[np.float32], largest_norm: float) -> npt.NDArray[np.float64]:

@@ -33,7 +33,8 @@ import numpy.typing as npt
 from adapters.stores import checks, job_rows, people_rows
 from adapters.stores.face_rows import face_record, landmarks_text, quality_text
 from adapters.stores.matrix import FaceMatrix
-from adapters.stores.sqlite_collection import LOAD_CHUNK, Adding, SqliteCollection
+from adapters.stores.sqlite_collection import Adding, SqliteCollection
+from adapters.stores.sqlite_load import load_collection
 from adapters.stores.sqlite_sql import (
     CLUSTER_JOB,
     EXPORT_FACES,
@@ -48,7 +49,6 @@ from adapters.stores.sqlite_sql import (
     JOIN_PERSON,
     KEEP_PEOPLE_OF,
     KEPT_MEMBERSHIPS,
-    LOAD_FACES,
     MEMBERSHIPS,
     MIGRATIONS,
     PEOPLE_AFTER,
@@ -108,8 +108,6 @@ from domain.gallery import (
     StoreHealth,
     SubjectHit,
     SubjectInfo,
-    collection_problem,
-    is_photo_id,
 )
 from domain.model import Vector
 
@@ -890,51 +888,9 @@ class SqliteGallery:
     def _loaded(
         self, cid: int, name: str, model_id: str, dimension: int, threshold: float, created_at: int
     ) -> SqliteCollection:
-        problem = collection_problem(name, model_id, dimension, threshold)
-        if problem is not None:
-            raise CollectionUnavailable(problem)
         if isinstance(created_at, bool) or not isinstance(created_at, int):
             raise CollectionUnavailable("its creation time is not a timestamp")
-        db = self._db
-        count = db.execute("SELECT COUNT(*) FROM faces WHERE collection_id = ?", (cid,)).fetchone()[0]
-        names = dict(db.execute("SELECT id, external_id FROM subjects WHERE collection_id = ?", (cid,)).fetchall())
-        photos = dict(db.execute("SELECT id, photo_id FROM photos WHERE collection_id = ?", (cid,)).fetchall())
-        if not all(is_photo_id(photo_id) for photo_id in photos.values()):
-            raise CollectionUnavailable("it holds a photo id no write could have stored")
-        # Headroom: rows never written cost no memory (the pages stay untouched), and the first
-        # enrolments after a start do not copy the whole matrix to grow it.
-        matrix = FaceMatrix(dimension, capacity=count + count // 4 + 16)
-        by_photo = FaceMatrix(dimension)
-        unlabelled = 0
-        cursor = db.execute(LOAD_FACES, (cid,))
-        while rows := cursor.fetchmany(LOAD_CHUNK):
-            # columns, without a Python loop per row
-            subject_ids, face_ids, blobs, unreadable, photo_ids = zip(*rows, strict=True)
-            if any(unreadable):
-                raise CollectionUnavailable("it holds a face whose landmarks or quality cannot be read")
-            blob = b"".join(blobs)
-            if len(blob) != len(rows) * dimension * 4:
-                raise CollectionUnavailable("it holds a vector of the wrong size")
-            vectors = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
-            if not np.isfinite(vectors).all():
-                raise CollectionUnavailable("it holds a vector with a non-finite value")
-            if None not in subject_ids:  # the usual collection: every face labelled
-                matrix.append(face_ids, list(map(names.__getitem__, subject_ids)), vectors)
-            else:
-                labelled = [i for i, subject in enumerate(subject_ids) if subject is not None]
-                if labelled:
-                    matrix.append(
-                        [face_ids[i] for i in labelled], [names[subject_ids[i]] for i in labelled], vectors[labelled]
-                    )
-                unlabelled += len(rows) - len(labelled)
-            pictured = [i for i, photo in enumerate(photo_ids) if photo is not None]
-            if pictured:
-                by_photo.append(
-                    [face_ids[i] for i in pictured], [photos[photo_ids[i]] for i in pictured], vectors[pictured]
-                )
-        return SqliteCollection(
-            name, model_id, dimension, threshold, _moment(created_at), matrix, cid, by_photo, unlabelled, len(photos)
-        )
+        return load_collection(self._db, cid, name, model_id, dimension, threshold, _moment(created_at))
 
     def _forget_deleted(self, db: sqlite3.Connection) -> None:
         """After a delete: copy the WAL's pages (with the zeroed content) into the file and empty the WAL."""

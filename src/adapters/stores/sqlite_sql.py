@@ -178,17 +178,31 @@ INSERT_FACE = (
     "INSERT INTO faces (face_id, collection_id, subject_id, photo_ref, source_digest, x1, y1, x2, y2, confidence,"
     " created_at, embedding, landmarks, quality) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# What a start loads of each face, and whether its landmarks or quality are ones no write could have
-# stored (face_rows.py decodes them fully whenever a face is read): checked in the same pass.
-LOAD_FACES = (
-    "SELECT subject_id, face_id, embedding,"
-    " (landmarks IS NOT NULL AND CASE WHEN json_valid(landmarks) THEN json_array_length(landmarks) != 5 ELSE 1 END)"
+# A start's load (sqlite_load.py): a collection's subjects and photos, each table as one row (row ids
+# and names, space-separated: names hold no space), and its faces a chunk at a time, each chunk as one
+# row of aggregates. LOAD_CHUNK_END finds where each chunk of ? + 1 faces ends, from the index alone.
+LOAD_SUBJECTS = (
+    "SELECT group_concat(id, ' '), group_concat(external_id, ' '), count(*) FROM subjects WHERE collection_id = ?"
+)
+LOAD_PHOTOS = "SELECT group_concat(id, ' '), group_concat(photo_id, ' '), count(*) FROM photos WHERE collection_id = ?"
+LOAD_CHUNK_END = "SELECT seq FROM faces WHERE collection_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?"
+# The vectors end to end, the face ids end to end, subject and photo row ids as 16 hex digits each (0:
+# none), and counts of the rows a write could not have stored: a vector of the wrong size, a face id
+# of the wrong type or length, landmarks or quality face_rows.py could not decode.
+LOAD_CHUNK = (
+    "SELECT count(*), CAST(group_concat(embedding, '') AS BLOB), group_concat(face_id, ''),"
+    " group_concat(printf('%016x', ifnull(subject_id, 0)), ''),"
+    " group_concat(printf('%016x', ifnull(photo_ref, 0)), ''),"
+    " total(typeof(embedding) IS NOT 'blob' OR length(embedding) != :bytes),"
+    " total(typeof(face_id) IS NOT 'text' OR length(face_id) != 32),"
+    " total((landmarks IS NOT NULL AND CASE WHEN json_valid(landmarks)"
+    " THEN json_array_length(landmarks) != 5 ELSE 1 END)"
     " OR (quality IS NOT NULL AND CASE WHEN json_valid(quality) THEN"
     " ifnull(json_extract(quality, '$.level'), '') NOT IN ('low', 'medium', 'high')"
     " OR ifnull(json_type(quality, '$.score'), '') NOT IN ('real', 'integer')"
     " OR json_extract(quality, '$.score') NOT BETWEEN 0 AND 1"
-    " OR json_type(quality, '$.reasons') IS NOT 'array' ELSE 1 END)"
-    ", photo_ref FROM faces WHERE collection_id = ? ORDER BY seq"
+    " OR json_type(quality, '$.reasons') IS NOT 'array' ELSE 1 END))"
+    " FROM faces WHERE collection_id = :collection AND seq > :after AND seq <= :last"
 )
 # People: a page of them with their face count and the seq of the face that shows them (the best
 # quality score, then the first stored: people_rows.representative's rule).
