@@ -264,27 +264,31 @@ def float32_search(matrix: FaceMatrix, probes: np.ndarray, top_k: int) -> list[l
         n = matrix._n
         face_ids, subject_of = matrix._face_ids[:n], matrix._subject_of[:n]
         scores = probes @ matrix._vectors[:n].T
-        wanted = min(n, top_k * max(1, int(matrix._counts.max())))
+        wanted = min(n, top_k * max(1, matrix._table.most_faces()))
         hits = []
         for row in scores:
             candidates = np.argpartition(row, n - wanted)[n - wanted :] if wanted < n else np.arange(n)
             order = candidates[np.argsort(-row[candidates], kind="stable")]
             _, first = np.unique(subject_of[order], return_index=True)
             best = order[np.sort(first)[:top_k]]
-            names = matrix._names
-            hits.append([SubjectHit(names[subject_of[i]], face_id_text(face_ids[i]), float(row[i])) for i in best])
+            name = matrix._table.name
+            hits.append([SubjectHit(name(subject_of[i]), face_id_text(face_ids[i]), float(row[i])) for i in best])
         return hits
 
 
 def reference_code(ref: str) -> types.ModuleType:
-    """The SQLite gallery and its matrix as they are at git revision `ref` (`--against`): their two
-    modules, loaded from `git show` under other names, beside the current ones."""
+    """The SQLite gallery and its matrix as they are at git revision `ref` (`--against`): their modules
+    (those of them the revision has), loaded from `git show` under other names, beside the current ones."""
     modules = {}
-    for name in ("matrix", "sqlite"):
-        source = subprocess.run(
-            ["git", "show", f"{ref}:src/adapters/stores/{name}.py"], check=True, capture_output=True, text=True
-        ).stdout
-        source = source.replace("from adapters.stores.matrix import", "from bench_reference_matrix import")
+    for name in ("subject_table", "matrix", "sqlite_sql", "sqlite_collection", "sqlite_load", "sqlite"):
+        shown = subprocess.run(
+            ["git", "show", f"{ref}:src/adapters/stores/{name}.py"], check=False, capture_output=True, text=True
+        )
+        if shown.returncode:
+            continue  # not in that revision
+        source = shown.stdout
+        for other in modules:
+            source = source.replace(f"from adapters.stores.{other} import", f"from bench_reference_{other} import")
         module = types.ModuleType(f"bench_reference_{name}")
         sys.modules[module.__name__] = module  # dataclasses look their module up
         exec(compile(source, f"{ref}:{name}.py", "exec"), module.__dict__)  # the repository's own code
@@ -296,7 +300,9 @@ def reference_matrix(code: types.ModuleType, matrix: FaceMatrix) -> Any:
     """The reference revision's matrix holding the same faces as `matrix`, in the same order, coded."""
     n = matrix._n
     ids = [face_id_text(face_id) for face_id in matrix._face_ids[:n]]
-    names = [matrix._names[slot] for slot in matrix._subject_of[:n]]
+    slots = matrix._subject_of[:n]
+    name_of = {slot: matrix._table.name(slot) for slot in np.unique(slots).tolist()}
+    names = [name_of[slot] for slot in slots.tolist()]
     reference = code.FaceMatrix(matrix.dimension, n)
     for lo in range(0, n, 4096):
         reference.append(ids[lo : lo + 4096], names[lo : lo + 4096], matrix._vectors[lo : min(n, lo + 4096)])

@@ -136,8 +136,7 @@ def _chunks(db: sqlite3.Connection, cid: int, dimension: int, ends: list[int]) -
         if unreadable:
             raise CollectionUnavailable("it holds a face whose landmarks or quality cannot be read")
         vectors = np.frombuffer(blob, dtype=np.float32).reshape(rows, dimension)
-        # One sum in float64 is not finite exactly when a value is not (float32 values cannot overflow it).
-        if not np.isfinite(vectors.sum(dtype=np.float64)):
+        if not np.isfinite(vectors).all():  # checked while the chunk is still in cache
             raise CollectionUnavailable("it holds a vector with a non-finite value")
         if bad_ids:
             raise CollectionUnavailable("it holds a face id no write could have stored")
