@@ -1065,6 +1065,7 @@ def test_sqlite_deleted_vectors_leave_no_bytes_in_the_files_or_memory(tmp_path: 
     files = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("faces.sqlite3"))
     memory = b"".join(c.matrix._vectors.tobytes() for c in gallery._collections.values())
     compact = b"".join(c.matrix._codes.tobytes() for c in gallery._collections.values())  # the int8 copy
+    names = b"|".join(c.matrix._table._text.tobytes() for c in gallery._collections.values())  # subject table
 
     def codes(record: FaceRecord) -> bytes:
         return quantize(np.asarray(record.embedding, dtype=np.float32)[None]).codes.tobytes()
@@ -1078,6 +1079,7 @@ def test_sqlite_deleted_vectors_leave_no_bytes_in_the_files_or_memory(tmp_path: 
     assert all(np.asarray(r.embedding, np.float32).tobytes() in files for r in kept)  # the scan does find vectors
     assert all(np.asarray(r.embedding, np.float32).tobytes() in memory for r in kept)
     assert all(codes(r) in compact for r in kept)
+    assert b"s3" not in names and b"s4" in names  # a deleted subject's name is zeroed in the table
     gallery.close()
 
 
