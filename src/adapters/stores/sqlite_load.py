@@ -74,7 +74,7 @@ def load_collection(
     # enrolments after a start do not copy the whole matrix to grow it.
     most = (len(ends) + 1) * LOAD_ROWS
     capacity = most + most // 4 + 16
-    matrix = FaceMatrix(dimension, capacity=capacity)
+    matrix = FaceMatrix(dimension, capacity=capacity, filled=len(ends) * LOAD_ROWS if not photo_names else 0)
     by_photo = FaceMatrix(dimension, capacity=capacity if photo_names else 0)
     subjects = _Slots(subject_rows, matrix.add_subjects(subject_names))
     photos = _Slots(photo_rows, by_photo.add_subjects(photo_names))
