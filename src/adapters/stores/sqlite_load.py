@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from adapters.stores.matrix import FACE_ID_BYTES, FaceMatrix
 from adapters.stores.sqlite_collection import SqliteCollection
-from adapters.stores.sqlite_sql import LOAD_CHUNK, LOAD_CHUNK_END, LOAD_PHOTOS, LOAD_SUBJECTS
+from adapters.stores.sqlite_sql import LOAD_CHUNK, LOAD_CHUNK_END, LOAD_PHOTOS, LOAD_SUBJECTS, LOAD_TAIL_COUNT
 from domain.errors import CollectionUnavailable
 from domain.gallery import collection_problem, is_photo_id
 
@@ -70,11 +70,12 @@ def load_collection(
     if not all(map(is_photo_id, photo_names)):
         raise CollectionUnavailable("it holds a photo id no write could have stored")
     ends = _chunk_ends(db, cid)
+    after = ends[-1] if ends else -(2**63)
+    count = len(ends) * LOAD_ROWS + db.execute(LOAD_TAIL_COUNT, (cid, after)).fetchone()[0]
     # Headroom: rows never written cost no memory (the pages stay untouched), and the first
     # enrolments after a start do not copy the whole matrix to grow it.
-    most = (len(ends) + 1) * LOAD_ROWS
-    capacity = most + most // 4 + 16
-    matrix = FaceMatrix(dimension, capacity=capacity, filled=len(ends) * LOAD_ROWS if not photo_names else 0)
+    capacity = count + count // 4 + 16
+    matrix = FaceMatrix(dimension, capacity=capacity, filled=0 if photo_names else count)
     by_photo = FaceMatrix(dimension, capacity=capacity if photo_names else 0)
     subjects = _Slots(subject_rows, matrix.add_subjects(subject_names))
     photos = _Slots(photo_rows, by_photo.add_subjects(photo_names))

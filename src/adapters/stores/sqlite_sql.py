@@ -186,6 +186,7 @@ LOAD_SUBJECTS = (
 )
 LOAD_PHOTOS = "SELECT group_concat(id, ' '), group_concat(photo_id, ' '), count(*) FROM photos WHERE collection_id = ?"
 LOAD_CHUNK_END = "SELECT seq FROM faces WHERE collection_id = ? AND seq > ? ORDER BY seq LIMIT 1 OFFSET ?"
+LOAD_TAIL_COUNT = "SELECT count(*) FROM faces WHERE collection_id = ? AND seq > ?"  # the last chunk's faces
 # The vectors end to end, the face ids end to end, subject and photo row ids as 16 hex digits each (0:
 # none), and counts of the rows a write could not have stored: a vector of the wrong size, a face id
 # of the wrong type or length, landmarks or quality face_rows.py could not decode.
