@@ -76,3 +76,13 @@ def test_growth_zeroes_what_it_leaves_and_clear_forgets_everything() -> None:
 def test_an_empty_name_is_refused() -> None:
     with pytest.raises(ValueError, match="1 to 65,535 bytes"):
         SubjectTable().slots([""])
+
+
+def test_offsets_widen_when_the_text_outgrows_them() -> None:
+    table = SubjectTable()
+    table.slots(["ann"])
+    table._start = table._start.astype(np.uint8)  # as uint32 offsets are at 4 GiB of names: here at 255 bytes
+    names = [f"subject-{i:04d}" for i in range(40)]  # 520 bytes more
+    slots = table.slots(names)
+    assert table._start.dtype == np.int64
+    assert [table.name(slot) for slot in slots.tolist()] == names and table.name(0) == "ann"

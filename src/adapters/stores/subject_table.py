@@ -3,7 +3,7 @@ each slot's face count: in a few numpy arrays, not Python objects per name.
 
 At a million faces (200,000 subjects) a dict of names and a list of their strings took ~200 B per
 subject, 40 B per face: more than the 16 B per face a matrix row has left under 2.6 KB. Here a name
-costs its UTF-8 bytes and 22 more (`nbytes`):
+costs its UTF-8 bytes and 18 more (`nbytes`):
 
 - `_text`: every name's bytes end to end; `_start` and `_length` say where each slot's name is (a
   length of 0: a free slot, reused by the next new name).
@@ -36,7 +36,7 @@ class SubjectTable:
         self._text = np.zeros(0, dtype=np.uint8)
         self._text_used = 0  # bytes of `_text` written (live names and zeroed freed ones)
         self._text_freed = 0
-        self._start = np.zeros(0, dtype=np.int64)
+        self._start = np.zeros(0, dtype=np.uint32)  # int64 once the text passes 4 GiB
         self._length = np.zeros(0, dtype=np.uint16)
         self._counts = np.zeros(0, dtype=np.int32)
         self._slots = 0  # slots handed out (live and free): [0, _slots) of the per-slot arrays
@@ -168,6 +168,8 @@ class SubjectTable:
     def _append_text(self, data: bytes) -> int:
         start = self._text_used
         end = start + len(data)
+        if end > np.iinfo(self._start.dtype).max:
+            self._start = self._start.astype(np.int64)
         if end > len(self._text):
             self._replace_text(max(end, 2 * len(self._text), 1 << 12), self._text[:start])
         self._text[start:end] = np.frombuffer(data, dtype=np.uint8)
