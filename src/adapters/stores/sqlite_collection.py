@@ -14,7 +14,7 @@ from adapters.stores.matrix_collection import MatrixCollection
 from domain.additions import Additions, StoredState
 from domain.gallery import CollectionInfo, FaceRecord
 
-LOAD_CHUNK = 4096  # rows appended to a matrix at a time (and fetched per query when loaded at open)
+LOAD_CHUNK = 4096  # rows of a committed batch appended to a matrix at a time (a start: sqlite_load.py)
 
 
 @dataclass
