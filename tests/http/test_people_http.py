@@ -123,6 +123,17 @@ def test_people_are_clustered_listed_and_corrected(client: Client) -> None:
     assert gone.status_code == 404  # and the subject its photos' faces made
 
 
+def test_an_empty_after_is_the_first_page(client: Client) -> None:
+    """As the photo and subject lists read it: a client that sends `after=` before it has a cursor."""
+    for photo, image in [("a1", 1), ("a2", 1), ("b1", 2), ("b2", 2)]:
+        index(client, photo, image)
+    reclustered(client)
+    first = client.get(f"{PEOPLE}?limit=1", headers=AUTH).json()
+    assert first["next"] is not None
+    empty_after = client.get(f"{PEOPLE}?after=&limit=1", headers=AUTH)
+    assert empty_after.status_code == 200 and empty_after.json() == first, empty_after.text
+
+
 def test_deleting_a_person_forgets_its_faces_everywhere(client: Client) -> None:
     faces = {photo: index(client, photo, image) for photo, image in [("a1", 1), ("a2", 1), ("b1", 2), ("b2", 4)]}
     reclustered(client)

@@ -10,14 +10,14 @@ from typing import Annotated, Any, Literal, TypeVar
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Stream
 
 from adapters.http.auth import caller_scope
 from adapters.http.controllers import FaceWork
 from adapters.http.gallery import GalleryWork
 from adapters.http.inputs import AnyRequest
-from adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, IMPORT_ERRORS, with_body
+from adapters.http.openapi import COLLECTION_ERRORS, GALLERY_BODY, IMPORT_BODY, IMPORT_ERRORS, json_body, with_body
 from adapters.inference.jobs import EmbedForGallery, JobResult
 from adapters.wire import collections as wire
 from adapters.wire.bodies import GalleryInput, gallery_embedding
@@ -87,12 +87,12 @@ class CollectionController(Controller):
         operation_id="createCollection",
         summary="Create a collection",
         request_max_body_size=SMALL_BODY,
+        dependencies=json_body(wire.CreateCollectionRequest),
         responses=COLLECTION_ERRORS,
     )
-    async def create(
-        self, request: AnyRequest, data: JSONBody[wire.CreateCollectionRequest], gallery: NamedDependency[GalleryWork]
-    ) -> wire.CollectionResponse:
+    async def create(self, request: AnyRequest, gallery: NamedDependency[GalleryWork]) -> wire.CollectionResponse:
         """A named gallery pinned to the service's embedding model (its `model` id and dimension)."""
+        data = await gallery.json_body(request, wire.CreateCollectionRequest)
         caller_scope(request).require(Verb.MANAGE, data.name)
         info = await gallery.run(lambda c: c.create(data.name, data.threshold))
         return wire.collection(info)

@@ -15,11 +15,12 @@ from typing import TypeVar
 
 from litestar.exceptions import InternalServerException
 
+from adapters.http import inputs
 from adapters.http.admission import BodyBudget
 from adapters.http.clustering import ClusterJobs
 from adapters.http.inputs import AnyRequest, BodyTimeoutError, ClientDisconnectedError
 from adapters.metrics import Metrics
-from adapters.wire.bodies import RequestTooLarge
+from adapters.wire.bodies import RequestTooLarge, json_from
 from adapters.wire.collection_export import IMPORT_FEED_BYTES, ImportStager
 from domain.errors import FaceServiceError
 from domain.gallery import ImportOutcome, StoreHealth
@@ -125,6 +126,14 @@ class GalleryWork:
 
     async def run(self, work: Callable[[Collections], T]) -> T:
         return await self._pool.run(lambda: work(self._collections()))
+
+    async def json_body(self, request: AnyRequest, kind: type[T]) -> T:
+        """The body of a JSON-only route, read as the face routes read theirs (bounded in bytes in
+        flight and time; the route's `request_max_body_size` bounds its size) and parsed here, on
+        the loop: such a route's body is small, so this is constant work."""
+        with self._bodies.reserve(inputs.declared_length(request)):
+            body = await inputs.read_body(request, self.imports.body_timeout_seconds)
+        return json_from(request.headers.get("content-type", ""), body, kind)
 
     def store(self) -> str:
         return self._collections().store

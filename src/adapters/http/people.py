@@ -8,11 +8,12 @@ from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from adapters.http.collections import SMALL_BODY, Name
 from adapters.http.gallery import GalleryWork
-from adapters.http.openapi import COLLECTION_ERRORS
+from adapters.http.inputs import AnyRequest
+from adapters.http.openapi import COLLECTION_ERRORS, json_body
 from adapters.wire import people as wire
 from domain.errors import InvalidInput
 
@@ -69,19 +70,21 @@ class PeopleController(Controller):
         summary="Name a person: its faces join a subject",
         status_code=200,
         request_max_body_size=SMALL_BODY,
+        dependencies=json_body(wire.NamePersonRequest),
         responses=COLLECTION_ERRORS,
     )
     async def name_person(
         self,
         name: Name,
         person_id: PersonId,
-        data: JSONBody[wire.NamePersonRequest],
+        request: AnyRequest,
         gallery: NamedDependency[GalleryWork],
     ) -> wire.NamedPersonResponse:
         """The person's unlabelled faces become the subject `external_id`'s (created when new), so
         subject search and verify find the person from then on; they stay their photos' faces. One
         face per photo (one per source, as enrolment); faces of another subject are left as they are.
         The subject's limits hold (409 `subject_limit`, `subject_face_limit`; nothing changes)."""
+        data = await gallery.json_body(request, wire.NamePersonRequest)
         person, labelled = await gallery.run(lambda c: c.people.name(name, person_id, data.external_id))
         return wire.NamedPersonResponse(data.external_id, labelled, wire.summary(person))
 
@@ -91,18 +94,20 @@ class PeopleController(Controller):
         summary="Merge another person into this one",
         status_code=200,
         request_max_body_size=SMALL_BODY,
+        dependencies=json_body(wire.MergePeopleRequest),
         responses=COLLECTION_ERRORS,
     )
     async def merge(
         self,
         name: Name,
         person_id: PersonId,
-        data: JSONBody[wire.MergePeopleRequest],
+        request: AnyRequest,
         gallery: NamedDependency[GalleryWork],
     ) -> wire.PersonSummary:
         """Every face of `person_id` (the body's) joins the path's person; the body's person goes. 409
         `people_named_differently` (nothing changes) when the two hold faces of different subjects; an
         unnamed person's faces merged into a named one stay unlabelled until it is named again."""
+        data = await gallery.json_body(request, wire.MergePeopleRequest)
         return wire.summary(await gallery.run(lambda c: c.people.merge(name, person_id, data.person_id)))
 
     @post(
@@ -111,17 +116,19 @@ class PeopleController(Controller):
         summary="Split faces out of a person into a new one",
         status_code=201,
         request_max_body_size=SMALL_BODY,
+        dependencies=json_body(wire.SplitPersonRequest),
         responses=COLLECTION_ERRORS,
     )
     async def split(
         self,
         name: Name,
         person_id: PersonId,
-        data: JSONBody[wire.SplitPersonRequest],
+        request: AnyRequest,
         gallery: NamedDependency[GalleryWork],
     ) -> wire.PersonSummary:
         """The faces named (the person's, not all of them) leave it together as a new person, the one
         answered. 404 `face_not_found` when one is not the person's (nothing changes)."""
+        data = await gallery.json_body(request, wire.SplitPersonRequest)
         if not 1 <= len(data.face_ids) <= wire.MAX_SPLIT_FACES:
             raise InvalidInput(f"name 1 to {wire.MAX_SPLIT_FACES} face ids", field="face_ids")
         return wire.summary(await gallery.run(lambda c: c.people.split(name, person_id, data.face_ids)))
@@ -132,13 +139,14 @@ class PeopleController(Controller):
         summary="A face is not this person",
         status_code=200,
         request_max_body_size=SMALL_BODY,
+        dependencies=json_body(wire.NotThisPersonRequest),
         responses=COLLECTION_ERRORS,
     )
     async def not_this_person(
         self,
         name: Name,
         person_id: PersonId,
-        data: JSONBody[wire.NotThisPersonRequest],
+        request: AnyRequest,
         gallery: NamedDependency[GalleryWork],
     ) -> wire.NotThisPersonResponse:
         """The face leaves the person and is kept apart from each of its other faces from now on, by
@@ -146,6 +154,7 @@ class PeopleController(Controller):
         face that naming labelled loses its label (out of the subject, its search and verify; a subject
         left with no face goes). 409 `face_enrolled_to_subject` (nothing changes) for a face enrolled
         to a subject, not from a photo: delete it from the subject instead."""
+        data = await gallery.json_body(request, wire.NotThisPersonRequest)
         left = await gallery.run(lambda c: c.people.refuse(name, person_id, data.face_id))
         return wire.NotThisPersonResponse(data.face_id, None if left is None else wire.summary(left))
 

@@ -53,6 +53,13 @@ def check_media_type(content_type: str, multipart_allowed: bool) -> None:
     raise UnsupportedMediaType("Send application/json")
 
 
+def json_from(content_type: str, body: bytes, kind: type[T]) -> T:
+    """The body of a JSON-only route: 415 for another media type, 400 `invalid_json` for an empty or
+    malformed body, 400 `invalid_request` (with the field) for one that does not fit `kind`."""
+    check_media_type(content_type, multipart_allowed=False)
+    return decode_json(body, kind)
+
+
 def decode_json(body: bytes, kind: type[T]) -> T:
     if not body.strip():
         raise InvalidInput("The request body is empty; send JSON", code="invalid_json")
@@ -150,8 +157,7 @@ class ComparisonInput:
 
 def comparison_from(content_type: str, body: bytes) -> ComparisonInput:
     """A /compare-faces body: `embedding_a` with either `embedding_b` or `candidates`."""
-    check_media_type(content_type, multipart_allowed=False)
-    payload = decode_json(body, CompareRequest)
+    payload = json_from(content_type, body, CompareRequest)
     if _given(payload.embedding_b) == _given(payload.candidates):
         raise InvalidInput("Send embedding_a with either embedding_b or candidates", code="invalid_request")
     return ComparisonInput(

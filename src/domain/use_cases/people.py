@@ -70,6 +70,7 @@ class People:
     def page(self, name: str, after: str | None, limit: int) -> list[PersonInfo]:
         if not 1 <= limit <= self._rules.max_page:
             raise InvalidInput(f"limit must be between 1 and {self._rules.max_page}", field="limit")
+        after = after or None  # an empty `after` is the first page, as the photo and subject lists read it
         if after is not None and not is_face_id(after):
             raise InvalidInput("after must be the `next` of a previous page", code="invalid_cursor", field="after")
         return self._store.people(checked_name(name), after, limit)
