@@ -18,14 +18,14 @@ Client = TestClient  # type: ignore[type-arg]
 PERSON = f"/collections/events/people/{'0' * 32}"
 V = [0.1] * 512
 
-# Each JSON-only route with a body whose field has the wrong type, and that field.
-JSON_ROUTES: list[tuple[str, dict[str, Any], str]] = [
-    ("/collections", {"name": 5}, "name"),
-    (f"{PERSON}/name", {"external_id": 5}, "external_id"),
-    (f"{PERSON}/merge", {"person_id": 5}, "person_id"),
-    (f"{PERSON}/split", {"face_ids": "not a list"}, "face_ids"),
-    (f"{PERSON}/not-this-person", {"face_id": 5}, "face_id"),
-    ("/compare-faces", {"embedding_a": V, "embedding_b": V, "model_a": 5}, "model_a"),
+# Each JSON-only route with a body whose field has the wrong type, that field, and a required field.
+JSON_ROUTES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("/collections", {"name": 5}, "name", "name"),
+    (f"{PERSON}/name", {"external_id": 5}, "external_id", "external_id"),
+    (f"{PERSON}/merge", {"person_id": 5}, "person_id", "person_id"),
+    (f"{PERSON}/split", {"face_ids": "not a list"}, "face_ids", "face_ids"),
+    (f"{PERSON}/not-this-person", {"face_id": 5}, "face_id", "face_id"),
+    ("/compare-faces", {"embedding_a": V, "embedding_b": V, "model_a": 5}, "model_a", "embedding_a"),
 ]
 BAD_BODIES: list[tuple[str, bytes, str, int, str]] = [
     ("empty", b"", "application/json", 400, "invalid_json"),
@@ -63,9 +63,13 @@ def test_a_body_that_cannot_be_read_gets_its_code(
     assert error_of(answer)[:2] == (status, code), answer.text
 
 
-@pytest.mark.parametrize(("path", "body", "field"), JSON_ROUTES, ids=[route[0] for route in JSON_ROUTES])
-def test_a_body_of_the_wrong_shape_names_its_field(client: Client, path: str, body: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(("path", "body", "field", "required"), JSON_ROUTES, ids=[route[0] for route in JSON_ROUTES])
+def test_a_body_of_the_wrong_shape_names_its_field(
+    client: Client, path: str, body: dict[str, Any], field: str, required: str
+) -> None:
     assert error_of(client.post(path, headers=AUTH, json=body)) == (400, "invalid_request", field)
+    assert error_of(client.post(path, headers=AUTH, json={})) == (400, "invalid_request", required)
+    assert error_of(client.post(path, headers=AUTH, json=[])) == (400, "invalid_request", None)
 
 
 def test_every_json_only_route_is_covered() -> None:

@@ -20,6 +20,7 @@ from domain.use_cases.faces import Extraction
 T = TypeVar("T")
 
 ERROR_PATH = re.compile(r"at `\$\.?([^`]*)`")
+MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
 FILE_FIELDS = ("file", "files")
 MULTIPART = "multipart/form-data"
 
@@ -72,9 +73,14 @@ def decode_json(body: bytes, kind: type[T]) -> T:
 
 
 def error_field(error: msgspec.ValidationError, within: str = "") -> str | None:
-    """The field msgspec's message locates (`$.a[1]` -> `a[1]`), under `within` when decoding a part."""
-    located = ERROR_PATH.search(str(error))
+    """The field msgspec's message locates (`$.a[1]` -> `a[1]`), or the one it misses (`a.b` for `b`
+    at `$.a`), under `within` when decoding a part."""
+    message = str(error)
+    located = ERROR_PATH.search(message)
     path = located.group(1) if located else ""
+    missing = MISSING_FIELD.search(message)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
     return f"{within}{path}" or None
 
 
