@@ -122,6 +122,11 @@ def _approximate(
     return list(best.values())
 
 
+def _photos_scanned_exactly(target: Target, search: Search) -> bool:
+    """A photo search scans every face below `exact_below` faces, or where the index cannot serve it."""
+    return target.faces < search.exact_below or target.dimension > HNSW_MAX_DIMENSION or not search.iterative_scan
+
+
 def photos(
     conn: psycopg.Connection[TupleRow],
     target: Target,
@@ -132,7 +137,7 @@ def photos(
     after: PhotoCursor | None,
 ) -> PhotoSearchOutcome:
     """The photos whose best face reaches `floor` (`PhotoSearchOutcome`)."""
-    if target.faces < search.exact_below or target.dimension > HNSW_MAX_DIMENSION or not search.iterative_scan:
+    if _photos_scanned_exactly(target, search):
         return _photos_exact(conn, target, probe, floor, top_k, after)
     return _photos_approximate(conn, target, search, probe, floor, top_k, after)
 
@@ -150,7 +155,7 @@ def photos_many(
     one read of the index per probe (`_photos_approximate_many`)."""
     if not len(probes):
         return []
-    if target.faces < search.exact_below or target.dimension > HNSW_MAX_DIMENSION or not search.iterative_scan:
+    if _photos_scanned_exactly(target, search):
         return _photos_exact_many(conn, target, probes, floor, top_k)
     return _photos_approximate_many(conn, target, search, probes, floor, top_k)
 
