@@ -154,7 +154,13 @@ def plan_labels(
     unlabelled ones, one per source (a source the subject holds already, or an earlier face of the
     batch holds, is skipped: one face per source per subject, as enrolment). GalleryLimitExceeded
     (`subject_limit`, `subject_face_limit`) when they are too many; the collection's face count does
-    not change."""
+    not change. PeopleNamedDifferently when a face is labelled to another subject: a person is named
+    once (two subjects are never one person; naming again with the same subject labels the rest)."""
+    other = sorted({face.external_id for face in faces if face.external_id not in (None, external_id)})
+    if other:
+        raise PeopleNamedDifferently(
+            f"the person holds faces of subject {other[0]!r}, not {external_id!r}: two subjects are never one person"
+        )
     seen = set(held_digests)
     chosen = []
     for face in faces:

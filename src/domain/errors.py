@@ -104,9 +104,17 @@ class PersonNotFound(FaceServiceError):
 
 
 class PeopleNamedDifferently(FaceServiceError):
-    """A merge of two people holding faces of different subjects: two subjects are never one person."""
+    """A merge of two people holding faces of different subjects, or a naming of a person holding faces
+    of another subject: two subjects are never one person."""
 
     code = "people_named_differently"
+
+
+class CorrectionsKeptArriving(FaceServiceError):
+    """A re-cluster found the people corrected while it ran, every time it tried to store its groups
+    (`People.recluster`): it stored nothing rather than undo a correction."""
+
+    code = "corrections_kept_arriving"
 
 
 class EnrolledFaceRefused(FaceServiceError):

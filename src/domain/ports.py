@@ -219,8 +219,11 @@ class FaceGallery(Protocol):
         transaction, so subject search, verify and `subject` see them from then on; they stay their
         photo's. A face labelled already is left as it is; of faces of one source (each other's, or one
         the subject holds) the first only (`plan_labels`: one face per source per subject).
-        GalleryLimitExceeded (`subject_limit`, `subject_face_limit`) or FaceNotFound: nothing changes.
-        How many faces were labelled."""
+        GalleryLimitExceeded (`subject_limit`, `subject_face_limit`), FaceNotFound, or
+        PeopleNamedDifferently when a face is labelled to another subject (checked in the same
+        transaction, so parallel namings cannot put two subjects in one person): nothing changes.
+        A store with people moves the collection's people revision (`people_revision`) in the same
+        transaction. How many faces were labelled."""
         ...
 
     def faces(self, collection: str) -> Iterator[FaceRecord]:
@@ -275,6 +278,13 @@ class PeopleStore(Protocol):
         """The pairs of faces corrections keep apart (face ids, the smaller first), sorted."""
         ...
 
+    def people_revision(self, collection: str) -> int:
+        """The collection's people revision: every correction (`move_faces`, `merge_people`,
+        `refuse_face`, `delete_person`, `label_faces`) moves it in its own transaction, so a full pass
+        that read it before its constraints knows whether they changed while it ran (`replace_people`'s
+        `based_on`). New faces joining people (`join_people`) leave it."""
+        ...
+
     def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
         """Put the faces (at least one) into the person, or into a new person when `person_id` is None,
         taking them out of the people they were in (one left empty goes); the person after. The person
@@ -305,14 +315,22 @@ class PeopleStore(Protocol):
         with no face goes; a photo stays, with its other faces). How many faces went. PersonNotFound."""
         ...
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+    def replace_people(
+        self,
+        collection: str,
+        groups: Sequence[Sequence[str]],
+        considered: Collection[str],
+        based_on: int | None = None,
+    ) -> int | None:
         """A full pass's outcome: the collection's people become `groups` (face ids; a face the pass
         `considered` in no group is in no person), in one transaction; corrections stay. A group keeps
         the id of the old person that held most of its faces (ties: the smaller id) when no earlier
         group took it (a kept person's id first: `people_rows.carried_ids`), so a re-cluster that
         changes little keeps people's ids, and a kept person's id keeps it kept; a face the pass did not
         consider (stored while it ran) stays in its person when that person's id lives on. Face ids no
-        longer stored are skipped. How many people."""
+        longer stored are skipped. How many people; None, storing nothing, when `based_on` (the
+        `people_revision` the pass read before its constraints) is no longer the collection's: a
+        correction landed meanwhile, and the groups would undo it (checked in the same transaction)."""
         ...
 
 

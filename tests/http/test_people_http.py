@@ -7,14 +7,19 @@ faces, and the codes."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
+from dependency_injector import providers
 from litestar.testing import TestClient
 
+from adapters.people.neighbours import FaissNeighbours
+from app.bootstrap import bootstrap
+from domain.people import Neighbours
 from tests.http.test_collections_http import random_image, store_env  # noqa: F401 (a fixture)
 from tests.support.services import AUTH, encode_png, make_client, settings_for
 
@@ -27,6 +32,46 @@ def client(store_env: dict[str, str]) -> Iterator[Client]:  # noqa: F811
     with make_client(settings_for("fake", **store_env)) as client:
         client.post("/collections", headers=AUTH, json={"name": "events", "threshold": 0.5})
         yield client
+
+
+class HeldWhileBuilt:
+    """The re-cluster's kNN graph, its build held (once armed) until the test has made a correction
+    over HTTP: the race a user meets while a large collection's graph takes seconds, made deterministic."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.building = threading.Event()
+        self.go_on = threading.Event()
+
+    def neighbours(self, vectors: np.ndarray, k: int) -> Neighbours:
+        if self.armed:
+            self.armed = False
+            self.building.set()
+            assert self.go_on.wait(30), "the test never let the graph's build go on"
+        return FaissNeighbours().neighbours(vectors, k)
+
+    def during_a_recluster(self, client: Client, correction: Any) -> tuple[Any, dict[str, Any]]:
+        """`correction()`'s answer, made while a re-cluster builds its graph, and the re-cluster's end."""
+        self.armed, self.building, self.go_on = True, threading.Event(), threading.Event()
+        started = client.post("/collections/events/clustering", headers=AUTH)
+        assert started.status_code in (200, 202), started.text
+        assert self.building.wait(30), "the re-cluster never built its graph"
+        try:
+            answer = correction()
+        finally:
+            self.go_on.set()
+        return answer, reclustered(client)  # the same job: it is still running
+
+
+@pytest.fixture
+def held(store_env: dict[str, str]) -> Iterator[tuple[Client, HeldWhileBuilt]]:  # noqa: F811
+    graph = HeldWhileBuilt()
+    settings = settings_for("fake", **store_env)
+    container = bootstrap(settings)
+    container.collections.kwargs["neighbours"].override(providers.Object(graph))
+    with make_client(settings, container) as client:
+        client.post("/collections", headers=AUTH, json={"name": "events", "threshold": 0.5})
+        yield client, graph
 
 
 def index(client: Client, photo_id: str, image: int) -> str:
@@ -256,6 +301,74 @@ def test_people_named_differently_do_not_merge(client: Client) -> None:
     assert len(subject["faces"]) == 2  # c's faces stay unlabelled until the person is named again
     named = client.post(f"{PEOPLE}/{a}/name", headers=AUTH, json={"external_id": "yao-ming"})
     assert named.json()["labelled_faces"] == 2, named.text
+
+
+def test_corrections_made_while_a_recluster_runs_are_kept(held: tuple[Client, HeldWhileBuilt]) -> None:
+    """A merge, a split and a "not this person" made while a re-cluster builds its graph (it read the
+    people before them) are kept: the pass groups again rather than undo them (before this, it did)."""
+    client, graph = held
+    for photo, image in [("a1", 1), ("a2", 1), ("b1", 2), ("b2", 2), ("c1", 3), ("c2", 3), ("c3", 3), ("c4", 3)]:
+        index(client, photo, image)
+    reclustered(client)
+    found = people(client)
+    a, b, c = (found[frozenset(f"{p}{i}" for i in range(1, n + 1))] for p, n in (("a", 2), ("b", 2), ("c", 4)))
+    faces = {f["photo_id"]: f["face_id"] for f in client.get(f"{PEOPLE}/{c}", headers=AUTH).json()["faces"]}
+
+    merged, job = graph.during_a_recluster(
+        client, lambda: client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": b})
+    )
+    assert merged.status_code == 200, merged.text
+    assert job["state"] == "done" and job["people"] == 2, job
+    assert people(client) == {frozenset({"a1", "a2", "b1", "b2"}): a, frozenset({"c1", "c2", "c3", "c4"}): c}
+
+    split, job = graph.during_a_recluster(
+        client, lambda: client.post(f"{PEOPLE}/{c}/split", headers=AUTH, json={"face_ids": [faces["c4"]]})
+    )
+    assert split.status_code == 201 and job["state"] == "done", (split.text, job)
+    assert people(client)[frozenset({"c4"})] == split.json()["person_id"]
+
+    refused, job = graph.during_a_recluster(
+        client, lambda: client.post(f"{PEOPLE}/{c}/not-this-person", headers=AUTH, json={"face_id": faces["c3"]})
+    )
+    assert refused.status_code == 200 and job["state"] == "done", (refused.text, job)
+    after = people(client)
+    assert after[frozenset({"c1", "c2"})] == c and not any("c3" in photos and c == p for photos, p in after.items())
+
+
+def test_a_person_holding_another_subjects_faces_is_not_named(client: Client) -> None:
+    """The new-user repro: naming a person q1 then q2 put both subjects in it. Now the second naming is
+    refused (409, nothing changes); naming again with the same subject labels the faces still
+    unlabelled; of parallel namings with different subjects one wins, the others get 409."""
+    for image, prefix in ((1, "a"), (2, "b"), (3, "c")):
+        for i in (1, 2):
+            index_variant(client, f"{prefix}{i}", image, i)
+    reclustered(client)
+    found = people(client)
+    a, b, c = (found[frozenset({f"{p}1", f"{p}2"})] for p in "abc")
+    assert client.post(f"{PEOPLE}/{a}/name", headers=AUTH, json={"external_id": "q1"}).status_code == 200
+    refused = client.post(f"{PEOPLE}/{a}/name", headers=AUTH, json={"external_id": "q2"})
+    assert (refused.status_code, refused.json()["code"]) == (409, "people_named_differently"), refused.text
+    assert client.get("/collections/events/subjects/q2", headers=AUTH).status_code == 404
+    assert client.post(f"{PEOPLE}/{a}/merge", headers=AUTH, json={"person_id": b}).status_code == 200
+    again = client.post(f"{PEOPLE}/{a}/name", headers=AUTH, json={"external_id": "q1"})  # b's faces join q1
+    assert again.status_code == 200 and again.json()["labelled_faces"] == 2, again.text
+    assert len(client.get("/collections/events/subjects/q1", headers=AUTH).json()["faces"]) == 4
+
+    answers: list[Any] = [None] * 10
+
+    def name(i: int) -> None:
+        answers[i] = client.post(f"{PEOPLE}/{c}/name", headers=AUTH, json={"external_id": f"s{i}"})
+
+    threads = [threading.Thread(target=name, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200] + [409] * 9, [answer.text for answer in answers]
+    assert {answer.json()["code"] for answer in answers if answer.status_code == 409} == {"people_named_differently"}
+    labels = {f["external_id"] for f in client.get(f"{PEOPLE}/{c}", headers=AUTH).json()["faces"]}
+    assert len(labels) == 1 and None not in labels
 
 
 BAD_REQUESTS = [

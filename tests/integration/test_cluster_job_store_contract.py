@@ -151,10 +151,16 @@ def test_postgres_replicas_racing_to_claim_one_collection_get_one_job(pg: Maker)
 
 # Back to schema version 4, as a database of the release before re-cluster jobs.
 TO_VERSION_4 = {
-    "sqlite": ["DROP TABLE cluster_jobs", "ALTER TABLE people DROP COLUMN kept", "PRAGMA user_version = 4"],
+    "sqlite": [
+        "DROP TABLE cluster_jobs",
+        "ALTER TABLE people DROP COLUMN kept",
+        "ALTER TABLE collections DROP COLUMN people_revision",
+        "PRAGMA user_version = 4",
+    ],
     "postgresql": [
         "DROP TABLE gallery_cluster_jobs",
         "ALTER TABLE gallery_people DROP COLUMN kept",
+        "ALTER TABLE gallery_collections DROP COLUMN people_revision",
         "DELETE FROM gallery_schema WHERE version > 4",
     ],
 }

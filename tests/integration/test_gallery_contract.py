@@ -937,6 +937,7 @@ TO_VERSION_1 = {
         "DROP TABLE photos",
         "ALTER TABLE faces_1 RENAME TO faces",
         SQLITE_MIGRATIONS[0][3],
+        "ALTER TABLE collections DROP COLUMN people_revision",
         "PRAGMA user_version = 1",
     ],
     "postgresql": [
@@ -947,7 +948,7 @@ TO_VERSION_1 = {
         "DROP TABLE gallery_photos CASCADE",
         "ALTER TABLE gallery_faces DROP CONSTRAINT gallery_faces_owner, DROP COLUMN photo_id,"
         " DROP COLUMN landmarks, DROP COLUMN quality, ALTER COLUMN external_id SET NOT NULL",
-        "ALTER TABLE gallery_collections DROP COLUMN photos",
+        "ALTER TABLE gallery_collections DROP COLUMN photos, DROP COLUMN people_revision",
         "DELETE FROM gallery_schema WHERE version > 1",
     ],
 }

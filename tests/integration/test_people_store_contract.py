@@ -7,6 +7,7 @@ a reopen."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -515,10 +516,111 @@ def test_kept_people_survive_a_reopen(make_gallery: Maker) -> None:
     assert reopened.kept_memberships("c") == {f[0]: person.person_id, f[1]: person.person_id}
 
 
-# Back to schema version 5, as a database of the release before kept people.
+def test_every_correction_moves_the_people_revision(make_gallery: Maker) -> None:
+    """A split, a merge, a "not this person", a naming and a person's delete each move it (a failed
+    one does not); new faces joining people and a full pass do not; it survives a reopen."""
+    store = make_gallery()
+    photos = indexed(store, 6, 1)
+    f = [photos[i][0].face_id for i in range(6)]
+    seen = [store.people_revision("c")]
+
+    def moved() -> bool:
+        seen.append(store.people_revision("c"))
+        return seen[-1] > seen[-2]
+
+    one = store.move_faces("c", f[:3], None).person_id
+    assert moved()
+    two = store.move_faces("c", [f[3]], None).person_id
+    assert moved()
+    store.merge_people("c", one, two)
+    assert moved()
+    store.refuse_face("c", one, f[3])
+    assert moved()
+    assert store.label_faces("c", f[:3], "ann") == 3
+    assert moved()
+    with pytest.raises(PersonNotFound):
+        store.merge_people("c", one, "f" * 32)
+    with pytest.raises(PeopleNamedDifferently):
+        store.label_faces("c", f[:3], "bob")
+    assert not moved()
+    store.join_people("c", {f[4]: one})
+    store.replace_people("c", [f[:5]], set(f[:5]))
+    assert not moved()
+    store.delete_person("c", store.move_faces("c", [f[5]], None).person_id)
+    assert moved()
+    store.close()
+    if store.kind != "memory":  # nothing survives the process, by design
+        assert make_gallery().people_revision("c") == seen[-1]
+
+
+def test_replace_people_based_on_an_old_revision_stores_nothing(gallery: Store) -> None:
+    """A full pass that read the revision before a correction stores nothing (it would undo it) and
+    says so (None); based on the revision as it stands, it stores."""
+    photos = indexed(gallery, 4, 1)
+    f = [photos[i][0].face_id for i in range(4)]
+    gallery.replace_people("c", [f[:2], f[2:]], set(f))
+    members = gallery.memberships("c")
+    read = gallery.people_revision("c")
+    merged = gallery.merge_people("c", members[f[0]], members[f[2]])
+    assert gallery.replace_people("c", [f[:2], f[2:]], set(f), based_on=read) is None
+    assert gallery.memberships("c") == {face_id: merged.person_id for face_id in f}
+    assert gallery.kept_memberships("c") == {face_id: merged.person_id for face_id in f}
+    assert gallery.replace_people("c", [f], set(f), based_on=gallery.people_revision("c")) == 1
+    assert gallery.memberships("c") == {face_id: merged.person_id for face_id in f}
+
+
+def test_naming_faces_of_another_subject_is_refused(gallery: Store) -> None:
+    """Two subjects are never one person: a naming whose faces hold one labelled to another subject
+    changes nothing (PeopleNamedDifferently); naming again with the same subject labels the rest."""
+    photos = indexed(gallery, 3, 1)
+    f = [photos[i][0].face_id for i in range(3)]
+    assert gallery.label_faces("c", f[:2], "ann") == 2
+    with pytest.raises(PeopleNamedDifferently) as raised:
+        gallery.label_faces("c", f, "bob")
+    assert raised.value.code == "people_named_differently"
+    assert {face.face_id: face.external_id for face in gallery.faces("c")} == {f[0]: "ann", f[1]: "ann", f[2]: None}
+    with pytest.raises(SubjectNotFound):
+        gallery.subject("c", "bob")
+    assert gallery.label_faces("c", f, "ann") == 1
+    assert {face.face_id: face.external_id for face in gallery.faces("c")}[f[2]] == "ann"
+
+
+def test_parallel_namings_of_one_person_label_it_to_one_subject(gallery: Store) -> None:
+    """Ten namings of the same faces at once, each with its own subject: the first to commit labels
+    them, every other is refused (checked in the labelling transaction), so one subject holds them."""
+    photos = indexed(gallery, 4, 1)
+    f = [photos[i][0].face_id for i in range(4)]
+    outcomes: dict[str, object] = {}
+
+    def name(subject: str) -> None:
+        try:
+            outcomes[subject] = gallery.label_faces("c", f, subject)
+        except PeopleNamedDifferently as refused:
+            outcomes[subject] = refused
+
+    threads = [threading.Thread(target=name, args=(f"s{i}",)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    labelled = [subject for subject, outcome in outcomes.items() if outcome == 4]
+    assert len(labelled) == 1 and len(outcomes) == 10
+    assert all(isinstance(outcome, PeopleNamedDifferently) for s, outcome in outcomes.items() if s not in labelled)
+    assert {face.external_id for face in gallery.faces("c")} == set(labelled)
+
+
+# Back to schema version 5, as a database of the release before kept people and the people revision.
 TO_VERSION_5 = {
-    "sqlite": ["ALTER TABLE people DROP COLUMN kept", "PRAGMA user_version = 5"],
-    "postgresql": ["ALTER TABLE gallery_people DROP COLUMN kept", "DELETE FROM gallery_schema WHERE version > 5"],
+    "sqlite": [
+        "ALTER TABLE people DROP COLUMN kept",
+        "ALTER TABLE collections DROP COLUMN people_revision",
+        "PRAGMA user_version = 5",
+    ],
+    "postgresql": [
+        "ALTER TABLE gallery_people DROP COLUMN kept",
+        "ALTER TABLE gallery_collections DROP COLUMN people_revision",
+        "DELETE FROM gallery_schema WHERE version > 5",
+    ],
 }
 
 
@@ -539,8 +641,10 @@ def test_a_version_5_database_is_migrated_and_its_people_are_not_kept(
     try:
         assert store.memberships("c") == {f[0]: person.person_id, f[1]: person.person_id, f[2]: other.person_id}
         assert store.kept_memberships("c") == {}
+        assert store.people_revision("c") == 0
         store.merge_people("c", person.person_id, other.person_id)
         assert store.kept_memberships("c") == {face_id: person.person_id for face_id in f}
+        assert store.people_revision("c") == 1
     finally:
         store.close()
         if kind == "postgresql":

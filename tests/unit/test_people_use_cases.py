@@ -6,6 +6,7 @@ a subject's faces one person), a new photo's faces join the person their neighbo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,11 +14,12 @@ import pytest
 
 from adapters.people.neighbours import FaissNeighbours
 from adapters.stores.memory import MemoryGallery
-from domain.errors import FaceNotFound, InvalidInput
+from domain.errors import CorrectionsKeptArriving, FaceNotFound, InvalidInput
 from domain.gallery import FaceRecord, GalleryLimits, PhotoInfo, StoredQuality
+from domain.people import Neighbours
 from domain.quality import QualityLevel
 from domain.use_cases.collections import CollectionRules
-from domain.use_cases.people import People
+from domain.use_cases.people import MAX_STORE_TRIES, People
 
 RULES = CollectionRules(default_threshold=0.5, default_top_k=3, max_top_k=10, max_page=50)
 LIMITS = GalleryLimits(
@@ -182,3 +184,103 @@ def test_an_unnamed_person_merged_into_a_named_one_stays_with_it() -> None:
     world.people.merge("c", named, other)
     world.people.recluster("c")
     assert world.gallery.memberships("c") == {f.face_id: named for f in world.gallery.faces("c")}
+
+
+class CorrectedWhileBuilt:
+    """The exact kNN graph, with a correction made while it is built (as a user would during the
+    seconds a large collection's graph takes): the race a pass must not lose, made deterministic."""
+
+    def __init__(self, correction: Callable[[], object]) -> None:
+        self.correction = correction
+        self.built = 0
+
+    def neighbours(self, vectors: np.ndarray, k: int) -> Neighbours:
+        self.built += 1
+        self.correction()
+        return FaissNeighbours().neighbours(vectors, k)
+
+
+def recluster_with(world: World, correction: Callable[[], object]) -> tuple[CorrectedWhileBuilt, list[str]]:
+    """A pass with `correction` made while its graph is built; the graph and the stages it went through."""
+    graph = CorrectedWhileBuilt(correction)
+    stages: list[str] = []
+    People(world.gallery, world.gallery, graph, RULES).recluster("c", lambda stage, done: stages.append(stage))
+    return graph, stages
+
+
+def test_a_merge_made_while_a_pass_runs_is_kept() -> None:
+    """The pass read its constraints before the merge: it groups its graph again rather than store
+    groups that split the merged person (the graph is built once)."""
+    world = World(identities=2)
+    for n in range(3):
+        world.photo(f"p{n}", [0, 1])
+    world.people.recluster("c")
+    one, two = world.gallery.people("c", None, 5)
+    graph, stages = recluster_with(world, lambda: world.people.merge("c", one.person_id, two.person_id))
+    assert graph.built == 1 and stages.count("grouping") == 2
+    (person,) = world.gallery.people("c", None, 5)
+    assert person.person_id == one.person_id and person.faces == 6 and person.kept
+
+
+def test_a_split_and_a_not_this_person_made_while_a_pass_runs_are_kept() -> None:
+    world = World(identities=1)
+    faces = [world.photo(f"p{n}", [0])[0] for n in range(7)]
+    world.people.recluster("c")
+    (person,) = world.gallery.people("c", None, 5)
+
+    def correct() -> None:
+        world.people.split("c", person.person_id, [faces[4].face_id, faces[5].face_id])
+        world.people.refuse("c", person.person_id, faces[6].face_id)
+
+    recluster_with(world, correct)
+    members = world.gallery.memberships("c")
+    split = members[faces[4].face_id]
+    assert {members[f.face_id] for f in faces[:4]} == {person.person_id} and split != person.person_id
+    assert members[faces[5].face_id] == split
+    assert members.get(faces[6].face_id) != person.person_id  # refused: apart from the person's faces
+
+
+def test_a_name_or_a_delete_made_while_a_pass_runs_is_kept() -> None:
+    world = World(identities=2)
+    for n in range(3):
+        world.photo(f"p{n}", [0, 1])
+    world.people.recluster("c")
+    one, two = world.gallery.people("c", None, 5)
+    _, stages = recluster_with(world, lambda: world.people.name("c", one.person_id, "ann"))
+    assert stages.count("grouping") == 2  # the labels read again: the named faces are ann's anchor
+    assert world.gallery.person("c", one.person_id)[0].faces == 3
+    assert {f.external_id for f in world.gallery.person("c", one.person_id)[1]} == {"ann"}
+    recluster_with(world, lambda: world.people.delete("c", two.person_id))
+    assert [p.person_id for p in world.gallery.people("c", None, 5)] == [one.person_id]
+    assert len(list(world.gallery.faces("c"))) == 3
+
+
+def test_a_pass_gives_up_when_corrections_keep_arriving() -> None:
+    """A correction before every store: the pass stores nothing (the last correction stands) and
+    fails saying why, after a bounded number of tries; a correction before one store only costs a try."""
+    world = World(identities=1)
+    faces = [world.photo(f"p{n}", [0])[0] for n in range(4)]
+    world.people.recluster("c")
+    (person,) = world.gallery.people("c", None, 5)
+    split = world.people.split("c", person.person_id, [faces[3].face_id])
+    moves = 0
+
+    def correct(stage: str, done: float) -> None:
+        nonlocal moves
+        if stage == "storing":  # one face back and forth between the two people
+            moves += 1
+            world.gallery.move_faces("c", [faces[2].face_id], split.person_id if moves % 2 else person.person_id)
+
+    with pytest.raises(CorrectionsKeptArriving, match="corrections kept arriving"):
+        world.people.recluster("c", correct)
+    assert moves == MAX_STORE_TRIES
+    assert world.gallery.memberships("c") == {
+        **{f.face_id: person.person_id for f in faces[:2]},
+        faces[2].face_id: split.person_id,  # the last move's: odd
+        faces[3].face_id: split.person_id,
+    }
+
+    moves = MAX_STORE_TRIES - 1  # one more move (odd: to the split person), then none
+    outcome = world.people.recluster("c", lambda stage, done: correct(stage, done) if moves < MAX_STORE_TRIES else None)
+    assert outcome.people == 2 and moves == MAX_STORE_TRIES
+    assert world.gallery.memberships("c")[faces[2].face_id] == split.person_id

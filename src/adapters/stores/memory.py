@@ -83,6 +83,7 @@ class _Collection(MatrixCollection):
     kept: set[str] = field(default_factory=set)  # the people a user shaped by hand (merge, split)
     apart: set[tuple[str, str]] = field(default_factory=set)  # corrections: face pairs, smaller id first
     cluster_job: ClusterJob | None = None  # the last re-cluster's
+    people_revision: int = 0  # moved by every people correction (PeopleStore.people_revision)
 
     def forget_in_people(self, face_id: str) -> None:
         """A face being deleted out of its person (which goes with its last face) and its corrections."""
@@ -420,6 +421,7 @@ class MemoryGallery:
                 return 0
             if subject is None:
                 subject = target.subjects[external_id] = _Subject(created_at=checks.now())
+            target.people_revision += 1
             for face in chosen:
                 target.records[face.face_id] = face
                 subject.faces[face.face_id] = face
@@ -472,6 +474,10 @@ class MemoryGallery:
         with self._lock:
             return sorted(self._get(collection).apart)
 
+    def people_revision(self, collection: str) -> int:
+        with self._lock:
+            return self._get(collection).people_revision
+
     def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
         with self._lock:
             target = self._get(collection)
@@ -485,6 +491,7 @@ class MemoryGallery:
             elif person_id not in target.people:
                 raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
             left = {target.person_of.get(face_id) for face_id in moving} - {None, person_id}
+            target.people_revision += 1
             target.kept.update({person_id} | {person for person in left if person is not None})
             for face_id in moving:
                 target.person_of[face_id] = person_id
@@ -504,6 +511,7 @@ class MemoryGallery:
                 if person == other_id:
                     target.person_of[face_id] = person_id
             del target.people[other_id]
+            target.people_revision += 1
             target.kept.discard(other_id)
             target.kept.add(person_id)
             return self._person(target, person_id)[0]
@@ -520,6 +528,7 @@ class MemoryGallery:
                 self._forget_labelled_face(target, face)
                 target.records[face_id] = replace(face, external_id=None)
             del target.person_of[face_id]
+            target.people_revision += 1
             others = [other for other, person in target.person_of.items() if person == person_id]
             target.apart.update((min(face_id, other), max(face_id, other)) for other in others)
             self._drop_empty(target, {person_id})
@@ -529,16 +538,25 @@ class MemoryGallery:
         with self._lock:
             target = self._get(collection)
             _, faces = self._person(target, person_id)
+            target.people_revision += 1
             for face in faces:  # as delete_face: its photo stays, its subject goes with its last face
                 self._forget_face(target, face)
                 if face.external_id is not None:
                     self._forget_labelled_face(target, face)
             return len(faces)
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+    def replace_people(
+        self,
+        collection: str,
+        groups: Sequence[Sequence[str]],
+        considered: Collection[str],
+        based_on: int | None = None,
+    ) -> int | None:
         with self._lock:
             target = self._get(collection)
             people_rows.check_groups(groups)
+            if based_on is not None and based_on != target.people_revision:
+                return None  # corrected since the pass read it: its groups would undo that
             kept = [[face_id for face_id in group if face_id in target.records] for group in groups]
             kept = [group for group in kept if group]
             ids = people_rows.carried_ids(kept, target.person_of, target.kept)

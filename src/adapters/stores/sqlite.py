@@ -36,6 +36,7 @@ from adapters.stores.matrix import FaceMatrix
 from adapters.stores.sqlite_collection import Adding, SqliteCollection
 from adapters.stores.sqlite_load import load_collection
 from adapters.stores.sqlite_sql import (
+    BUMP_PEOPLE_REVISION,
     CLUSTER_JOB,
     EXPORT_FACES,
     FACE_BY_SEQ,
@@ -55,6 +56,7 @@ from adapters.stores.sqlite_sql import (
     PEOPLE_OF,
     PEOPLE_PAGE,
     PEOPLE_REFS,
+    PEOPLE_REVISION,
     PERSON,
     PERSON_FACES,
     PHOTO,
@@ -542,6 +544,7 @@ class SqliteGallery:
                 db.executemany(
                     "UPDATE faces SET subject_id = ? WHERE seq = ?", [(subject[0], seqs[f.face_id]) for f in chosen]
                 )
+                db.execute(BUMP_PEOPLE_REVISION, (target.id,))
             # After the commit, as an enrolment: a search never finds what a rollback would take back.
             target.matrix.append(
                 [f.face_id for f in chosen], [external_id] * len(chosen), np.stack([f.embedding for f in chosen])
@@ -600,6 +603,11 @@ class SqliteGallery:
             target = self._get(collection)
             return [(row[0], row[1]) for row in db.execute(REFUSALS, (target.id,))]
 
+    def people_revision(self, collection: str) -> int:
+        with self._reading() as db:
+            target = self._get(collection)
+            return int(db.execute(PEOPLE_REVISION, (target.id,)).fetchone()[0])
+
     def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
         moving = people_rows.check_face_ids(face_ids)
         with self._writing() as db:
@@ -620,6 +628,7 @@ class SqliteGallery:
                     raise PersonNotFound(f"collection {collection!r} has no person {person_id!r}")
                 # Shaped by hand: the person and those the faces leave are kept (before they move).
                 db.execute(KEEP_PEOPLE_OF, (json.dumps([seqs[face_id] for face_id in moving]), row[0]))
+                db.execute(BUMP_PEOPLE_REVISION, (target.id,))
                 db.executemany(JOIN_PERSON, [(seqs[face_id], row[0]) for face_id in moving])
             return self._person(db, target, person_id)[0]
 
@@ -633,6 +642,7 @@ class SqliteGallery:
                 check_merge(*(self._subjects_of(db, person) for person in (kept, other)))
                 db.execute("UPDATE person_faces SET person_ref = ? WHERE person_ref = ?", (kept, other))
                 db.execute("UPDATE people SET kept = 1 WHERE id = ?", (kept,))
+                db.execute(BUMP_PEOPLE_REVISION, (target.id,))
             return self._person(db, target, person_id)[0]
 
     def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
@@ -661,6 +671,7 @@ class SqliteGallery:
                     (row[0], person),
                 )
                 db.execute("DELETE FROM person_faces WHERE face_seq = ?", (row[0],))
+                db.execute(BUMP_PEOPLE_REVISION, (target.id,))
                 left = db.execute("SELECT 1 FROM people WHERE id = ?", (person,)).fetchone()
             if unlabel:  # after the commit, as a delete: subject search no longer finds it
                 target.matrix.remove_face(face_id)
@@ -681,6 +692,7 @@ class SqliteGallery:
                 # Each face's delete cascades to its membership and corrections; the trigger drops the
                 # emptied person. Its photo stays, with its other faces.
                 db.executemany("DELETE FROM faces WHERE seq = ?", [(seq,) for seq, *_ in faces])
+                db.execute(BUMP_PEOPLE_REVISION, (target.id,))
                 subjects = sorted({subject for _, _, subject, _ in faces if subject is not None})
                 db.executemany(  # a subject left with no face goes, as when its last face is deleted
                     "DELETE FROM subjects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM faces WHERE subject_id = ?)",
@@ -694,11 +706,19 @@ class SqliteGallery:
             self._forget_deleted(db)
             return len(faces)
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+    def replace_people(
+        self,
+        collection: str,
+        groups: Sequence[Sequence[str]],
+        considered: Collection[str],
+        based_on: int | None = None,
+    ) -> int | None:
         people_rows.check_groups(groups)
         with self._writing() as db:
             target = self._get(collection)
             with _transaction(db):
+                if based_on is not None and db.execute(PEOPLE_REVISION, (target.id,)).fetchone()[0] != based_on:
+                    return None  # corrected since the pass read it: its groups would undo that
                 old = dict(db.execute(MEMBERSHIPS, (target.id,)).fetchall())
                 was_kept = set(dict(db.execute(KEPT_MEMBERSHIPS, (target.id,)).fetchall()).values())
                 wanted = [face_id for group in groups for face_id in group] + list(old)

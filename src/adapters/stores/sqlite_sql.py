@@ -122,8 +122,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error TEXT
         )""",
     ),
-    # 6: a person a user shaped by hand (a merge, a split) is kept: a re-cluster keeps it whole.
-    ("ALTER TABLE people ADD COLUMN kept INTEGER NOT NULL DEFAULT 0",),
+    # 6: a person a user shaped by hand (a merge, a split) is kept: a re-cluster keeps it whole; each
+    # collection's people revision, moved by every correction, so a re-cluster never undoes one that
+    # landed while it ran (PeopleStore.people_revision).
+    (
+        "ALTER TABLE people ADD COLUMN kept INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE collections ADD COLUMN people_revision INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 # A face's columns in face_rows.COLUMNS' order, after any leading columns a query names first.
@@ -222,6 +227,8 @@ MEMBERSHIPS = (
     "SELECT f.face_id, pe.person_id FROM people pe JOIN person_faces pf ON pf.person_ref = pe.id"
     " JOIN faces f ON f.seq = pf.face_seq WHERE pe.collection_id = ?"
 )
+PEOPLE_REVISION = "SELECT people_revision FROM collections WHERE id = ?"
+BUMP_PEOPLE_REVISION = "UPDATE collections SET people_revision = people_revision + 1 WHERE id = ?"
 KEPT_MEMBERSHIPS = MEMBERSHIPS + " AND pe.kept = 1"
 # The people the faces (a JSON array of face seqs) are in, and the person (its row id), become kept.
 KEEP_PEOPLE_OF = (

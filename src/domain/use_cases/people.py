@@ -13,14 +13,14 @@ face of each photo near it (one photo holds one face of a person at most).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from domain.cluster_jobs import ClusterOutcome
-from domain.errors import FaceNotFound, InvalidInput
+from domain.errors import CorrectionsKeptArriving, FaceNotFound, InvalidInput
 from domain.gallery import FaceRecord, PersonInfo, is_face_id
 from domain.people import (
     DEFAULT_RULES,
@@ -35,6 +35,8 @@ from domain.ports import FaceGallery, NeighbourSearch, PeopleStore
 from domain.use_cases.gallery_rules import CollectionRules, checked_external_id, checked_face_id, checked_name
 
 Progress = Callable[[str, float], None]  # (stage, fraction of the pass done)
+# How many times a pass groups its graph again when corrections land while it runs, before it gives up.
+MAX_STORE_TRIES = 5
 
 
 def checked_person_id(person_id: str) -> str:
@@ -129,9 +131,15 @@ class People:
     def recluster(self, name: str, progress: Progress = lambda stage, done: None) -> ClusterOutcome:
         """A full pass over the collection's faces (docs/people.md, "The rule"). The faces are read as
         a stream and only what the pass needs is kept: the eligible faces' vectors, ids, photos and
-        subjects (about 2 KiB a face at 512-D), and every face id read."""
+        subjects (about 2 KiB a face at 512-D), and every face id read.
+
+        Corrections made while it runs are kept: the people revision is read before the constraints,
+        and when `replace_people` finds it moved (a correction landed meanwhile), the constraints and
+        labels are read again and the same graph grouped again (the graph is most of the cost; the
+        faces considered stay those first read), at most `MAX_STORE_TRIES` times (CorrectionsKeptArriving)."""
         checked_name(name)
         progress("reading", 0.0)
+        revision = self._store.people_revision(name)
         read: set[str] = set()
         eligible = _Eligible()
         for face in self._gallery.faces(name):
@@ -141,21 +149,34 @@ class People:
         refusals = self._store.refusals(name)
         kept = self._store.kept_memberships(name)
         progress("neighbours", 0.1)
-        groups: list[list[str]] = []
+        graph = None
         if eligible.face_ids:
             graph = self._neighbours.neighbours(np.stack(eligible.vectors), self.clustering.neighbours)
             eligible.vectors.clear()
+        for attempt in range(MAX_STORE_TRIES):
+            if attempt:  # a correction landed: its constraints and labels as they stand now
+                revision = self._store.people_revision(name)
+                eligible.relabel(self._gallery.faces(name))
+                refusals = self._store.refusals(name)
+                kept = self._store.kept_memberships(name)
             progress("grouping", 0.9)
-            labels = cluster(graph, eligible.constraints(refusals, kept), self.clustering)
-            by_label: dict[int, list[str]] = defaultdict(list)
-            for face_id, label in zip(eligible.face_ids, labels.tolist(), strict=True):
-                if label != UNASSIGNED:
-                    by_label[label].append(face_id)
-            groups = list(by_label.values())
-        progress("storing", 0.95)
-        people = self._store.replace_people(name, groups, read)
-        progress("done", 1.0)
-        return ClusterOutcome(len(read), len(eligible.face_ids), people, sum(len(group) for group in groups))
+            groups: list[list[str]] = []
+            if graph is not None:
+                labels = cluster(graph, eligible.constraints(refusals, kept), self.clustering)
+                by_label: dict[int, list[str]] = defaultdict(list)
+                for face_id, label in zip(eligible.face_ids, labels.tolist(), strict=True):
+                    if label != UNASSIGNED:
+                        by_label[label].append(face_id)
+                groups = list(by_label.values())
+            progress("storing", 0.95)
+            people = self._store.replace_people(name, groups, read, based_on=revision)
+            if people is not None:
+                progress("done", 1.0)
+                return ClusterOutcome(len(read), len(eligible.face_ids), people, sum(len(group) for group in groups))
+        raise CorrectionsKeptArriving(
+            f"corrections kept arriving while collection {name!r} was re-clustered ({MAX_STORE_TRIES} tries):"
+            " nothing was stored; run it again"
+        )
 
     def assign_new(self, name: str, faces: Sequence[FaceRecord]) -> list[str | None]:
         """A newly stored photo's faces into the people their nearest faces agree on (`assign_photo`);
@@ -187,24 +208,30 @@ class People:
 
 
 class _Eligible:
-    """What a pass keeps of the faces it groups: their vectors, ids, and photos and subjects as codes."""
+    """What a pass keeps of the faces it groups: their vectors, ids, photos as codes, and subjects."""
 
     def __init__(self) -> None:
         self.vectors: list[npt.NDArray[np.float32]] = []
         self.face_ids: list[str] = []
         self.photos: list[int] = []
-        self.anchors: list[int] = []
+        self.subjects: list[str | None] = []
         self._photo_codes: dict[str, int] = {}
-        self._subject_codes: dict[str, int] = {}
 
     def add(self, face: FaceRecord) -> None:
         self.vectors.append(np.asarray(face.embedding, dtype=np.float32))
         self.face_ids.append(face.face_id)
-        photo, subject = face.photo_id, face.external_id
+        photo = face.photo_id
         self.photos.append(-1 if photo is None else self._photo_codes.setdefault(photo, len(self._photo_codes)))
-        self.anchors.append(
-            -1 if subject is None else self._subject_codes.setdefault(subject, len(self._subject_codes))
-        )
+        self.subjects.append(face.external_id)
+
+    def relabel(self, faces: Iterable[FaceRecord]) -> None:
+        """The subjects of these faces as they stand now (a naming or a "not this person" moved them);
+        a face no longer stored keeps its old one (the store skips it)."""
+        index = {face_id: i for i, face_id in enumerate(self.face_ids)}
+        for face in faces:
+            i = index.get(face.face_id)
+            if i is not None:
+                self.subjects[i] = face.external_id
 
     def constraints(self, refusals: Sequence[tuple[str, str]], kept: Mapping[str, str]) -> Constraints:
         """`kept`: face id -> person id for the faces of people a user shaped by hand. Each kept person
@@ -212,13 +239,14 @@ class _Eligible:
         else a code of its own past the subjects'; a labelled face keeps its own subject's code."""
         index = {face_id: i for i, face_id in enumerate(self.face_ids)}
         apart = [(index[a], index[b]) for a, b in refusals if a in index and b in index]
-        anchors = list(self.anchors)
+        subject_codes: dict[str, int] = {}
+        anchors = [_code(subject_codes, subject) for subject in self.subjects]
         person_anchor: dict[str, int] = {}
         for i, face_id in enumerate(self.face_ids):
             person = kept.get(face_id)
             if person is not None and anchors[i] >= 0:
                 person_anchor.setdefault(person, anchors[i])
-        next_code = len(self._subject_codes)
+        next_code = len(subject_codes)
         for i, face_id in enumerate(self.face_ids):
             person = kept.get(face_id)
             if person is not None and anchors[i] < 0:

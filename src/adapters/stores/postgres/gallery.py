@@ -387,7 +387,10 @@ class PostgresGallery:
     def label_faces(self, collection: str, face_ids: Sequence[str], external_id: str) -> int:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
-            return people_sql.label_faces(conn, target, collection, face_ids, external_id, self._limits)
+            labelled = people_sql.label_faces(conn, target, collection, face_ids, external_id, self._limits)
+            if labelled:
+                people_sql.corrected(conn, target)
+            return labelled
 
     # --- people (the PeopleStore port; the statements are people.py's)
 
@@ -419,22 +422,29 @@ class PostgresGallery:
         with self._connection() as conn:
             return people_sql.refusals(conn, rows.find(conn, collection))
 
+    def people_revision(self, collection: str) -> int:
+        with self._connection() as conn:
+            return people_sql.people_revision(conn, rows.find(conn, collection))
+
     def move_faces(self, collection: str, face_ids: Sequence[str], person_id: str | None) -> PersonInfo:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
             moved_to = people_sql.move_faces(conn, target, face_ids, person_id)
+            people_sql.corrected(conn, target)
             return people_sql.person(conn, target, moved_to)[0]
 
     def merge_people(self, collection: str, person_id: str, other_id: str) -> PersonInfo:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
             people_sql.merge_people(conn, target, person_id, other_id)
+            people_sql.corrected(conn, target)
             return people_sql.person(conn, target, person_id)[0]
 
     def refuse_face(self, collection: str, person_id: str, face_id: str) -> PersonInfo | None:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
             left, unlabelled = people_sql.refuse_face(conn, target, person_id, face_id)
+            people_sql.corrected(conn, target)
             if unlabelled is not None:  # the subject lost the face (and goes when it was its last)
                 gone = _uncount_subject_faces(conn, target, [unlabelled])
                 conn.execute("UPDATE gallery_collections SET subjects = subjects - %s WHERE id = %s", (gone, target.id))
@@ -444,6 +454,7 @@ class PostgresGallery:
         with self._transaction() as conn:
             target = rows.locked(conn, collection)
             gone = people_sql.delete_person(conn, target, person_id)
+            people_sql.corrected(conn, target)
             subjects = _uncount_subject_faces(conn, target, [name for name, _ in gone if name is not None])
             _uncount_photo_faces(conn, target, [photo for _, photo in gone if photo is not None])
             conn.execute(
@@ -452,9 +463,15 @@ class PostgresGallery:
             )
             return len(gone)
 
-    def replace_people(self, collection: str, groups: Sequence[Sequence[str]], considered: Collection[str]) -> int:
+    def replace_people(
+        self,
+        collection: str,
+        groups: Sequence[Sequence[str]],
+        considered: Collection[str],
+        based_on: int | None = None,
+    ) -> int | None:
         with self._transaction() as conn:
-            return people_sql.replace_people(conn, rows.locked(conn, collection), groups, considered)
+            return people_sql.replace_people(conn, rows.locked(conn, collection), groups, considered, based_on)
 
     # --- search and export
 

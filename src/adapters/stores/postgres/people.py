@@ -200,10 +200,29 @@ def delete_person(conn: Connection, target: rows.Target, person_id: str) -> list
     return [(row[0], row[1]) for row in gone]
 
 
+def people_revision(conn: Connection, target: rows.Target) -> int:
+    row = conn.execute("SELECT people_revision FROM gallery_collections WHERE id = %s", (target.id,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def corrected(conn: Connection, target: rows.Target) -> None:
+    """A correction's mark, in its transaction: the people revision moves (a running pass stores nothing)."""
+    conn.execute("UPDATE gallery_collections SET people_revision = people_revision + 1 WHERE id = %s", (target.id,))
+
+
 def replace_people(
-    conn: Connection, target: rows.Target, groups: Sequence[Sequence[str]], considered: Collection[str]
-) -> int:
+    conn: Connection,
+    target: rows.Target,
+    groups: Sequence[Sequence[str]],
+    considered: Collection[str],
+    based_on: int | None = None,
+) -> int | None:
+    """`based_on`: PeopleStore.replace_people's; the caller holds the collection's row lock, so no
+    correction lands between this check and the commit."""
     people_rows.check_groups(groups)
+    if based_on is not None and people_revision(conn, target) != based_on:
+        return None  # corrected since the pass read it: its groups would undo that
     stored = _stored(conn, target, [face_id for group in groups for face_id in group])
     kept = [[face_id for face_id in group if face_id in stored] for group in groups]
     kept = [group for group in kept if group]

@@ -151,8 +151,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             error text
         )""",
     ),
-    # 6: a person a user shaped by hand (a merge, a split) is kept: a re-cluster keeps it whole.
-    ("ALTER TABLE gallery_people ADD COLUMN kept boolean NOT NULL DEFAULT false",),
+    # 6: a person a user shaped by hand (a merge, a split) is kept: a re-cluster keeps it whole; each
+    # collection's people revision, moved by every correction, so a re-cluster never undoes one that
+    # landed while it ran (PeopleStore.people_revision).
+    (
+        "ALTER TABLE gallery_people ADD COLUMN kept boolean NOT NULL DEFAULT false",
+        "ALTER TABLE gallery_collections ADD COLUMN people_revision bigint NOT NULL DEFAULT 0",
+    ),
 )
 
 

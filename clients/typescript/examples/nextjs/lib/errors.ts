@@ -67,6 +67,10 @@ const PERSON_PROBLEMS = {
   person_not_found: { status: 404, message: "This person is not among the photos' people any more. Group the photos again." },
   invalid_person_id: { status: 400, message: "This person is not among the photos' people. Group the photos again." },
   clustering_not_started: { status: 404, message: "The photos are not being grouped. Group them again." },
+  people_named_differently: {
+    status: 409,
+    message: "This person already has another name: one person cannot have two. Forget the person, or group the photos again.",
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type NameProblemCode = "missing_name" | "name_too_long";

@@ -51,6 +51,7 @@ test("the name's fault and the collection's limits are a 4xx with a message for 
     [fromService(409, "subject_face_limit"), 409, "subject_face_limit", /as many photos/],
     [fromService(409, "subject_limit"), 409, "subject_limit", /full/],
     [fromService(409, "collection_face_limit"), 409, "collection_face_limit", /full/],
+    [fromService(409, "people_named_differently"), 409, "people_named_differently", /another name/],
   ];
   for (const [error, status, code, message] of cases) {
     const mapped = toBrowserError(error, "req-10");
