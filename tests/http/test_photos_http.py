@@ -126,6 +126,10 @@ def test_photo_search_finds_the_photos_of_a_face_counted_ranked_and_paged(client
     ).json()
     assert [p["photo_id"] for p in following["photos"]] == ["c.jpg"] and following["next"] is None
     assert following["count"] == 3
+    first_again = client.post(  # an empty after is the first page, as the lists read it
+        "/collections/events/search/photos?top_k=2&after=", headers=AUTH, json={"image_base64": random_image(7)}
+    ).json()
+    assert first_again["photos"] == page["photos"] and first_again["next"] == page["next"]
 
     vector = client.post("/extract-embedding", headers=AUTH, json={"image_base64": random_image(7)}).json()
     by_embedding = client.post(

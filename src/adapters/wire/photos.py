@@ -187,8 +187,9 @@ def encode_cursor(cursor: PhotoCursor) -> str:
 
 
 def decode_cursor(text: str | None) -> PhotoCursor | None:
-    """A `next` this service gave; anything else is 400 `invalid_cursor`."""
-    if text is None:
+    """A `next` this service gave; anything else is 400 `invalid_cursor`. Empty: the first page, as
+    the lists read `after=`."""
+    if not text:
         return None
     bad = InvalidInput(
         "after must be the `next` of a previous page of this search", code="invalid_cursor", field="after"
