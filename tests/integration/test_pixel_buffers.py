@@ -18,6 +18,16 @@ from tests.support.services import decoder
 SHAPE = (40, 30, 3)
 
 
+@pytest.fixture(autouse=True)
+def no_idle_trim_pending() -> None:
+    """An inference executor of an earlier test (the app's, in-process) gives every kept array back
+    IDLE_TRIM_SECONDS after its last job, from a timer thread: wait those out, so that the kept
+    arrays these tests count are theirs alone."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.join()
+
+
 def plain(data: bytes) -> np.ndarray:
     return np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
 
