@@ -55,8 +55,8 @@ def test_the_cursor_round_trips_exactly_and_anything_else_is_invalid_cursor() ->
     cursor = PhotoCursor(0.6312740123456789, "img:2026:0042.jpg")
     assert decode_cursor(encode_cursor(cursor)) == cursor
     assert decode_cursor(None) is None
+    assert decode_cursor("") is None  # `after=`: the first page, as the lists read it
     forged = [
-        "",
         "%%%",
         base64.urlsafe_b64encode(b'[1e400, "a"]').decode(),
         base64.urlsafe_b64encode(b'[0.5, "a/b"]').decode(),
