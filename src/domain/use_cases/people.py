@@ -146,19 +146,18 @@ class People:
             read.add(face.face_id)
             if self.clustering.eligible(None if face.quality is None else face.quality.level):
                 eligible.add(face)
-        refusals = self._store.refusals(name)
-        kept = self._store.kept_memberships(name)
         progress("neighbours", 0.1)
         graph = None
         if eligible.face_ids:
             graph = self._neighbours.neighbours(np.stack(eligible.vectors), self.clustering.neighbours)
             eligible.vectors.clear()
         for attempt in range(MAX_STORE_TRIES):
-            if attempt:  # a correction landed: its constraints and labels as they stand now
+            if attempt:  # a correction landed: the labels as they stand now (constraints below)
                 revision = self._store.people_revision(name)
                 eligible.relabel(self._gallery.faces(name))
-                refusals = self._store.refusals(name)
-                kept = self._store.kept_memberships(name)
+            # Read after the revision: one that lands meanwhile moves it, and the store refuses.
+            refusals = self._store.refusals(name)
+            kept = self._store.kept_memberships(name)
             progress("grouping", 0.9)
             groups: list[list[str]] = []
             if graph is not None:
