@@ -108,8 +108,12 @@ def main() -> int:
     workers = args.workers or Settings.from_env({"API_KEY": API_KEY}).inference_workers
     concurrencies = args.concurrency or [workers, 2 * workers]
     workloads = {
-        "group": variants(GROUP, args.group, seed=11),
-        "phone": variants(GROUP, args.phone, seed=12, side=PHONE_SIDE),
+        name: photos
+        for name, photos in (
+            ("group", variants(GROUP, args.group, seed=11)),
+            ("phone", variants(GROUP, args.phone, seed=12, side=PHONE_SIDE)),
+        )
+        if photos  # --group 0 or --phone 0: that workload is left out
     }
     root = Path(tempfile.mkdtemp(prefix="bench-photos-"))
     for name, photos in workloads.items():

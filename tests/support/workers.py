@@ -3,6 +3,8 @@ make a worker crash, hang or fail on purpose. Imported by the forkserver's child
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -18,7 +20,10 @@ def perform(job: Job) -> JobResult:
         os._exit(3)
     if job.body == b"hang":
         time.sleep(3600)
-    return JobResult(status=200, body=b'{"pid": %d}' % os.getpid())
+    if job.body.startswith(b"sleep"):
+        time.sleep(float(job.body.removeprefix(b"sleep")))
+    answer = {"pid": os.getpid(), "sha256": hashlib.sha256(job.body).hexdigest(), "request_id": job.request_id}
+    return JobResult(status=200, body=json.dumps(answer).encode())
 
 
 def initialize(fail: bool = False) -> tuple[Callable[[Job], JobResult], ServiceInfo]:

@@ -104,7 +104,9 @@ class ApiKeyGuard:
         secret = presented_secret(connection)
         return None if secret is None else self._keys.find(secret)
 
-    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    async def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        # A coroutine, though it never awaits: Litestar runs a plain-function guard on a thread for
+        # every request, a hop to a thread and back (and the rate limits would be counted there).
         found = self.identify(connection)
         if found is None:
             raise UnauthorizedError()

@@ -33,14 +33,14 @@ def declared_length(request: AnyRequest) -> int | None:
 async def read_body(request: AnyRequest, deadline_seconds: float) -> bytes:
     """The whole body, read before any inference slot is taken (a slow upload costs a connection
     and its bytes, never a worker), bounded by MAX_REQUEST_BYTES (413) and BODY_TIMEOUT_SECONDS (408)."""
-    chunks = bytearray()
+    chunks: list[bytes] = []  # joined once at the end: one copy of the body, not one per growth
     try:
         async with asyncio.timeout(deadline_seconds):
             async for chunk in request.stream():
-                chunks += chunk
+                chunks.append(chunk)
     except TimeoutError:
         raise BodyTimeoutError(headers={"Connection": "close"}) from None
     except InternalServerException:
         # Litestar's body stream raises this exception only for a client that disconnected.
         raise ClientDisconnectedError() from None
-    return bytes(chunks)
+    return b"".join(chunks)

@@ -1,11 +1,10 @@
 """The photo routes of a collection (docs/api.md, "Photos"): index every face of a photo, list, read
 and forget photos, and find the photos a person is in. Images go to inference workers (a photo is
-hashed on a thread first, to ask whether it is indexed already); the gallery's work runs on its own
-threads; the loop only reads bytes and writes answers."""
+read from its body and hashed on a gallery thread first, to ask whether it is indexed already); the
+gallery's work runs on its own threads; the loop only reads bytes and writes answers."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, post
@@ -18,10 +17,10 @@ from adapters.http.controllers import FaceWork
 from adapters.http.gallery import GalleryWork
 from adapters.http.inputs import AnyRequest
 from adapters.http.openapi import COLLECTION_ERRORS, IMAGE_BODY, with_body
-from adapters.inference.jobs import IndexPhoto, Job, photo_digest
+from adapters.inference.jobs import IndexPhoto, Job, photo_image
 from adapters.wire import photos as wire
 from domain.quality import DEFAULT_ENROLL_QUALITY, quality_floor
-from domain.use_cases.collections import Collections, checked_name, checked_photo_id
+from domain.use_cases.collections import Collections, checked_name, checked_photo_id, image_digest
 from domain.use_cases.photos import (
     DEFAULT_PHOTO_TOP_K,
     MAX_FACES_PER_PHOTO,
@@ -82,13 +81,21 @@ class PhotoController(Controller):
         checked_photo_id(photo_id)
         options = PhotoOptions(quality_floor(quality), max_faces, min_face_size)
 
-        def index_job(content_type: str, body: bytes, request_id: str) -> Job:
-            return IndexPhoto(content_type, body, False, request_id, options)
-
         async with faces.held_body(request) as held:
-            digest = await asyncio.to_thread(photo_digest, held.content_type, held.body)
-            known = await gallery.run(lambda c: c.photos.already_indexed(name, photo_id, digest))
+
+            def look_up(c: Collections) -> tuple[bytes, str, PhotoIndexing | None]:
+                # The image read from the body and hashed here, on the gallery's thread with the
+                # look-up (hashlib lets go of the GIL): one hop, and the worker gets only the image.
+                image = photo_image(held.content_type, held.body)
+                digest = image_digest(image)
+                return image, digest, c.photos.already_indexed(name, photo_id, digest)
+
+            image, digest, known = await gallery.run(look_up)
             if known is None:  # only now do the models run
+
+                def index_job(_content_type: str, _body: bytes, request_id: str) -> Job:
+                    return IndexPhoto("image", image, False, request_id, options, digest)
+
                 found = (await held.run(index_job)).photo
                 assert found is not None
 

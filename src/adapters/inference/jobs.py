@@ -133,8 +133,10 @@ class EmbedForGallery(Job):
         return JobResult(200, faces=extraction.faces_count, gallery_input=given)
 
 
-def _photo_bytes(content_type: str, body: bytes) -> bytes:
-    """A photo route's image: a multipart `file` part or JSON `image_base64` (never an embedding)."""
+def photo_image(content_type: str, body: bytes) -> bytes:
+    """A photo route's image: a multipart `file` part or JSON `image_base64` (never an embedding).
+    Read where the body is, before `IndexPhoto` (its SHA-256 says whether the photo is indexed
+    already), so that the worker gets the image itself."""
     if bodies.media_type_of(content_type) == bodies.MULTIPART:
         return bodies.image_from(content_type, body, MAX_PARTS)
     bodies.check_media_type(content_type, multipart_allowed=True)
@@ -144,24 +146,19 @@ def _photo_bytes(content_type: str, body: bytes) -> bytes:
     return decode_base64(payload.image_base64, "image_base64")
 
 
-def photo_digest(content_type: str, body: bytes) -> str:
-    """A photo route's image's SHA-256, to ask whether it is indexed already before `IndexPhoto`: no
-    model runs, so it is computed where the body is (on a thread: hashlib lets go of the GIL), never
-    copied to a worker for it."""
-    return image_digest(_photo_bytes(content_type, body))
-
-
 @dataclass(frozen=True, slots=True)
 class IndexPhoto(Job):
     """A photo's faces for indexing: every face detected and assessed, only those `options` index
-    embedded (domain.use_cases.photos.photo_plan)."""
+    embedded (domain.use_cases.photos.photo_plan). Its body is the image itself (`photo_image`),
+    `digest` its SHA-256."""
 
     options: PhotoOptions = DEFAULT_PHOTO_OPTIONS
+    digest: str = ""
 
     def run(self, service: FaceService) -> JobResult:
-        data = _photo_bytes(self.content_type, self.body)
-        found, extraction = service.extract_chosen(data, chosen_faces(self.options))
-        return JobResult(200, faces=len(found), photo=PhotoFaces(image_digest(data), found, extraction))
+        found, extraction = service.extract_chosen(self.body, chosen_faces(self.options))
+        digest = self.digest or image_digest(self.body)
+        return JobResult(200, faces=len(found), photo=PhotoFaces(digest, found, extraction))
 
 
 def perform(service: FaceService, job: Job) -> JobResult:

@@ -1,9 +1,10 @@
 """Where inference runs: a pool of worker processes (the default) or threads, behind one small interface.
 
 Processes (INFERENCE_ISOLATION=process): each worker is a process with its own model sessions,
-fed one job at a time over a pipe. The event loop's process then runs no Python that grows with a
-request: decoding, models and scoring hold another process's GIL, never the loop's. A worker that
-dies or overruns JOB_TIMEOUT_SECONDS is killed and replaced; only its own job fails (503).
+fed over a pipe, with at most JOBS_PER_WORKER jobs given to it at once (worker.py says why two).
+The event loop's process then runs no Python that grows with a request: decoding, models and
+scoring hold another process's GIL, never the loop's. A worker that dies or overruns
+JOB_TIMEOUT_SECONDS is killed and replaced; only its own job fails (503).
 
 Threads (INFERENCE_ISOLATION=thread): the jobs run on a thread pool in this process: the fast test
 suite's mode, and a fallback where processes are not wanted. A job past its timeout is answered
@@ -24,6 +25,8 @@ from adapters.inference.executor import InferenceExecutor
 from adapters.inference.jobs import Job, JobResult
 from adapters.inference.worker import Initializer, WorkerFailed, WorkerProcess
 from domain.use_cases.service_info import ServiceInfo
+
+JOBS_PER_WORKER = 2  # the one running and the next, already on its way
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,18 +110,17 @@ class ProcessRunner:
         self._context.set_forkserver_preload(list(preload))
         self._workers = [WorkerProcess(self._context, initializer, args, number) for number in range(workers)]
         self._timeout = timeout
-        self._idle: asyncio.Queue[WorkerProcess] | None = None
+        self._places: asyncio.Semaphore | None = None
         self._drivers: ThreadPoolExecutor | None = None
         self._restarts = 0
         self._lock = threading.Lock()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._drivers = ThreadPoolExecutor(max_workers=len(self._workers), thread_name_prefix="worker-driver")
+        places = len(self._workers) * JOBS_PER_WORKER
+        self._drivers = ThreadPoolExecutor(max_workers=places, thread_name_prefix="worker-driver")
         await asyncio.gather(*(loop.run_in_executor(self._drivers, worker.start) for worker in self._workers))
-        self._idle = asyncio.Queue()
-        for worker in self._workers:
-            self._idle.put_nowait(worker)
+        self._places = asyncio.Semaphore(places)
 
     @property
     def info(self) -> ServiceInfo:
@@ -128,16 +130,20 @@ class ProcessRunner:
         return info
 
     async def run(self, job: Job) -> JobResult:
-        assert self._idle is not None and self._drivers is not None, "start() first"
-        worker = await self._idle.get()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._drivers, worker.call, job, self._timeout)
-        except WorkerFailed:
-            with self._lock:
-                self._restarts += 1
-            raise
-        finally:
-            self._idle.put_nowait(worker)
+        assert self._places is not None and self._drivers is not None, "start() first"
+        async with self._places:
+            # The least busy worker: an idle one when there is one (in_flight is only touched here,
+            # on the event loop, and the semaphore leaves a place on it).
+            worker = min(self._workers, key=lambda candidate: candidate.in_flight)
+            worker.in_flight += 1
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._drivers, worker.call, job, self._timeout)
+            except WorkerFailed:
+                with self._lock:
+                    self._restarts += 1
+                raise
+            finally:
+                worker.in_flight -= 1
 
     def close(self) -> None:
         for worker in self._workers:

@@ -1,11 +1,15 @@
 """One inference worker process: what it runs (`worker_main`) and the parent's handle on it
-(`WorkerProcess`), which starts it, feeds it one job at a time over a pipe, and replaces it when it
-dies or overruns its time."""
+(`WorkerProcess`), which starts it, feeds it jobs over a pipe (the next one while the last one runs),
+and replaces it when it dies or overruns its time."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -43,7 +47,7 @@ def worker_main(connection: Connection, initializer: Initializer, args: tuple[An
         try:
             if not connection.poll(IDLE_TRIM_SECONDS):
                 trim_memory()  # idle: give back what the last jobs freed (executor.py says why not sooner)
-            job = connection.recv()
+            job = receive_job(connection)
         except (EOFError, OSError):
             return
         result = perform(job)
@@ -51,8 +55,30 @@ def worker_main(connection: Connection, initializer: Initializer, args: tuple[An
         trim_if_heap_over()
 
 
+def send_job(connection: Connection, job: Job) -> None:
+    """A job over the pipe: its fields pickled, its body (a photo: megabytes) written as it is, which
+    spares the copies into and out of a pickle on both sides."""
+    connection.send(replace(job, body=b""))
+    connection.send_bytes(job.body)
+
+
+def receive_job(connection: Connection) -> Job:
+    job: Job = connection.recv()
+    return replace(job, body=connection.recv_bytes())
+
+
 class WorkerProcess:
-    """One worker process and the pipe to it. Driven by one thread of the parent at a time."""
+    """One worker process and the pipe to it, driven by up to JOBS_PER_WORKER threads of the parent
+    at once: a job is sent while the one before it runs, so that the worker starts it the moment it
+    has sent the previous result. Fed one at a time, a worker waited 4-5 ms between phone photos (the
+    result's trip back, the parent's threads and event loop waking, the next photo's bytes sent):
+    4% of its time (docs/performance.md, "Photo ingest through the CLI").
+
+    Results come back in the order the jobs were sent; the job at the head of that line is the one
+    running, and only it can crash the worker or overrun its time. When it does, the worker is
+    replaced, that job fails, and the jobs sent behind it (never started) are sent again to the new
+    worker.
+    """
 
     def __init__(self, context: Any, initializer: Initializer, args: tuple[Any, ...], number: int) -> None:
         self._context = context
@@ -62,6 +88,13 @@ class WorkerProcess:
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
         self.info: ServiceInfo | None = None
+        self.in_flight = 0  # jobs given to it: kept by ProcessRunner on the event loop
+        self._sending = threading.Lock()  # one job written to the pipe at a time; held to start a worker
+        self._turns = threading.Condition()  # guards the line and the generation
+        self._line: deque[object] = deque()  # the jobs sent to this process, in order: the first runs
+        self._generation = 0  # which process the line belongs to: moves on when one is replaced
+        self._replacing = False  # no job is sent while a process is being replaced
+        self._head_since = 0.0  # when the job at the head began to run, as far as the parent knows
 
     def start(self) -> None:
         parent, child = self._context.Pipe(duplex=True)
@@ -91,36 +124,104 @@ class WorkerProcess:
 
     def call(self, job: Job, timeout: float) -> JobResult:
         """Send a job and wait for its result. Raises WorkerFailed after replacing a worker that
-        died or overran `timeout`."""
-        if self._connection is None:  # its replacement failed to start earlier: try once more
-            try:
-                self.start()
-            except RuntimeError as error:
-                raise WorkerFailed(f"No inference worker could be started: {error}", "worker_unavailable") from None
-        assert self._connection is not None
-        try:
-            self._connection.send(job)
-            if not self._connection.poll(timeout):
-                self._replace("overran JOB_TIMEOUT_SECONDS")
-                raise WorkerFailed("The inference took longer than JOB_TIMEOUT_SECONDS", "inference_timeout")
-            result: JobResult = self._connection.recv()
-            return result
-        except (EOFError, OSError, BrokenPipeError):
-            self._replace("died")
-            raise WorkerFailed("The inference worker stopped during this request", "worker_crashed") from None
+        died or overran `timeout` on this job; a job queued behind another job's failure is sent
+        again to the replacement."""
+        while True:
+            ticket = object()
+            connection, generation = self._send(job, ticket)
+            with self._turns:
+                while self._generation == generation and self._line[0] is not ticket:
+                    self._turns.wait()
+                if self._generation != generation:
+                    continue  # the worker was replaced while this job waited behind another: never run
+                began = self._head_since
+            if connection is None:
+                self._replace("died", generation)
+                raise WorkerFailed("The inference worker stopped during this request", "worker_crashed")
+            return self._receive(connection, generation, began, timeout)
 
-    def _replace(self, reason: str) -> None:
-        logger.error("inference worker %d %s; starting a new one", self.number, reason)
-        self.stop()
+    def _send(self, job: Job, ticket: object) -> tuple[Connection | None, int]:
+        """Queue `ticket` in the line and write the job: (the pipe, its generation); the pipe is None
+        when the worker died before taking the job."""
+        while True:
+            with self._turns:  # not to a process being replaced: its pipe is about to close
+                while self._replacing:
+                    self._turns.wait()
+            with self._sending:
+                if self._connection is None:  # its replacement failed to start earlier: try once more
+                    try:
+                        self.start()
+                    except RuntimeError as error:
+                        raise WorkerFailed(
+                            f"No inference worker could be started: {error}", "worker_unavailable"
+                        ) from None
+                connection = self._connection
+                assert connection is not None
+                with self._turns:
+                    if self._replacing:
+                        continue  # a replacement began meanwhile
+                    generation = self._generation
+                    if not self._line:
+                        self._head_since = time.monotonic()
+                    self._line.append(ticket)
+                try:
+                    send_job(connection, job)  # blocks while the job before it runs, until the worker reads it
+                except (OSError, BrokenPipeError):
+                    return None, generation
+                return connection, generation
+
+    def _receive(self, connection: Connection, generation: int, began: float, timeout: float) -> JobResult:
         try:
-            self.start()
-        except RuntimeError as error:  # tried again at its next job
-            logger.error("inference worker %d could not be restarted: %s", self.number, error)
+            if not connection.poll(max(0.0, began + timeout - time.monotonic())):
+                self._replace("overran JOB_TIMEOUT_SECONDS", generation)
+                raise WorkerFailed("The inference took longer than JOB_TIMEOUT_SECONDS", "inference_timeout")
+            result: JobResult = connection.recv()
+        except (EOFError, OSError, BrokenPipeError):
+            self._replace("died", generation)
+            raise WorkerFailed("The inference worker stopped during this request", "worker_crashed") from None
+        with self._turns:
+            self._line.popleft()
+            self._head_since = time.monotonic()
+            self._turns.notify_all()
+        return result
+
+    def _replace(self, reason: str, generation: int) -> None:
+        """Kill the process of `generation` and start another; the jobs behind the failed one are
+        told to send themselves again."""
+        with self._turns:
+            if self._generation != generation:
+                return
+            self._generation += 1
+            self._replacing = True
+            self._line.clear()
+            self._turns.notify_all()
+        logger.error("inference worker %d %s; starting a new one", self.number, reason)
+        try:
+            self._kill_process()  # first: a sender blocked writing to it fails and lets go of the lock
+            with self._sending:
+                self._close_pipe()
+                try:
+                    self.start()
+                except RuntimeError as error:  # tried again at its next job
+                    logger.error("inference worker %d could not be restarted: %s", self.number, error)
+        finally:
+            with self._turns:
+                self._replacing = False
+                self._turns.notify_all()
+
+    def _kill_process(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.join(5)
+
+    def _close_pipe(self) -> None:
+        """Under `_sending`: no thread is writing to the pipe."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
 
     def stop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        if self._process is not None:
-            self._process.kill()
-            self._process.join(5)
-        self._process = self._connection = None
+        self._kill_process()
+        with self._sending:
+            self._close_pipe()
