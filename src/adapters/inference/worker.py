@@ -5,6 +5,7 @@ and replaces it when it dies or overruns its time."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -43,16 +44,33 @@ def worker_main(connection: Connection, initializer: Initializer, args: tuple[An
         connection.send(("failed", f"{type(error).__name__}: {error}"))
         return
     connection.send(("ready", info))
+    # The next job is read while one runs, on a thread of its own: read after the answer, its bytes
+    # came only as fast as the busy parent could write them (1-2 ms a phone photo with the worker
+    # idle). The parent sends at most JOBS_PER_WORKER, so one job at most waits here.
+    jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+    threading.Thread(target=_read_jobs, args=(connection, jobs), name="job-reader", daemon=True).start()
     while True:
         try:
-            if not connection.poll(IDLE_TRIM_SECONDS):
-                trim_memory()  # idle: give back what the last jobs freed (executor.py says why not sooner)
-            job = receive_job(connection)
-        except (EOFError, OSError):
+            job = jobs.get(timeout=IDLE_TRIM_SECONDS)
+        except queue.Empty:
+            trim_memory()  # idle: give back what the last jobs freed (executor.py says why not sooner)
+            job = jobs.get()
+        if job is None:  # the pipe closed: the parent stopped this worker
             return
         result = perform(job)
-        connection.send(result)
+        try:
+            connection.send(result)
+        except OSError:
+            return
         trim_if_heap_over()
+
+
+def _read_jobs(connection: Connection, jobs: queue.SimpleQueue[Job | None]) -> None:
+    try:
+        while True:
+            jobs.put(receive_job(connection))
+    except (EOFError, OSError):
+        jobs.put(None)
 
 
 def send_job(connection: Connection, job: Job) -> None:
