@@ -269,9 +269,9 @@ class RemotePhotos:
         return answer
 
     def default_concurrency(self) -> int:
-        """Two photos per inference worker of the service: while one is uploaded, hashed and stored, the
-        other keeps the worker busy (bench/photos.py: 86-91% of the model floor against 79-82% with
-        one per worker, since the workers stopped trimming memory after every job)."""
+        """Two photos per inference worker of the service: one running and the next already sent to
+        that worker, or being uploaded, hashed and stored (bench/photos.py: 88-91% of the model floor
+        for phone photos against 80-85% with one per worker; docs/performance.md)."""
         inference = self.remote.call("GET", "/health").get("inference") or {}
         return 2 * max(int(inference.get("workers", 1)), 1)
 
