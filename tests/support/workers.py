@@ -30,3 +30,10 @@ def initialize(fail: bool = False) -> tuple[Callable[[Job], JobResult], ServiceI
     if fail:
         raise ValueError("model file /models/missing.onnx could not be loaded")
     return perform, INFO
+
+
+def initialize_unless(flag: str) -> tuple[Callable[[Job], JobResult], ServiceInfo]:
+    """Starts until the file `flag` exists: a worker whose replacement cannot start."""
+    if os.path.exists(flag):
+        raise ValueError("model file /models/missing.onnx could not be loaded")
+    return perform, INFO

@@ -119,6 +119,8 @@ class ProcessRunner:
         loop = asyncio.get_running_loop()
         places = len(self._workers) * JOBS_PER_WORKER
         self._drivers = ThreadPoolExecutor(max_workers=places, thread_name_prefix="worker-driver")
+        for worker in self._workers:
+            worker.reopen()
         await asyncio.gather(*(loop.run_in_executor(self._drivers, worker.start) for worker in self._workers))
         self._places = asyncio.Semaphore(places)
 
@@ -131,19 +133,26 @@ class ProcessRunner:
 
     async def run(self, job: Job) -> JobResult:
         assert self._places is not None and self._drivers is not None, "start() first"
-        async with self._places:
-            # The least busy worker: an idle one when there is one (in_flight is only touched here,
-            # on the event loop, and the semaphore leaves a place on it).
-            worker = min(self._workers, key=lambda candidate: candidate.in_flight)
-            worker.in_flight += 1
-            try:
-                return await asyncio.get_running_loop().run_in_executor(self._drivers, worker.call, job, self._timeout)
-            except WorkerFailed:
+        places = self._places
+        await places.acquire()
+        # The least busy worker with a process (one whose replacement could not start only when no
+        # other has): an idle one when there is one. in_flight is only touched here and in `settle`,
+        # on the event loop, and the semaphore leaves a place on the one chosen.
+        worker = min(self._workers, key=lambda candidate: (not candidate.ready, candidate.in_flight))
+        worker.in_flight += 1
+        running = asyncio.get_running_loop().run_in_executor(self._drivers, worker.call, job, self._timeout)
+
+        def settle(done: asyncio.Future[JobResult]) -> None:
+            # When the driver thread is done, not when the caller stops waiting (a request cancelled
+            # by a client gone): until then the job holds its worker and its place.
+            worker.in_flight -= 1
+            places.release()
+            if not done.cancelled() and isinstance(done.exception(), WorkerFailed):
                 with self._lock:
                     self._restarts += 1
-                raise
-            finally:
-                worker.in_flight -= 1
+
+        running.add_done_callback(settle)
+        return await asyncio.shield(running)
 
     def close(self) -> None:
         for worker in self._workers:

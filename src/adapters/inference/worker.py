@@ -4,15 +4,18 @@ and replaces it when it dies or overruns its time."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from adapters.inference.executor import IDLE_TRIM_SECONDS, trim_if_heap_over, trim_memory
@@ -69,19 +72,30 @@ def _read_jobs(connection: Connection, jobs: queue.SimpleQueue[Job | None]) -> N
     try:
         while True:
             jobs.put(receive_job(connection))
-    except (EOFError, OSError):
+    except BaseException:  # the pipe closed, or a message that cannot be read: the worker ends
         jobs.put(None)
 
 
-def send_job(connection: Connection, job: Job) -> None:
-    """A job over the pipe: its fields pickled, its body (a photo: megabytes) written as it is, which
-    spares the copies into and out of a pickle on both sides."""
-    connection.send(replace(job, body=b""))
-    connection.send_bytes(job.body)
+@dataclass(frozen=True, slots=True)
+class JobMessage:
+    """A job as it crosses the pipe: its fields pickled, its body (a photo: megabytes) written as it
+    is, which spares the copies into and out of a pickle on both sides. Made before the pipe is
+    taken, so that what can fail (pickling) fails before anything is written."""
+
+    header: bytes
+    body: memoryview
+
+    @classmethod
+    def of(cls, job: Job) -> JobMessage:
+        return cls(bytes(ForkingPickler.dumps(replace(job, body=b""))), memoryview(job.body))
+
+    def write(self, connection: Connection) -> None:
+        connection.send_bytes(self.header)
+        connection.send_bytes(self.body)
 
 
 def receive_job(connection: Connection) -> Job:
-    job: Job = connection.recv()
+    job: Job = pickle.loads(connection.recv_bytes())  # noqa: S301 - from the parent process, as Connection.recv
     return replace(job, body=connection.recv_bytes())
 
 
@@ -112,7 +126,13 @@ class WorkerProcess:
         self._line: deque[object] = deque()  # the jobs sent to this process, in order: the first runs
         self._generation = 0  # which process the line belongs to: moves on when one is replaced
         self._replacing = False  # no job is sent while a process is being replaced
+        self._closed = False  # stopped for good: nothing is started or sent again
         self._head_since = 0.0  # when the job at the head began to run, as far as the parent knows
+
+    def reopen(self) -> None:
+        """Before starting it again after `stop` (an app started twice)."""
+        with self._turns:
+            self._closed = False
 
     def start(self) -> None:
         parent, child = self._context.Pipe(duplex=True)
@@ -140,36 +160,50 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.is_alive()
 
+    @property
+    def ready(self) -> bool:
+        """It has a process to send jobs to (False while its replacement could not be started)."""
+        return self._connection is not None
+
     def call(self, job: Job, timeout: float) -> JobResult:
         """Send a job and wait for its result. Raises WorkerFailed after replacing a worker that
         died or overran `timeout` on this job; a job queued behind another job's failure is sent
-        again to the replacement."""
+        again to the replacement, as is one the worker died before taking (once)."""
+        message = JobMessage.of(job)
+        resent_after_death = False
         while True:
             ticket = object()
-            connection, generation = self._send(job, ticket)
+            connection, generation = self._send(message, ticket)
             with self._turns:
                 while self._generation == generation and self._line[0] is not ticket:
                     self._turns.wait()
+                if self._closed:
+                    raise WorkerFailed("The service is stopping", "worker_unavailable")
                 if self._generation != generation:
                     continue  # the worker was replaced while this job waited behind another: never run
                 began = self._head_since
-            if connection is None:
+            if connection is None:  # the worker was gone before it took this job (killed while idle)
                 self._replace("died", generation)
+                if not resent_after_death:
+                    resent_after_death = True
+                    continue
                 raise WorkerFailed("The inference worker stopped during this request", "worker_crashed")
             return self._receive(connection, generation, began, timeout)
 
-    def _send(self, job: Job, ticket: object) -> tuple[Connection | None, int]:
+    def _send(self, message: JobMessage, ticket: object) -> tuple[Connection | None, int]:
         """Queue `ticket` in the line and write the job: (the pipe, its generation); the pipe is None
         when the worker died before taking the job."""
         while True:
             with self._turns:  # not to a process being replaced: its pipe is about to close
-                while self._replacing:
+                while self._replacing and not self._closed:
                     self._turns.wait()
             with self._sending:
+                if self._closed:
+                    raise WorkerFailed("The service is stopping", "worker_unavailable")
                 if self._connection is None:  # its replacement failed to start earlier: try once more
                     try:
                         self.start()
-                    except RuntimeError as error:
+                    except (RuntimeError, OSError) as error:
                         raise WorkerFailed(
                             f"No inference worker could be started: {error}", "worker_unavailable"
                         ) from None
@@ -183,9 +217,13 @@ class WorkerProcess:
                         self._head_since = time.monotonic()
                     self._line.append(ticket)
                 try:
-                    send_job(connection, job)  # blocks while the job before it runs, until the worker reads it
-                except (OSError, BrokenPipeError):
+                    message.write(connection)  # blocks while the job before it runs, until the worker reads it
+                except OSError:
                     return None, generation
+                except BaseException:
+                    # Half a job may be in the pipe: this process cannot be trusted to read the next.
+                    self._replace("was sent part of a job", generation, locked=True)
+                    raise
                 return connection, generation
 
     def _receive(self, connection: Connection, generation: int, began: float, timeout: float) -> JobResult:
@@ -194,8 +232,10 @@ class WorkerProcess:
                 self._replace("overran JOB_TIMEOUT_SECONDS", generation)
                 raise WorkerFailed("The inference took longer than JOB_TIMEOUT_SECONDS", "inference_timeout")
             result: JobResult = connection.recv()
-        except (EOFError, OSError, BrokenPipeError):
+        except (EOFError, OSError, TypeError, ValueError):  # TypeError, ValueError: closed by `stop`
             self._replace("died", generation)
+            if self._closed:
+                raise WorkerFailed("The service is stopping", "worker_unavailable") from None
             raise WorkerFailed("The inference worker stopped during this request", "worker_crashed") from None
         with self._turns:
             self._line.popleft()
@@ -203,11 +243,11 @@ class WorkerProcess:
             self._turns.notify_all()
         return result
 
-    def _replace(self, reason: str, generation: int) -> None:
-        """Kill the process of `generation` and start another; the jobs behind the failed one are
-        told to send themselves again."""
+    def _replace(self, reason: str, generation: int, locked: bool = False) -> None:
+        """Kill the process of `generation` and start another (none once stopped); the jobs behind
+        the failed one are told to send themselves again. `locked`: the caller holds `_sending`."""
         with self._turns:
-            if self._generation != generation:
+            if self._generation != generation or self._closed:
                 return
             self._generation += 1
             self._replacing = True
@@ -216,11 +256,11 @@ class WorkerProcess:
         logger.error("inference worker %d %s; starting a new one", self.number, reason)
         try:
             self._kill_process()  # first: a sender blocked writing to it fails and lets go of the lock
-            with self._sending:
+            with contextlib.nullcontext() if locked else self._sending:
                 self._close_pipe()
                 try:
                     self.start()
-                except RuntimeError as error:  # tried again at its next job
+                except (RuntimeError, OSError) as error:  # tried again at its next job
                     logger.error("inference worker %d could not be restarted: %s", self.number, error)
         finally:
             with self._turns:
@@ -240,6 +280,12 @@ class WorkerProcess:
             connection.close()
 
     def stop(self) -> None:
-        self._kill_process()
+        """For good: the jobs in its line fail (503 `worker_unavailable`), none is started again."""
+        with self._turns:
+            self._closed = True
+            self._generation += 1
+            self._line.clear()
+            self._turns.notify_all()
+        self._kill_process()  # a sender blocked writing to it fails and lets go of the lock
         with self._sending:
             self._close_pipe()
