@@ -588,8 +588,15 @@ def test_page_groups_the_event_photos_into_people_names_one_knows_him_and_forget
     page.screenshot(path=screenshot, full_page=True)
     print(f"screenshot: {screenshot}")
 
-    # Forget him: the person and his faces are deleted, his name with them; the photos stay.
+    # Forget him: asked once more (cancelling keeps him), then the person and his faces are deleted,
+    # his name with them; the photos stay.
     person.get_by_test_id("event-person-forget-button").click()
+    expect(person.get_by_test_id("event-person-forget-confirm")).to_contain_text("2 face(s)? This cannot be undone.")
+    person.get_by_test_id("event-person-forget-cancel").click()
+    expect(person.get_by_test_id("event-person-forget-confirm")).to_have_count(0)
+    assert len(service_get(service, f"/collections/{PHOTOS_COLLECTION}/people").json()["people"]) == 1
+    person.get_by_test_id("event-person-forget-button").click()
+    person.get_by_test_id("event-person-forget-yes").click()
     expect(page.get_by_test_id("event-people-count")).to_have_text("Nobody is in more than one photo.", timeout=60_000)
     expect(page.get_by_test_id("event-person")).to_have_count(0)
     assert service_get(service, f"/collections/{PHOTOS_COLLECTION}/people").json()["people"] == []

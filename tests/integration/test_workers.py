@@ -75,6 +75,15 @@ def test_an_idle_worker_is_chosen_before_a_busy_one() -> None:
     asyncio.run(scenario())
 
 
+def test_idle_workers_take_turns() -> None:
+    async def scenario() -> None:
+        async with started(2, 30) as runner:
+            pids = [answer(await runner.run(job(b"ok")))["pid"] for _ in range(4)]  # one at a time
+            assert pids[0] != pids[1] and pids[2:] == pids[:2]
+
+    asyncio.run(scenario())
+
+
 def test_a_job_waiting_behind_a_crash_is_run_by_the_replacement() -> None:
     async def scenario() -> None:
         async with started(1, 30) as runner:

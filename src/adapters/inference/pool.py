@@ -111,6 +111,7 @@ class ProcessRunner:
         self._workers = [WorkerProcess(self._context, initializer, args, number) for number in range(workers)]
         self._timeout = timeout
         self._places: asyncio.Semaphore | None = None
+        self._given = 0  # jobs given out: which worker had one last
         self._drivers: ThreadPoolExecutor | None = None
         self._restarts = 0
         self._lock = threading.Lock()
@@ -136,9 +137,13 @@ class ProcessRunner:
         places = self._places
         await places.acquire()
         # The least busy worker with a process (one whose replacement could not start only when no
-        # other has): an idle one when there is one. in_flight is only touched here and in `settle`,
-        # on the event loop, and the semaphore leaves a place on the one chosen.
-        worker = min(self._workers, key=lambda candidate: (not candidate.ready, candidate.in_flight))
+        # other has): an idle one when there is one, and of those the one given a job longest ago
+        # (taking turns, as a queue of idle workers did: light traffic keeps them all warm).
+        # in_flight is only touched here and in `settle`, on the event loop, and the semaphore
+        # leaves a place on the one chosen.
+        worker = min(self._workers, key=lambda candidate: (not candidate.ready, candidate.in_flight, candidate.given))
+        self._given += 1
+        worker.given = self._given
         worker.in_flight += 1
         running = asyncio.get_running_loop().run_in_executor(self._drivers, worker.call, job, self._timeout)
 

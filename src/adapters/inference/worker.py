@@ -121,6 +121,7 @@ class WorkerProcess:
         self._connection: Connection | None = None
         self.info: ServiceInfo | None = None
         self.in_flight = 0  # jobs given to it: kept by ProcessRunner on the event loop
+        self.given = 0  # when it was last given one (ProcessRunner's count of jobs)
         self._sending = threading.Lock()  # one job written to the pipe at a time; held to start a worker
         self._turns = threading.Condition()  # guards the line and the generation
         self._line: deque[object] = deque()  # the jobs sent to this process, in order: the first runs

@@ -245,6 +245,7 @@ function EventPersonCard({ person, url, onChanged }: { person: EventPerson; url:
   const [result, setResult] = useState<NamePersonResult>();
   const [error, setError] = useState<BrowserError>();
   const [busy, setBusy] = useState(false);
+  const [confirming, setConfirming] = useState(false);
 
   async function name(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -260,8 +261,10 @@ function EventPersonCard({ person, url, onChanged }: { person: EventPerson; url:
     onChanged();
   }
 
-  // face-service deletes the person and every face of it; the list, asked again, no longer has it.
+  // face-service deletes the person and every face of it, for good: asked once more before.
+  // The list, asked again, no longer has it.
   async function forget() {
+    setConfirming(false);
     setResult(undefined);
     setError(undefined);
     const form = new FormData();
@@ -292,9 +295,21 @@ function EventPersonCard({ person, url, onChanged }: { person: EventPerson; url:
         {error && <ErrorMessage error={error} />}
         {result && <span data-testid="event-person-named"> Named {result.name}: {result.faces} face(s).</span>}
       </form>
-      <button type="button" onClick={forget} disabled={busy} data-testid="event-person-forget-button">
-        Forget this person
-      </button>
+      {confirming ? (
+        <p role="alertdialog" data-testid="event-person-forget-confirm">
+          Forget this person and their {person.faces} face(s)? This cannot be undone.{" "}
+          <button type="button" onClick={forget} disabled={busy} data-testid="event-person-forget-yes">
+            Yes, forget
+          </button>{" "}
+          <button type="button" onClick={() => setConfirming(false)} data-testid="event-person-forget-cancel">
+            Cancel
+          </button>
+        </p>
+      ) : (
+        <button type="button" onClick={() => setConfirming(true)} disabled={busy} data-testid="event-person-forget-button">
+          Forget this person
+        </button>
+      )}
     </figure>
   );
 }
