@@ -18,12 +18,14 @@ STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        line: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.processName not in (None, "MainProcess"):  # an inference worker: inference-0, ...
+            line["process"] = record.processName
         line.update({key: value for key, value in record.__dict__.items() if key not in STANDARD})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)

@@ -70,6 +70,13 @@ def test_one_structured_log_line_per_request_without_secrets(caplog: pytest.LogC
     assert AUTH["Authorization"].split()[1] not in text and b64(SELFIE)[:40] not in text
 
 
+def test_a_worker_process_names_itself_in_its_log_lines() -> None:
+    record = logging.LogRecord("adapters.models.onnx_model", logging.INFO, __file__, 1, "loaded", None, None)
+    assert "process" not in json.loads(JsonLines().format(record))  # the serving process
+    record.processName = "inference-1"
+    assert json.loads(JsonLines().format(record))["process"] == "inference-1"
+
+
 def test_openapi_docs_are_off_by_default_and_typed_when_on() -> None:
     with make_client(settings_for("fake")) as client:
         assert client.get("/docs/openapi.json").status_code == 404
