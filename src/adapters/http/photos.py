@@ -17,8 +17,9 @@ from adapters.http.controllers import FaceWork
 from adapters.http.gallery import GalleryWork
 from adapters.http.inputs import AnyRequest
 from adapters.http.openapi import COLLECTION_ERRORS, IMAGE_BODY, with_body
-from adapters.inference.jobs import IndexPhoto, Job, photo_image
+from adapters.inference.jobs import MAX_PARTS, IndexPhoto, Job
 from adapters.wire import photos as wire
+from adapters.wire.bodies import photo_image
 from domain.quality import DEFAULT_ENROLL_QUALITY, quality_floor
 from domain.use_cases.collections import Collections, checked_name, checked_photo_id, image_digest
 from domain.use_cases.photos import (
@@ -86,7 +87,7 @@ class PhotoController(Controller):
             def look_up(c: Collections) -> tuple[bytes, str, PhotoIndexing | None]:
                 # The image read from the body and hashed here, on the gallery's thread with the
                 # look-up (hashlib lets go of the GIL): one hop, and the worker gets only the image.
-                image = photo_image(held.content_type, held.body)
+                image = photo_image(held.content_type, held.body, MAX_PARTS)
                 digest = image_digest(image)
                 return image, digest, c.photos.already_indexed(name, photo_id, digest)
 

@@ -133,23 +133,10 @@ class EmbedForGallery(Job):
         return JobResult(200, faces=extraction.faces_count, gallery_input=given)
 
 
-def photo_image(content_type: str, body: bytes) -> bytes:
-    """A photo route's image: a multipart `file` part or JSON `image_base64` (never an embedding).
-    Read where the body is, before `IndexPhoto` (its SHA-256 says whether the photo is indexed
-    already), so that the worker gets the image itself."""
-    if bodies.media_type_of(content_type) == bodies.MULTIPART:
-        return bodies.image_from(content_type, body, MAX_PARTS)
-    bodies.check_media_type(content_type, multipart_allowed=True)
-    payload = bodies.decode_json(body, GalleryRequest)
-    if payload.image_base64 is None:
-        raise InvalidInput("Send the photo as a 'file' part or as 'image_base64'", code="missing_image")
-    return decode_base64(payload.image_base64, "image_base64")
-
-
 @dataclass(frozen=True, slots=True)
 class IndexPhoto(Job):
     """A photo's faces for indexing: every face detected and assessed, only those `options` index
-    embedded (domain.use_cases.photos.photo_plan). Its body is the image itself (`photo_image`),
+    embedded (domain.use_cases.photos.photo_plan). Its body is the image itself (`bodies.photo_image`),
     `digest` its SHA-256."""
 
     options: PhotoOptions = DEFAULT_PHOTO_OPTIONS

@@ -130,6 +130,19 @@ def image_from(content_type: str, body: bytes, max_parts: int) -> bytes:
     return decode_base64(decode_json(body, ImageRequest).image_base64, "image_base64")
 
 
+def photo_image(content_type: str, body: bytes, max_parts: int) -> bytes:
+    """A photo route's image: a multipart `file` part or JSON `image_base64` (never an embedding).
+    Read where the body is, before the photo is indexed (its SHA-256 says whether it is indexed
+    already), so that the inference worker gets the image itself."""
+    if media_type_of(content_type) == MULTIPART:
+        return image_from(content_type, body, max_parts)
+    check_media_type(content_type, multipart_allowed=True)
+    payload = decode_json(body, GalleryRequest)
+    if payload.image_base64 is None:
+        raise InvalidInput("Send the photo as a 'file' part or as 'image_base64'", code="missing_image")
+    return decode_base64(payload.image_base64, "image_base64")
+
+
 def images_from(content_type: str, body: bytes, max_batch: int) -> list[bytes | FaceServiceError]:
     """Every image of a batch request. Base64 that cannot be decoded is kept as that item's error."""
     if media_type_of(content_type) == MULTIPART:
